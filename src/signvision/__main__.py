@@ -1,0 +1,6 @@
+"""`python -m signvision ...` is the same as the `signvision` console script."""
+
+from signvision.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

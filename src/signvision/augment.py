@@ -1,0 +1,163 @@
+"""Augmentation with albumentations, and test-time augmentation (TTA) written here.
+
+Training presets, in strength order (each includes the one before, made stronger):
+
+    none    nothing: images are only resized (once, into the cache)
+    light   horizontal flip; small affine shift/scale/rotate; brightness/contrast
+    medium  + random resized crop; blur; colour jitter; stronger affine
+    heavy   + cut-out (coarse dropout); strongest settings
+
+A user's own pipeline is any albumentations pipeline saved with `A.save(transform, "aug.json")`, given
+as `--augment aug.json`. Evaluation never augments: resize (in the cache) and normalise (on the device).
+
+TTA (`--tta`) runs the model on several views of each image and merges the probabilities:
+
+    none          the image itself
+    hflip         + its mirror image
+    hflip+crops   + centre and four corner crops of 90%, resized back
+    FILE          + `--tta-views` draws of the albumentations pipeline saved in FILE
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from signvision.errors import UserError
+
+PRESETS = ("none", "light", "medium", "heavy")
+TTA_MODES = ("none", "hflip", "hflip+crops")
+
+
+class AugmentPreset:
+    """Builds the albumentations pipeline of one preset: `AugmentPreset("light", image_size=64)()`."""
+
+    def __init__(self, level: str, *, image_size: int, seed: int | None = None):
+        if level not in PRESETS:
+            raise UserError(f"--augment {level}: expected one of {', '.join(PRESETS)} or a .json/.yaml file")
+        self.level, self.image_size, self.seed = level, image_size, seed
+
+    def __call__(self) -> A.Compose | None:
+        s, level = self.image_size, PRESETS.index(self.level)
+        if level == 0:
+            return None
+        strength = [0, 1.0, 1.5, 2.0][level]
+        ops: list[A.BasicTransform] = [
+            A.HorizontalFlip(p=0.5),
+            A.Affine(
+                translate_percent=(-0.06 * strength, 0.06 * strength),
+                scale=(1 - 0.08 * strength, 1 + 0.08 * strength),
+                rotate=(-10 * strength, 10 * strength),
+                border_mode=1,
+                p=0.7,
+            ),  # cv2.BORDER_REPLICATE
+            A.RandomBrightnessContrast(brightness_limit=0.15 * strength, contrast_limit=0.15 * strength, p=0.5),
+        ]
+        if level >= 2:
+            ops += [
+                A.RandomResizedCrop(size=(s, s), scale=(1 - 0.25 * strength / 1.5, 1.0), ratio=(0.85, 1.18), p=0.5),
+                A.GaussianBlur(blur_limit=(3, 5), p=0.2),
+                A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.3, hue=0.05 * strength / 1.5, p=0.4),
+            ]
+        if level >= 3:
+            ops += [
+                A.CoarseDropout(
+                    num_holes_range=(1, 3), hole_height_range=(0.1, 0.25), hole_width_range=(0.1, 0.25), fill=0, p=0.5
+                )
+            ]
+        return A.Compose(ops, seed=self.seed)
+
+
+def build_augment(spec: str, *, image_size: int, seed: int | None = None) -> A.BaseCompose | None:
+    """A preset name or a file saved with albumentations' serialisation (A.save)."""
+    if spec in PRESETS:
+        return AugmentPreset(spec, image_size=image_size, seed=seed)()
+    return load_pipeline(spec, "--augment", image_size)
+
+
+def load_pipeline(path: str, option: str, image_size: int) -> A.BaseCompose:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{option} {path}: not a preset ({', '.join(PRESETS)}) and no such file")
+    try:
+        transform = A.load(str(p), data_format="yaml" if p.suffix in (".yaml", ".yml") else "json")
+    except Exception as e:
+        raise UserError(f"{option} {path}: not an albumentations pipeline ({type(e).__name__}: {e})") from None
+    probe = transform(image=np.zeros((image_size, image_size, 3), np.uint8))["image"]
+    if probe.shape != (image_size, image_size, 3):
+        raise UserError(
+            f"{option} {path}: the pipeline changes the image shape to {probe.shape}; "
+            f"it must keep {image_size}x{image_size}x3"
+        )
+    return transform
+
+
+# ----------------------------------------------------------------------------------------------------
+# Test-time augmentation
+# ----------------------------------------------------------------------------------------------------
+def crop_views(x: torch.Tensor, fraction: float = 0.9) -> list[torch.Tensor]:
+    """Centre and four corner crops of `fraction` of each side, resized back to (H, W). x: (B, C, H, W)."""
+    h, w = x.shape[-2:]
+    ch, cw = max(1, round(h * fraction)), max(1, round(w * fraction))
+    corners = [((h - ch) // 2, (w - cw) // 2), (0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw)]
+    return [
+        F.interpolate(x[..., y : y + ch, x0 : x0 + cw], size=(h, w), mode="bilinear", align_corners=False)
+        for y, x0 in corners
+    ]
+
+
+def merge_probs(views: list[torch.Tensor], how: str = "mean") -> torch.Tensor:
+    """Merge per-view probabilities: arithmetic mean, or geometric mean renormalised to sum to 1.
+    views: list of (B, K) rows summing to 1, or of (B,) P(positive)."""
+    stacked = torch.stack(views)  # (V, B, K) or (V, B)
+    if how == "mean":
+        return stacked.mean(0)
+    if how != "gmean":
+        raise UserError(f"--tta-merge {how}: expected mean or gmean")
+    log = stacked.clamp_min(1e-7).log().mean(0).exp()
+    if stacked.ndim == 2:  # binary: geometric means of p and 1 - p, renormalised
+        neg = (1 - stacked).clamp_min(1e-7).log().mean(0).exp()
+        return log / (log + neg)
+    return log / log.sum(-1, keepdim=True)
+
+
+class TTA:
+    """`TTA("hflip")(predict, images, prepare) -> probabilities merged over the views`.
+
+    `images` is a uint8 batch (B, 3, H, W) on the CPU, `prepare` turns a uint8 batch into the model's
+    normalised input on its device and `predict` turns that input into probabilities.
+    """
+
+    def __init__(self, spec: str = "none", *, merge: str = "mean", views: int = 4, image_size: int = 64, seed: int = 0):
+        if merge not in ("mean", "gmean"):
+            raise UserError(f"--tta-merge {merge}: expected mean or gmean")
+        self.spec, self.merge, self.n_views = spec, merge, views
+        self.file_transform = None
+        if spec not in TTA_MODES:
+            self.file_transform = load_pipeline(spec, "--tta", image_size)
+            self.rng = np.random.default_rng(seed)
+
+    def __call__(
+        self,
+        predict: Callable[[torch.Tensor], torch.Tensor],
+        images: torch.Tensor,
+        prepare: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        x = prepare(images)
+        views = [x]
+        if self.spec in ("hflip", "hflip+crops"):
+            views.append(x.flip(-1))
+        if self.spec == "hflip+crops":
+            views += crop_views(x)
+        if self.file_transform is not None:
+            hwc = images.permute(0, 2, 3, 1).numpy()
+            for _ in range(self.n_views):
+                aug = np.stack([self.file_transform(image=np.ascontiguousarray(im))["image"] for im in hwc])
+                views.append(prepare(torch.from_numpy(aug).permute(0, 3, 1, 2)))
+        probs = [predict(v) for v in views]
+        return probs[0] if len(probs) == 1 else merge_probs(probs, self.merge)

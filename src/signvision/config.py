@@ -1,0 +1,100 @@
+"""The training configuration: one dataclass, every default commented, saved as `config.json` in each run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from signvision.errors import UserError
+
+
+@dataclass
+class TrainConfig:
+    # --- data
+    data: str | None = None  # data folder (Zindi or class-folder layout)
+    csv: str | None = None  # or any CSV of image names and labels ...
+    image_col: str = "img_IDS"  # ... its image column
+    label_col: str = "Label"  # ... its label column
+    image_dir: str | None = None  # ... and the folder its image names are relative to
+    skip_bad_images: bool = False  # drop (and list) rows whose image is missing or corrupt instead of failing
+    audit: str | None = None  # an audit folder: train on its clean.csv, split by its duplicate groups
+    target: str | None = None  # binary task: this class vs the rest, with one output
+    val_fraction: float = 0.33  # share of images (of duplicate groups) held out for validation
+    split: str | None = None  # reuse this split.csv instead of drawing one
+    image_size: int = 64  # images are resized to image_size x image_size
+    cache: str = "memory"  # decoded-image cache: memory | disk | none
+    cache_dir: str | None = None  # where --cache disk keeps its memmaps (default ~/.cache/signvision)
+    workers: int = -1  # DataLoader processes; -1 chooses from the core count and the cache
+    # --- model
+    model: str = "lenet"  # lenet or any timm model name
+    lenet_width: int = 4  # LeNet channel multiplier (1 = the paper's 6/16 channels)
+    pretrained: bool = False  # timm hub weights (needs network)
+    weights: str | None = None  # local weights: timm .safetensors/.pth or a signvision best.pt
+    freeze_backbone_epochs: int = 0  # train only the new head for this many first epochs
+    # --- optimisation
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 2e-3  # peak learning rate of AdamW
+    weight_decay: float = 0.05
+    schedule: str = "cosine"  # cosine (linear warm-up, cosine decay) | onecycle
+    warmup_epochs: float = 1.0  # linear warm-up length for the cosine schedule
+    grad_clip: float = 0.0  # clip the gradient norm to this (0 = off)
+    seed: int = 0
+    # --- augmentation
+    augment: str = "none"  # none | light | medium | heavy | an albumentations .json/.yaml file
+    mix: str = "none"  # none | mixup | cutmix | both
+    mix_alpha: float = 1.0  # lambda ~ Beta(alpha, alpha)
+    mix_prob: float = 1.0  # share of batches that are mixed
+    mix_off_epochs: int = 0  # plain batches for the last N epochs
+    # --- speed
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = False  # mixed precision: bf16 (fp16 on GPUs without bf16) on CUDA, bf16 on CPU
+    channels_last: bool = False  # NHWC memory layout (faster convolutions on recent GPUs)
+    compile: bool = False  # torch.compile the model
+    ema: bool = False  # also keep an exponential moving average of the weights, evaluated each epoch
+    ema_decay: float = 0.998
+    # --- output
+    out: str | None = None  # the run folder (must not already hold a run)
+
+    def check(self) -> TrainConfig:
+        """One-line errors for values that cannot work."""
+        positive = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "image_size": self.image_size,
+            "lr": self.lr,
+            "lenet_width": self.lenet_width,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise UserError(f"--{name.replace('_', '-')} {value}: must be positive")
+        if not 0 < self.val_fraction < 1:
+            raise UserError(f"--val-fraction {self.val_fraction}: must be between 0 and 1")
+        choices = {
+            "schedule": ("cosine", "onecycle"),
+            "mix": ("none", "mixup", "cutmix", "both"),
+            "cache": ("memory", "disk", "none"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise UserError(f"--{name} {getattr(self, name)}: expected one of {', '.join(allowed)}")
+        if self.mix_alpha <= 0 or not 0 <= self.mix_prob <= 1:
+            raise UserError("--mix-alpha must be > 0 and --mix-prob between 0 and 1")
+        for name in ("freeze_backbone_epochs", "mix_off_epochs", "weight_decay", "warmup_epochs", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name.replace('_', '-')} {getattr(self, name)}: must not be negative")
+        if not 0 < self.ema_decay < 1:
+            raise UserError(f"--ema-decay {self.ema_decay}: must be between 0 and 1")
+        return self
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        if not path.is_file():
+            raise UserError(f"{path}: not found (is {path.parent} a signvision run?)")
+        raw = json.loads(path.read_text())
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})

@@ -1,0 +1,166 @@
+"""Models: LeNet written out layer by layer, and any timm backbone with a new linear head.
+
+`build_model(name, num_outputs)` is the one entry point. `lenet` is ours; every other name goes to
+`timm.create_model(name, num_classes=num_outputs)`, which replaces the backbone's classifier with a
+freshly initialised linear layer (one output for a binary task). Pretrained weights come from timm's
+hub (`pretrained=True`, online) or from a local file (`load_weights`, offline), the file being a timm
+`.safetensors`/`.pth` state dict or a signvision run's `best.pt`; a head whose shape does not fit the
+new task is dropped and trained from scratch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from signvision.errors import UserError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class LeNet(nn.Module):
+    """LeNet-5 (LeCun et al., 1998, "Gradient-based learning applied to document recognition"):
+    two convolution + pooling stages, then three fully connected layers, with ReLU for the original
+    tanh and Dropout between the fully connected layers. Any input size, channel count and outputs.
+
+    `width` scales the channel counts (6 and 16 in the paper) for photos richer than 32x32 digits.
+    """
+
+    def __init__(
+        self, num_outputs: int, *, in_chans: int = 3, image_size: int = 32, width: int = 1, dropout: float = 0.3
+    ):
+        super().__init__()
+        c1, c2 = 6 * width, 16 * width
+        self.features = nn.Sequential(
+            nn.Conv2d(in_chans, c1, kernel_size=5, padding=2),  # (B, c1, S, S)
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),  # (B, c1, S/2, S/2)
+            nn.Conv2d(c1, c2, kernel_size=5),  # (B, c2, S/2-4, S/2-4)
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),  # (B, c2, (S/2-4)/2, ...)
+        )
+        side = (image_size // 2 - 4) // 2
+        if side < 1:
+            raise UserError(f"--image-size {image_size}: LeNet needs at least 12 pixels")
+        self.classifier = nn.Sequential(
+            nn.Flatten(),  # (B, c2*side*side)
+            nn.Linear(c2 * side * side, 120 * width),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(120 * width, 84 * width),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(84 * width, num_outputs),  # (B, num_outputs) logits
+        )
+        # timm-like attributes so that the rest of the code treats both kinds of model alike
+        self.pretrained_cfg = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def available_models(pattern: str = "") -> list[str]:
+    """`lenet` plus timm's model names matching a wildcard pattern (`resnet*`; a bare word matches anywhere)."""
+    pattern = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+    return [n for n in ["lenet"] if fnmatch.fnmatch(n, pattern)] + timm.list_models(pattern)
+
+
+def build_model(
+    name: str,
+    num_outputs: int,
+    *,
+    image_size: int = 64,
+    in_chans: int = 3,
+    pretrained: bool = False,
+    lenet_width: int = 4,
+) -> nn.Module:
+    """LeNet or a timm backbone with a new `num_outputs`-way linear head."""
+    if name == "lenet":
+        if pretrained:
+            raise UserError("--pretrained: there are no pretrained LeNet weights; use --weights FILE")
+        return LeNet(num_outputs, in_chans=in_chans, image_size=image_size, width=lenet_width)
+    if name not in timm.list_models() and name.split(".")[0] not in timm.list_models():
+        close = difflib.get_close_matches(name, ["lenet"] + timm.list_models(), n=4, cutoff=0.6)
+        hint = f"; close matches: {', '.join(close)}" if close else "; `signvision models PATTERN` lists names"
+        raise UserError(f"--model {name}: unknown model{hint}")
+    try:
+        return timm.create_model(name, pretrained=pretrained, num_classes=num_outputs, in_chans=in_chans)
+    except Exception as e:  # no network, hub unreachable, no weights published for this name
+        if pretrained:
+            raise UserError(
+                f"--pretrained: could not fetch {name} weights from timm's hub "
+                f"({type(e).__name__}); offline, download them elsewhere and pass --weights FILE"
+            ) from None
+        raise
+
+
+def model_norm(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and std the model's pretrained weights expect (timm's pretrained_cfg), ImageNet's if unset."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
+
+
+def classifier_prefixes(model: nn.Module) -> list[str]:
+    """State-dict prefixes of the final linear layer (the head that fine-tuning may replace)."""
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    return [n for n, m in model.named_modules() if head is not None and m is head]
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state dict from .safetensors, a timm .pth/.bin, or a signvision checkpoint (its 'model' entry).
+    `torch.load(weights_only=True)`: a downloaded file cannot run code."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--weights {path}: file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"--weights {path}: not a weights file this can read safely ({type(e).__name__})") from None
+    if isinstance(obj, dict):
+        for key in ("model", "state_dict", "model_state_dict"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserError(f"--weights {path}: holds no state dict of tensors")
+    return {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in obj.items()}
+
+
+def load_weights(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
+    """Load matching tensors from `path` into `model`; tensors whose shape differs (a head for another
+    number of classes) are dropped. Returns what was loaded, dropped and left new."""
+    state = read_state_dict(path)
+    own = model.state_dict()
+    loadable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    dropped = sorted(k for k in state if k in own and own[k].shape != state[k].shape)
+    unknown = sorted(k for k in state if k not in own)
+    if not loadable:
+        raise UserError(f"--weights {path}: no tensor matches this model (is it for another architecture?)")
+    if len(unknown) > len(loadable):
+        raise UserError(
+            f"--weights {path}: {len(unknown)} tensors do not belong to this model "
+            f"(e.g. {unknown[0]!r}); is it for another architecture?"
+        )
+    model.load_state_dict(loadable, strict=False)
+    new = sorted(k for k in own if k not in loadable)
+    return {"loaded": sorted(loadable), "dropped": dropped, "new": new, "unknown": unknown}
+
+
+def set_backbone_trainable(model: nn.Module, trainable: bool) -> None:
+    """Freeze (or unfreeze) everything but the final classifier, for `--freeze-backbone-epochs`."""
+    heads = {f"{p}." for p in classifier_prefixes(model)}
+    for name, param in model.named_parameters():
+        param.requires_grad = trainable or any(name.startswith(h) for h in heads)

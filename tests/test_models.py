@@ -1,0 +1,74 @@
+"""LeNet's shapes, timm backbones with a new head, local weights with a head that does not fit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from signvision.errors import UserError
+from signvision.models import LeNet, available_models, build_model, load_weights, model_norm, set_backbone_trainable
+
+
+@pytest.mark.parametrize("size,chans,outputs,width", [(32, 3, 10, 1), (28, 1, 1, 1), (64, 3, 9, 4), (97, 4, 2, 2)])
+def test_lenet_shapes(size, chans, outputs, width):
+    model = LeNet(outputs, in_chans=chans, image_size=size, width=width)
+    assert model(torch.zeros(5, chans, size, size)).shape == (5, outputs)
+    kinds = {type(m).__name__ for m in model.modules()}
+    assert {"Conv2d", "MaxPool2d", "Linear", "Dropout"} <= kinds
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in model.modules()) == 2
+    assert sum(isinstance(m, torch.nn.Linear) for m in model.modules()) == 3
+
+
+def test_lenet_too_small():
+    with pytest.raises(UserError, match="image-size 8"):
+        LeNet(3, image_size=8)
+
+
+def test_timm_backbone_gets_new_head():
+    model = build_model("resnet18", 1, image_size=32)
+    assert model.get_classifier().out_features == 1
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 1)
+    mean, std = model_norm(model)
+    assert mean == pytest.approx((0.485, 0.456, 0.406))
+
+
+def test_unknown_model_suggests_close_names():
+    with pytest.raises(UserError, match="close matches: .*resnet18"):
+        build_model("resnet81", 3)
+
+
+def test_available_models_pattern():
+    names = available_models("resnet1*")
+    assert "resnet18" in names and "lenet" not in names and all(n.startswith("resnet1") for n in names)
+    assert available_models("lenet")[0] == "lenet" and "resnet18" not in available_models("lenet")
+
+
+def test_weights_drop_head_of_other_shape(tmp_path):
+    source = build_model("resnet18", 10)
+    save_file(source.state_dict(), str(tmp_path / "r18.safetensors"))
+    torch.save({"model": source.state_dict()}, tmp_path / "r18.pth")
+    for file in ("r18.safetensors", "r18.pth"):
+        target = build_model("resnet18", 3)
+        report = load_weights(target, tmp_path / file)
+        assert report["dropped"] == ["fc.bias", "fc.weight"]
+        assert torch.equal(target.conv1.weight, source.conv1.weight)
+        assert target.fc.out_features == 3
+
+
+def test_weights_for_another_architecture(tmp_path):
+    torch.save(build_model("lenet", 3).state_dict(), tmp_path / "lenet.pth")
+    with pytest.raises(UserError, match="another architecture"):
+        load_weights(build_model("resnet18", 3), tmp_path / "lenet.pth")
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    with pytest.raises(UserError, match="junk.pth"):
+        load_weights(build_model("resnet18", 3), tmp_path / "junk.pth")
+
+
+def test_freeze_backbone_leaves_head_trainable():
+    model = build_model("resnet18", 4)
+    set_backbone_trainable(model, False)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable == ["fc.weight", "fc.bias"]
+    set_backbone_trainable(model, True)
+    assert all(p.requires_grad for p in model.parameters())
