@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/signvision demo
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 # Optional system data: Debian's Fashion-MNIST (70,000 images) for `signvision demo --source fashion-mnist`

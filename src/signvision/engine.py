@@ -612,7 +612,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, log=print) -> dict:
             kept[kept["epoch"] <= start_epoch].to_csv(metrics_path, index=False)
 
     status = "finished"
-    epoch = start_epoch
+    epoch, session_start = start_epoch, time.perf_counter()
     try:
         for epoch in range(start_epoch, cfg.epochs):
             if train_sampler is not None:
@@ -664,7 +664,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, log=print) -> dict:
                     f"val loss {row['val_loss']:.4f}  "
                     f"val ROC AUC {row['val_roc_auc']:.4f}  log loss {row['val_log_loss']:.4f}  "
                     f"acc {row['val_accuracy']:.4f}  {row['train_images_per_s']:.0f} img/s  "
-                    f"eta {train_seconds / (epoch + 1 - start_epoch) * (cfg.epochs - epoch - 1):.0f} s"
+                    f"eta {(time.perf_counter() - session_start) / (epoch + 1 - start_epoch) * (cfg.epochs - epoch - 1):.0f} s"
                     + ("  *" if improved else "")
                 )
     except KeyboardInterrupt:
