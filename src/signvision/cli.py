@@ -146,12 +146,9 @@ def cmd_train(args) -> int:
 
 
 def _maybe_report(run: Path) -> None:
-    try:
-        from signvision.report import write_report
-    except ImportError:
-        return
-    path = write_report(run)
-    print(f"report: {path}")
+    from signvision.report import write_report
+
+    print(f"report: {write_report(run)}")
 
 
 def cmd_evaluate(args) -> int:
@@ -315,16 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extensions():
-    """Sub-commands that live beside their module (audit, report, ablate, export)."""
-    found = []
-    for module in ("signvision.audit", "signvision.report", "signvision.ablate", "signvision.export"):
-        try:
-            mod = __import__(module, fromlist=["register_cli"])
-        except ImportError:
-            continue
-        if hasattr(mod, "register_cli"):
-            found.append(mod.register_cli)
-    return found
+    """Sub-commands that live beside their module."""
+    from signvision import report
+
+    return [report.register_cli]
 
 
 def main(argv: list[str] | None = None) -> int:

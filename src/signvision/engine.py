@@ -654,6 +654,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, log=print) -> dict:
             improved = val_metrics["roc_auc"] > best_auc
             if improved:
                 best_auc = val_metrics["roc_auc"]
+            eta = (time.perf_counter() - session_start) / (epoch + 1 - start_epoch) * (cfg.epochs - epoch - 1)
             if is_main:
                 append_row(out / "metrics.csv", row)
                 if improved:
@@ -664,8 +665,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, log=print) -> dict:
                     f"val loss {row['val_loss']:.4f}  "
                     f"val ROC AUC {row['val_roc_auc']:.4f}  log loss {row['val_log_loss']:.4f}  "
                     f"acc {row['val_accuracy']:.4f}  {row['train_images_per_s']:.0f} img/s  "
-                    f"eta {(time.perf_counter() - session_start) / (epoch + 1 - start_epoch) * (cfg.epochs - epoch - 1):.0f} s"
-                    + ("  *" if improved else "")
+                    f"eta {eta:.0f} s" + ("  *" if improved else "")
                 )
     except KeyboardInterrupt:
         status = "interrupted"

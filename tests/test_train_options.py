@@ -1,0 +1,115 @@
+"""Training options of backbones, transfer learning, mixing, TTA and speed, each run on tiny data."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from conftest import make_zindi
+from test_engine import tiny_config
+
+from signvision.engine import evaluate_run, fit, load_checkpoint, predict
+from signvision.errors import UserError
+
+QUIET = {"log": lambda *_: None}
+
+
+def test_resnet_binary_with_cutmix_and_tta(tiny_zindi, tmp_path):
+    cfg = tiny_config(
+        tiny_zindi,
+        tmp_path / "r18",
+        model="resnet18",
+        image_size=32,
+        epochs=1,
+        target="Ñandú",
+        mix="cutmix",
+        mix_alpha=1.0,
+        augment="light",
+    )
+    summary = fit(cfg, **QUIET)
+    assert summary["epochs"] == 1
+    ckpt = load_checkpoint(tmp_path / "r18" / "best.pt")
+    assert ckpt["model"]["fc.weight"].shape == (1, 512)
+    result = evaluate_run(tmp_path / "r18", tta="hflip+crops", device="cpu", **QUIET)
+    assert set(result["with_tta"]) >= {"roc_auc", "log_loss", "accuracy"}
+    sub = predict(
+        tmp_path / "r18",
+        tiny_zindi,
+        tmp_path / "s.csv",
+        tta="hflip",
+        tta_merge="gmean",
+        device="cpu",
+        workers=0,
+        **QUIET,
+    )
+    assert list(sub.columns) == ["img_IDS", "Ñandú"]
+
+
+def test_speed_options_on_cpu(tiny_zindi, tmp_path):
+    cfg = tiny_config(
+        tiny_zindi,
+        tmp_path / "fast",
+        amp=True,
+        channels_last=True,
+        ema=True,
+        ema_decay=0.9,
+        grad_clip=1.0,
+        mix="both",
+        mix_off_epochs=1,
+        schedule="onecycle",
+        augment="heavy",
+        workers=1,
+    )
+    summary = fit(cfg, **QUIET)
+    last = load_checkpoint(tmp_path / "fast" / "last.pt")
+    assert last["ema"] is not None and summary["epochs"] == 2
+    # best.pt holds the EMA weights (what was evaluated), which differ from the raw weights in last.pt
+    best = load_checkpoint(tmp_path / "fast" / "best.pt")
+    key = "features.0.weight"
+    assert not torch.equal(best["model"][key], last["model"][key]) or best["epoch"] != last["epoch"]
+
+
+def test_compile_on_cpu(tiny_zindi, tmp_path):
+    pytest.importorskip("torch._inductor")
+    summary = fit(tiny_config(tiny_zindi, tmp_path / "c", compile=True, epochs=1), **QUIET)
+    assert summary["epochs"] == 1 and summary["val_roc_auc"] >= 0
+
+
+def test_finetune_from_a_run_with_other_classes(tiny_zindi, tmp_path):
+    fit(tiny_config(tiny_zindi, tmp_path / "src", model="resnet18", image_size=32, epochs=1), **QUIET)
+    source = load_checkpoint(tmp_path / "src" / "best.pt")["model"]
+    two = make_zindi(tmp_path / "two", classes=["left", "right"], n_per_class=10)
+    cfg = tiny_config(
+        two,
+        tmp_path / "ft",
+        model="resnet18",
+        image_size=32,
+        epochs=1,
+        weights=str(tmp_path / "src" / "best.pt"),
+        freeze_backbone_epochs=1,
+    )
+    fit(cfg, **QUIET)
+    tuned = load_checkpoint(tmp_path / "ft" / "best.pt")["model"]
+    assert tuned["fc.weight"].shape == (1, 512)  # a new one-output head, the 3-class head dropped
+    assert torch.equal(tuned["layer1.0.conv1.weight"], source["layer1.0.conv1.weight"])  # frozen backbone
+    assert not torch.equal(tuned["fc.bias"], torch.zeros(1))
+
+
+def test_pretrained_offline_points_at_weights(tiny_zindi, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # read at import time, so also set the constant
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(UserError, match="--weights FILE"):
+        fit(tiny_config(tiny_zindi, tmp_path / "p", model="resnet18", pretrained=True), **QUIET)
+
+
+def test_folder_layout_run_and_csv_layout_run(tmp_path):
+    from conftest import write_images
+
+    for c in ["a", "b"]:
+        write_images(tmp_path / "f" / c, [c] * 8, ["a", "b"], seed=ord(c))
+    summary = fit(tiny_config(tmp_path / "f", tmp_path / "run"), **QUIET)
+    assert summary["classes"] == ["a", "b"]
+    split = pd.read_csv(tmp_path / "run" / "split.csv")
+    assert split["img_IDS"].str.contains("/").all()
