@@ -19,11 +19,13 @@ CLASSES = ["Enough/Satisfied", "Me voy", "Ñandú"]
 
 
 def draw(label_index: int, rng: np.random.Generator, size: int = 32) -> np.ndarray:
-    """A learnable RGB image: a bright block whose position says the class, on a noisy background."""
-    img = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+    """A learnable RGB image: a bright block whose position says the class, on a smooth random
+    background that differs from image to image (so distinct images are not near copies)."""
+    noise = rng.integers(0, 255, (size // 4, size // 4, 3), dtype=np.uint8)
+    img = (cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC) * 0.45).astype(np.uint8)
     q = size // 3
     y, x = [(0, 0), (q, q), (2 * q, 2 * q)][label_index % 3]
-    img[y : y + q, x : x + q] = rng.integers(180, 255, 3, dtype=np.uint8)
+    img[y : y + q, x : x + q] = rng.integers(200, 255, 3, dtype=np.uint8)
     return img
 
 

@@ -1,0 +1,654 @@
+"""The data audit: broken files, exact and near duplicates, conflicting labels, likely mislabels, and
+test images that leak from the training set. `signvision audit --data DIR --out AUDIT`.
+
+How each finding is made:
+
+    broken          the file is missing, empty, not an image, or a truncated JPEG (`data.read_image`)
+    exact copies    the same file bytes, or the same decoded pixels (SHA-1 of each)
+    near copies     two steps. Candidates: every image's nearest neighbours (scikit-learn) by cosine
+                    similarity of a 16x16 grey thumbnail with its mean removed, which ignores brightness
+                    shifts and survives re-encoding and resizing. Verification: the two images
+                    themselves, compared at up to 96 px by normalised cross-correlation
+                    (`cv2.matchTemplate`), under two hypotheses: the same picture resized (both squashed
+                    to one size, small shifts allowed) or one a crop of the other at the same pixel scale.
+                    Sign photos share plain backgrounds, so thumbnails alone would join different photos;
+                    the verification keeps only pairs whose pixels really agree (score >= 0.965).
+                    Verified pairs are joined into groups (connected components).
+    conflicts       groups whose training images carry different labels
+    mislabels       out-of-fold probabilities from k-fold cross-validation of a small CNN (LeNet, copies
+                    kept within one fold), given to cleanlab's `find_label_issues`; the suggested label
+                    is the model's, the score is 1 - cleanlab's self-confidence label quality (higher is
+                    more suspect)
+    leakage         Test.csv images in a group with training images
+
+Outputs in AUDIT: duplicates.csv, label_issues.csv, summary.json, clean.csv and audit.html (one page,
+thumbnails embedded, opens offline).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from signvision.data import BadImage, read_data, read_image, resize
+from signvision.errors import UserError
+
+VERIFY_SIZE = 96  # verification compares images at up to this many pixels a side
+THUMB = 16  # candidate-search thumbnail side
+
+
+@dataclass
+class AuditConfig:
+    data: str | None = None  # data folder (same layouts as train)
+    csv: str | None = None
+    image_col: str = "img_IDS"
+    label_col: str = "Label"
+    image_dir: str | None = None
+    out: str | None = None  # the audit folder to create
+    neighbours: int = 8  # candidates per image for near-duplicate verification
+    candidate_similarity: float = 0.8  # thumbnail cosine similarity a candidate pair needs
+    near_threshold: float = 0.965  # verified pixel correlation that makes a near copy
+    folds: int = 5  # cross-validation folds for the mislabel model
+    epochs: int = 12  # epochs of the mislabel model per fold
+    image_size: int = 32  # image side of the mislabel model
+    drop_suspects: bool = False  # clean.csv also drops likely mislabelled images
+    skip_label_issues: bool = False  # skip the (slowest) mislabel search
+    seed: int = 0
+    device: str = "auto"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Scanning: decode every image once
+# ----------------------------------------------------------------------------------------------------
+@dataclass
+class Scan:
+    ok: np.ndarray  # (N,) bool
+    errors: list[str | None]
+    height: np.ndarray
+    width: np.ndarray
+    channels: np.ndarray  # channels and bit depth of the file as stored
+    bits: np.ndarray
+    file_hash: list[str]
+    pixel_hash: list[str]
+    grey: list[np.ndarray | None]  # grey image, longest side <= VERIFY_SIZE, aspect kept
+    thumbs: np.ndarray  # (N, THUMB*THUMB) float32, zero-mean, unit-norm
+    small: np.ndarray  # (N, s, s, 3) uint8 for the mislabel model
+
+
+def _scan_one(path: str, model_size: int):
+    raw = np.fromfile(path, dtype=np.uint8) if os.path.isfile(path) else None
+    if raw is None:
+        return {"error": f"{path}: file not found"}
+    stored = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
+    try:
+        rgb = read_image(path)
+    except BadImage as e:
+        return {"error": str(e)}
+    h, w = rgb.shape[:2]
+    scale = min(1.0, VERIFY_SIZE / max(h, w))
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    if scale < 1:
+        grey = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    thumb = cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    thumb -= thumb.mean()
+    thumb /= max(float(np.linalg.norm(thumb)), 1e-6)
+    return {
+        "error": None,
+        "height": h,
+        "width": w,
+        "channels": 1 if stored is None or stored.ndim == 2 else stored.shape[2],
+        "bits": 16 if stored is not None and stored.dtype == np.uint16 else 8,
+        "file_hash": hashlib.sha1(raw.tobytes()).hexdigest(),
+        "pixel_hash": hashlib.sha1(rgb.tobytes()).hexdigest(),
+        "grey": grey,
+        "thumb": thumb,
+        "small": resize(rgb, model_size),
+    }
+
+
+def scan_images(paths: list[str], model_size: int, progress: bool = True) -> Scan:
+    n = len(paths)
+    results = [None] * n
+    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+        futures = pool.map(lambda p: _scan_one(p, model_size), paths, chunksize=32)
+        for i, r in enumerate(tqdm(futures, total=n, desc="scanning images", unit="img", disable=not progress)):
+            results[i] = r
+    ok = np.array([r["error"] is None for r in results])
+    zeros_thumb = np.zeros(THUMB * THUMB, np.float32)
+    zeros_small = np.zeros((model_size, model_size, 3), np.uint8)
+    return Scan(
+        ok=ok,
+        errors=[r["error"] for r in results],
+        height=np.array([r.get("height", 0) for r in results]),
+        width=np.array([r.get("width", 0) for r in results]),
+        channels=np.array([r.get("channels", 0) for r in results]),
+        bits=np.array([r.get("bits", 0) for r in results]),
+        file_hash=[r.get("file_hash", f"missing-{i}") for i, r in enumerate(results)],
+        pixel_hash=[r.get("pixel_hash", f"missing-{i}") for i, r in enumerate(results)],
+        grey=[r.get("grey") for r in results],
+        thumbs=np.stack([r.get("thumb", zeros_thumb) for r in results]),
+        small=np.stack([r.get("small", zeros_small) for r in results]),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Duplicates
+# ----------------------------------------------------------------------------------------------------
+def _ncc(image: np.ndarray, template: np.ndarray) -> float:
+    if template.shape[0] > image.shape[0] or template.shape[1] > image.shape[1] or min(template.shape) < 2:
+        return -1.0
+    return float(cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED).max())
+
+
+def verify_pair(a: np.ndarray, b: np.ndarray, size_a: tuple[int, int], size_b: tuple[int, int]) -> float:
+    """How well two grey images agree pixel for pixel, in [-1, 1], allowing for the changes a copy goes
+    through: a resize or re-encoding or brightness change (hypothesis 1), or a crop (hypothesis 2).
+
+    a, b: grey thumbnails (longest side <= VERIFY_SIZE); size_a, size_b: their original (h, w).
+    """
+    s = max(a.shape + b.shape)
+    a_sq = cv2.resize(a, (s, s), interpolation=cv2.INTER_AREA).astype(np.float32)
+    b_sq = cv2.resize(b, (s, s), interpolation=cv2.INTER_AREA).astype(np.float32)
+    m = max(1, s // 16)  # allow shifts of 1/16 of the side
+    same = max(_ncc(b_sq, a_sq[m:-m, m:-m]), _ncc(a_sq, b_sq[m:-m, m:-m]))
+    # crop: put the smaller picture at the larger one's pixel scale and look for it inside
+    (big, big_size), (small, small_size) = sorted([(a, size_a), (b, size_b)], key=lambda t: -t[1][0] * t[1][1])
+    scale = big.shape[1] / big_size[1]
+    w, h = round(small_size[1] * scale), round(small_size[0] * scale)
+    if w < 4 or h < 4 or w > big.shape[1] or h > big.shape[0]:
+        return same
+    small_at_scale = cv2.resize(small, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+    crop = _ncc(big.astype(np.float32), small_at_scale[1:-1, 1:-1])
+    return max(same, crop)
+
+
+class UnionFind:
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, i: int, j: int) -> None:
+        ri, rj = self.find(i), self.find(j)
+        if ri != rj:
+            self.parent[max(ri, rj)] = min(ri, rj)
+
+
+def find_duplicates(
+    scan: Scan, cfg: AuditConfig, progress: bool = True
+) -> tuple[list[tuple[int, int, str, float]], int]:
+    """Pairs (i, j, kind, score) of copies among the readable images; kind is 'exact' or 'near'.
+    Also returns how many candidate pairs were verified."""
+    from sklearn.neighbors import NearestNeighbors
+
+    idx = np.flatnonzero(scan.ok)
+    pairs: dict[tuple[int, int], tuple[str, float]] = {}
+    for hashes in (scan.file_hash, scan.pixel_hash):
+        first: dict[str, int] = {}
+        for i in idx:
+            j = first.setdefault(hashes[i], i)
+            if j != i:
+                pairs[(j, i)] = ("exact", 1.0)
+    if len(idx) < 2:
+        return [(i, j, k, s) for (i, j), (k, s) in pairs.items()], 0
+    k = min(cfg.neighbours + 1, len(idx))
+    nn = NearestNeighbors(n_neighbors=k).fit(scan.thumbs[idx])
+    dist, nbr = nn.kneighbors(scan.thumbs[idx])
+    similarity = 1 - dist**2 / 2  # unit vectors: cosine from Euclidean distance
+    candidates = set()
+    for row in range(len(idx)):
+        for col in range(1, k):
+            if similarity[row, col] >= cfg.candidate_similarity:
+                i, j = sorted((int(idx[row]), int(idx[nbr[row, col]])))
+                if i != j and (i, j) not in pairs:
+                    candidates.add((i, j))
+    candidates_list = sorted(candidates)
+
+    def check(pair):
+        i, j = pair
+        size_i = (int(scan.height[i]), int(scan.width[i]))
+        size_j = (int(scan.height[j]), int(scan.width[j]))
+        return verify_pair(scan.grey[i], scan.grey[j], size_i, size_j)
+
+    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+        scores = list(
+            tqdm(
+                pool.map(check, candidates_list, chunksize=64),
+                total=len(candidates_list),
+                desc="verifying near copies",
+                unit="pair",
+                disable=not progress,
+            )
+        )
+    for pair, score in zip(candidates_list, scores):
+        if score >= cfg.near_threshold:
+            pairs[pair] = ("near", score)
+    return [(i, j, kd, s) for (i, j), (kd, s) in sorted(pairs.items())], len(candidates_list)
+
+
+def group_pairs(n: int, pairs: list[tuple[int, int, str, float]]) -> tuple[np.ndarray, dict[int, str]]:
+    """Connected components: group id per image (-1 = no copy), and each group's kind (exact if every
+    link in it is exact)."""
+    uf = UnionFind(n)
+    for i, j, _, _ in pairs:
+        uf.union(i, j)
+    roots = np.array([uf.find(i) for i in range(n)])
+    sizes = pd.Series(roots).value_counts()
+    group = np.full(n, -1)
+    numbering: dict[int, int] = {}
+    for i in range(n):
+        if sizes[roots[i]] > 1:
+            group[i] = numbering.setdefault(int(roots[i]), len(numbering) + 1)
+    kinds = {g: "exact" for g in numbering.values()}
+    for i, _, kind, _ in pairs:
+        if kind == "near":
+            kinds[int(group[i])] = "near"
+    return group, kinds
+
+
+# ----------------------------------------------------------------------------------------------------
+# Likely mislabels
+# ----------------------------------------------------------------------------------------------------
+def out_of_fold_probs(
+    images: np.ndarray, y: np.ndarray, groups: np.ndarray, num_classes: int, cfg: AuditConfig, progress: bool = True
+) -> np.ndarray:
+    """Probabilities for each image from a LeNet that never saw it (k-fold; copies stay in one fold)."""
+    import torch
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from signvision.config import TrainConfig
+    from signvision.data import ImageDataset, make_loader
+    from signvision.engine import Step, Task, make_scheduler, pick_device, predict_probs, train_one_epoch
+    from signvision.models import build_model
+
+    device = pick_device(cfg.device)
+    task = Task([str(c) for c in range(num_classes)])
+    step = Step(
+        device, task, torch.full((1, 3, 1, 1), 0.5, device=device), torch.full((1, 3, 1, 1), 0.5, device=device)
+    )
+    folds = min(cfg.folds, int(np.bincount(y).min())) if len(y) else 2
+    if folds < 2:
+        raise UserError("audit: a class has fewer than 2 images; cannot cross-validate for mislabels")
+    oof = np.zeros((len(y), num_classes), np.float32)
+    splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=cfg.seed)
+    bar = tqdm(total=folds * cfg.epochs, desc="mislabel model (k-fold)", unit="epoch", disable=not progress)
+    paths = [""] * len(y)
+    for fold, (tr, va) in enumerate(splitter.split(images, y, groups)):
+        torch.manual_seed(cfg.seed * 100 + fold)
+        model = build_model("lenet", task.num_outputs if num_classes > 2 else 1, image_size=cfg.image_size).to(device)
+        fold_task = task if num_classes > 2 else Task(["0", "1"])
+        fold_step = Step(device, fold_task, step.mean, step.std)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.05)
+        train = ImageDataset([paths[i] for i in tr], cfg.image_size, targets=y[tr], images=images[tr])
+        loader = make_loader(train, batch_size=64, shuffle=True)
+        scheduler = make_scheduler(optimizer, TrainConfig(epochs=cfg.epochs, lr=3e-3), len(loader))
+        for epoch in range(cfg.epochs):
+            train_one_epoch(model, loader, optimizer, scheduler, fold_step, epoch=epoch)
+            bar.update(1)
+        val = ImageDataset([paths[i] for i in va], cfg.image_size, targets=y[va], images=images[va])
+        probs, _, _ = predict_probs(model, make_loader(val, batch_size=256), fold_step)
+        oof[va] = probs if probs.ndim == 2 else np.stack([1 - probs, probs], 1)
+    bar.close()
+    return oof
+
+
+def find_mislabels(images, y, groups, classes, cfg: AuditConfig, progress=True) -> pd.DataFrame:
+    """suggested label, score (higher = more suspect) and is_issue for each image, via cleanlab."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    probs = out_of_fold_probs(images, y, groups, len(classes), cfg, progress)
+    is_issue = find_label_issues(labels=y, pred_probs=probs)
+    quality = get_label_quality_scores(y, probs, method="self_confidence")
+    return pd.DataFrame(
+        {
+            "suggested": [classes[k] for k in probs.argmax(1)],
+            "score": 1 - quality,
+            "is_issue": is_issue,
+            "given_prob": probs[np.arange(len(y)), y],
+        }
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# The audit
+# ----------------------------------------------------------------------------------------------------
+def run_audit(cfg: AuditConfig, log=print, progress: bool = True) -> dict:
+    started = time.perf_counter()
+    out = Path(cfg.out or "")
+    if not cfg.out:
+        raise UserError("--out: give a folder for the audit")
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"--out {out}: exists and is not empty; choose a new folder")
+    missing: list[str] = []
+    table = read_data(
+        cfg.data,
+        csv=cfg.csv,
+        image_col=cfg.image_col,
+        label_col=cfg.label_col,
+        image_dir=cfg.image_dir,
+        skip_missing=True,
+        dropped=missing,
+    )
+    train = table.train.assign(set="train")
+    frames = [train]
+    if table.test is not None:
+        frames.append(table.test.assign(Label="", set="test"))
+    images = pd.concat(frames, ignore_index=True)[["img_IDS", "path", "Label", "set"]]
+    log(
+        f"audit of {table.layout} layout at {table.root}: {len(train)} training images"
+        + (f", {len(images) - len(train)} test images" if table.test is not None else "")
+    )
+
+    scan = scan_images(images["path"].tolist(), cfg.image_size, progress)
+    pairs, n_candidates = find_duplicates(scan, cfg, progress)
+    group, kinds = group_pairs(len(images), pairs)
+    images["group"] = group
+    is_train = (images["set"] == "train").to_numpy()
+
+    # conflicts and leakage, per group
+    conflicts, leaks = set(), set()
+    for g, members in images[images["group"] > 0].groupby("group"):
+        labels = set(members.loc[members["set"] == "train", "Label"])
+        if len(labels) > 1:
+            conflicts.add(g)
+        if (members["set"] == "test").any() and (members["set"] == "train").any():
+            leaks.add(g)
+    dup_rows = images[images["group"] > 0].copy()
+    dup_rows["kind"] = dup_rows["group"].map(kinds)
+    dup_rows["conflict"] = dup_rows["group"].isin(conflicts)
+    dup_rows = dup_rows.sort_values(["group", "set", "img_IDS"])[
+        ["group", "img_IDS", "Label", "kind", "conflict", "set"]
+    ]
+
+    # likely mislabels among readable training images
+    train_ok = np.flatnonzero(is_train & scan.ok)
+    classes = sorted(images.loc[train_ok, "Label"].unique())
+    issues = pd.DataFrame(columns=["img_IDS", "Label", "suggested", "score", "is_issue"])
+    if not cfg.skip_label_issues and len(classes) >= 2:
+        y = images.loc[train_ok, "Label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+        groups = np.where(group[train_ok] > 0, group[train_ok], -(train_ok + 1))
+        found = find_mislabels(scan.small[train_ok], y, groups, classes, cfg, progress)
+        issues = pd.concat([images.loc[train_ok, ["img_IDS", "Label"]].reset_index(drop=True), found], axis=1)
+        issues = issues.sort_values("score", ascending=False)
+
+    # the cleaned training table: one image per group, no conflicting groups, no broken files
+    keep = is_train & scan.ok
+    pixels = scan.height * scan.width
+    for g, members in images[(images["group"] > 0) & is_train].groupby("group"):
+        rows = members.index.to_numpy()
+        keep[rows] = False
+        if g not in conflicts:
+            readable = [r for r in rows if scan.ok[r]]
+            if readable:
+                keep[max(readable, key=lambda r: (pixels[r], -r))] = True
+    if cfg.drop_suspects and len(issues):
+        suspects = set(issues.loc[issues["is_issue"], "img_IDS"])
+        keep &= ~images["img_IDS"].isin(suspects).to_numpy()
+    clean = images.loc[keep, ["img_IDS", "Label"]]
+
+    broken = [(images["img_IDS"][i], images["set"][i], scan.errors[i]) for i in np.flatnonzero(~scan.ok)]
+    broken += [(m.split(" (")[1].split(")")[0] if " (" in m else m, "train", m) for m in missing]
+    ok_train = is_train & scan.ok
+    summary = {
+        "data": str(table.root),
+        "layout": table.layout,
+        "images": int(len(images)),
+        "train_images": int(is_train.sum()),
+        "test_images": int((~is_train).sum()),
+        "broken_images": len(broken),
+        "exact_duplicate_groups": int(sum(1 for k in kinds.values() if k == "exact")),
+        "near_duplicate_groups": int(sum(1 for k in kinds.values() if k == "near")),
+        "images_in_duplicate_groups": int((group > 0).sum()),
+        "duplicate_pairs": len(pairs),
+        "candidate_pairs_verified": n_candidates,
+        "conflicting_groups": len(conflicts),
+        "label_issues": int(issues["is_issue"].sum()) if len(issues) else 0,
+        "leaked_test_images": int(dup_rows.loc[dup_rows["group"].isin(leaks) & (dup_rows["set"] == "test")].shape[0]),
+        "clean_images": int(len(clean)),
+        "class_balance": {str(k): int(v) for k, v in images.loc[ok_train, "Label"].value_counts().sort_index().items()},
+        "image_sizes": _size_stats(scan),
+        "seconds": None,
+        "config": asdict(cfg),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    dup_rows.to_csv(out / "duplicates.csv", index=False)
+    issues[["img_IDS", "Label", "suggested", "score", "is_issue"]].to_csv(out / "label_issues.csv", index=False)
+    clean.to_csv(out / "clean.csv", index=False)
+    pd.DataFrame(broken, columns=["img_IDS", "set", "error"]).to_csv(out / "broken.csv", index=False)
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    write_html(out / "audit.html", summary, images, dup_rows, issues, broken, conflicts, leaks)
+    log(
+        f"broken {summary['broken_images']}, duplicate groups {summary['exact_duplicate_groups']} exact + "
+        f"{summary['near_duplicate_groups']} near ({summary['images_in_duplicate_groups']} images), conflicting "
+        f"groups {summary['conflicting_groups']}, likely mislabels {summary['label_issues']}, leaked test images "
+        f"{summary['leaked_test_images']}; clean.csv keeps {summary['clean_images']} images. "
+        f"{summary['seconds']:.0f} s. Open {out / 'audit.html'}"
+    )
+    return summary
+
+
+def _size_stats(scan: Scan) -> dict:
+    ok = scan.ok
+    if not ok.any():
+        return {}
+    sizes = pd.Series([f"{w}x{h}" for w, h in zip(scan.width[ok], scan.height[ok])]).value_counts()
+    return {
+        "width": {
+            "min": int(scan.width[ok].min()),
+            "median": float(np.median(scan.width[ok])),
+            "max": int(scan.width[ok].max()),
+        },
+        "height": {
+            "min": int(scan.height[ok].min()),
+            "median": float(np.median(scan.height[ok])),
+            "max": int(scan.height[ok].max()),
+        },
+        "most_common_sizes": {k: int(v) for k, v in sizes.head(5).items()},
+        "channels": {str(k): int(v) for k, v in pd.Series(scan.channels[ok]).value_counts().items()},
+        "bit_depths": {str(k): int(v) for k, v in pd.Series(scan.bits[ok]).value_counts().items()},
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# audit.html
+# ----------------------------------------------------------------------------------------------------
+def _thumb(path: str, size: int = 96) -> str:
+    try:
+        img = resize(read_image(path), size)
+    except (BadImage, OSError):
+        return '<div class="broken">unreadable</div>'
+    ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
+    import base64
+
+    return (
+        f'<img src="data:image/jpeg;base64,{base64.b64encode(buf.tobytes()).decode()}" width="{size}" height="{size}">'
+    )
+
+
+def _figure(path: str, caption: str) -> str:
+    return f"<figure>{_thumb(path)}<figcaption>{caption}</figcaption></figure>"
+
+
+def write_html(
+    path: Path,
+    summary: dict,
+    images: pd.DataFrame,
+    dups: pd.DataFrame,
+    issues: pd.DataFrame,
+    broken: list,
+    conflicts: set,
+    leaks: set,
+    max_groups: int = 200,
+    max_issues: int = 100,
+) -> None:
+    e = html.escape
+    by_id = images.set_index("img_IDS")
+    parts = ["<h2>Summary</h2><table>"]
+    for key in (
+        "images",
+        "train_images",
+        "test_images",
+        "broken_images",
+        "exact_duplicate_groups",
+        "near_duplicate_groups",
+        "images_in_duplicate_groups",
+        "conflicting_groups",
+        "label_issues",
+        "leaked_test_images",
+        "clean_images",
+        "seconds",
+    ):
+        parts.append(f"<tr><th>{e(key.replace('_', ' '))}</th><td>{e(str(summary[key]))}</td></tr>")
+    parts.append("</table><h2>Class balance (training images)</h2><table>")
+    total = max(1, sum(summary["class_balance"].values()))
+    for label, count in summary["class_balance"].items():
+        bar = f'<span class="bar" style="width:{300 * count / total:.0f}px"></span>'
+        parts.append(f"<tr><th>{e(label)}</th><td>{count}</td><td class=l>{bar}</td></tr>")
+    parts.append(f"</table><h2>Image sizes</h2><pre>{e(json.dumps(summary['image_sizes'], indent=1))}</pre>")
+    parts.append(f"<h2>Broken files ({len(broken)})</h2><ul>")
+    parts += [f"<li>{e(str(i))} ({e(s)}): {e(str(m))}</li>" for i, s, m in broken[:500]]
+    parts.append("</ul>")
+    groups = list(dups.groupby("group"))
+    groups.sort(key=lambda t: (t[0] not in conflicts, t[0] not in leaks, t[0]))
+    parts.append(f"<h2>Duplicate groups ({len(groups)}; conflicts and leaks first)</h2>")
+    for g, members in groups[:max_groups]:
+        tags = [members["kind"].iloc[0]] + (["CONFLICT"] if g in conflicts else []) + (["LEAK"] if g in leaks else [])
+        figs = "".join(
+            _figure(by_id.loc[r.img_IDS, "path"], f"{e(r.img_IDS)}<br>{e(r.Label) if r.Label else '(test)'}")
+            for r in members.itertuples()
+        )
+        cls = "group conflict" if g in conflicts else "group"
+        parts.append(f'<div class="{cls}"><b>group {g}</b> {e(", ".join(tags))}<div class="row">{figs}</div></div>')
+    suspects = issues[issues["is_issue"]] if len(issues) else issues
+    parts.append(f"<h2>Likely mislabelled ({len(suspects)}), most suspect first</h2>")
+    typical = {}
+    if len(issues):
+        confident = issues[~issues["is_issue"]].sort_values("score")
+        typical = {label: rows["img_IDS"].head(3).tolist() for label, rows in confident.groupby("Label")}
+    for r in suspects.head(max_issues).itertuples():
+        given = "".join(_figure(by_id.loc[i, "path"], f"typical {e(r.Label)}") for i in typical.get(r.Label, []))
+        sugg = "".join(_figure(by_id.loc[i, "path"], f"typical {e(r.suggested)}") for i in typical.get(r.suggested, []))
+        parts.append(
+            f'<div class="issue"><div class="row">{_figure(by_id.loc[r.img_IDS, "path"], f"<b>{e(r.img_IDS)}</b>")}'
+            f"<div><p>given <b>{e(r.Label)}</b>, suggested <b>{e(r.suggested)}</b>, score {r.score:.3f}</p>"
+            f'<div class="row">{given}<span class="sep"></span>{sugg}</div></div></div></div>'
+        )
+    style = (
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}th,td{border:1px solid #ddd;"
+        "padding:2px 8px;text-align:right}.l{text-align:left}.bar{display:inline-block;height:10px;background:#4a8}"
+        ".row{display:flex;flex-wrap:wrap;gap:6px;align-items:flex-start}figure{margin:0;font-size:11px;"
+        "width:100px;word-break:break-all}.group,.issue{border:1px solid #ccc;margin:8px 0;padding:6px}"
+        ".conflict{border-color:#c33;background:#fff4f4}.sep{width:24px}.broken{width:96px;height:96px;background:#eee}"
+    )
+    page = (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>signvision audit</title><style>{style}</style>'
+        f"</head><body><h1>signvision audit of {e(summary['data'])}</h1>{''.join(parts)}</body></html>\n"
+    )
+    path.write_text(page, encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------------
+def register_cli(sub, make) -> None:
+    p = make(
+        sub,
+        "audit",
+        "find broken files, duplicates, conflicting labels, likely mislabels and leakage",
+        "signvision audit --data ../shared/data/sign-digits --out audits/sign-digits",
+    )
+    p.add_argument("--data")
+    p.add_argument("--csv")
+    p.add_argument("--image-col", default="img_IDS")
+    p.add_argument("--label-col", default="Label")
+    p.add_argument("--image-dir")
+    p.add_argument("--out", required=True, help="a new folder for the audit")
+    p.add_argument("--drop-suspects", action="store_true", help="clean.csv also drops likely mislabelled images")
+    p.add_argument("--skip-label-issues", action="store_true", help="skip the k-fold mislabel search")
+    d = AuditConfig()
+    p.add_argument("--folds", type=int, default=d.folds)
+    p.add_argument("--epochs", type=int, default=d.epochs, help="epochs of the mislabel model per fold")
+    p.add_argument("--near-threshold", type=float, default=d.near_threshold)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+
+    def cmd(a) -> int:
+        if a.folds < 2 or a.epochs < 1:
+            raise UserError("--folds must be >= 2 and --epochs >= 1")
+        cfg = AuditConfig(
+            data=a.data,
+            csv=a.csv,
+            image_col=a.image_col,
+            label_col=a.label_col,
+            image_dir=a.image_dir,
+            out=a.out,
+            drop_suspects=a.drop_suspects,
+            skip_label_issues=a.skip_label_issues,
+            folds=a.folds,
+            epochs=a.epochs,
+            near_threshold=a.near_threshold,
+            seed=a.seed,
+            device=a.device,
+        )
+        run_audit(cfg, progress=os.environ.get("SIGNVISION_PROGRESS", "1") != "0")
+        return 0
+
+    p.set_defaults(func=cmd)
+
+    p = make(
+        sub,
+        "split",
+        "write a stratified validation split; with --audit, copies stay on one side",
+        "signvision split --data ../shared/data/sign-digits --audit audits/sign-digits --out split.csv",
+    )
+    p.add_argument("--data")
+    p.add_argument("--csv")
+    p.add_argument("--image-col", default="img_IDS")
+    p.add_argument("--label-col", default="Label")
+    p.add_argument("--image-dir")
+    p.add_argument("--audit", help="an audit folder: its duplicate groups are kept on one side")
+    p.add_argument("--val-fraction", type=float, default=0.33)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+
+    def cmd_split(a) -> int:
+        from signvision.engine import load_audit
+        from signvision.split import make_split
+
+        out = Path(a.out)
+        if out.exists():
+            raise UserError(f"--out {out}: already exists; choose another name")
+        table = read_data(a.data, csv=a.csv, image_col=a.image_col, label_col=a.label_col, image_dir=a.image_dir)
+        groups = None
+        if a.audit:
+            _, dups = load_audit(a.audit)
+            groups = table.train["img_IDS"].map(dict(zip(dups["img_IDS"], dups["group"])))
+        split = make_split(
+            table.train["img_IDS"], table.train["Label"], val_fraction=a.val_fraction, seed=a.seed, groups=groups
+        )
+        split.to_csv(out, index=False)
+        counts = split["fold"].value_counts()
+        print(
+            f"wrote {out}: {counts.get('train', 0)} train, {counts.get('val', 0)} val images"
+            + (f"; {int(groups.notna().sum())} images in duplicate groups kept together" if groups is not None else "")
+        )
+        return 0
+
+    p.set_defaults(func=cmd_split)
