@@ -313,9 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extensions():
     """Sub-commands that live beside their module."""
-    from signvision import audit, report
+    from signvision import ablate, audit, export, report
 
-    return [audit.register_cli, report.register_cli]
+    return [audit.register_cli, report.register_cli, ablate.register_cli, export.register_cli]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -480,6 +480,8 @@ def fit(cfg: TrainConfig, *, resume: bool = False, log=print) -> dict:
         raise UserError(f"--out {out}: already holds a run; choose a new folder or continue it with --resume {out}")
     if not resume and out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")
+    if world > 1:
+        dist.barrier()  # every rank has checked --out before rank 0 writes into it
     torch.manual_seed(cfg.seed)
 
     data = prepare_run_data(cfg, out / "split.csv" if resume else cfg.split, rank=rank)
@@ -679,6 +681,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, log=print) -> dict:
         summary = write_summary(out, cfg, task, status=status, train_seconds=train_seconds, dropped=len(data.dropped))
     if world > 1:
         dist.barrier()
+        dist.destroy_process_group()
     if status == "interrupted":
         raise KeyboardInterrupt
     return summary

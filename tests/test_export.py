@@ -1,0 +1,38 @@
+"""ONNX export: onnxruntime's outputs equal PyTorch's within 1e-4, for any batch size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_engine import tiny_config
+
+from signvision.engine import fit, load_run
+from signvision.export import Deployable, export_onnx
+from signvision.metrics import logits_to_probs
+
+
+@pytest.mark.parametrize("model,target", [("lenet", None), ("resnet18", "Me voy")])
+def test_onnx_matches_pytorch(tiny_zindi, tmp_path, model, target):
+    ort = pytest.importorskip("onnxruntime")
+    fit(
+        tiny_config(tiny_zindi, tmp_path / "run", model=model, image_size=32, epochs=1, target=target),
+        log=lambda *_: None,
+    )
+    path = export_onnx(tmp_path / "run")
+    net, task, cfg, ckpt = load_run(tmp_path / "run")
+    net.eval()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for batch in (1, 5):
+        images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8)
+        got = session.run(None, {"images": images.numpy()})[0]
+        with torch.no_grad():
+            mean = torch.tensor(ckpt["norm"]["mean"]).view(1, 3, 1, 1)
+            std = torch.tensor(ckpt["norm"]["std"]).view(1, 3, 1, 1)
+            expected = logits_to_probs(net((images.float() / 255 - mean) / std)).numpy()
+        assert got.shape[0] == batch
+        np.testing.assert_allclose(got.reshape(expected.shape), expected, atol=1e-4)
+        with torch.no_grad():
+            wrapped = Deployable(net, ckpt["norm"]["mean"], ckpt["norm"]["std"])(images).numpy()
+        np.testing.assert_allclose(got, wrapped, atol=1e-4)
+    assert (tmp_path / "run" / "model.json").is_file()

@@ -1,0 +1,90 @@
+"""Run reports, run comparison, and an ablation interrupted and then resumed."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from test_engine import tiny_config
+
+import signvision.ablate as ablate
+from signvision.ablate import paired_interval, parse_grid, run_ablation
+from signvision.cli import main
+from signvision.engine import fit
+from signvision.errors import UserError
+from signvision.report import compare_runs, write_report
+
+
+def test_report_pictures_and_page(tiny_zindi, tmp_path):
+    fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=2), log=lambda *_: None)
+    page = write_report(tmp_path / "run", device="cpu").read_text()
+    for png in ("curves.png", "roc.png", "confusion.png"):
+        assert (tmp_path / "run" / png).stat().st_size > 1000
+        assert png.split(".")[0] in page
+    assert page.count("data:image/png;base64,") >= 3 and "Ñandú" in page and "&quot;image_size&quot;: 16" in page
+
+
+def test_compare_shows_only_differing_settings(tiny_zindi, tmp_path, capsys):
+    fit(tiny_config(tiny_zindi, tmp_path / "a"), log=lambda *_: None)
+    fit(tiny_config(tiny_zindi, tmp_path / "b", augment="light"), log=lambda *_: None)
+    table = compare_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "cmp")
+    assert "augment" in table.columns and "lr" not in table.columns and "model" not in table.columns
+    assert (tmp_path / "cmp" / "compare.png").is_file() and (tmp_path / "cmp" / "compare.csv").is_file()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert "val_roc_auc" in capsys.readouterr().out
+    with pytest.raises(UserError, match="not a finished signvision run"):
+        compare_runs([tmp_path / "nope"])
+
+
+def test_paired_interval_and_grid_parsing():
+    mean, low, high = paired_interval([0.01, 0.012, 0.011])
+    assert low > 0 and mean == pytest.approx(0.011)
+    mean, low, high = paired_interval([0.02, -0.02, 0.01])
+    assert low < 0 < high
+    assert parse_grid(["augment=none,light", "epochs=1,2"]) == {"augment": ["none", "light"], "epochs": [1, 2]}
+    with pytest.raises(UserError, match="not a training setting"):
+        parse_grid(["colour=red"])
+
+
+def test_ablation_interrupted_then_resumed(tiny_zindi, tmp_path, monkeypatch):
+    import signvision.engine as engine
+
+    base = tiny_config(tiny_zindi, None, epochs=1)
+    grid = {"augment": ["none", "light"]}
+    real_fit = engine.fit
+    calls = []
+
+    def flaky_fit(cfg, resume=False, log=print):
+        calls.append((cfg.out, resume))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_fit(cfg, resume=resume, log=log)
+
+    monkeypatch.setattr(engine, "fit", flaky_fit)
+    with pytest.raises(KeyboardInterrupt):
+        run_ablation(base, grid, ["none", "hflip"], 2, tmp_path / "abl", log=lambda *_: None)
+    assert len(calls) == 3
+    calls.clear()
+    monkeypatch.setattr(
+        engine,
+        "fit",
+        lambda cfg, resume=False, log=print: calls.append(cfg.out) or real_fit(cfg, resume=resume, log=log),
+    )
+    table = run_ablation(base, grid, ["none", "hflip"], 2, tmp_path / "abl", log=lambda *_: None)
+    assert len(calls) == 2  # the two runs not finished before the interruption, nothing redone
+    results = pd.read_csv(tmp_path / "abl" / "results.csv")
+    assert len(results) == 2 * 2 * 2 and len(table) == 4
+    assert {"auc_diff", "auc_diff_low", "auc_diff_high", "beyond_noise"} <= set(table.columns)
+    assert (tmp_path / "abl" / "ablation.png").is_file() and "baseline" in (
+        tmp_path / "abl" / "ablation.md"
+    ).read_text()
+    # every setting of one seed used the same split
+    runs = list((tmp_path / "abl" / "runs").glob("*-seed0"))
+    assert len({(r / "split.csv").read_text() for r in runs}) == 1
+    with pytest.raises(UserError, match="other settings"):
+        run_ablation(base, {"augment": ["none", "heavy"]}, ["none"], 2, tmp_path / "abl", log=lambda *_: None)
+
+
+def test_ablate_cli_help_mentions_example():
+    with pytest.raises(SystemExit):
+        main(["ablate", "--help"])
+    assert ablate.__doc__ and "paired" in ablate.__doc__
