@@ -54,3 +54,9 @@ def test_two_processes_match_single_process_evaluation(tmp_path):
     assert single["accuracy"] == pytest.approx(summary["val_accuracy"], abs=1e-9)
     n_val = (run / "split.csv").read_text().count(",val")
     assert json.loads((run / "evaluation.json").read_text())["images"] == n_val
+    # resume under torchrun: two more epochs continue the same run
+    resume = cmd[: cmd.index("train") + 1] + ["--resume", str(run), "--epochs", "4"]
+    result = subprocess.run(resume, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 4
+    assert (run / "metrics.csv").read_text().count("\n") == 5  # header + 4 epochs, none repeated

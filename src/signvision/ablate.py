@@ -73,6 +73,7 @@ def run_ablation(
 ) -> pd.DataFrame:
     """Train and evaluate everything not yet done; write results.csv, table.csv, ablation.md, ablation.png."""
     from signvision.engine import evaluate_run, fit, prepare_run_data
+    from signvision.report import write_report
 
     out = Path(out)
     spec = {
@@ -117,6 +118,7 @@ def run_ablation(
             )
             resume = (run / "last.pt").is_file()
             fit(TrainConfig.load(run / "config.json") if resume else cfg, resume=resume, log=lambda *_: None)
+            write_report(run, device=base.device)
         for tta in tta_modes:
             name = "evaluation.json" if tta == "none" else f"evaluation-tta-{Path(tta).stem}.json"
             if not (run / name).is_file():

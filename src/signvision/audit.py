@@ -58,9 +58,10 @@ class AuditConfig:
     out: str | None = None  # the audit folder to create
     neighbours: int = 8  # candidates per image for near-duplicate verification
     candidate_similarity: float = 0.8  # thumbnail cosine similarity a candidate pair needs
-    near_threshold: float = 0.965  # verified pixel correlation that makes a near copy
+    near_threshold: float = 0.965  # verified pixel correlation that makes a near copy ...
+    small_near_threshold: float = 0.99  # ... of images under 48 px a side (tiny images look alike more easily)
     folds: int = 5  # cross-validation folds for the mislabel model
-    epochs: int = 12  # epochs of the mislabel model per fold
+    epochs: int = 0  # epochs of the mislabel model per fold; 0 = 12 for small data, fewer for large (>= 2)
     image_size: int = 32  # image side of the mislabel model
     drop_suspects: bool = False  # clean.csv also drops likely mislabelled images
     skip_label_issues: bool = False  # skip the (slowest) mislabel search
@@ -210,13 +211,14 @@ def find_duplicates(
     nn = NearestNeighbors(n_neighbors=k).fit(scan.thumbs[idx])
     dist, nbr = nn.kneighbors(scan.thumbs[idx])
     similarity = 1 - dist**2 / 2  # unit vectors: cosine from Euclidean distance
-    candidates = set()
+    directed = set()
     for row in range(len(idx)):
         for col in range(1, k):
-            if similarity[row, col] >= cfg.candidate_similarity:
-                i, j = sorted((int(idx[row]), int(idx[nbr[row, col]])))
-                if i != j and (i, j) not in pairs:
-                    candidates.add((i, j))
+            if similarity[row, col] >= cfg.candidate_similarity and nbr[row, col] != row:
+                directed.add((int(idx[row]), int(idx[nbr[row, col]])))
+    # mutual neighbours only: a copy is among its original's nearest images and the other way round,
+    # which stops chains of merely similar images from growing through dense regions
+    candidates = {(i, j) for i, j in directed if i < j and (j, i) in directed and (i, j) not in pairs}
     candidates_list = sorted(candidates)
 
     def check(pair):
@@ -235,9 +237,10 @@ def find_duplicates(
                 disable=not progress,
             )
         )
-    for pair, score in zip(candidates_list, scores):
-        if score >= cfg.near_threshold:
-            pairs[pair] = ("near", score)
+    for (i, j), score in zip(candidates_list, scores):
+        tiny = min(max(scan.grey[i].shape), max(scan.grey[j].shape)) < 48
+        if score >= (cfg.small_near_threshold if tiny else cfg.near_threshold):
+            pairs[(i, j)] = ("near", score)
     return [(i, j, kd, s) for (i, j), (kd, s) in sorted(pairs.items())], len(candidates_list)
 
 
@@ -277,34 +280,37 @@ def out_of_fold_probs(
     from signvision.models import build_model
 
     device = pick_device(cfg.device)
-    task = Task([str(c) for c in range(num_classes)])
-    step = Step(
-        device, task, torch.full((1, 3, 1, 1), 0.5, device=device), torch.full((1, 3, 1, 1), 0.5, device=device)
-    )
+    task = Task([str(c) for c in range(num_classes)])  # two classes: one output, as in training
+    half = torch.full((1, 3, 1, 1), 0.5, device=device)
+    step = Step(device, task, half, half)
     folds = min(cfg.folds, int(np.bincount(y).min())) if len(y) else 2
     if folds < 2:
         raise UserError("audit: a class has fewer than 2 images; cannot cross-validate for mislabels")
+    epochs = cfg.epochs or auto_epochs(len(y))
     oof = np.zeros((len(y), num_classes), np.float32)
     splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=cfg.seed)
-    bar = tqdm(total=folds * cfg.epochs, desc="mislabel model (k-fold)", unit="epoch", disable=not progress)
-    paths = [""] * len(y)
+    bar = tqdm(total=folds * epochs, desc="mislabel model (k-fold)", unit="epoch", disable=not progress)
     for fold, (tr, va) in enumerate(splitter.split(images, y, groups)):
         torch.manual_seed(cfg.seed * 100 + fold)
-        model = build_model("lenet", task.num_outputs if num_classes > 2 else 1, image_size=cfg.image_size).to(device)
-        fold_task = task if num_classes > 2 else Task(["0", "1"])
-        fold_step = Step(device, fold_task, step.mean, step.std)
+        model = build_model("lenet", task.num_outputs, image_size=cfg.image_size).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.05)
-        train = ImageDataset([paths[i] for i in tr], cfg.image_size, targets=y[tr], images=images[tr])
+        # the images come from the array; no file is read, so the paths stay empty
+        train = ImageDataset([""] * len(tr), cfg.image_size, targets=y[tr], images=images[tr])
         loader = make_loader(train, batch_size=64, shuffle=True)
-        scheduler = make_scheduler(optimizer, TrainConfig(epochs=cfg.epochs, lr=3e-3), len(loader))
-        for epoch in range(cfg.epochs):
-            train_one_epoch(model, loader, optimizer, scheduler, fold_step, epoch=epoch)
+        scheduler = make_scheduler(optimizer, TrainConfig(epochs=epochs, lr=3e-3), len(loader))
+        for epoch in range(epochs):
+            train_one_epoch(model, loader, optimizer, scheduler, step, epoch=epoch)
             bar.update(1)
-        val = ImageDataset([paths[i] for i in va], cfg.image_size, targets=y[va], images=images[va])
-        probs, _, _ = predict_probs(model, make_loader(val, batch_size=256), fold_step)
+        val = ImageDataset([""] * len(va), cfg.image_size, targets=y[va], images=images[va])
+        probs, _, _ = predict_probs(model, make_loader(val, batch_size=256), step)
         oof[va] = probs if probs.ndim == 2 else np.stack([1 - probs, probs], 1)
     bar.close()
     return oof
+
+
+def auto_epochs(n_images: int) -> int:
+    """12 epochs for a few thousand images, fewer for more (about 200,000 image-steps per fold), at least 2."""
+    return int(max(2, min(12, round(200_000 / max(n_images, 1)))))
 
 
 def find_mislabels(images, y, groups, classes, cfg: AuditConfig, progress=True) -> pd.DataFrame:
@@ -590,8 +596,8 @@ def register_cli(sub, make) -> None:
     p.add_argument("--device", default="auto")
 
     def cmd(a) -> int:
-        if a.folds < 2 or a.epochs < 1:
-            raise UserError("--folds must be >= 2 and --epochs >= 1")
+        if a.folds < 2 or a.epochs < 0:
+            raise UserError("--folds must be >= 2 and --epochs >= 0 (0 = chosen from the data size)")
         cfg = AuditConfig(
             data=a.data,
             csv=a.csv,

@@ -150,6 +150,7 @@ def run_demo(
 
     from signvision.config import TrainConfig
     from signvision.engine import evaluate_run, fit, predict
+    from signvision.report import write_report
 
     started = time.perf_counter()
     workdir = Path(workdir)
@@ -169,6 +170,7 @@ def run_demo(
         seed=0,
     )
     summary = fit(cfg, log=log)
+    log(f"report: {write_report(run, device=device)}")
     evaluation = evaluate_run(run, tta="hflip" if not small else "none", device=device, log=log)
     submission = predict(run, data, run / "submission.csv", device=device, log=log)
     test = score_submission(submission, data / "TestLabels.csv", summary["classes"])
@@ -178,7 +180,7 @@ def run_demo(
     )
     seconds = time.perf_counter() - started
     log(
-        f"done in {seconds:.0f} s. The run: {run}/ (config.json, metrics.csv, best.pt, summary.json); "
+        f"done in {seconds:.0f} s. The run: {run}/ (report.html, metrics.csv, best.pt, summary.json); "
         f"the submission: {run / 'submission.csv'}"
     )
     return {"run": str(run), "summary": summary, "evaluation": evaluation, "test": test, "seconds": seconds}

@@ -108,7 +108,7 @@ def plot_confusion(y: np.ndarray, pred: np.ndarray, names: list[str], path: Path
 
 def plot_gallery(images: list[np.ndarray], captions: list[str], path: Path, cols: int = 6, title: str = "") -> Path:
     rows = max(1, int(np.ceil(len(images) / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2, rows * 2.3), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2, rows * 2.7), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, img, cap in zip(axes.ravel(), images, captions):
