@@ -203,10 +203,14 @@ def plot_ablation(table: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(table) + 1.5))
     diffs = table["auc_diff"].to_numpy()
     err = np.vstack([diffs - table["auc_diff_low"].to_numpy(), table["auc_diff_high"].to_numpy() - diffs])
-    colours = ["tab:green" if b else "tab:grey" for b in table["beyond_noise"]]
+    # green: better beyond noise, red: worse beyond noise, grey: within seed noise
+    colours = [("tab:green" if d > 0 else "tab:red") if b else "tab:grey" for d, b in zip(diffs, table["beyond_noise"])]
     ax.barh(labels, diffs, xerr=np.nan_to_num(err), color=colours, capsize=3)
     ax.axvline(0, color="black", lw=1)
-    ax.set(xlabel="ROC AUC difference to the baseline (95% CI over seeds)", title="ablation")
+    ax.set(
+        xlabel="ROC AUC difference to the baseline (95% CI over seeds)",
+        title="ablation (green/red: better/worse beyond seed noise)",
+    )
     ax.invert_yaxis()
     fig.tight_layout()
     fig.savefig(path, dpi=90)

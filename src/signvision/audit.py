@@ -561,7 +561,7 @@ def write_html(
         "padding:2px 8px;text-align:right}.l{text-align:left}.bar{display:inline-block;height:10px;background:#4a8}"
         ".row{display:flex;flex-wrap:wrap;gap:6px;align-items:flex-start}figure{margin:0;font-size:11px;"
         "width:100px;word-break:break-all}.group,.issue{border:1px solid #ccc;margin:8px 0;padding:6px}"
-        ".conflict{border-color:#c33;background:#fff4f4}.sep{width:24px}.broken{width:96px;height:96px;background:#eee}"
+        ".group{display:inline-block;vertical-align:top;margin:4px}.conflict{border-color:#c33;background:#fff4f4}.sep{width:24px}.broken{width:96px;height:96px;background:#eee}"
     )
     page = (
         f'<!doctype html><html><head><meta charset="utf-8"><title>signvision audit</title><style>{style}</style>'
@@ -574,17 +574,15 @@ def write_html(
 # CLI
 # ----------------------------------------------------------------------------------------------------
 def register_cli(sub, make) -> None:
+    from signvision.cli import add_data_args
+
     p = make(
         sub,
         "audit",
         "find broken files, duplicates, conflicting labels, likely mislabels and leakage",
         "signvision audit --data ../shared/data/sign-digits --out audits/sign-digits",
     )
-    p.add_argument("--data")
-    p.add_argument("--csv")
-    p.add_argument("--image-col", default="img_IDS")
-    p.add_argument("--label-col", default="Label")
-    p.add_argument("--image-dir")
+    add_data_args(p)
     p.add_argument("--out", required=True, help="a new folder for the audit")
     p.add_argument("--drop-suspects", action="store_true", help="clean.csv also drops likely mislabelled images")
     p.add_argument("--skip-label-issues", action="store_true", help="skip the k-fold mislabel search")
@@ -624,11 +622,7 @@ def register_cli(sub, make) -> None:
         "write a stratified validation split; with --audit, copies stay on one side",
         "signvision split --data ../shared/data/sign-digits --audit audits/sign-digits --out split.csv",
     )
-    p.add_argument("--data")
-    p.add_argument("--csv")
-    p.add_argument("--image-col", default="img_IDS")
-    p.add_argument("--label-col", default="Label")
-    p.add_argument("--image-dir")
+    add_data_args(p)
     p.add_argument("--audit", help="an audit folder: its duplicate groups are kept on one side")
     p.add_argument("--val-fraction", type=float, default=0.33)
     p.add_argument("--seed", type=int, default=0)

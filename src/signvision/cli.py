@@ -32,7 +32,7 @@ def _sub(subparsers, name: str, help: str, example: str) -> argparse.ArgumentPar
     )
 
 
-def _data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+def add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     g = p.add_argument_group("data")
     g.add_argument(
         "--data", required=required, help="data folder: Zindi layout (Train.csv, Images/) or one sub-folder per class"
@@ -56,7 +56,7 @@ def _positive_int(text: str) -> int:
 def add_train_args(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     S = argparse.SUPPRESS  # options not given stay out of the namespace (so --resume can tell)
-    _data_args(p)
+    add_data_args(p)
     for action in p._actions:
         if action.dest in ("image_col", "label_col"):
             action.default = S
