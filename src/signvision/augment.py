@@ -80,10 +80,10 @@ def build_augment(spec: str, *, image_size: int, seed: int | None = None) -> A.B
     return load_pipeline(spec, "--augment", image_size)
 
 
-def load_pipeline(path: str, option: str, image_size: int) -> A.BaseCompose:
+def load_pipeline(path: str, option: str, image_size: int, names: tuple[str, ...] = PRESETS) -> A.BaseCompose:
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"{option} {path}: not a preset ({', '.join(PRESETS)}) and no such file")
+        raise UserError(f"{option} {path}: not one of {', '.join(names)} and no such file")
     try:
         transform = A.load(str(p), data_format="yaml" if p.suffix in (".yaml", ".yml") else "json")
     except Exception as e:
@@ -139,7 +139,7 @@ class TTA:
         self.spec, self.merge, self.n_views = spec, merge, views
         self.file_transform = None
         if spec not in TTA_MODES:
-            self.file_transform = load_pipeline(spec, "--tta", image_size)
+            self.file_transform = load_pipeline(spec, "--tta", image_size, TTA_MODES)
             self.rng = np.random.default_rng(seed)
 
     def __call__(
