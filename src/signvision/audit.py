@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from signvision.data import BadImage, read_data, read_image, resize
+from signvision.data import BadImage, read_data, read_data_of, read_image, resize
 from signvision.errors import UserError
 
 VERIFY_SIZE = 96  # verification compares images at up to this many pixels a side
@@ -342,15 +342,7 @@ def run_audit(cfg: AuditConfig, log=print, progress: bool = True) -> dict:
     if out.exists() and any(out.iterdir()):
         raise UserError(f"--out {out}: exists and is not empty; choose a new folder")
     missing: list[str] = []
-    table = read_data(
-        cfg.data,
-        csv=cfg.csv,
-        image_col=cfg.image_col,
-        label_col=cfg.label_col,
-        image_dir=cfg.image_dir,
-        skip_missing=True,
-        dropped=missing,
-    )
+    table = read_data_of(cfg, skip_missing=True, dropped=missing)
     train = table.train.assign(set="train")
     frames = [train]
     if table.test is not None:

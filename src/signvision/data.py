@@ -200,6 +200,20 @@ def read_data(
     )
 
 
+def read_data_of(cfg, *, skip_missing: bool, dropped: list[str]) -> DataTable:
+    """`read_data` with the data options of a config (TrainConfig or AuditConfig: data, csv, image_col,
+    label_col, image_dir)."""
+    return read_data(
+        cfg.data,
+        csv=cfg.csv,
+        image_col=cfg.image_col,
+        label_col=cfg.label_col,
+        image_dir=cfg.image_dir,
+        skip_missing=skip_missing,
+        dropped=dropped,
+    )
+
+
 def read_unlabelled(data: str | Path) -> pd.DataFrame:
     """Images to predict: DIR/Test.csv of a Zindi folder, or every image file in a flat folder."""
     root = Path(data)

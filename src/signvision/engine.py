@@ -46,7 +46,7 @@ from signvision.data import (
     decode_all,
     make_loader,
     read_csv,
-    read_data,
+    read_data_of,
     read_unlabelled,
     to_model_input,
 )
@@ -390,15 +390,7 @@ def load_audit(audit_dir: str | Path) -> tuple[set[str], pd.DataFrame]:
 def prepare_run_data(cfg: TrainConfig, split_file: str | Path | None = None, *, rank: int = 0) -> RunData:
     """Read the table, drop what the audit or bad files say, decode (cache) every image, split."""
     dropped: list[str] = []
-    table = read_data(
-        cfg.data,
-        csv=cfg.csv,
-        image_col=cfg.image_col,
-        label_col=cfg.label_col,
-        image_dir=cfg.image_dir,
-        skip_missing=cfg.skip_bad_images,
-        dropped=dropped,
-    )
+    table = read_data_of(cfg, skip_missing=cfg.skip_bad_images, dropped=dropped)
     groups = None
     if cfg.audit:
         keep, dups = load_audit(cfg.audit)
