@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from signvision.data import BadImage, read_data, read_data_of, read_image, resize
+from signvision.data import BadImage, decode_image, read_data, read_data_of, read_image, resize
 from signvision.errors import UserError
 
 VERIFY_SIZE = 96  # verification compares images at up to this many pixels a side
@@ -91,9 +91,9 @@ def _scan_one(path: str, model_size: int):
     raw = np.fromfile(path, dtype=np.uint8) if os.path.isfile(path) else None
     if raw is None:
         return {"error": f"{path}: file not found"}
-    stored = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
+    stored = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None  # channels and depth as stored
     try:
-        rgb = read_image(path)
+        rgb = decode_image(raw, path)  # the bytes already read, not the file again
     except BadImage as e:
         return {"error": str(e)}
     h, w = rgb.shape[:2]

@@ -32,14 +32,15 @@ def _sub(subparsers, name: str, help: str, example: str) -> argparse.ArgumentPar
     )
 
 
-def add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+def add_data_args(p: argparse.ArgumentParser, *, suppress_defaults: bool = False) -> None:
+    """--data, or --csv with its columns and image folder. `suppress_defaults`: columns not given stay out
+    of the namespace (as `train` needs, to tell what `--resume` may change)."""
+    image_col, label_col = (argparse.SUPPRESS,) * 2 if suppress_defaults else ("img_IDS", "Label")
     g = p.add_argument_group("data")
-    g.add_argument(
-        "--data", required=required, help="data folder: Zindi layout (Train.csv, Images/) or one sub-folder per class"
-    )
+    g.add_argument("--data", help="data folder: Zindi layout (Train.csv, Images/) or one sub-folder per class")
     g.add_argument("--csv", help="or any CSV of image names and labels ...")
-    g.add_argument("--image-col", default="img_IDS", help="... its image column (default img_IDS)")
-    g.add_argument("--label-col", default="Label", help="... its label column (default Label)")
+    g.add_argument("--image-col", default=image_col, help="... its image column (default img_IDS)")
+    g.add_argument("--label-col", default=label_col, help="... its label column (default Label)")
     g.add_argument("--image-dir", help="... and the folder its image names are relative to")
 
 
@@ -56,10 +57,7 @@ def _positive_int(text: str) -> int:
 def add_train_args(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     S = argparse.SUPPRESS  # options not given stay out of the namespace (so --resume can tell)
-    add_data_args(p)
-    for action in p._actions:
-        if action.dest in ("image_col", "label_col"):
-            action.default = S
+    add_data_args(p, suppress_defaults=True)
     g = p.add_argument_group("task and split")
     g.add_argument("--target", default=S, help="binary task: this class vs the rest (one output)")
     g.add_argument("--val-fraction", type=float, default=S, help=f"validation share (default {d.val_fraction})")
@@ -141,14 +139,10 @@ def cmd_train(args) -> int:
             f"best epoch {summary.get('best_epoch')}: val ROC AUC {auc:.4f}, log loss {loss:.4f}, accuracy {acc:.4f}"
             f" ({summary['train_seconds']:.0f} s of training). Run: {cfg.out}"
         )
-        _maybe_report(Path(cfg.out))
+        from signvision.report import write_report
+
+        print(f"report: {write_report(Path(cfg.out))}")
     return 0
-
-
-def _maybe_report(run: Path) -> None:
-    from signvision.report import write_report
-
-    print(f"report: {write_report(run)}")
 
 
 def cmd_evaluate(args) -> int:

@@ -240,13 +240,17 @@ class BadImage(ValueError):
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file into an RGB uint8 array (H, W, 3), whatever its channels and bit depth.
+    """Decode an image file into an RGB uint8 array (H, W, 3), whatever its channels and bit depth."""
+    return decode_image(np.fromfile(str(path), dtype=np.uint8), path)  # fromfile: non-ASCII paths too
+
+
+def decode_image(buf: np.ndarray, path: str | Path) -> np.ndarray:
+    """The bytes of an image file (named `path` in errors) -> RGB uint8 (H, W, 3).
 
     JPEGs are decoded in colour with their EXIF orientation applied; other formats unchanged first so
     that 16-bit and RGBA files are seen as such. A JPEG without its end marker (a truncated download)
     is refused rather than silently padded with grey.
     """
-    buf = np.fromfile(str(path), dtype=np.uint8)  # fromfile + imdecode also handles non-ASCII paths
     if buf.size == 0:
         raise BadImage(f"{path}: empty file")
     is_jpeg = buf[:2].tobytes() == b"\xff\xd8"

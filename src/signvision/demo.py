@@ -37,16 +37,24 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
 def write_zindi(
-    dest: Path, images: np.ndarray, labels: list[str], *, test_fraction: float = 0.2, seed: int = 0, ext: str = ".png"
+    dest: Path,
+    images: np.ndarray,
+    labels: list[str],
+    *,
+    test_fraction: float = 0.2,
+    is_test: np.ndarray | None = None,
+    seed: int = 0,
+    ext: str = ".png",
 ) -> Path:
     """Write uint8 images (N, H, W[, 3]) as DEST/Images/ImageID_<n>.png with Train.csv, Test.csv and the
-    withheld test labels in DEST/TestLabels.csv. Returns DEST."""
+    withheld test labels in DEST/TestLabels.csv. The test images are `is_test`, or a random
+    `test_fraction` of them. Returns DEST."""
     (dest / "Images").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
     ids = [f"ImageID_{i:06d}" for i in range(len(images))]
     for img_id, img in zip(ids, images):
         cv2.imwrite(str(dest / "Images" / f"{img_id}{ext}"), img if img.ndim == 2 else img[..., ::-1])
-    is_test = rng.random(len(images)) < test_fraction
+    if is_test is None:
+        is_test = np.random.default_rng(seed).random(len(images)) < test_fraction
     table = pd.DataFrame({"img_IDS": ids, "Label": labels})
     table[~is_test].to_csv(dest / "Train.csv", index=False)
     table[is_test][["img_IDS"]].to_csv(dest / "Test.csv", index=False)
@@ -108,12 +116,7 @@ def prepare_demo_data(workdir: Path, source: str) -> Path:
         write_zindi(dest, images, labels)
     elif source == "fashion-mnist":
         images, labels, is_test = fashion_images()
-        dest.mkdir(parents=True, exist_ok=True)
-        write_zindi(dest, images, labels, test_fraction=0.0)
-        table = pd.read_csv(dest / "Train.csv", dtype=str)
-        table[~is_test].to_csv(dest / "Train.csv", index=False)
-        table[is_test][["img_IDS"]].to_csv(dest / "Test.csv", index=False)
-        table[is_test].to_csv(dest / "TestLabels.csv", index=False)
+        write_zindi(dest, images, labels, is_test=is_test)
     else:
         raise UserError(f"--source {source}: expected digits or fashion-mnist")
     marker.write_text(json.dumps({"source": source}) + "\n")

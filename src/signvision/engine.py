@@ -50,7 +50,7 @@ from signvision.data import (
     read_unlabelled,
     to_model_input,
 )
-from signvision.errors import UserError
+from signvision.errors import UserError, refuse_overwrite
 from signvision.metrics import compute_metrics, logits_to_probs
 from signvision.mix import Mixer
 from signvision.models import build_model, load_weights, model_norm, set_backbone_trainable
@@ -247,8 +247,10 @@ def train_one_epoch(
 def predict_probs(model, loader, step: Step, *, tta: TTA | None = None, desc: str = "predict"):
     """Probabilities, second items of the batches (labels or ids) and the BCE loss (None with TTA)."""
     model.eval()
+    if tta is not None and tta.spec == "none":
+        tta = None
     loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
-    probs, seconds_items, loss_sum = [], [], 0.0
+    probs, keys, loss_sum = [], [], 0.0
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         with autocast(step.device, step.amp):
@@ -263,7 +265,7 @@ def predict_probs(model, loader, step: Step, *, tta: TTA | None = None, desc: st
         dynamic_ncols=True,
     )
     for images, second in loader:
-        if tta is not None and (tta.spec != "none"):
+        if tta is not None:
             p = tta(lambda x: logits_to_probs(forward(x)), images, step.prepare)
         else:
             logits = forward(step.prepare(images))
@@ -271,11 +273,11 @@ def predict_probs(model, loader, step: Step, *, tta: TTA | None = None, desc: st
             if isinstance(second, torch.Tensor):
                 loss_sum += loss_fn(logits, step.task.one_hot(second.to(step.device))).item() / logits.shape[1]
         probs.append(p.cpu())
-        seconds_items += second.tolist() if isinstance(second, torch.Tensor) else list(second)
+        keys += second.tolist() if isinstance(second, torch.Tensor) else list(second)
         bar.update(images.shape[0])
     bar.close()
     probs_np = torch.cat(probs).numpy() if probs else np.zeros((0,))
-    return probs_np, seconds_items, (None if tta is not None and tta.spec != "none" else loss_sum)
+    return probs_np, keys, (None if tta is not None else loss_sum)
 
 
 def evaluate(
@@ -726,6 +728,32 @@ def load_run(run: str | Path, checkpoint: str = "best.pt") -> tuple[nn.Module, T
     return model, task, cfg, ckpt
 
 
+@dataclass
+class RunValidation:
+    """A finished run's best model on `device`, ready to score the run's own validation images."""
+
+    model: nn.Module
+    task: Task
+    cfg: TrainConfig
+    ckpt: dict
+    val: ImageDataset
+    step: Step
+
+
+def load_run_validation(run: Path, data: str | None = None, device: str = "auto") -> RunValidation:
+    """Load RUN's best.pt and rebuild its validation images from its split.csv (and `data`, if the
+    images have moved)."""
+    model, task, cfg, ckpt = load_run(run)
+    if data is not None:
+        cfg.data, cfg.csv = data, None
+    cfg.target = ckpt["target"]
+    rd = prepare_run_data(cfg, run / "split.csv")
+    if rd.task.classes != task.classes:
+        raise UserError(f"--data {cfg.data}: its classes differ from the run's ({', '.join(task.classes)})")
+    dev = pick_device(device)
+    return RunValidation(model.to(dev), task, cfg, ckpt, rd.subset("val"), inference_step(ckpt, task, dev))
+
+
 def inference_step(ckpt: dict, task: Task, device: torch.device, amp: bool = False) -> Step:
     mean = torch.tensor(ckpt["norm"]["mean"], device=device).view(1, 3, 1, 1)
     std = torch.tensor(ckpt["norm"]["std"], device=device).view(1, 3, 1, 1)
@@ -744,18 +772,10 @@ def evaluate_run(
 ) -> dict:
     """Metrics on the run's validation images, without and with TTA; saved as evaluation.json."""
     run = Path(run)
-    model, task, cfg, ckpt = load_run(run)
-    if data is not None:
-        cfg.data, cfg.csv = data, None
-    cfg.target = ckpt["target"]
-    rd = prepare_run_data(cfg, run / "split.csv")
-    if rd.task.classes != task.classes:
-        raise UserError(f"--data {cfg.data}: its classes differ from the run's ({', '.join(task.classes)})")
-    dev = pick_device(device)
-    model.to(dev)
-    step = inference_step(ckpt, task, dev)
-    loader = make_loader(rd.subset("val"), batch_size=batch_size)
-    plain, probs, y = evaluate(model, loader, step)
+    rv = load_run_validation(run, data, device)
+    model, cfg, ckpt, step = rv.model, rv.cfg, rv.ckpt, rv.step
+    loader = make_loader(rv.val, batch_size=batch_size)
+    plain, _, y = evaluate(model, loader, step)
     result = {
         "checkpoint": str(run / "best.pt"),
         "epoch": ckpt["epoch"],
@@ -777,7 +797,6 @@ def evaluate_run(
         log(line)
     name = "evaluation.json" if tta == "none" else f"evaluation-tta-{Path(tta).stem}.json"
     (run / name).write_text(json.dumps(result, indent=2) + "\n")
-    np.save(run / "val_probs.npy", probs)  # for reports
     return result
 
 
@@ -802,8 +821,7 @@ def predict(
     the target for a binary run, for Test.csv's images or a folder of images. Streams: images are
     decoded batch by batch in loader processes, never all held at once."""
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise UserError(f"--out {out}: already exists; choose another name or pass --overwrite")
+    refuse_overwrite(out, overwrite)
     model, task, cfg, ckpt = load_run(run)
     table = read_unlabelled(data)
     dev = pick_device(device)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from signvision.errors import UserError
+from signvision.errors import refuse_overwrite
 
 
 class Deployable(nn.Module):
@@ -39,8 +39,7 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, opset: int = 
     run = Path(run)
     model, task, cfg, ckpt = load_run(run)
     out = Path(out) if out else run / "model.onnx"
-    if out.exists() and not overwrite:
-        raise UserError(f"--out {out}: already exists; choose another name or pass --overwrite")
+    refuse_overwrite(out, overwrite)
     wrapped = Deployable(model, ckpt["norm"]["mean"], ckpt["norm"]["std"]).eval()
     example = torch.zeros(2, 3, cfg.image_size, cfg.image_size, dtype=torch.uint8)
     with warnings.catch_warnings():

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import confusion_matrix, roc_curve  # noqa: E402
 
-from signvision.errors import UserError  # noqa: E402
+from signvision.errors import UserError, refuse_overwrite  # noqa: E402
 
 
 def _png_tag(path: Path, alt: str) -> str:
@@ -124,20 +124,18 @@ def plot_gallery(images: list[np.ndarray], captions: list[str], path: Path, cols
 
 def write_report(run: str | Path, *, device: str = "auto", top_wrong: int = 12) -> Path:
     """Evaluate RUN's best.pt on its validation images and write the PNGs and report.html into RUN."""
-    from signvision.engine import evaluate, inference_step, load_run, make_loader, pick_device, prepare_run_data
+    from signvision.engine import evaluate, load_run_validation, make_loader
 
     run = Path(run)
-    model, task, cfg, ckpt = load_run(run)
-    cfg.target = ckpt["target"]
-    data = prepare_run_data(cfg, run / "split.csv")
-    val = data.subset("val")
-    dev = pick_device(device)
-    model.to(dev)
-    metrics, probs, y = evaluate(model, make_loader(val, batch_size=128), inference_step(ckpt, task, dev))
-    names = task.names
-    pred = (probs >= 0.5).astype(int) if probs.ndim == 1 else probs.argmax(1)
-    confidence = probs if probs.ndim == 1 else probs.max(1)
-    confidence = np.where(pred == 1, probs, 1 - probs) if probs.ndim == 1 else confidence
+    rv = load_run_validation(run, device=device)
+    val, ckpt = rv.val, rv.ckpt
+    metrics, probs, y = evaluate(rv.model, make_loader(val, batch_size=128), rv.step)
+    names = rv.task.names
+    if probs.ndim == 1:  # binary: P(positive)
+        pred = (probs >= 0.5).astype(int)
+        confidence = np.where(pred == 1, probs, 1 - probs)
+    else:
+        pred, confidence = probs.argmax(1), probs.max(1)
     history = pd.read_csv(run / "metrics.csv")
     pngs = [
         plot_curves(history, run / "curves.png"),
@@ -236,8 +234,7 @@ def augment_grid(
     from signvision.data import load_resized, read_data
 
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise UserError(f"--out {out}: already exists; choose another name or pass --overwrite")
+    refuse_overwrite(out, overwrite)
     table = read_data(data)
     transform = build_augment(augment, image_size=image_size, seed=seed)
     picks = table.train.sample(n=min(rows, len(table.train)), random_state=seed)
