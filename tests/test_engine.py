@@ -115,3 +115,16 @@ def test_skip_bad_images_drops_and_lists(tiny_zindi, tmp_path):
     assert summary["dropped_images"] == 1
     assert "ImageID_0002" in (tmp_path / "run" / "dropped.txt").read_text()
     assert "ImageID_0002" not in (tmp_path / "run" / "split.csv").read_text()
+
+
+def test_run_works_from_another_directory(tiny_zindi, tmp_path, monkeypatch):
+    from signvision.engine import evaluate_run
+
+    monkeypatch.chdir(tiny_zindi.parent)
+    fit(tiny_config(tiny_zindi.name, "run", epochs=1), log=lambda *_: None)  # relative --data and --out
+    monkeypatch.chdir(tmp_path.parent)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["data"] == str(tiny_zindi.resolve())
+    assert evaluate_run(tmp_path / "run", device="cpu", log=lambda *_: None)["images"] > 0
+    cfg = TrainConfig.load(tmp_path / "run" / "config.json")
+    cfg.out, cfg.epochs = str(tmp_path / "run"), 2
+    assert fit(cfg, resume=True, log=lambda *_: None)["epochs"] == 2

@@ -88,6 +88,15 @@ class TrainConfig:
             raise UserError(f"--ema-decay {self.ema_decay}: must be between 0 and 1")
         return self
 
+    def absolute_paths(self) -> TrainConfig:
+        """Input paths made absolute, so that the run can be resumed, evaluated or reported on from any
+        working directory (`--data` of evaluate/predict still points a run at moved images)."""
+        for name in ("data", "csv", "image_dir", "audit", "split", "weights", "cache_dir"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, str(Path(value).resolve()))
+        return self
+
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
 

@@ -464,6 +464,8 @@ METRIC_COLUMNS = [
 def fit(cfg: TrainConfig, *, resume: bool = False, log=print) -> dict:
     """Train `cfg` into the run folder `cfg.out`; with `resume`, carry on from its last.pt."""
     cfg.check()
+    if not resume:
+        cfg.absolute_paths()
     device = pick_device(cfg.device)
     rank, world = dist_setup(device)
     is_main = rank == 0
