@@ -20,6 +20,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
 # Optional system data: Debian's Fashion-MNIST (70,000 images) for `signvision demo --source fashion-mnist`

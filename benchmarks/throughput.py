@@ -19,8 +19,11 @@ os.environ.setdefault("SIGNVISION_PROGRESS", "0")
 from signvision.augment import build_augment  # noqa: E402
 from signvision.config import TrainConfig  # noqa: E402
 from signvision.data import auto_workers, make_loader  # noqa: E402
-from signvision.engine import Step, make_scheduler, prepare_run_data, train_one_epoch  # noqa: E402
+from signvision.loop import train_one_epoch  # noqa: E402
 from signvision.models import build_model, model_norm  # noqa: E402
+from signvision.rundata import prepare_run_data  # noqa: E402
+from signvision.runtime import Runtime  # noqa: E402
+from signvision.train import make_scheduler  # noqa: E402
 
 
 def main() -> None:
@@ -52,7 +55,7 @@ def main() -> None:
     loader = make_loader(train, batch_size=a.batch_size, shuffle=True, workers=workers, drop_last=True)
     model = build_model(a.model, data.task.num_outputs, image_size=a.image_size, lenet_width=cfg.lenet_width)
     mean, std = model_norm(model)
-    step = Step(torch.device("cpu"), data.task, torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1))
+    runtime = Runtime.create(torch.device("cpu"), mean, std)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scheduler = make_scheduler(optimizer, cfg, len(loader))
     n = len(loader) * a.batch_size
@@ -62,7 +65,7 @@ def main() -> None:
     )
 
     # (a) the training step alone: the same batches, already normalised tensors in memory
-    batches = [(step.prepare(x), step.task.one_hot(y)) for x, y in loader]
+    batches = [(runtime.prepare(x), data.task.one_hot(y)) for x, y in loader]
     loss_fn = torch.nn.BCEWithLogitsLoss()
 
     def model_only() -> None:
@@ -78,7 +81,7 @@ def main() -> None:
             pass
 
     def real_epoch() -> None:
-        train_one_epoch(model, loader, optimizer, scheduler, step, epoch=0)
+        train_one_epoch(model, loader, optimizer, scheduler, runtime, data.task, epoch=0)
 
     rates = {}
     for name, fn in (

@@ -1,53 +1,18 @@
-"""Tiny data made on the spot, and the shared sign-digits folder (skipped where it is absent)."""
+"""Fixtures: tiny data made on the spot, and the shared sign-digits folder (skipped where it is absent)."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
-import pandas as pd
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))  # tests/helpers.py
+
+from helpers import SIGN_DIGITS, make_zindi  # noqa: E402
+
 os.environ.setdefault("SIGNVISION_PROGRESS", "0")
-
-SIGN_DIGITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sign-digits"
-
-# Class names as awkward as real ones: a slash (the challenge's Enough/Satisfied), a space, non-ASCII.
-CLASSES = ["Enough/Satisfied", "Me voy", "Ñandú"]
-
-
-def draw(label_index: int, rng: np.random.Generator, size: int = 32) -> np.ndarray:
-    """A learnable RGB image: a bright block whose position says the class, on a smooth random
-    background that differs from image to image (so distinct images are not near copies)."""
-    noise = rng.integers(0, 255, (size // 4, size // 4, 3), dtype=np.uint8)
-    img = (cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC) * 0.45).astype(np.uint8)
-    q = size // 3
-    y, x = [(0, 0), (q, q), (2 * q, 2 * q)][label_index % 3]
-    img[y : y + q, x : x + q] = rng.integers(200, 255, 3, dtype=np.uint8)
-    return img
-
-
-def write_images(
-    folder: Path, labels: list[str], classes: list[str], seed: int = 0, ext: str = ".jpg", size: int = 32
-) -> list[str]:
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    ids = []
-    for i, label in enumerate(labels):
-        img_id = f"ImageID_{i:04d}"
-        cv2.imwrite(str(folder / f"{img_id}{ext}"), draw(classes.index(label), rng, size)[..., ::-1])
-        ids.append(img_id)
-    return ids
-
-
-def make_zindi(root: Path, n_per_class: int = 12, classes: list[str] = CLASSES, n_test: int = 6, seed: int = 0) -> Path:
-    labels = [c for c in classes for _ in range(n_per_class)]
-    ids = write_images(root / "Images", labels + [classes[i % len(classes)] for i in range(n_test)], classes, seed)
-    pd.DataFrame({"img_IDS": ids[: len(labels)], "Label": labels}).to_csv(root / "Train.csv", index=False)
-    pd.DataFrame({"img_IDS": ids[len(labels) :]}).to_csv(root / "Test.csv", index=False)
-    return root
 
 
 @pytest.fixture

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
+from helpers import assert_picture
 
 from signvision.cli import main
 
@@ -104,3 +106,54 @@ def test_help_shows_an_example():
             [sys.executable, "-m", "signvision", cmd, "--help"], capture_output=True, text=True, check=True
         ).stdout
         assert "example:" in out and f"signvision {cmd}" in out
+
+
+def test_cli_module_imports_nothing_heavy():
+    """`signvision --help` and every argument error answer at once: the CLI module imports no torch,
+    timm, pandas, scipy or matplotlib (each sub-command imports them when it runs)."""
+    code = (
+        "import sys, signvision.cli; "
+        "heavy = [m for m in ('torch', 'timm', 'pandas', 'scipy', 'matplotlib', 'cv2') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"signvision.cli imports {out}"
+
+
+def test_demo_end_to_end(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "demo", "--workdir", tmp_path / "demo", "--epochs", "2", "--device", "cpu")
+    assert code == 0, err
+    assert "scored against the withheld labels" in out
+    run = tmp_path / "demo" / "runs" / "lenet-digits-1"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["val_roc_auc"] > 0.9  # 2 epochs on digits already learn
+    sub = pd.read_csv(run / "submission.csv")
+    withheld = pd.read_csv(tmp_path / "demo" / "data-digits" / "TestLabels.csv")
+    assert sorted(sub["img_IDS"]) == sorted(withheld["img_IDS"])
+    code, _, _ = run_cli(capsys, "demo", "--workdir", tmp_path / "demo", "--epochs", "1", "--device", "cpu")
+    assert code == 0 and (tmp_path / "demo" / "runs" / "lenet-digits-2").is_dir()  # a new run, the first kept
+
+
+def test_show_augment_draws_the_grid(tiny_zindi, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    code, _, err = run_cli(
+        capsys,
+        "show-augment",
+        "--data",
+        tiny_zindi,
+        "--augment",
+        "heavy",
+        "--out",
+        out,
+        "--rows",
+        "2",
+        "--cols",
+        "4",
+        "--image-size",
+        "32",
+    )
+    assert code == 0, err
+    img = assert_picture(out)
+    assert img.shape[1] > img.shape[0]  # 4 columns, 2 rows
+    code, _, err = run_cli(capsys, "show-augment", "--data", tiny_zindi, "--out", out)
+    assert code == 2 and "already exists" in err

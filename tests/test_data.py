@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import CLASSES, make_zindi, write_images
+from helpers import CLASSES, make_zindi, write_images
 
 from signvision.data import (
     BadImage,

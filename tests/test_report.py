@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from test_engine import tiny_config
+from helpers import assert_picture, tiny_config
 
-import signvision.ablate as ablate
 from signvision.ablate import paired_interval, parse_grid, run_ablation
 from signvision.cli import main
-from signvision.engine import fit
 from signvision.errors import UserError
 from signvision.report import compare_runs, write_report
+from signvision.train import fit
 
 
 def test_report_pictures_and_page(tiny_zindi, tmp_path):
     fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=2), log=lambda *_: None)
     page = write_report(tmp_path / "run", device="cpu").read_text()
-    for png in ("curves.png", "roc.png", "confusion.png"):
-        assert (tmp_path / "run" / png).stat().st_size > 1000
+    for png in ("curves.png", "roc.png", "confusion.png", "reliability.png"):
+        assert_picture(tmp_path / "run" / png)
         assert png.split(".")[0] in page
     assert page.count("data:image/png;base64,") >= 3 and "Ñandú" in page and "&quot;image_size&quot;: 16" in page
 
@@ -28,7 +27,9 @@ def test_compare_shows_only_differing_settings(tiny_zindi, tmp_path, capsys):
     fit(tiny_config(tiny_zindi, tmp_path / "b", augment="light"), log=lambda *_: None)
     table = compare_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "cmp")
     assert "augment" in table.columns and "lr" not in table.columns and "model" not in table.columns
-    assert (tmp_path / "cmp" / "compare.png").is_file() and (tmp_path / "cmp" / "compare.csv").is_file()
+    assert_picture(tmp_path / "cmp" / "compare.png")
+    saved = pd.read_csv(tmp_path / "cmp" / "compare.csv")
+    assert saved["augment"].tolist() == ["none", "light"] and saved["val_roc_auc"].notna().all()
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     assert "val_roc_auc" in capsys.readouterr().out
     with pytest.raises(UserError, match="not a finished signvision run"):
@@ -46,11 +47,11 @@ def test_paired_interval_and_grid_parsing():
 
 
 def test_ablation_interrupted_then_resumed(tiny_zindi, tmp_path, monkeypatch):
-    import signvision.engine as engine
+    import signvision.train as train_module
 
     base = tiny_config(tiny_zindi, None, epochs=1)
     grid = {"augment": ["none", "light"]}
-    real_fit = engine.fit
+    real_fit = train_module.fit
     calls = []
 
     def flaky_fit(cfg, resume=False, log=print):
@@ -59,13 +60,13 @@ def test_ablation_interrupted_then_resumed(tiny_zindi, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_fit(cfg, resume=resume, log=log)
 
-    monkeypatch.setattr(engine, "fit", flaky_fit)
+    monkeypatch.setattr(train_module, "fit", flaky_fit)
     with pytest.raises(KeyboardInterrupt):
         run_ablation(base, grid, ["none", "hflip"], 2, tmp_path / "abl", log=lambda *_: None)
     assert len(calls) == 3
     calls.clear()
     monkeypatch.setattr(
-        engine,
+        train_module,
         "fit",
         lambda cfg, resume=False, log=print: calls.append(cfg.out) or real_fit(cfg, resume=resume, log=log),
     )
@@ -74,9 +75,8 @@ def test_ablation_interrupted_then_resumed(tiny_zindi, tmp_path, monkeypatch):
     results = pd.read_csv(tmp_path / "abl" / "results.csv")
     assert len(results) == 2 * 2 * 2 and len(table) == 4
     assert {"auc_diff", "auc_diff_low", "auc_diff_high", "beyond_noise"} <= set(table.columns)
-    assert (tmp_path / "abl" / "ablation.png").is_file() and "baseline" in (
-        tmp_path / "abl" / "ablation.md"
-    ).read_text()
+    assert_picture(tmp_path / "abl" / "ablation.png")
+    assert "baseline" in (tmp_path / "abl" / "ablation.md").read_text()
     # every setting of one seed used the same split
     runs = list((tmp_path / "abl" / "runs").glob("*-seed0"))
     assert len({(r / "split.csv").read_text() for r in runs}) == 1
@@ -84,7 +84,9 @@ def test_ablation_interrupted_then_resumed(tiny_zindi, tmp_path, monkeypatch):
         run_ablation(base, {"augment": ["none", "heavy"]}, ["none"], 2, tmp_path / "abl", log=lambda *_: None)
 
 
-def test_ablate_cli_help_mentions_example():
-    with pytest.raises(SystemExit):
+def test_ablate_cli_help_mentions_example(capsys):
+    with pytest.raises(SystemExit) as exc:
         main(["ablate", "--help"])
-    assert ablate.__doc__ and "paired" in ablate.__doc__
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--grid" in out and "example:" in out and "signvision ablate --data" in out

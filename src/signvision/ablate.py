@@ -10,7 +10,8 @@ table gives the mean +- standard deviation over seeds and the paired difference 
 with a 95% confidence interval (Student's t over the per-seed differences). A difference is marked
 "beyond noise" when its interval excludes zero.
 
-Runs live in OUT/runs/; an interrupted ablation is continued by running the same command again:
+Probabilities are calibrated (each run's temperature, fitted on its validation split) before the log
+loss is taken. Runs live in OUT/runs/; an interrupted ablation is continued by running the same command again:
 finished runs are skipped and an unfinished one resumes from its last.pt.
 """
 
@@ -72,10 +73,14 @@ def run_ablation(
     base: TrainConfig, grid: dict[str, list], tta_modes: list[str], seeds: int, out: str | Path, log=print
 ) -> pd.DataFrame:
     """Train and evaluate everything not yet done; write results.csv, table.csv, ablation.md, ablation.png."""
-    from signvision.engine import evaluate_run, fit, prepare_run_data
+    from signvision.inference import evaluate_run, evaluation_file
+    from signvision.plots import plot_ablation
     from signvision.report import write_report
+    from signvision.rundata import prepare_run_data
+    from signvision.train import fit
 
     out = Path(out)
+    check_ablation(base, grid, tta_modes, seeds)
     spec = {
         "grid": grid,
         "tta": tta_modes,
@@ -120,7 +125,7 @@ def run_ablation(
             fit(TrainConfig.load(run / "config.json") if resume else cfg, resume=resume, log=lambda *_: None)
             write_report(run, device=base.device)
         for tta in tta_modes:
-            name = "evaluation.json" if tta == "none" else f"evaluation-tta-{Path(tta).stem}.json"
+            name = evaluation_file(tta)
             if not (run / name).is_file():
                 evaluate_run(run, tta=tta, device=base.device, log=lambda *_: None)
             result = json.loads((run / name).read_text())
@@ -133,9 +138,27 @@ def run_ablation(
     table = summarise(results, list(grid) + ["tta"])
     table.to_csv(out / "table.csv", index=False)
     (out / "ablation.md").write_text(to_markdown(table, seeds) + "\n")
-    plot_ablation(table, out / "ablation.png")
+    plot_ablation(table, setting_keys(table), out / "ablation.png")
     log(to_markdown(table, seeds))
     return table
+
+
+def check_ablation(base: TrainConfig, grid: dict[str, list], tta_modes: list[str], seeds: int) -> None:
+    """Every setting of the grid and every TTA mode is checked before the first run trains, so that a
+    typo fails at once and never leaves a half-made ablation folder behind."""
+    from signvision.augment import TTA, build_augment
+
+    if seeds < 1:
+        raise UserError(f"--seeds {seeds}: must be positive")
+    if not tta_modes:
+        raise UserError("--tta: give at least one mode (none, hflip, hflip+crops or a .json file)")
+    for tta in tta_modes:
+        TTA(tta, image_size=base.image_size)
+    for values in itertools.product(*grid.values()):
+        cfg = TrainConfig(**{**asdict(base), **dict(zip(grid, values))}).check()
+        build_augment(cfg.augment, image_size=cfg.image_size)
+        if cfg.folds > 1:
+            raise UserError("ablate: --folds is not supported; the seeds already give the spread")
 
 
 def paired_interval(diffs: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -167,12 +190,17 @@ def summarise(results: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def to_markdown(table: pd.DataFrame, seeds: int) -> str:
-    keys = [
+def setting_keys(table: pd.DataFrame) -> list[str]:
+    """The columns of a summary table that name a setting (not a figure)."""
+    return [
         c
         for c in table.columns
         if not any(c.startswith(m) for m in (*METRICS, "auc_diff")) and c not in ("beyond_noise", "seeds")
     ]
+
+
+def to_markdown(table: pd.DataFrame, seeds: int) -> str:
+    keys = setting_keys(table)
     head = "| " + " | ".join(keys) + " | ROC AUC | log loss | accuracy | AUC vs baseline (95% CI) | beyond noise |"
     lines = [head, "|" + "---|" * (len(keys) + 5)]
     for i, r in table.iterrows():
@@ -186,61 +214,3 @@ def to_markdown(table: pd.DataFrame, seeds: int) -> str:
             + " |"
         )
     return "\n".join(lines) + f"\n\n(mean ± std over {seeds} seeds; differences paired by seed)"
-
-
-def plot_ablation(table: pd.DataFrame, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [
-        c
-        for c in table.columns
-        if not any(c.startswith(m) for m in (*METRICS, "auc_diff")) and c not in ("beyond_noise", "seeds")
-    ]
-    labels = [" ".join(f"{k}={r[k]}" for k in keys) for _, r in table.iterrows()]
-    fig, ax = plt.subplots(figsize=(8, 0.4 * len(table) + 1.5))
-    diffs = table["auc_diff"].to_numpy()
-    err = np.vstack([diffs - table["auc_diff_low"].to_numpy(), table["auc_diff_high"].to_numpy() - diffs])
-    # green: better beyond noise, red: worse beyond noise, grey: within seed noise
-    colours = [("tab:green" if d > 0 else "tab:red") if b else "tab:grey" for d, b in zip(diffs, table["beyond_noise"])]
-    ax.barh(labels, diffs, xerr=np.nan_to_num(err), color=colours, capsize=3)
-    ax.axvline(0, color="black", lw=1)
-    ax.set(
-        xlabel="ROC AUC difference to the baseline (95% CI over seeds)",
-        title="ablation (green/red: better/worse beyond seed noise)",
-    )
-    ax.invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-def register_cli(sub, make) -> None:
-    from signvision.cli import add_train_args, config_from_args
-
-    p = make(
-        sub,
-        "ablate",
-        "train a grid of settings over several seeds; say which changes beat the noise",
-        "signvision ablate --data ../shared/data/sign-digits --model lenet --grid augment=none,light,heavy "
-        "--grid mix=none,mixup,cutmix --tta none,hflip --seeds 3 --epochs 10 --out ablations/lenet",
-    )
-    add_train_args(p)
-    p.add_argument("--grid", action="append", default=[], help="NAME=V1,V2,...: a setting to vary (repeatable)")
-    p.add_argument("--tta", default="none", help="TTA modes to evaluate each run with, comma-separated")
-    p.add_argument("--seeds", type=int, default=3)
-
-    def cmd(a) -> int:
-        if a.resume:
-            raise UserError("--resume: an ablation resumes by running the same command again")
-        if a.seeds < 1:
-            raise UserError(f"--seeds {a.seeds}: must be positive")
-        out = getattr(a, "out", None)
-        base, _ = config_from_args(a)
-        base.check()
-        run_ablation(base, parse_grid(a.grid), [t.strip() for t in a.tta.split(",") if t.strip()], a.seeds, out)
-        return 0
-
-    p.set_defaults(func=cmd)

@@ -28,7 +28,6 @@ thumbnails embedded, opens offline).
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import os
 import time
@@ -41,32 +40,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from signvision.data import BadImage, decode_image, read_data, read_data_of, read_image, resize
-from signvision.errors import UserError
+from signvision.config import AuditConfig
+from signvision.data import BadImage, decode_image, read_data_of, read_image, resize
+from signvision.errors import UserError, check_writable_folder
+from signvision.pages import escape, img_tag, write_page
+from signvision.runtime import cpu_threads, show_progress
 
 VERIFY_SIZE = 96  # verification compares images at up to this many pixels a side
 THUMB = 16  # candidate-search thumbnail side
-
-
-@dataclass
-class AuditConfig:
-    data: str | None = None  # data folder (same layouts as train)
-    csv: str | None = None
-    image_col: str = "img_IDS"
-    label_col: str = "Label"
-    image_dir: str | None = None
-    out: str | None = None  # the audit folder to create
-    neighbours: int = 8  # candidates per image for near-duplicate verification
-    candidate_similarity: float = 0.8  # thumbnail cosine similarity a candidate pair needs
-    near_threshold: float = 0.965  # verified pixel correlation that makes a near copy ...
-    small_near_threshold: float = 0.99  # ... of images under 48 px a side (tiny images look alike more easily)
-    folds: int = 5  # cross-validation folds for the mislabel model
-    epochs: int = 0  # epochs of the mislabel model per fold; 0 = 12 for small data, fewer for large (>= 2)
-    image_size: int = 32  # image side of the mislabel model
-    drop_suspects: bool = False  # clean.csv also drops likely mislabelled images
-    skip_label_issues: bool = False  # skip the (slowest) mislabel search
-    seed: int = 0
-    device: str = "auto"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -121,7 +102,7 @@ def _scan_one(path: str, model_size: int):
 def scan_images(paths: list[str], model_size: int, progress: bool = True) -> Scan:
     n = len(paths)
     results = [None] * n
-    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(cpu_threads()) as pool:
         futures = pool.map(lambda p: _scan_one(p, model_size), paths, chunksize=32)
         for i, r in enumerate(tqdm(futures, total=n, desc="scanning images", unit="img", disable=not progress)):
             results[i] = r
@@ -174,22 +155,6 @@ def verify_pair(a: np.ndarray, b: np.ndarray, size_a: tuple[int, int], size_b: t
     return max(same, crop)
 
 
-class UnionFind:
-    def __init__(self, n: int):
-        self.parent = list(range(n))
-
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, i: int, j: int) -> None:
-        ri, rj = self.find(i), self.find(j)
-        if ri != rj:
-            self.parent[max(ri, rj)] = min(ri, rj)
-
-
 def find_duplicates(
     scan: Scan, cfg: AuditConfig, progress: bool = True
 ) -> tuple[list[tuple[int, int, str, float]], int]:
@@ -227,7 +192,7 @@ def find_duplicates(
         size_j = (int(scan.height[j]), int(scan.width[j]))
         return verify_pair(scan.grey[i], scan.grey[j], size_i, size_j)
 
-    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(cpu_threads()) as pool:
         scores = list(
             tqdm(
                 pool.map(check, candidates_list, chunksize=64),
@@ -245,18 +210,21 @@ def find_duplicates(
 
 
 def group_pairs(n: int, pairs: list[tuple[int, int, str, float]]) -> tuple[np.ndarray, dict[int, str]]:
-    """Connected components: group id per image (-1 = no copy), and each group's kind (exact if every
-    link in it is exact)."""
-    uf = UnionFind(n)
-    for i, j, _, _ in pairs:
-        uf.union(i, j)
-    roots = np.array([uf.find(i) for i in range(n)])
-    sizes = pd.Series(roots).value_counts()
+    """Connected components of the copy graph (scipy): group id per image (-1 = no copy), numbered 1.. in
+    order of first member, and each group's kind (exact if every link in it is exact)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    rows = [i for i, _, _, _ in pairs]
+    cols = [j for _, j, _, _ in pairs]
+    graph = coo_matrix((np.ones(len(pairs)), (rows, cols)), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    sizes = np.bincount(component, minlength=n)
     group = np.full(n, -1)
     numbering: dict[int, int] = {}
     for i in range(n):
-        if sizes[roots[i]] > 1:
-            group[i] = numbering.setdefault(int(roots[i]), len(numbering) + 1)
+        if sizes[component[i]] > 1:
+            group[i] = numbering.setdefault(int(component[i]), len(numbering) + 1)
     kinds = {g: "exact" for g in numbering.values()}
     for i, _, kind, _ in pairs:
         if kind == "near":
@@ -276,13 +244,15 @@ def out_of_fold_probs(
 
     from signvision.config import TrainConfig
     from signvision.data import ImageDataset, make_loader
-    from signvision.engine import Step, Task, make_scheduler, pick_device, predict_probs, train_one_epoch
+    from signvision.loop import predict, train_one_epoch
     from signvision.models import build_model
+    from signvision.runtime import Runtime, pick_device
+    from signvision.task import Task
+    from signvision.train import make_scheduler
 
     device = pick_device(cfg.device)
     task = Task([str(c) for c in range(num_classes)])  # two classes: one output, as in training
-    half = torch.full((1, 3, 1, 1), 0.5, device=device)
-    step = Step(device, task, half, half)
+    runtime = Runtime.create(device, (0.5,) * 3, (0.5,) * 3)
     folds = min(cfg.folds, int(np.bincount(y).min())) if len(y) else 2
     if folds < 2:
         raise UserError("audit: a class has fewer than 2 images; cannot cross-validate for mislabels")
@@ -299,10 +269,10 @@ def out_of_fold_probs(
         loader = make_loader(train, batch_size=64, shuffle=True)
         scheduler = make_scheduler(optimizer, TrainConfig(epochs=epochs, lr=3e-3), len(loader))
         for epoch in range(epochs):
-            train_one_epoch(model, loader, optimizer, scheduler, step, epoch=epoch)
+            train_one_epoch(model, loader, optimizer, scheduler, runtime, task, epoch=epoch)
             bar.update(1)
         val = ImageDataset([""] * len(va), cfg.image_size, targets=y[va], images=images[va])
-        probs, _, _ = predict_probs(model, make_loader(val, batch_size=256), step)
+        probs = predict(model, make_loader(val, batch_size=256), runtime, task).probs
         oof[va] = probs if probs.ndim == 2 else np.stack([1 - probs, probs], 1)
     bar.close()
     return oof
@@ -334,13 +304,20 @@ def find_mislabels(images, y, groups, classes, cfg: AuditConfig, progress=True) 
 # ----------------------------------------------------------------------------------------------------
 # The audit
 # ----------------------------------------------------------------------------------------------------
-def run_audit(cfg: AuditConfig, log=print, progress: bool = True) -> dict:
+def run_audit(cfg: AuditConfig, log=print, progress: bool | None = None) -> dict:
+    """Audit the data of `cfg` into the new folder `cfg.out`; returns the summary."""
     started = time.perf_counter()
+    progress = show_progress() if progress is None else progress
     out = Path(cfg.out or "")
     if not cfg.out:
         raise UserError("--out: give a folder for the audit")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder; give a new folder for the audit")
     if out.exists() and any(out.iterdir()):
         raise UserError(f"--out {out}: exists and is not empty; choose a new folder")
+    if cfg.folds < 2 or cfg.epochs < 0:
+        raise UserError("--folds must be >= 2 and --epochs >= 0 (0 = chosen from the data size)")
+    check_writable_folder(out)
     missing: list[str] = []
     table = read_data_of(cfg, skip_missing=True, dropped=missing)
     train = table.train.assign(set="train")
@@ -473,11 +450,7 @@ def _thumb(path: str, size: int = 96) -> str:
     except (BadImage, OSError):
         return '<div class="broken">unreadable</div>'
     ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
-    import base64
-
-    return (
-        f'<img src="data:image/jpeg;base64,{base64.b64encode(buf.tobytes()).decode()}" width="{size}" height="{size}">'
-    )
+    return img_tag(buf.tobytes(), Path(path).name, "image/jpeg", width=size, height=size)
 
 
 def _figure(path: str, caption: str) -> str:
@@ -496,7 +469,7 @@ def write_html(
     max_groups: int = 200,
     max_issues: int = 100,
 ) -> None:
-    e = html.escape
+    e = escape
     by_id = images.set_index("img_IDS")
     parts = ["<h2>Summary</h2><table>"]
     for key in (
@@ -549,98 +522,9 @@ def write_html(
             f'<div class="row">{given}<span class="sep"></span>{sugg}</div></div></div></div>'
         )
     style = (
-        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}th,td{border:1px solid #ddd;"
-        "padding:2px 8px;text-align:right}.l{text-align:left}.bar{display:inline-block;height:10px;background:#4a8}"
+        ".bar{display:inline-block;height:10px;background:#4a8}"
         ".row{display:flex;flex-wrap:wrap;gap:6px;align-items:flex-start}figure{margin:0;font-size:11px;"
         "width:100px;word-break:break-all}.group,.issue{border:1px solid #ccc;margin:8px 0;padding:6px}"
         ".group{display:inline-block;vertical-align:top;margin:4px}.conflict{border-color:#c33;background:#fff4f4}.sep{width:24px}.broken{width:96px;height:96px;background:#eee}"
     )
-    page = (
-        f'<!doctype html><html><head><meta charset="utf-8"><title>signvision audit</title><style>{style}</style>'
-        f"</head><body><h1>signvision audit of {e(summary['data'])}</h1>{''.join(parts)}</body></html>\n"
-    )
-    path.write_text(page, encoding="utf-8")
-
-
-# ----------------------------------------------------------------------------------------------------
-# CLI
-# ----------------------------------------------------------------------------------------------------
-def register_cli(sub, make) -> None:
-    from signvision.cli import add_data_args
-
-    p = make(
-        sub,
-        "audit",
-        "find broken files, duplicates, conflicting labels, likely mislabels and leakage",
-        "signvision audit --data ../shared/data/sign-digits --out audits/sign-digits",
-    )
-    add_data_args(p)
-    p.add_argument("--out", required=True, help="a new folder for the audit")
-    p.add_argument("--drop-suspects", action="store_true", help="clean.csv also drops likely mislabelled images")
-    p.add_argument("--skip-label-issues", action="store_true", help="skip the k-fold mislabel search")
-    d = AuditConfig()
-    p.add_argument("--folds", type=int, default=d.folds)
-    p.add_argument("--epochs", type=int, default=d.epochs, help="epochs of the mislabel model per fold")
-    p.add_argument("--near-threshold", type=float, default=d.near_threshold)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-
-    def cmd(a) -> int:
-        if a.folds < 2 or a.epochs < 0:
-            raise UserError("--folds must be >= 2 and --epochs >= 0 (0 = chosen from the data size)")
-        cfg = AuditConfig(
-            data=a.data,
-            csv=a.csv,
-            image_col=a.image_col,
-            label_col=a.label_col,
-            image_dir=a.image_dir,
-            out=a.out,
-            drop_suspects=a.drop_suspects,
-            skip_label_issues=a.skip_label_issues,
-            folds=a.folds,
-            epochs=a.epochs,
-            near_threshold=a.near_threshold,
-            seed=a.seed,
-            device=a.device,
-        )
-        run_audit(cfg, progress=os.environ.get("SIGNVISION_PROGRESS", "1") != "0")
-        return 0
-
-    p.set_defaults(func=cmd)
-
-    p = make(
-        sub,
-        "split",
-        "write a stratified validation split; with --audit, copies stay on one side",
-        "signvision split --data ../shared/data/sign-digits --audit audits/sign-digits --out split.csv",
-    )
-    add_data_args(p)
-    p.add_argument("--audit", help="an audit folder: its duplicate groups are kept on one side")
-    p.add_argument("--val-fraction", type=float, default=0.33)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
-
-    def cmd_split(a) -> int:
-        from signvision.engine import load_audit
-        from signvision.split import make_split
-
-        out = Path(a.out)
-        if out.exists():
-            raise UserError(f"--out {out}: already exists; choose another name")
-        table = read_data(a.data, csv=a.csv, image_col=a.image_col, label_col=a.label_col, image_dir=a.image_dir)
-        groups = None
-        if a.audit:
-            _, dups = load_audit(a.audit)
-            groups = table.train["img_IDS"].map(dict(zip(dups["img_IDS"], dups["group"])))
-        split = make_split(
-            table.train["img_IDS"], table.train["Label"], val_fraction=a.val_fraction, seed=a.seed, groups=groups
-        )
-        split.to_csv(out, index=False)
-        counts = split["fold"].value_counts()
-        print(
-            f"wrote {out}: {counts.get('train', 0)} train, {counts.get('val', 0)} val images"
-            + (f"; {int(groups.notna().sum())} images in duplicate groups kept together" if groups is not None else "")
-        )
-        return 0
-
-    p.set_defaults(func=cmd_split)
+    write_page(path, f"signvision audit of {summary['data']}", "".join(parts), style)

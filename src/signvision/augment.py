@@ -15,7 +15,7 @@ TTA (`--tta`) runs the model on several views of each image and merges the proba
     none          the image itself
     hflip         + its mirror image
     hflip+crops   + centre and four corner crops of 90%, resized back
-    FILE          + `--tta-views` draws of the albumentations pipeline saved in FILE
+    FILE          + `--tta-views N` draws (default 4) of the albumentations pipeline saved in FILE
 """
 
 from __future__ import annotations
@@ -137,10 +137,13 @@ class TTA:
         if merge not in ("mean", "gmean"):
             raise UserError(f"--tta-merge {merge}: expected mean or gmean")
         self.spec, self.merge, self.n_views = spec, merge, views
+        if views < 1:
+            raise UserError(f"--tta-views {views}: must be positive")
         self.file_transform = None
         if spec not in TTA_MODES:
             self.file_transform = load_pipeline(spec, "--tta", image_size, TTA_MODES)
-            self.rng = np.random.default_rng(seed)
+            if hasattr(self.file_transform, "set_random_seed"):
+                self.file_transform.set_random_seed(seed)  # the same views for the same images, run after run
 
     def __call__(
         self,

@@ -1,7 +1,9 @@
 """The `signvision` command: one sub-command per job, each a thin layer over a library function.
 
-Errors in what the user gave (a file, a row, an option) print one line and exit with code 2; `--debug`
-shows the traceback instead.
+This module imports nothing heavy (no torch, timm, pandas or matplotlib): `signvision --help`, every
+sub-command's `--help` and every argument error answer at once; a sub-command imports what it uses
+when it runs. Errors in what the user gave (a file, a row, an option) print one line and exit with
+code 2; `--debug` (before or after the sub-command) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from signvision.config import TrainConfig
-from signvision.errors import UserError
+from signvision.config import AuditConfig, TrainConfig
+from signvision.errors import BadImage, UserError
+
+S = argparse.SUPPRESS  # an option not given stays out of the namespace (so --resume can tell what was given)
 
 
 class Parser(argparse.ArgumentParser):
@@ -22,29 +26,7 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _sub(subparsers, name: str, help: str, example: str) -> argparse.ArgumentParser:
-    return subparsers.add_parser(
-        name,
-        help=help,
-        description=help,
-        epilog=f"example:\n  {example}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-
-
-def add_data_args(p: argparse.ArgumentParser, *, suppress_defaults: bool = False) -> None:
-    """--data, or --csv with its columns and image folder. `suppress_defaults`: columns not given stay out
-    of the namespace (as `train` needs, to tell what `--resume` may change)."""
-    image_col, label_col = (argparse.SUPPRESS,) * 2 if suppress_defaults else ("img_IDS", "Label")
-    g = p.add_argument_group("data")
-    g.add_argument("--data", help="data folder: Zindi layout (Train.csv, Images/) or one sub-folder per class")
-    g.add_argument("--csv", help="or any CSV of image names and labels ...")
-    g.add_argument("--image-col", default=image_col, help="... its image column (default img_IDS)")
-    g.add_argument("--label-col", default=label_col, help="... its label column (default Label)")
-    g.add_argument("--image-dir", help="... and the folder its image names are relative to")
-
-
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -54,25 +36,51 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def add_data_args(p: argparse.ArgumentParser, *, suppress_defaults: bool = False) -> None:
+    """--data, or --csv with its columns and image folder."""
+    image_col, label_col = (S, S) if suppress_defaults else ("img_IDS", "Label")
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--data",
+        default=S if suppress_defaults else None,
+        help="data folder: Zindi layout (Train.csv, Images/) or one sub-folder per class",
+    )
+    g.add_argument("--csv", default=S if suppress_defaults else None, help="or any CSV of image names and labels ...")
+    g.add_argument("--image-col", default=image_col, help="... its image column (default img_IDS)")
+    g.add_argument("--label-col", default=label_col, help="... its label column (default Label)")
+    g.add_argument(
+        "--image-dir",
+        default=S if suppress_defaults else None,
+        help="... and the folder its image names are relative to",
+    )
+
+
 def add_train_args(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
-    S = argparse.SUPPRESS  # options not given stay out of the namespace (so --resume can tell)
     add_data_args(p, suppress_defaults=True)
     g = p.add_argument_group("task and split")
     g.add_argument("--target", default=S, help="binary task: this class vs the rest (one output)")
     g.add_argument("--val-fraction", type=float, default=S, help=f"validation share (default {d.val_fraction})")
+    g.add_argument("--folds", type=int, default=S, help="K-fold cross-validation and a fold ensemble")
     g.add_argument("--split", default=S, help="reuse a split.csv (img_IDS,fold) instead of drawing one")
     g.add_argument("--audit", default=S, help="an audit folder: train on its clean.csv, keep duplicate groups together")
     g.add_argument("--skip-bad-images", action="store_true", default=S, help="drop and list missing/corrupt images")
     g.add_argument("--seed", type=int, default=S, help=f"seed for split, init and shuffling (default {d.seed})")
     g = p.add_argument_group("model")
     g.add_argument("--model", default=S, help=f"lenet or any timm name, see `signvision models` (default {d.model})")
-    g.add_argument(
-        "--lenet-width", type=_positive_int, default=S, help=f"LeNet channel multiplier (default {d.lenet_width})"
-    )
+    g.add_argument("--lenet-width", type=positive_int, default=S, help=f"LeNet width (default {d.lenet_width})")
     g.add_argument("--pretrained", action="store_true", default=S, help="start from timm's hub weights (online)")
     g.add_argument("--weights", default=S, help="start from local weights: .safetensors/.pth or a run's best.pt")
     g.add_argument("--freeze-backbone-epochs", type=int, default=S, help="train only the new head for N epochs")
+    g = p.add_argument_group("loss and calibration")
+    g.add_argument("--loss", default=S, choices=["bce", "ce"], help="bce (default) or ce (softmax cross-entropy)")
+    g.add_argument("--label-smoothing", type=float, default=S, help="pull targets towards uniform (default 0)")
+    g.add_argument(
+        "--calibrate",
+        action=argparse.BooleanOptionalAction,
+        default=S,
+        help="fit a temperature on the validation logits after training (default on)",
+    )
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=S, help=f"default {d.epochs}")
     g.add_argument("--image-size", type=int, default=S, help=f"images are resized to SxS (default {d.image_size})")
@@ -99,54 +107,71 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ema", action="store_true", default=S, help="evaluate and keep an EMA of the weights")
     g.add_argument("--ema-decay", type=float, default=S, help=f"default {d.ema_decay}")
     g = p.add_argument_group("output")
-    g.add_argument("--out", default=S, help="the run folder to create")
+    g.add_argument("--out", default=S, help="the run folder to create (new or empty)")
     g.add_argument("--resume", metavar="RUN", help="continue RUN from its last.pt (optionally with more --epochs)")
 
 
+RESUMABLE = {"epochs", "device", "workers", "data", "csv", "image_dir", "cache", "cache_dir"}
+
+
 def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
+    """The TrainConfig the options describe, and whether it resumes a run (which may change only a few)."""
     names = {f.name for f in fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    if args.resume:
+    if getattr(args, "resume", None):
         run = Path(args.resume)
+        if not run.is_dir():
+            raise UserError(f"--resume {run}: folder not found")
         cfg = TrainConfig.load(run / "config.json")
-        allowed = {"epochs", "device", "workers", "data", "csv", "image_dir", "cache", "cache_dir"}
-        extra = sorted(set(given) - allowed)
+        extra = sorted(set(given) - RESUMABLE)
         if extra:
             raise UserError(
                 f"--resume {run}: cannot change --{extra[0].replace('_', '-')} of an existing run "
-                f"(only {', '.join('--' + a.replace('_', '-') for a in sorted(allowed))})"
+                f"(only {', '.join('--' + a.replace('_', '-') for a in sorted(RESUMABLE))})"
             )
         for k, v in given.items():
             setattr(cfg, k, v)
+        if "data" in given or "csv" in given or "image_dir" in given:
+            cfg.absolute_paths()
         cfg.out = str(run)
-        return cfg, True
+        return cfg.check(), True
+    if "folds" in given and given["folds"] < 2:
+        raise UserError(f"--folds {given['folds']}: must be 2 or more (leave it out for one validation split)")
     if "out" not in given:
         raise UserError("--out: give a new folder for the run (or --resume RUN)")
     if "data" not in given and "csv" not in given:
         raise UserError("--data: give a data folder (or --csv FILE --image-dir DIR)")
-    return TrainConfig(**given), False
+    return TrainConfig(**given).check(), False
 
 
+# ----------------------------------------------------------------------------------------------------
+# The sub-commands: each imports what it needs when it runs
+# ----------------------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from signvision.engine import fit
+    from signvision.inference import check_run_folder
+    from signvision.models import check_model_name
+    from signvision.train import fit
 
     cfg, resume = config_from_args(args)
+    check_model_name(cfg.model)
     summary = fit(cfg, resume=resume)
     if summary:
         nan = float("nan")
         auc, loss, acc = (summary.get(k, nan) for k in ("val_roc_auc", "val_log_loss", "val_accuracy"))
+        what = "pooled out-of-fold" if summary.get("cross_validated") else f"best epoch {summary.get('best_epoch')}:"
         print(
-            f"best epoch {summary.get('best_epoch')}: val ROC AUC {auc:.4f}, log loss {loss:.4f}, accuracy {acc:.4f}"
+            f"{what} val ROC AUC {auc:.4f}, log loss {loss:.4f}, accuracy {acc:.4f}"
             f" ({summary['train_seconds']:.0f} s of training). Run: {cfg.out}"
         )
         from signvision.report import write_report
 
-        print(f"report: {write_report(Path(cfg.out))}")
+        check_run_folder(cfg.out)
+        print(f"report: {write_report(Path(cfg.out), device=cfg.device)}")
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from signvision.engine import evaluate_run
+    from signvision.inference import evaluate_run
 
     evaluate_run(
         args.run, args.data, tta=args.tta, tta_merge=args.tta_merge, device=args.device, batch_size=args.batch_size
@@ -155,15 +180,11 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from signvision.engine import load_run, predict
+    from signvision.inference import predict
 
-    data = args.data
-    if data is None:
-        _, _, cfg, _ = load_run(args.run)
-        data = cfg.data
     predict(
         args.run,
-        data,
+        args.data,
         args.out,
         tta=args.tta,
         tta_merge=args.tta_merge,
@@ -172,6 +193,76 @@ def cmd_predict(args) -> int:
         workers=args.workers,
         overwrite=args.overwrite,
     )
+    return 0
+
+
+def cmd_audit(args) -> int:
+    from signvision.audit import run_audit
+
+    cfg = AuditConfig(
+        data=args.data,
+        csv=args.csv,
+        image_col=args.image_col,
+        label_col=args.label_col,
+        image_dir=args.image_dir,
+        out=args.out,
+        drop_suspects=args.drop_suspects,
+        skip_label_issues=args.skip_label_issues,
+        folds=args.folds,
+        epochs=args.epochs,
+        near_threshold=args.near_threshold,
+        seed=args.seed,
+        device=args.device,
+    )
+    run_audit(cfg)
+    return 0
+
+
+def cmd_split(args) -> int:
+    from signvision.split import write_split
+
+    write_split(args)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from signvision.inference import check_run_folder
+    from signvision.report import write_report
+
+    print(f"wrote {write_report(check_run_folder(args.run), data=args.data, device=args.device)}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    import pandas as pd
+
+    from signvision.report import compare_runs
+
+    table = compare_runs(args.runs, args.out)
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if args.out:
+        print(f"wrote {Path(args.out) / 'compare.csv'} and compare.png")
+    return 0
+
+
+def cmd_ablate(args) -> int:
+    from signvision.ablate import parse_grid, run_ablation
+
+    if args.resume:
+        raise UserError("--resume: an ablation resumes by running the same command again")
+    base, _ = config_from_args(args)
+    run_ablation(
+        base, parse_grid(args.grid), [t.strip() for t in args.tta.split(",") if t.strip()], args.seeds, base.out
+    )
+    return 0
+
+
+def cmd_export(args) -> int:
+    from signvision.export import export_onnx
+
+    path = export_onnx(args.run, args.out, opset=args.opset, overwrite=args.overwrite)
+    print(f"wrote {path} and {path.with_suffix('.json')}")
     return 0
 
 
@@ -207,14 +298,34 @@ def cmd_show_augment(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from signvision.serve import serve
+
+    serve(
+        args.run,
+        host=args.host,
+        port=args.port,
+        tta=args.tta,
+        device=args.device,
+        max_images=args.max_images,
+        max_upload_mb=args.max_upload_mb,
+    )
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------
+# The parser
+# ----------------------------------------------------------------------------------------------------
 def _tta_args(p) -> None:
     p.add_argument("--tta", default="none", help="none|hflip|hflip+crops or an albumentations .json (default none)")
     p.add_argument("--tta-merge", default="mean", choices=["mean", "gmean"], help="how views are merged")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
-    p.add_argument("--batch-size", type=_positive_int, default=128)
+    p.add_argument("--batch-size", type=positive_int, default=128)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from signvision import __version__
+
     parser = Parser(
         prog="signvision",
         description=__doc__.split("\n")[0],
@@ -222,107 +333,182 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    from signvision import __version__
-
     parser.add_argument("--version", action="version", version=f"signvision {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=S, help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    p = _sub(
-        sub,
+    def command(name: str, help: str, example: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=f"example:\n  {example}",
+            parents=[common],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(func=func)
+        return p
+
+    p = command(
         "train",
         "train LeNet or a timm backbone on a folder of labelled images",
         "signvision train --data ../shared/data/sign-digits --model lenet --epochs 15 --image-size 64 --out runs/lenet",
+        cmd_train,
     )
     add_train_args(p)
-    p.set_defaults(func=cmd_train)
 
-    p = _sub(
-        sub,
+    p = command(
         "evaluate",
-        "metrics of a run on its validation images, without and with TTA",
+        "metrics of a run on its validation images: uncalibrated, calibrated, with TTA",
         "signvision evaluate --run runs/lenet --tta hflip",
+        cmd_evaluate,
     )
     p.add_argument("--run", required=True)
     p.add_argument("--data", help="the data folder (default: the one the run was trained on)")
     _tta_args(p)
-    p.set_defaults(func=cmd_evaluate)
 
-    p = _sub(
-        sub,
+    p = command(
         "predict",
-        "write a submission: img_IDS + class probabilities for Test.csv or a folder",
+        "write a submission: img_IDS + calibrated class probabilities for Test.csv or a folder",
         "signvision predict --run runs/lenet --data ../shared/data/sign-digits --out submission.csv",
+        cmd_predict,
     )
-    p.add_argument("--run", required=True)
+    p.add_argument("--run", required=True, help="a run folder, or a --folds run (its folds are averaged)")
     p.add_argument("--data", help="Zindi folder (its Test.csv), a Test-style CSV, or a folder of images")
     p.add_argument("--out", required=True, help="the CSV to write (not overwritten unless --overwrite)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--workers", type=int, default=-1)
     _tta_args(p)
-    p.set_defaults(func=cmd_predict)
 
-    p = _sub(
-        sub,
+    d = AuditConfig()
+    p = command(
+        "audit",
+        "find broken files, duplicates, conflicting labels, likely mislabels and leakage",
+        "signvision audit --data ../shared/data/sign-digits --out audits/sign-digits",
+        cmd_audit,
+    )
+    add_data_args(p)
+    p.add_argument("--out", required=True, help="a new folder for the audit")
+    p.add_argument("--drop-suspects", action="store_true", help="clean.csv also drops likely mislabelled images")
+    p.add_argument("--skip-label-issues", action="store_true", help="skip the k-fold mislabel search")
+    p.add_argument("--folds", type=int, default=d.folds)
+    p.add_argument("--epochs", type=int, default=d.epochs, help="epochs of the mislabel model per fold")
+    p.add_argument("--near-threshold", type=float, default=d.near_threshold)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+
+    p = command(
+        "split",
+        "write a stratified validation split; with --audit, copies stay on one side",
+        "signvision split --data ../shared/data/sign-digits --audit audits/sign-digits --out split.csv",
+        cmd_split,
+    )
+    add_data_args(p)
+    p.add_argument("--audit", help="an audit folder: its duplicate groups are kept on one side")
+    p.add_argument("--val-fraction", type=float, default=0.33)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+
+    p = command("report", "rebuild a run's report.html and its PNGs", "signvision report runs/lenet", cmd_report)
+    p.add_argument("run")
+    p.add_argument("--data", help="where the run's images are now, if they moved")
+    p.add_argument("--device", default="auto")
+
+    p = command(
+        "compare",
+        "compare runs: validation figures and the settings that differ",
+        "signvision compare runs/lenet runs/r18 --out runs/compare",
+        cmd_compare,
+    )
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--out", help="folder for compare.csv and compare.png")
+
+    p = command(
+        "ablate",
+        "train a grid of settings over several seeds; say which changes beat the noise",
+        "signvision ablate --data ../shared/data/sign-digits --model lenet --grid augment=none,light,heavy "
+        "--grid mix=none,mixup,cutmix --tta none,hflip --seeds 3 --epochs 10 --out ablations/lenet",
+        cmd_ablate,
+    )
+    add_train_args(p)
+    p.add_argument("--grid", action="append", default=[], help="NAME=V1,V2,...: a setting to vary (repeatable)")
+    p.add_argument("--tta", default="none", help="TTA modes to evaluate each run with, comma-separated")
+    p.add_argument("--seeds", type=int, default=3)
+
+    p = command(
+        "export",
+        "export a run's best model (ONNX, dynamic batch size, uint8 images in)",
+        "signvision export --run runs/lenet --format onnx",
+        cmd_export,
+    )
+    p.add_argument("--run", required=True)
+    p.add_argument("--format", default="onnx", choices=["onnx"])
+    p.add_argument("--out", help="default RUN/model.onnx (model.json is written beside it)")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--overwrite", action="store_true")
+
+    p = command(
+        "serve",
+        "try a trained model: a web page (upload or webcam) and an HTTP API",
+        "signvision serve --run runs/lenet --port 8000   # then open http://127.0.0.1:8000",
+        cmd_serve,
+    )
+    p.add_argument("--run", required=True)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--tta", default="none", help="none|hflip|hflip+crops")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--max-images", type=positive_int, default=16, help="images per request at most")
+    p.add_argument("--max-upload-mb", type=positive_int, default=20, help="request body size at most, in MB")
+
+    p = command(
         "demo",
         "the main job on built-in data: write digits in the Zindi layout, train, evaluate, predict",
         "signvision demo --workdir signvision-demo",
+        cmd_demo,
     )
-    p.add_argument(
-        "--workdir", default="signvision-demo", help="where the data and runs go (default ./signvision-demo)"
-    )
+    p.add_argument("--workdir", default="signvision-demo", help="data and runs go here")
     p.add_argument(
         "--source",
         default="digits",
         choices=["digits", "fashion-mnist"],
         help="digits: scikit-learn's bundled scans; fashion-mnist: Debian's dataset-fashion-mnist",
     )
-    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--epochs", type=positive_int)
     p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_demo)
 
-    p = _sub(sub, "models", "list model names (lenet and timm's) matching a pattern", "signvision models 'resnet*'")
+    p = command(
+        "models", "list model names (lenet and timm's) matching a pattern", "signvision models 'resnet*'", cmd_models
+    )
     p.add_argument("pattern", nargs="?")
-    p.set_defaults(func=cmd_models)
 
-    p = _sub(
-        sub,
+    p = command(
         "show-augment",
         "draw a grid of augmented training images",
         "signvision show-augment --data ../shared/data/sign-digits --augment heavy --out grid.png",
+        cmd_show_augment,
     )
     p.add_argument("--data", required=True)
     p.add_argument("--augment", default="medium")
     p.add_argument("--out", required=True)
-    p.add_argument("--image-size", type=_positive_int, default=96)
-    p.add_argument("--rows", type=_positive_int, default=4)
-    p.add_argument("--cols", type=_positive_int, default=6)
+    p.add_argument("--image-size", type=positive_int, default=96)
+    p.add_argument("--rows", type=positive_int, default=4)
+    p.add_argument("--cols", type=positive_int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(func=cmd_show_augment)
-
-    for register in _extensions():
-        register(sub, _sub)
     return parser
 
 
-def _extensions():
-    """Sub-commands that live beside their module."""
-    from signvision import ablate, audit, export, report
-
-    return [audit.register_cli, report.register_cli, ablate.register_cli, export.register_cli]
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from signvision.data import BadImage
-
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
     except (UserError, BadImage) as e:
         if args.debug:
             raise
-        print(f"signvision {args.command}: error: {e}", file=sys.stderr)
+        message = " ".join(str(e).split("\n")[0].split()) if str(e).strip() else type(e).__name__
+        print(f"signvision {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         if args.debug:

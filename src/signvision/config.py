@@ -1,8 +1,11 @@
-"""The training configuration: one dataclass, every default commented, saved as `config.json` in each run."""
+"""The configurations: `TrainConfig` (saved as `config.json` in each run) and `AuditConfig`, every default
+commented. Nothing heavy is imported here, so the command line can show its help at once.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -21,6 +24,7 @@ class TrainConfig:
     audit: str | None = None  # an audit folder: train on its clean.csv, split by its duplicate groups
     target: str | None = None  # binary task: this class vs the rest, with one output
     val_fraction: float = 0.33  # share of images (of duplicate groups) held out for validation
+    folds: int = 1  # > 1: k-fold cross-validation, one run per fold in OUT/fold<k>, and a fold ensemble
     split: str | None = None  # reuse this split.csv instead of drawing one
     image_size: int = 64  # images are resized to image_size x image_size
     cache: str = "memory"  # decoded-image cache: memory | disk | none
@@ -33,6 +37,9 @@ class TrainConfig:
     weights: str | None = None  # local weights: timm .safetensors/.pth or a signvision best.pt
     freeze_backbone_epochs: int = 0  # train only the new head for this many first epochs
     # --- optimisation
+    loss: str = "bce"  # bce (one-vs-rest sigmoids, the course's) | ce (softmax cross-entropy)
+    label_smoothing: float = 0.0  # targets pulled this far towards uniform (either loss)
+    calibrate: bool = True  # fit a temperature on the validation logits after training
     epochs: int = 15
     batch_size: int = 64
     lr: float = 2e-3  # peak learning rate of AdamW
@@ -59,6 +66,20 @@ class TrainConfig:
 
     def check(self) -> TrainConfig:
         """One-line errors for values that cannot work."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"--{f.name.replace('_', '-')} {value}: must be a finite number")
+        if self.seed < 0 or self.seed >= 2**31:
+            raise UserError(f"--seed {self.seed}: must be between 0 and 2**31 - 1")
+        if self.image_size > MAX_IMAGE_SIZE:
+            raise UserError(f"--image-size {self.image_size}: at most {MAX_IMAGE_SIZE} pixels a side")
+        if self.folds < 1:
+            raise UserError(f"--folds {self.folds}: must be 2 or more (1 = a single validation split)")
+        if self.loss not in ("bce", "ce"):
+            raise UserError(f"--loss {self.loss}: expected bce or ce")
+        if not 0 <= self.label_smoothing < 1:
+            raise UserError(f"--label-smoothing {self.label_smoothing}: must be in [0, 1)")
         positive = {
             "epochs": self.epochs,
             "batch_size": self.batch_size,
@@ -98,12 +119,73 @@ class TrainConfig:
         return self
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        path.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        if not path.is_file():
-            raise UserError(f"{path}: not found (is {path.parent} a signvision run?)")
-        raw = json.loads(path.read_text())
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        """Read a run's config.json (UserError naming the file if it is missing or not a config)."""
+        return cls.from_dict(read_json(path, f" (is {path.parent} a signvision run?)"), str(path))
+
+    @classmethod
+    def from_dict(cls, raw, where: str) -> TrainConfig:
+        """A config from a dict read from a file; wrong keys or types give one line naming `where`."""
+        if not isinstance(raw, dict):
+            raise UserError(f"{where}: not a signvision config (expected a JSON object)")
+        types = {f.name: f.type for f in fields(cls)}
+        kept = {}
+        for k, v in raw.items():
+            if k not in types:
+                continue
+            if not _fits(v, types[k]):
+                raise UserError(f"{where}: {k!r} is {v!r}, not a {types[k]}")
+            kept[k] = float(v) if types[k] == "float" and isinstance(v, int) and not isinstance(v, bool) else v
+        return cls(**kept).check()
+
+
+MAX_IMAGE_SIZE = 1024  # training image side; larger squares make caches and models no CPU or GPU holds
+
+
+def _fits(value, type_name: str) -> bool:
+    """Whether a JSON value fits a dataclass field type written as a string ("int", "str | None", ...)."""
+    allowed = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+    kinds = [t.strip() for t in type_name.split("|")]
+    if value is None:
+        return "None" in kinds
+    if isinstance(value, bool):
+        return "bool" in kinds
+    return any(isinstance(value, allowed.get(k, ())) for k in kinds)
+
+
+def read_json(path: Path, hint: str = "") -> dict:
+    """A JSON file as a dict, with one-line errors naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: not found{hint}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid JSON ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    return raw
+
+
+@dataclass
+class AuditConfig:
+    data: str | None = None  # data folder (same layouts as train)
+    csv: str | None = None
+    image_col: str = "img_IDS"
+    label_col: str = "Label"
+    image_dir: str | None = None
+    out: str | None = None  # the audit folder to create
+    neighbours: int = 8  # candidates per image for near-duplicate verification
+    candidate_similarity: float = 0.8  # thumbnail cosine similarity a candidate pair needs
+    near_threshold: float = 0.965  # verified pixel correlation that makes a near copy ...
+    small_near_threshold: float = 0.99  # ... of images under 48 px a side (tiny images look alike more easily)
+    folds: int = 5  # cross-validation folds for the mislabel model
+    epochs: int = 0  # epochs of the mislabel model per fold; 0 = 12 for small data, fewer for large (>= 2)
+    image_size: int = 32  # image side of the mislabel model
+    drop_suspects: bool = False  # clean.csv also drops likely mislabelled images
+    skip_label_issues: bool = False  # skip the (slowest) mislabel search
+    seed: int = 0
+    device: str = "auto"

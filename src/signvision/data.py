@@ -11,8 +11,12 @@ Layouts (detected by `read_data`, which names the one it found):
 Every layout becomes one table with the columns `img_IDS`, `path` and `Label` (test tables have no
 `Label`). Images are decoded with OpenCV into RGB uint8 (grayscale, RGBA and 16-bit files included),
 resized once to the training size and, by default, kept in a cache so that later epochs never decode
-a JPEG again. The loader hands out uint8 tensors; `to_model_input` normalises them on the device,
-which moves four times fewer bytes to a GPU than float32 would.
+a JPEG again. The loader hands out uint8 tensors; `Runtime.prepare` (runtime.py) normalises them on
+the device, which moves four times fewer bytes to a GPU than float32 would.
+
+Very large files are decoded at reduced size: a JPEG over `LARGE_PIXELS` is read by OpenCV at 1/2, 1/4
+or 1/8 of its side (libjpeg scales while decoding, so the full image never sits in memory); any image
+over `MAX_PIXELS` in another format is refused with its name.
 """
 
 from __future__ import annotations
@@ -32,10 +36,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from signvision.errors import UserError
+from signvision.errors import BadImage, UserError
+from signvision.runtime import cpu_threads, show_progress
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 ZINDI_EXTENSIONS = (".jpg", ".jpeg", ".png")
+LARGE_PIXELS = 4096 * 4096  # JPEGs above this are decoded at reduced size (1/2, 1/4 or 1/8 a side)
+MAX_PIXELS = 16384 * 16384  # other images above this are refused
 
 cv2.setNumThreads(1)  # decoding runs in our own thread pool / loader workers; nested pools only fight
 
@@ -70,6 +77,13 @@ def read_csv(path: Path, required: Sequence[str], what: str = "") -> pd.DataFram
     df.columns = [str(c).strip() for c in df.columns]
     for col in required:
         if col not in df.columns:
+            if len(df.columns) == 1:
+                for sep in (";", "\t", "|"):
+                    if sep in df.columns[0]:
+                        raise UserError(
+                            f"{path}: columns are separated by {sep!r}, not commas; save it as a comma-separated CSV "
+                            f"(found the header {df.columns[0]!r})"
+                        )
             raise UserError(f"{path}: no column {col!r} (columns are: {', '.join(df.columns)})")
     if len(df) == 0:
         raise UserError(f"{path}: has a header but no rows")
@@ -108,6 +122,23 @@ def _attach_paths(
         dropped += [f"{csv_path.name} row {r['row']} ({r[id_col]}): image not found" for _, r in df[missing].iterrows()]
     df = df[~missing].copy()
     df["path"] = [str(image_dir / n) for n in names[~missing]]
+    ids = df[id_col].str.strip()
+    repeated = ids.duplicated()
+    if repeated.any():
+        r = df[repeated.values].iloc[0]
+        first = df[(ids == ids[repeated].iloc[0]).values].iloc[0]
+        raise UserError(
+            f"{csv_path} row {r['row']}: {id_col}={r[id_col]!r} appears twice (first at row {first['row']})"
+        )
+    twice = df["path"].duplicated(keep=False)
+    if twice.any():
+        rows = df[twice]
+        first = rows.iloc[0]
+        other = rows[rows["path"] == first["path"]].iloc[1]
+        raise UserError(
+            f"{csv_path} rows {first['row']} and {other['row']}: {first[id_col]!r} and {other[id_col]!r} name the "
+            f"same file {Path(first['path']).name}"
+        )
     return df
 
 
@@ -116,7 +147,7 @@ def _labelled(df: pd.DataFrame, id_col: str, label_col: str, csv_path: Path) -> 
     if (labels == "").any():
         r = df[labels == ""].iloc[0]
         raise UserError(f"{csv_path} row {r['row']}: empty {label_col!r} for {id_col}={r[id_col]!r}")
-    dup = df[id_col].duplicated()
+    dup = df[id_col].str.strip().duplicated()
     if dup.any():
         r = df[dup].iloc[0]
         raise UserError(f"{csv_path} row {r['row']}: {id_col}={r[id_col]!r} appears twice")
@@ -128,6 +159,15 @@ def _labelled(df: pd.DataFrame, id_col: str, label_col: str, csv_path: Path) -> 
             "row": df["row"].values,
         }
     )
+
+
+def _unlabelled(df: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
+    ids = df["img_IDS"].str.strip()
+    dup = ids.duplicated()
+    if dup.any():
+        r = df[dup.values].iloc[0]
+        raise UserError(f"{csv_path} row {r['row']}: img_IDS={r['img_IDS']!r} appears twice")
+    return pd.DataFrame({"img_IDS": ids.values, "path": df["path"].values})
 
 
 def detect_layout(root: Path) -> str:
@@ -178,7 +218,7 @@ def read_data(
         if (root / "Test.csv").is_file():
             tdf = read_csv(root / "Test.csv", ["img_IDS"])
             tdf = _attach_paths(tdf, "img_IDS", root / "Images", root / "Test.csv", skip_missing, dropped)
-            test = pd.DataFrame({"img_IDS": tdf["img_IDS"].str.strip().values, "path": tdf["path"].values})
+            test = _unlabelled(tdf, root / "Test.csv")
         return DataTable(train, test, "zindi", root)
     if layout == "folder":
         rows = []
@@ -224,7 +264,7 @@ def read_unlabelled(data: str | Path) -> pd.DataFrame:
     if root.is_file() and root.suffix.lower() == ".csv":
         df = read_csv(root, ["img_IDS"])
         df = _attach_paths(df, "img_IDS", root.parent / "Images", root, False, [])
-        return pd.DataFrame({"img_IDS": df["img_IDS"].str.strip().values, "path": df["path"].values})
+        return _unlabelled(df, root)
     if root.is_dir():
         files = sorted(f for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
         if files:
@@ -235,10 +275,6 @@ def read_unlabelled(data: str | Path) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------------
 # Decoding
 # ----------------------------------------------------------------------------------------------------
-class BadImage(ValueError):
-    """An image file that cannot be decoded (empty, corrupt, truncated)."""
-
-
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file into an RGB uint8 array (H, W, 3), whatever its channels and bit depth."""
     return decode_image(np.fromfile(str(path), dtype=np.uint8), path)  # fromfile: non-ASCII paths too
@@ -254,7 +290,15 @@ def decode_image(buf: np.ndarray, path: str | Path) -> np.ndarray:
     if buf.size == 0:
         raise BadImage(f"{path}: empty file")
     is_jpeg = buf[:2].tobytes() == b"\xff\xd8"
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED)
+    flag = cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED
+    pixels = _pixels(buf)
+    if pixels > LARGE_PIXELS and is_jpeg:
+        reduced = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+        factor = next((f for f in (2, 4, 8) if pixels / f**2 <= LARGE_PIXELS), 8)
+        flag = reduced[factor]
+    elif pixels > MAX_PIXELS:
+        raise BadImage(f"{path}: {pixels / 1e6:.0f} megapixels, over the limit of {MAX_PIXELS / 1e6:.0f}")
+    img = cv2.imdecode(buf, flag)
     if img is None:
         raise BadImage(f"{path}: not a readable image")
     if is_jpeg and not _ends_with_eoi(buf):
@@ -268,6 +312,19 @@ def decode_image(buf: np.ndarray, path: str | Path) -> np.ndarray:
     if img.shape[2] == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _pixels(buf: np.ndarray) -> int:
+    """Width x height from the file's header alone (Pillow reads no pixels for this); 0 if unknown."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    try:
+        with Image.open(BytesIO(buf.tobytes())) as im:
+            return int(im.size[0]) * int(im.size[1])
+    except Exception:  # not a format Pillow knows: OpenCV decides below
+        return 0
 
 
 def _ends_with_eoi(buf: np.ndarray) -> bool:
@@ -316,7 +373,7 @@ def decode_all(
     the size are unchanged); "none" only checks that every image decodes and returns None.
     """
     n = len(paths)
-    threads = threads or max(1, min(8, os.cpu_count() or 1))
+    threads = threads or cpu_threads()
     arr: np.ndarray | None = None
     done_marker = None
     if cache == "memory":
@@ -354,7 +411,7 @@ def decode_all(
             desc=desc,
             unit="img",
             leave=False,
-            disable=n < 500 or not _show_progress(),
+            disable=n < 500 or not show_progress(),
         ):
             if err is not None:
                 bad.append(i)
@@ -367,10 +424,6 @@ def decode_all(
         done_marker.write_text(json.dumps({"bad": bad, "messages": messages, "paths": len(paths), "size": size}))
         arr = np.memmap(arr.filename, dtype=np.uint8, mode="r", shape=(n, size, size, 3))
     return arr, bad, messages
-
-
-def _show_progress() -> bool:
-    return os.environ.get("SIGNVISION_PROGRESS", "1") != "0"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -469,7 +522,7 @@ def auto_workers(requested: int, *, cached: bool, augmented: bool, cuda: bool) -
     needs; on CUDA the model runs on the GPU, so up to 8)."""
     if requested >= 0:
         return requested
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = cpu_threads(limit=1024)
     if cached and not augmented:
         return 0
     return min(8, cores) if cuda else max(0, min(8, cores - 1))
@@ -500,11 +553,3 @@ def make_loader(
         worker_init_fn=_worker_init if workers > 0 else None,
         prefetch_factor=4 if workers > 0 else None,
     )
-
-
-def to_model_input(
-    images: torch.Tensor, device: torch.device, mean: torch.Tensor, std: torch.Tensor, channels_last: bool = False
-) -> torch.Tensor:
-    """uint8 (B, 3, H, W) on the CPU -> normalised float32 on `device` (mean/std shaped (1, 3, 1, 1))."""
-    x = images.to(device, non_blocking=True).float().div_(255.0).sub_(mean).div_(std)
-    return x.contiguous(memory_format=torch.channels_last) if channels_last else x

@@ -152,8 +152,9 @@ def run_demo(
     import time
 
     from signvision.config import TrainConfig
-    from signvision.engine import evaluate_run, fit, predict
+    from signvision.inference import evaluate_run, predict
     from signvision.report import write_report
+    from signvision.train import fit
 
     started = time.perf_counter()
     workdir = Path(workdir)

@@ -1,9 +1,10 @@
 """`signvision export --run RUN --format onnx`: the run's best model as an ONNX file for deployment.
 
 The exported graph takes what a camera or an image decoder gives, uint8 RGB images (batch, 3, S, S)
-with any batch size, and returns class probabilities: normalisation and the sigmoid (and, for K
-classes, the division that makes rows sum to 1) are inside the graph. Beside `model.onnx`,
-`model.json` records the class names, the image size and the input format.
+with any batch size, and returns the run's calibrated class probabilities: normalisation and
+softmax(logits / T) (sigmoid(logit / T) for one output; the uncalibrated sigmoids divided by their sum
+for a run without a temperature) are inside the graph. Beside `model.onnx`, `model.json` records the
+class names, the image size, the temperature and the input format.
 """
 
 from __future__ import annotations
@@ -15,33 +16,55 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from signvision.errors import refuse_overwrite
+from signvision.errors import UserError, refuse_overwrite
+from signvision.task import Task
+
+OPSETS = range(9, 21)  # what torch's TorchScript-based ONNX exporter writes
 
 
 class Deployable(nn.Module):
     """uint8 images (B, 3, S, S) -> probabilities (B, K), or (B, 1) P(positive) for a binary model."""
 
-    def __init__(self, model: nn.Module, mean, std):
+    def __init__(self, model: nn.Module, mean, std, task: Task, temperature: float | None = None):
         super().__init__()
-        self.model = model
+        self.model, self.task, self.temperature = model, task, temperature
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images.float() / 255.0 - self.mean) / self.std
-        p = torch.sigmoid(self.model(x))  # (B, K) or (B, 1)
-        return p if p.shape[1] == 1 else p / p.sum(dim=1, keepdim=True)
+        p = self.task.probs(self.model(x), self.temperature)  # (B, K) or (B,)
+        return p.unsqueeze(1) if p.ndim == 1 else p
+
+
+def check_export_installed() -> None:
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise UserError(
+            "export: the ONNX packages are not installed; pip install 'signvision[export]' (onnx, onnxruntime)"
+        ) from None
 
 
 def export_onnx(run: str | Path, out: str | Path | None = None, *, opset: int = 17, overwrite: bool = False) -> Path:
-    from signvision.engine import load_run
+    """Write RUN's best model as ONNX (and its description as JSON beside it); returns the ONNX path."""
+    from signvision.inference import is_cv_run, load_run
 
+    if opset not in OPSETS:
+        raise UserError(f"--opset {opset}: expected {OPSETS.start} to {OPSETS.stop - 1}")
+    check_export_installed()
     run = Path(run)
-    model, task, cfg, ckpt = load_run(run)
+    if is_cv_run(run):
+        raise UserError(f"--run {run}: a cross-validated run holds several models; export one fold, e.g. {run}/fold1")
     out = Path(out) if out else run / "model.onnx"
+    if out.suffix.lower() != ".onnx":
+        raise UserError(f"--out {out}: the file name must end in .onnx")
+    meta_path = out.with_suffix(".json")
     refuse_overwrite(out, overwrite)
-    wrapped = Deployable(model, ckpt["norm"]["mean"], ckpt["norm"]["std"]).eval()
-    example = torch.zeros(2, 3, cfg.image_size, cfg.image_size, dtype=torch.uint8)
+    refuse_overwrite(meta_path, overwrite, option=f"--out {out}: its description")
+    m = load_run(run)
+    wrapped = Deployable(m.model, m.ckpt["norm"]["mean"], m.ckpt["norm"]["std"], m.task, m.temperature).eval()
+    example = torch.zeros(2, 3, m.cfg.image_size, m.cfg.image_size, dtype=torch.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter warns that it is the older one
         torch.onnx.export(
@@ -56,28 +79,12 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, opset: int = 
         )
     meta = {
         "input": "uint8 RGB, shape (batch, 3, S, S)",
-        "image_size": cfg.image_size,
-        "outputs": task.names[-1:] if task.binary else task.classes,
-        "binary": task.binary,
-        "model": cfg.model,
-        "epoch": ckpt["epoch"],
+        "image_size": m.cfg.image_size,
+        "outputs": m.task.names[-1:] if m.task.binary else m.task.classes,
+        "binary": m.task.binary,
+        "temperature": m.temperature,
+        "model": m.cfg.model,
+        "epoch": m.ckpt["epoch"],
     }
-    out.with_suffix(".json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return out
-
-
-def register_cli(sub, make) -> None:
-    p = make(
-        sub,
-        "export",
-        "export a run's best model (ONNX, dynamic batch size, uint8 images in)",
-        "signvision export --run runs/lenet --format onnx",
-    )
-    p.add_argument("--run", required=True)
-    p.add_argument("--format", default="onnx", choices=["onnx"])
-    p.add_argument("--out", help="default RUN/model.onnx")
-    p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(
-        func=lambda a: print(f"wrote {export_onnx(a.run, a.out, opset=a.opset, overwrite=a.overwrite)}") or 0
-    )

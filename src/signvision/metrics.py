@@ -3,26 +3,21 @@
 Conventions used everywhere in signvision:
     y      integer labels, (N,): a class index, or 0/1 for a binary task
     probs  (N, K) class probabilities whose rows sum to 1, or (N,) P(positive) for a binary task
+
+How logits become probabilities is the task's business (`Task.probs`), calibration's (`calibrate.py`)
+after training.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-
-def logits_to_probs(logits: torch.Tensor) -> torch.Tensor:
-    """BCE-trained logits -> probabilities. One output: sigmoid. K outputs: each sigmoid is a
-    one-vs-rest score; dividing by their sum gives probabilities that sum to 1 per image."""
-    p = torch.sigmoid(logits.float())
-    if p.shape[1] == 1:
-        return p[:, 0]
-    return p / p.sum(dim=1, keepdim=True).clamp_min(1e-12)
+from signvision.calibrate import expected_calibration_error
 
 
 def compute_metrics(y: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict:
-    """ROC AUC (binary, or macro one-vs-rest plus one per class), log loss and accuracy.
+    """ROC AUC (binary, or macro one-vs-rest plus one per class), log loss, accuracy and calibration error.
 
     `class_names` are the columns of `probs` (or [negative, positive] for a binary task). A class
     absent from `y` has no defined AUC: it is left out of the macro mean and reported as None.
@@ -37,6 +32,7 @@ def compute_metrics(y: np.ndarray, probs: np.ndarray, class_names: list[str]) ->
             "roc_auc": auc,
             "log_loss": float(log_loss(y, np.clip(both, eps, 1 - eps), labels=[0, 1])),
             "accuracy": float(accuracy_score(y, probs >= 0.5)),
+            "ece": expected_calibration_error(probs, y),
             "per_class_roc_auc": {class_names[-1]: auc},
             "n": int(len(y)),
         }
@@ -50,6 +46,7 @@ def compute_metrics(y: np.ndarray, probs: np.ndarray, class_names: list[str]) ->
         "roc_auc": float(np.mean(defined)) if defined else float("nan"),
         "log_loss": float(log_loss(y, clipped / clipped.sum(1, keepdims=True), labels=list(range(len(class_names))))),
         "accuracy": float(accuracy_score(y, probs.argmax(1))),
+        "ece": expected_calibration_error(probs, y),
         "per_class_roc_auc": per_class,
         "n": int(len(y)),
     }

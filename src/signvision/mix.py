@@ -64,11 +64,9 @@ class Mixer:
         self.mode, self.alpha, self.prob = mode, alpha, prob
         self.rng = np.random.default_rng(seed)
         self.enabled = True
-        self.last_lam = 1.0
 
     def __call__(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.enabled or self.rng.random() >= self.prob:
-            self.last_lam = 1.0
             return x, target
         lam = float(self.rng.beta(self.alpha, self.alpha))
         perm = torch.from_numpy(self.rng.permutation(x.shape[0])).to(x.device)
@@ -77,5 +75,4 @@ class Mixer:
             x, target, lam = cutmix(x, target, lam, perm, self.rng)
         else:
             x, target = mixup(x, target, lam, perm)
-        self.last_lam = lam
         return x, target

@@ -74,6 +74,19 @@ def available_models(pattern: str = "") -> list[str]:
     return [n for n in ["lenet"] if fnmatch.fnmatch(n, pattern)] + timm.list_models(pattern)
 
 
+def check_model_name(name: str) -> None:
+    """One line naming close matches for an unknown model name (before any data is read)."""
+    if name == "lenet":
+        return
+    import timm
+
+    known = timm.list_models()
+    if name not in known and name.split(".")[0] not in known:
+        close = difflib.get_close_matches(name, ["lenet"] + known, n=4, cutoff=0.6)
+        hint = f"; close matches: {', '.join(close)}" if close else "; `signvision models PATTERN` lists names"
+        raise UserError(f"--model {name}: unknown model{hint}")
+
+
 def build_model(
     name: str,
     num_outputs: int,
@@ -88,10 +101,7 @@ def build_model(
         if pretrained:
             raise UserError("--pretrained: there are no pretrained LeNet weights; use --weights FILE")
         return LeNet(num_outputs, in_chans=in_chans, image_size=image_size, width=lenet_width)
-    if name not in timm.list_models() and name.split(".")[0] not in timm.list_models():
-        close = difflib.get_close_matches(name, ["lenet"] + timm.list_models(), n=4, cutoff=0.6)
-        hint = f"; close matches: {', '.join(close)}" if close else "; `signvision models PATTERN` lists names"
-        raise UserError(f"--model {name}: unknown model{hint}")
+    check_model_name(name)
     try:
         return timm.create_model(name, pretrained=pretrained, num_classes=num_outputs, in_chans=in_chans)
     except Exception as e:  # no network, hub unreachable, no weights published for this name
@@ -139,24 +149,63 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in obj.items()}
 
 
-def load_weights(model: nn.Module, path: str | Path) -> dict[str, list[str]]:
-    """Load matching tensors from `path` into `model`; tensors whose shape differs (a head for another
-    number of classes) are dropped. Returns what was loaded, dropped and left new."""
+def load_weights(model: nn.Module, path: str | Path) -> dict:
+    """Load the tensors of `path` into `model`, and say what happened.
+
+    Tensors are matched by name; a file saved under other key names (e.g. efficientnet_pytorch's
+    `_conv_stem.weight`, `_blocks.0...` for timm's `conv_stem.weight`, `blocks.0.0...`) is matched by
+    order instead, with timm's `remap_state_dict`, when every tensor's shape lines up in order. Either
+    way a head whose shape does not fit the new task is dropped and trained from scratch. Returns
+    {"loaded", "dropped", "new", "unknown", "remapped"}.
+    """
     state = read_state_dict(path)
     own = model.state_dict()
+    by_name = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    remapped = False
+    if len(by_name) < 0.5 * len(state):
+        by_order = _remap_by_order(model, state, path)
+        if by_order is not None:
+            state, remapped = by_order, True
     loadable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     dropped = sorted(k for k in state if k in own and own[k].shape != state[k].shape)
     unknown = sorted(k for k in state if k not in own)
-    if not loadable:
-        raise UserError(f"--weights {path}: no tensor matches this model (is it for another architecture?)")
-    if len(unknown) > len(loadable):
+    if not loadable or len(unknown) > len(loadable):
+        example = f" (e.g. {unknown[0]!r})" if unknown else ""
         raise UserError(
-            f"--weights {path}: {len(unknown)} tensors do not belong to this model "
-            f"(e.g. {unknown[0]!r}); is it for another architecture?"
+            f"--weights {path}: its tensors neither match this model's names nor line up with its shapes in "
+            f"order{example}; is it for another architecture than {type(model).__name__}?"
         )
     model.load_state_dict(loadable, strict=False)
     new = sorted(k for k in own if k not in loadable)
-    return {"loaded": sorted(loadable), "dropped": dropped, "new": new, "unknown": unknown}
+    return {"loaded": sorted(loadable), "dropped": dropped, "new": new, "unknown": unknown, "remapped": remapped}
+
+
+def _remap_by_order(model: nn.Module, state: dict, path) -> dict | None:
+    """The file's tensors renamed to the model's keys by position (timm's remap_state_dict), for the
+    backbone; the file's remaining tensors are taken as its head. None when the shapes do not line up."""
+    from types import SimpleNamespace
+
+    from timm.models._helpers import remap_state_dict
+
+    heads = tuple(f"{p}." for p in classifier_prefixes(model))
+    for skip_counters in (False, True):  # some files leave out BatchNorm's num_batches_tracked
+        keep = (lambda k: not k.endswith("num_batches_tracked")) if skip_counters else (lambda k: True)
+        body = {k: v for k, v in model.state_dict().items() if not k.startswith(heads) and keep(k)}
+        items = [(k, v) for k, v in state.items() if keep(k)]
+        if len(items) < len(body):
+            continue
+        file_body, file_head = dict(items[: len(body)]), items[len(body) :]
+        if any(a.shape != b.shape for a, b in zip(body.values(), file_body.values())):
+            continue
+        try:
+            remapped = remap_state_dict(file_body, SimpleNamespace(state_dict=lambda body=body: body), False)
+        except AssertionError:
+            continue
+        head_keys = [k for k in model.state_dict() if k.startswith(heads)]
+        if len(file_head) == len(head_keys):
+            remapped.update({k: v for k, (_, v) in zip(head_keys, file_head)})  # shape checked by the caller
+        return remapped
+    return None
 
 
 def set_backbone_trainable(model: nn.Module, trainable: bool) -> None:

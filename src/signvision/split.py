@@ -54,7 +54,12 @@ def read_split(path: str | Path, ids: pd.Series) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"--split {path}: file not found")
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise UserError(f"--split {path}: the file is empty (expected img_IDS,fold)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise UserError(f"--split {path}: not a readable CSV ({str(e).splitlines()[0]})") from None
     if list(df.columns[:2]) != ["img_IDS", "fold"]:
         raise UserError(f"--split {path}: expected columns img_IDS,fold, found {','.join(df.columns)}")
     bad = df[~df["fold"].isin(["train", "val"])]
@@ -66,3 +71,27 @@ def read_split(path: str | Path, ids: pd.Series) -> pd.DataFrame:
     if missing:
         raise UserError(f"--split {path}: {len(missing)} images of the data are not in it, e.g. {sorted(missing)[0]!r}")
     return df[["img_IDS", "fold"]]
+
+
+def write_split(args) -> Path:
+    """`signvision split`: a split.csv for the data of `args` (data options, audit, val_fraction, seed, out)."""
+    from signvision.data import read_data
+    from signvision.errors import refuse_overwrite
+    from signvision.rundata import audit_groups
+
+    out = Path(args.out)
+    refuse_overwrite(out)
+    table = read_data(
+        args.data, csv=args.csv, image_col=args.image_col, label_col=args.label_col, image_dir=args.image_dir
+    )
+    groups = audit_groups(table.train["img_IDS"], args.audit)
+    split = make_split(
+        table.train["img_IDS"], table.train["Label"], val_fraction=args.val_fraction, seed=args.seed, groups=groups
+    )
+    split.to_csv(out, index=False)
+    counts = split["fold"].value_counts()
+    print(
+        f"wrote {out}: {counts.get('train', 0)} train, {counts.get('val', 0)} val images"
+        + (f"; {int(groups.notna().sum())} images in duplicate groups kept together" if groups is not None else "")
+    )
+    return out

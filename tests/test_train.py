@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from helpers import make_zindi, tiny_config
 
-import signvision.engine as engine
+import signvision.train as train_module
+from signvision.checkpoint import load_checkpoint
+from signvision.cli import main
 from signvision.config import TrainConfig
-from signvision.engine import fit, load_checkpoint, predict
 from signvision.errors import UserError
-
-
-def tiny_config(data, out, **kw) -> TrainConfig:
-    base = dict(
-        data=str(data),
-        out=str(out),
-        model="lenet",
-        lenet_width=1,
-        epochs=2,
-        image_size=16,
-        batch_size=8,
-        lr=5e-3,
-        device="cpu",
-    )
-    return TrainConfig(**{**base, **kw})
+from signvision.inference import evaluate_run, predict
+from signvision.train import fit
 
 
 def test_run_folder_contents(tiny_zindi, tmp_path):
@@ -53,7 +44,7 @@ def test_out_folder_with_a_run_is_not_overwritten(tiny_zindi, tmp_path):
 
 def test_interrupt_then_resume_matches_uninterrupted(tiny_zindi, tmp_path, monkeypatch):
     fit(tiny_config(tiny_zindi, tmp_path / "full", epochs=3), log=lambda *_: None)
-    real = engine.train_one_epoch
+    real = train_module.train_one_epoch
     calls = {"n": 0}
 
     def interrupt_second_epoch(*args, **kwargs):
@@ -62,12 +53,12 @@ def test_interrupt_then_resume_matches_uninterrupted(tiny_zindi, tmp_path, monke
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "train_one_epoch", interrupt_second_epoch)
+    monkeypatch.setattr(train_module, "train_one_epoch", interrupt_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         fit(tiny_config(tiny_zindi, tmp_path / "cut", epochs=3), log=lambda *_: None)
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1
     assert json.loads((tmp_path / "cut" / "summary.json").read_text())["status"] == "interrupted"
-    monkeypatch.setattr(engine, "train_one_epoch", real)
+    monkeypatch.setattr(train_module, "train_one_epoch", real)
     resumed = fit(TrainConfig.load(tmp_path / "cut" / "config.json"), resume=True, log=lambda *_: None)
     assert resumed["epochs"] == 3
     a, b = pd.read_csv(tmp_path / "full" / "metrics.csv"), pd.read_csv(tmp_path / "cut" / "metrics.csv")
@@ -103,7 +94,9 @@ def test_binary_target_one_output(tiny_zindi, tmp_path):
     assert ckpt["model"]["classifier.7.weight"].shape[0] == 1
     sub = predict(tmp_path / "run", tiny_zindi, tmp_path / "sub.csv", device="cpu", workers=0, log=lambda *_: None)
     assert list(sub.columns) == ["img_IDS", "Me voy"] and sub["Me voy"].between(0, 1).all()
-    assert 0 <= summary["val_roc_auc"] <= 1
+    evaluation = evaluate_run(tmp_path / "run", device="cpu", log=lambda *_: None)
+    assert evaluation["uncalibrated"]["roc_auc"] == pytest.approx(summary["val_roc_auc"], abs=1e-6)
+    assert evaluation["without_tta"]["log_loss"] == pytest.approx(summary["val_log_loss"], abs=1e-6)
 
 
 def test_skip_bad_images_drops_and_lists(tiny_zindi, tmp_path):
@@ -118,7 +111,7 @@ def test_skip_bad_images_drops_and_lists(tiny_zindi, tmp_path):
 
 
 def test_run_works_from_another_directory(tiny_zindi, tmp_path, monkeypatch):
-    from signvision.engine import evaluate_run
+    from signvision.inference import evaluate_run
 
     monkeypatch.chdir(tiny_zindi.parent)
     fit(tiny_config(tiny_zindi.name, "run", epochs=1), log=lambda *_: None)  # relative --data and --out
@@ -128,3 +121,96 @@ def test_run_works_from_another_directory(tiny_zindi, tmp_path, monkeypatch):
     cfg = TrainConfig.load(tmp_path / "run" / "config.json")
     cfg.out, cfg.epochs = str(tmp_path / "run"), 2
     assert fit(cfg, resume=True, log=lambda *_: None)["epochs"] == 2
+
+
+def test_resume_with_more_epochs_under_onecycle(tiny_zindi, tmp_path):
+    fit(tiny_config(tiny_zindi, tmp_path / "run", schedule="onecycle", epochs=1), log=lambda *_: None)
+    assert main(["train", "--resume", str(tmp_path / "run"), "--epochs", "3"]) == 0
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert metrics["epoch"].tolist() == [1, 2, 3]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 3  # the longer run is kept
+
+
+def test_resume_with_moved_data_then_report(tiny_zindi, tmp_path):
+    fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=1), log=lambda *_: None)
+    moved = shutil.move(str(tiny_zindi), str(tmp_path / "moved"))
+    assert main(["train", "--resume", str(tmp_path / "run"), "--data", moved, "--epochs", "2"]) == 0
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["data"] == str(Path(moved).resolve())
+    assert main(["report", str(tmp_path / "run")]) == 0  # the report finds the images where they are now
+
+
+def test_awkward_names_are_data_not_syntax(tmp_path):
+    """A class named like matplotlib mathtext, and an id with a trailing space in Train.csv."""
+    root = make_zindi(tmp_path / "z", classes=["$\\alpha_$", "plain", "x^2_"], n_per_class=8)
+    table = pd.read_csv(root / "Train.csv")
+    table.loc[0, "img_IDS"] = table.loc[0, "img_IDS"] + " "
+    table.to_csv(root / "Train.csv", index=False)
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(root),
+                "--out",
+                str(tmp_path / "r"),
+                "--epochs",
+                "1",
+                "--image-size",
+                "16",
+                "--lenet-width",
+                "1",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "$\\alpha_$" in page
+    sub = predict(tmp_path / "r", root, tmp_path / "s.csv", device="cpu", workers=0, log=lambda *_: None)
+    assert list(sub.columns) == ["img_IDS", "$\\alpha_$", "plain", "x^2_"]
+
+
+def test_interrupt_while_writing_best_leaves_no_temporary_and_a_true_summary(tiny_zindi, tmp_path, monkeypatch):
+    import signvision.checkpoint as checkpoint_module
+
+    real_save = torch.save
+    calls = {"best": 0}
+
+    def save(obj, path, *a, **k):
+        if str(path).endswith("best.pt.tmp"):
+            calls["best"] += 1
+            if calls["best"] == 2:
+                real_save(obj, path, *a, **k)  # half way: the temporary file exists, then Ctrl-C
+                raise KeyboardInterrupt
+        return real_save(obj, path, *a, **k)
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", save)
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=4, lr=1e-2), log=lambda *_: None)
+    monkeypatch.setattr(checkpoint_module.torch, "save", real_save)
+    run = tmp_path / "run"
+    assert not list(run.glob("*.tmp"))
+    summary = json.loads((run / "summary.json").read_text())
+    if calls["best"] >= 2:  # the second improvement was interrupted: best.pt still holds the first
+        assert summary["best_epoch"] == load_checkpoint(run / "best.pt")["epoch"]
+
+
+def test_disk_cache_through_fit(tiny_zindi, tmp_path):
+    cache = tmp_path / "cache"
+    a = fit(tiny_config(tiny_zindi, tmp_path / "a", cache="disk", cache_dir=str(cache)), log=lambda *_: None)
+    files = sorted(cache.glob("*.u8"))
+    assert len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    b = fit(tiny_config(tiny_zindi, tmp_path / "b", cache="disk", cache_dir=str(cache)), log=lambda *_: None)
+    assert files[0].stat().st_mtime_ns == stamp  # reused, not decoded again
+    m = fit(tiny_config(tiny_zindi, tmp_path / "m"), log=lambda *_: None)
+    assert a["val_roc_auc"] == pytest.approx(m["val_roc_auc"]) == pytest.approx(b["val_roc_auc"])
+
+
+def test_cross_entropy_with_label_smoothing_is_calibrated(tiny_zindi, tmp_path):
+    summary = fit(tiny_config(tiny_zindi, tmp_path / "ce", loss="ce", label_smoothing=0.1), log=lambda *_: None)
+    assert summary["loss"] == "ce" and summary["temperature"] > 0
+    result = evaluate_run(tmp_path / "ce", device="cpu", log=lambda *_: None)
+    assert result["without_tta"]["log_loss"] == pytest.approx(summary["val_log_loss"], abs=1e-6)
+    assert result["uncalibrated"]["log_loss"] == pytest.approx(summary["val_log_loss_uncalibrated"], abs=1e-6)

@@ -1,0 +1,184 @@
+"""k-fold cross-validation and the fold ensemble: `signvision train --folds K ...`.
+
+The training images are cut into K stratified folds (scikit-learn's `StratifiedGroupKFold`; with
+`--audit`, copies of one image share a fold). Fold k's model trains on the other K-1 folds and is
+validated on fold k, as an ordinary run in OUT/fold<k>/, so every training image gets a probability
+from a model that never saw it: the out-of-fold (OOF) predictions. One temperature is fitted on the
+pooled OOF logits; `predict --run OUT` averages the K calibrated models (a fold ensemble).
+
+    OUT/cv.json        the settings (a rerun of the same command continues; other settings are refused)
+    OUT/folds.csv      img_IDS,Label,fold
+    OUT/fold<k>/       one ordinary run per fold (its split.csv: fold k = val)
+    OUT/oof.csv        img_IDS,Label,fold + calibrated out-of-fold probabilities
+    OUT/summary.json   CV figures: mean ± std over folds, pooled OOF figures, the temperature
+
+Interrupted? Run the same command again: finished folds are kept, an unfinished one resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from signvision.calibrate import fit_temperature, scaled_probs
+from signvision.config import TrainConfig, read_json
+from signvision.data import read_data_of
+from signvision.errors import UserError
+from signvision.metrics import compute_metrics
+from signvision.rundata import audit_groups, load_audit
+
+SUMMARY_KEYS = ("val_roc_auc", "val_log_loss", "val_accuracy", "val_ece")
+
+
+def assign_folds(cfg: TrainConfig) -> pd.DataFrame:
+    """img_IDS, Label, fold (1..K): stratified by label, copies (with --audit) kept in one fold."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    table = read_data_of(cfg, skip_missing=cfg.skip_bad_images, dropped=[])
+    train = table.train
+    if cfg.audit:
+        keep, _ = load_audit(cfg.audit)
+        train = train[train["img_IDS"].isin(keep)].reset_index(drop=True)
+    counts = train["Label"].value_counts()
+    if cfg.folds > counts.min():
+        raise UserError(
+            f"--folds {cfg.folds}: the rarest class {counts.idxmin()!r} has only {counts.min()} images; "
+            f"use at most --folds {counts.min()}"
+        )
+    groups = audit_groups(train["img_IDS"], cfg.audit)
+    group_ids = (groups.fillna("solo:" + train["img_IDS"]) if groups is not None else train["img_IDS"]).astype(str)
+    splitter = StratifiedGroupKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
+    fold = np.zeros(len(train), dtype=int)
+    for k, (_, val) in enumerate(splitter.split(train, train["Label"], group_ids), start=1):
+        fold[val] = k
+    return pd.DataFrame({"img_IDS": train["img_IDS"], "Label": train["Label"], "fold": fold})
+
+
+def fit_folds(cfg: TrainConfig, log=print) -> dict:
+    """Train the K fold runs (skipping finished ones), then the OOF predictions, temperature and summary."""
+    from signvision.train import check_out_folder, fit
+
+    cfg.absolute_paths()
+    out = Path(cfg.out)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "device", "workers")}
+    spec = {"folds": cfg.folds, "config": settings}
+    spec = json.loads(json.dumps(spec))
+    if (out / "cv.json").is_file():
+        if read_json(out / "cv.json") != spec:
+            raise UserError(f"--out {out}: holds a cross-validation with other settings; use a new folder")
+    else:
+        check_out_folder(out, resume=False)
+    folds = assign_folds(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / "cv.json").is_file():
+        folds.to_csv(out / "folds.csv", index=False)
+        cfg.save(out / "config.json")
+        (out / "cv.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n")
+    (out / "splits").mkdir(exist_ok=True)
+    started, trained = time.perf_counter(), 0
+    for k in range(1, cfg.folds + 1):
+        run = out / f"fold{k}"
+        summary_file = run / "summary.json"
+        if summary_file.is_file() and read_json(summary_file).get("status") == "finished":
+            log(f"fold {k}/{cfg.folds}: finished earlier, kept")
+            continue
+        split_file = out / "splits" / f"fold{k}.csv"
+        folds.assign(fold=np.where(folds["fold"] == k, "val", "train"))[["img_IDS", "fold"]].to_csv(
+            split_file, index=False
+        )
+        left = cfg.folds - k + 1
+        eta = f", about {(time.perf_counter() - started) / trained * left:.0f} s left" if trained else ""
+        log(f"fold {k}/{cfg.folds}: training on {int((folds['fold'] != k).sum())} images{eta}")
+        resume = (run / "last.pt").is_file()
+        fold_cfg = (
+            TrainConfig.load(run / "config.json")
+            if resume
+            else replace(cfg, folds=1, out=str(run), split=str(split_file))
+        )
+        try:
+            fit(fold_cfg, resume=resume, log=lambda msg, k=k: log(f"  [fold {k}] {msg}"))
+        except KeyboardInterrupt:
+            log(f"interrupted in fold {k}: finished folds are kept; run the same command again to continue")
+            raise
+        trained += 1
+    return summarise_folds(out, cfg, folds, log)
+
+
+def summarise_folds(out: Path, cfg: TrainConfig, folds: pd.DataFrame, log=print) -> dict:
+    """Out-of-fold logits of every training image, one temperature fitted on them, summary.json."""
+    from signvision.data import make_loader
+    from signvision.inference import load_run, runtime_for, validation_set
+    from signvision.loop import evaluate
+    from signvision.runtime import pick_device
+
+    device = pick_device(cfg.device)
+    ids, fold_of, logits, ys, per_fold = [], [], [], [], []
+    for k in range(1, cfg.folds + 1):
+        member = load_run(out / f"fold{k}")
+        val = validation_set(member, None)
+        member.model.to(device)
+        _, outputs, y = evaluate(
+            member.model, make_loader(val, batch_size=256), runtime_for(member, device), member.task
+        )
+        ids += val.ids
+        fold_of += [k] * len(val)
+        logits.append(outputs.logits)
+        ys.append(y)
+        fold_summary = read_json(out / f"fold{k}" / "summary.json")
+        per_fold.append({key: fold_summary.get(key) for key in SUMMARY_KEYS})
+    task = member.task
+    logits_all, y_all = np.concatenate(logits), np.concatenate(ys)
+    temperature = fit_temperature(logits_all, y_all)
+    raw = compute_metrics(y_all, task.probs(_tensor(logits_all)).numpy(), task.names)
+    probs = scaled_probs(logits_all, temperature)
+    pooled = compute_metrics(y_all, probs, task.names)
+    label_of = dict(zip(folds["img_IDS"], folds["Label"]))
+    oof = pd.DataFrame({"img_IDS": ids, "Label": [label_of[i] for i in ids], "fold": fold_of})
+    columns = task.names[-1:] if task.binary else task.classes
+    oof = pd.concat([oof, pd.DataFrame(probs.reshape(len(ids), -1), columns=columns)], axis=1)
+    oof.to_csv(out / "oof.csv", index=False, float_format="%.6f")
+    fold_table = pd.DataFrame(per_fold)
+    fold_summaries = [read_json(out / f"fold{k}" / "summary.json") for k in range(1, cfg.folds + 1)]
+    summary = {
+        "status": "finished",
+        "cross_validated": True,
+        "folds": cfg.folds,
+        "classes": task.classes,
+        "target": cfg.target,
+        "model": cfg.model,
+        "loss": cfg.loss,
+        "epochs": cfg.epochs,
+        "train_seconds": round(sum(s.get("train_seconds", 0) for s in fold_summaries), 2),
+        "oof_images": int(len(y_all)),
+        "temperature": temperature,
+        "val_roc_auc": pooled["roc_auc"],
+        "val_log_loss": pooled["log_loss"],
+        "val_accuracy": pooled["accuracy"],
+        "val_ece": pooled["ece"],
+        "val_log_loss_uncalibrated": raw["log_loss"],
+        "val_ece_uncalibrated": raw["ece"],
+        "fold_mean": {k: float(fold_table[k].mean()) for k in SUMMARY_KEYS if fold_table[k].notna().all()},
+        "fold_std": {k: float(fold_table[k].std(ddof=1)) for k in SUMMARY_KEYS if fold_table[k].notna().all()},
+        "per_fold": per_fold,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    m, s = summary["fold_mean"], summary["fold_std"]
+    log(
+        f"{cfg.folds}-fold CV: per fold ROC AUC {m['val_roc_auc']:.4f} ± {s['val_roc_auc']:.4f}, log loss "
+        f"{m['val_log_loss']:.4f} ± {s['val_log_loss']:.4f}, accuracy {m['val_accuracy']:.4f} ± "
+        f"{s['val_accuracy']:.4f}; pooled out-of-fold ({len(y_all)} images, temperature {temperature:.3f}): "
+        f"ROC AUC {pooled['roc_auc']:.4f}, log loss {raw['log_loss']:.4f} -> {pooled['log_loss']:.4f}, "
+        f"accuracy {pooled['accuracy']:.4f}"
+    )
+    return summary
+
+
+def _tensor(array: np.ndarray):
+    import torch
+
+    return torch.from_numpy(array)

@@ -1,0 +1,261 @@
+"""Using a finished run: load it, evaluate it on its validation images, predict new images.
+
+A run is a single run folder (best.pt holds the weights and the fitted temperature) or a
+cross-validated run (OUT/cv.json, one run per fold in OUT/fold<k>/, the temperature fitted on the
+out-of-fold logits in OUT/summary.json). For a cross-validated run, `evaluate_run` scores every training
+image with the fold model that did not train on it, and `predict` averages the folds' probabilities:
+a fold ensemble.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from signvision.augment import TTA
+from signvision.checkpoint import load_checkpoint, model_from_checkpoint
+from signvision.config import TrainConfig, read_json
+from signvision.data import ImageDataset, auto_workers, make_loader, read_unlabelled
+from signvision.errors import BadImage, UserError, refuse_overwrite
+from signvision.loop import evaluate
+from signvision.loop import predict as predict_outputs
+from signvision.metrics import compute_metrics
+from signvision.rundata import prepare_run_data
+from signvision.runtime import Runtime, pick_device
+from signvision.task import ID_COLUMN, Task
+
+SCORES = ("roc_auc", "log_loss", "accuracy", "ece")
+
+
+@dataclass
+class RunModel:
+    """A trained model ready for inference: the model, its task and config, the checkpoint it came from
+    and the temperature its probabilities are divided by (None: uncalibrated)."""
+
+    model: nn.Module
+    task: Task
+    cfg: TrainConfig
+    ckpt: dict
+    temperature: float | None
+    folder: Path
+
+
+def is_cv_run(run: str | Path) -> bool:
+    return (Path(run) / "cv.json").is_file()
+
+
+def fold_folders(run: Path) -> list[Path]:
+    """The fold runs of a cross-validated run, each finished (UserError otherwise)."""
+    spec = read_json(run / "cv.json")
+    folders = [run / f"fold{k}" for k in range(1, int(spec.get("folds", 0)) + 1)]
+    unfinished = [f.name for f in folders if not (f / "best.pt").is_file()]
+    if not folders or unfinished:
+        raise UserError(
+            f"--run {run}: cross-validation not finished (no best.pt in {', '.join(unfinished) or 'any fold'}); "
+            "run the same train command again to finish it"
+        )
+    return folders
+
+
+def check_run_folder(run: str | Path) -> Path:
+    """The run folder exists and is finished enough to use (one line otherwise)."""
+    run = Path(run)
+    if not run.is_dir():
+        raise UserError(f"--run {run}: folder not found")
+    if is_cv_run(run):
+        fold_folders(run)
+    elif not (run / "best.pt").is_file():
+        raise UserError(f"--run {run}: no best.pt (not a signvision run, or no epoch finished yet)")
+    return run
+
+
+def load_run(run: str | Path, checkpoint: str = "best.pt") -> RunModel:
+    """One run's model (for a cross-validated run use `load_members`)."""
+    run = check_run_folder(run)
+    ckpt = load_checkpoint(run / checkpoint)
+    model, task, cfg = model_from_checkpoint(ckpt, run / checkpoint)
+    if (run / "config.json").is_file():  # where the images are now (a resume with --data may have moved them)
+        saved = TrainConfig.load(run / "config.json")
+        cfg.data, cfg.csv, cfg.image_dir = saved.data, saved.csv, saved.image_dir
+    return RunModel(model.eval(), task, cfg, ckpt, ckpt.get("temperature"), run)
+
+
+def load_members(run: str | Path) -> list[RunModel]:
+    """The models that make a run's predictions: the run itself, or each fold with the CV temperature."""
+    run = check_run_folder(run)
+    if not is_cv_run(run):
+        return [load_run(run)]
+    temperature = read_json(run / "summary.json").get("temperature") if (run / "summary.json").is_file() else None
+    members = [load_run(f) for f in fold_folders(run)]
+    for m in members:
+        m.temperature = temperature
+    return members
+
+
+def runtime_for(member: RunModel, device) -> Runtime:
+    norm = member.ckpt["norm"]
+    return Runtime.create(device, norm["mean"], norm["std"])
+
+
+def validation_set(member: RunModel, data: str | None) -> ImageDataset:
+    """The member's own validation images, rebuilt from its split.csv (and `data` if they moved)."""
+    cfg = member.cfg
+    cfg.target = member.ckpt["target"]
+    if data is not None:
+        cfg.data, cfg.csv = data, None
+    return prepare_run_data(cfg, member.folder / "split.csv", classes=member.task.classes).subset("val")
+
+
+def evaluation_file(tta: str) -> str:
+    """Where `evaluate_run` keeps its result for a TTA mode (ablate reads the same names)."""
+    return "evaluation.json" if tta == "none" else f"evaluation-tta-{Path(tta).stem}.json"
+
+
+def evaluate_run(
+    run: str | Path,
+    data: str | None = None,
+    *,
+    tta: str = "none",
+    tta_merge: str = "mean",
+    device: str = "auto",
+    batch_size: int = 128,
+    log=print,
+) -> dict:
+    """Validation metrics without calibration, calibrated, and calibrated with TTA; saved as
+    evaluation*.json in the run. A cross-validated run is scored on its out-of-fold predictions."""
+    members = load_members(run)
+    tta_views = TTA(tta, merge=tta_merge, image_size=members[0].cfg.image_size, seed=members[0].cfg.seed)
+    dev = pick_device(device)
+    pools: dict[str, list] = {"uncalibrated": [], "calibrated": [], "tta": [], "y": []}
+    for m in members:
+        val = validation_set(m, data)
+        loader = make_loader(val, batch_size=batch_size)
+        runtime, task = runtime_for(m, dev), m.task
+        m.model.to(dev)
+        _, raw, y = evaluate(m.model, loader, runtime, task)
+        pools["uncalibrated"].append(raw.probs)
+        pools["calibrated"].append(task.probs(_tensor(raw.logits), m.temperature).numpy())
+        if tta != "none":
+            _, with_tta, _ = evaluate(m.model, loader, runtime, task, temperature=m.temperature, tta=tta_views)
+            pools["tta"].append(with_tta.probs)
+        pools["y"].append(y)
+    y = np.concatenate(pools["y"])
+    names = members[0].task.names
+    columns = {
+        "uncalibrated": compute_metrics(y, np.concatenate(pools["uncalibrated"]), names),
+        "calibrated": compute_metrics(y, np.concatenate(pools["calibrated"]), names),
+    }
+    if tta != "none":
+        columns[f"TTA {tta}"] = compute_metrics(y, np.concatenate(pools["tta"]), names)
+    run = Path(run)
+    result = {
+        "run": str(run),
+        "cross_validated": len(members) > 1,
+        "images": int(len(y)),
+        "temperature": members[0].temperature,
+        "tta": tta,
+        "uncalibrated": _scalar(columns["uncalibrated"]),
+        "without_tta": _scalar(columns["calibrated"]),
+    }
+    if tta != "none":
+        result["with_tta"] = _scalar(columns[f"TTA {tta}"])
+    what = "out-of-fold images" if len(members) > 1 else "validation images"
+    t = members[0].temperature
+    log(f"{what}: {len(y)} (run {run}" + (f", temperature {t:.3f})" if t else ", not calibrated)"))
+    header = f"{'metric':<10}" + "".join(f" {name:>16}" for name in columns)
+    log(header + (f" {'TTA gain':>9}" if tta != "none" else ""))
+    for key in SCORES:
+        line = f"{key:<10}" + "".join(f" {c[key]:>16.4f}" for c in columns.values())
+        if tta != "none":
+            line += f" {columns[f'TTA {tta}'][key] - columns['calibrated'][key]:>+9.4f}"
+        log(line)
+    (run / evaluation_file(tta)).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    return result
+
+
+def _tensor(array: np.ndarray):
+    import torch
+
+    return torch.from_numpy(array)
+
+
+def _scalar(metrics: dict) -> dict:
+    return {k: metrics[k] for k in (*SCORES, "loss", "per_class_roc_auc") if k in metrics}
+
+
+def predict_images(
+    members: list[RunModel],
+    table: pd.DataFrame,
+    *,
+    tta: str,
+    tta_merge: str,
+    device: str,
+    batch_size: int,
+    workers: int,
+) -> np.ndarray:
+    """Probabilities (N, K) or (N,) for the images of `table` (img_IDS, path): the mean over members."""
+    dev = pick_device(device)
+    image_size = members[0].cfg.image_size
+    dataset = ImageDataset(table["path"].tolist(), image_size, ids=table[ID_COLUMN].tolist())
+    n_workers = auto_workers(workers, cached=False, augmented=True, cuda=dev.type == "cuda")
+    loader = make_loader(dataset, batch_size=batch_size, workers=n_workers, pin_memory=dev.type == "cuda")
+    views = TTA(tta, merge=tta_merge, image_size=image_size)
+    total = None
+    for m in members:
+        m.model.to(dev)
+        try:
+            out = predict_outputs(m.model, loader, runtime_for(m, dev), m.task, temperature=m.temperature, tta=views)
+        except BadImage as e:  # a corrupt image; from a loader process the message ends with the original
+            raise UserError(str(e).strip().splitlines()[-1].removeprefix("signvision.data.BadImage: ")) from None
+        if out.keys != table[ID_COLUMN].tolist():
+            raise RuntimeError("predictions came back out of order")
+        total = out.probs if total is None else total + out.probs
+    return total / len(members)
+
+
+def submission_frame(task: Task, ids: list[str], probs: np.ndarray) -> pd.DataFrame:
+    """img_IDS + one probability column per class (rows sum to 1), or + one column named after the
+    target for a `--target` run."""
+    if task.target is not None:
+        return pd.DataFrame({ID_COLUMN: ids, task.target: probs})
+    if task.binary:
+        return pd.DataFrame({ID_COLUMN: ids, task.classes[0]: 1 - probs, task.classes[1]: probs})
+    frame = pd.DataFrame(probs, columns=task.classes)
+    frame.insert(0, ID_COLUMN, ids)
+    return frame
+
+
+def predict(
+    run: str | Path,
+    data: str | Path | None,
+    out: str | Path,
+    *,
+    tta: str = "none",
+    tta_merge: str = "mean",
+    device: str = "auto",
+    batch_size: int = 128,
+    workers: int = -1,
+    overwrite: bool = False,
+    log=print,
+) -> pd.DataFrame:
+    """Write a submission for Test.csv's images (or a folder of images): calibrated probabilities,
+    averaged over the folds of a cross-validated run. Streams: images are decoded batch by batch."""
+    out = Path(out)
+    refuse_overwrite(out, overwrite)
+    members = load_members(run)
+    TTA(tta, merge=tta_merge, image_size=members[0].cfg.image_size)  # a bad --tta fails before any work
+    table = read_unlabelled(data if data is not None else members[0].cfg.data)
+    probs = predict_images(
+        members, table, tta=tta, tta_merge=tta_merge, device=device, batch_size=batch_size, workers=workers
+    )
+    frame = submission_frame(members[0].task, table[ID_COLUMN].tolist(), probs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False, float_format="%.6f")
+    ensemble = f", mean of {len(members)} fold models" if len(members) > 1 else ""
+    log(f"wrote {out}: {len(frame)} images x {frame.shape[1] - 1} probability column(s){ensemble}")
+    return frame

@@ -1,0 +1,46 @@
+"""The HTML pages signvision writes (report.html, audit.html): one skeleton, images embedded as base64
+so that a page is one file that opens offline, and every text from the data escaped."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+BASE_STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:1200px}img{max-width:100%}"
+    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+    "th{background:#f3f3f3}.l{text-align:left}pre{background:#f6f6f6;padding:1em;overflow:auto}"
+    ".warn{background:#fff4e0;border:1px solid #e0a040;padding:6px 10px}"
+)
+
+
+def escape(text) -> str:
+    return html.escape(str(text))
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def img_tag(data: bytes, alt: str, mime: str = "image/png", **attrs) -> str:
+    """An <img> holding the image bytes themselves."""
+    extra = "".join(f' {k}="{escape(v)}"' for k, v in attrs.items())
+    return f'<img alt="{escape(alt)}" src="{data_uri(data, mime)}"{extra}>'
+
+
+def png_tag(path: Path, alt: str) -> str:
+    return img_tag(Path(path).read_bytes(), alt)
+
+
+def page(title: str, body: str, style: str = "") -> str:
+    """A whole HTML document: `body` is HTML already escaped by its maker; the title is escaped here."""
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f"<style>{BASE_STYLE}{style}</style></head><body><h1>{escape(title)}</h1>{body}</body></html>\n"
+    )
+
+
+def write_page(path: Path, title: str, body: str, style: str = "") -> Path:
+    path.write_text(page(title, body, style), encoding="utf-8")
+    return path

@@ -1,0 +1,141 @@
+"""Every picture signvision draws, with matplotlib (imported only by the code that draws).
+
+Labels come from the data and are drawn literally: `text.parse_math` is off, so a class named
+`$\\alpha_$` is text, not a broken formula.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import confusion_matrix, roc_curve  # noqa: E402
+
+plt.rcParams["text.parse_math"] = False
+
+
+def save_figure(fig, path: Path, dpi: int = 90) -> Path:
+    """tight_layout, write the PNG, free the figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_curves(metrics: pd.DataFrame, path: Path) -> Path:
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot(metrics["epoch"], metrics["train_loss"], "o-", label="train")
+    ax1.plot(metrics["epoch"], metrics["val_loss"], "o-", label="validation")
+    ax1.set(xlabel="epoch", ylabel="training loss", title="loss")
+    ax2.plot(metrics["epoch"], metrics["train_roc_auc"], "o-", label="train (augmented batches)")
+    ax2.plot(metrics["epoch"], metrics["val_roc_auc"], "o-", label="validation")
+    ax2.set(xlabel="epoch", ylabel="ROC AUC", title="ROC AUC")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return save_figure(fig, path)
+
+
+def plot_roc(y: np.ndarray, probs: np.ndarray, names: list[str], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    if probs.ndim == 1:
+        fpr, tpr, _ = roc_curve(y, probs)
+        ax.plot(fpr, tpr, label=names[-1])
+    else:
+        grid = np.linspace(0, 1, 201)
+        mean_tpr = np.zeros_like(grid)
+        drawn = 0
+        for k, name in enumerate(names):
+            if 0 < (y == k).sum() < len(y):
+                fpr, tpr, _ = roc_curve(y == k, probs[:, k])
+                ax.plot(fpr, tpr, lw=1, alpha=0.6, label=name)
+                mean_tpr += np.interp(grid, fpr, tpr)
+                drawn += 1
+        ax.plot(grid, mean_tpr / max(drawn, 1), "k-", lw=2.5, label="macro average")
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC on validation images")
+    ax.legend(fontsize=7, loc="lower right")
+    return save_figure(fig, path)
+
+
+def plot_confusion(y: np.ndarray, pred: np.ndarray, names: list[str], path: Path) -> Path:
+    cm = confusion_matrix(y, pred, labels=list(range(len(names))))
+    size = max(4.5, 0.55 * len(names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(cm, cmap="Blues")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, cm[i, j], ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set(xlabel="predicted", ylabel="given label", title="confusion matrix (validation)")
+    return save_figure(fig, path)
+
+
+def plot_reliability(curves: dict[str, list[dict]], path: Path) -> Path:
+    """Reliability diagram: accuracy against confidence per bin, one line per set of probabilities
+    (e.g. before and after calibration); the diagonal is perfect calibration."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
+    for name, bins in curves.items():
+        conf = [b["confidence"] for b in bins]
+        acc = [b["accuracy"] for b in bins]
+        ax.plot(conf, acc, "o-", label=name, markersize=5)
+    ax.set(
+        xlabel="confidence of the predicted class",
+        ylabel="accuracy",
+        title="reliability (validation)",
+        xlim=(0, 1.02),
+        ylim=(0, 1.02),
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    return save_figure(fig, path)
+
+
+def plot_gallery(images: list[np.ndarray], captions: list[str], path: Path, cols: int = 6, title: str = "") -> Path:
+    rows = max(1, int(np.ceil(len(images) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2, rows * 2.7), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, img, cap in zip(axes.ravel(), images, captions):
+        ax.imshow(img)
+        ax.set_title(cap, fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def plot_compare(table: pd.DataFrame, path: Path) -> Path:
+    fig, axes = plt.subplots(1, 3, figsize=(13, max(3, 0.45 * len(table) + 1.5)))
+    labels = [Path(r).name for r in table["run"]]
+    for ax, key in zip(axes, ("val_roc_auc", "val_log_loss", "val_accuracy")):
+        ax.barh(labels, table[key])
+        ax.set(title=key)
+        ax.grid(axis="x", alpha=0.3)
+        lo, hi = table[key].min(), table[key].max()
+        if key != "val_log_loss":
+            ax.set_xlim(max(0, lo - (hi - lo) - 0.01), min(1, hi + 0.005))
+    return save_figure(fig, path)
+
+
+def plot_ablation(table: pd.DataFrame, keys: list[str], path: Path) -> Path:
+    labels = [" ".join(f"{k}={r[k]}" for k in keys) for _, r in table.iterrows()]
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(table) + 1.5))
+    diffs = table["auc_diff"].to_numpy()
+    err = np.vstack([diffs - table["auc_diff_low"].to_numpy(), table["auc_diff_high"].to_numpy() - diffs])
+    # green: better beyond noise, red: worse beyond noise, grey: within seed noise
+    colours = [("tab:green" if d > 0 else "tab:red") if b else "tab:grey" for d, b in zip(diffs, table["beyond_noise"])]
+    ax.barh(labels, diffs, xerr=np.nan_to_num(err), color=colours, capsize=3)
+    ax.axvline(0, color="black", lw=1)
+    ax.set(
+        xlabel="ROC AUC difference to the baseline (95% CI over seeds)",
+        title="ablation (green/red: better/worse beyond seed noise)",
+    )
+    ax.invert_yaxis()
+    return save_figure(fig, path)

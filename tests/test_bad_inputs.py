@@ -1,0 +1,252 @@
+"""Every user mistake we know of, as a table: each must end in exit code 2, one line on stderr naming the
+file, row or option at fault, no traceback, and no file of the user's changed.
+
+Each case is (name, setup, expected words): `setup(env)` prepares what it needs in a scratch folder and
+returns the command line. `env` holds a tiny Zindi folder and a finished tiny run, shared by the cases
+(copied where a case edits them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from helpers import make_zindi
+
+from signvision.cli import main
+
+TINY = ["--model", "lenet", "--lenet-width", "1", "--epochs", "1", "--image-size", "16", "--batch-size", "8"]
+TINY += ["--device", "cpu"]
+
+
+@dataclass
+class Env:
+    data: Path  # a tiny Zindi folder (read-only for the cases: copy it to change it)
+    run: Path  # a finished tiny run
+    tmp: Path  # this case's scratch folder
+
+    def copy_data(self) -> Path:
+        return Path(shutil.copytree(self.data, self.tmp / "data"))
+
+    def copy_run(self) -> Path:
+        return Path(shutil.copytree(self.run, self.tmp / "run"))
+
+    def train(self, *extra) -> list:
+        return ["train", "--data", self.data, *TINY, *extra]
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shared")
+    data = make_zindi(root / "zindi", n_per_class=10)
+    assert main(["train", "--data", str(data), *TINY, "--epochs", "2", "--out", str(root / "run")]) == 0
+    return data, root / "run"
+
+
+def edit_checkpoint(path: Path, change) -> None:
+    ckpt = torch.load(path, weights_only=True)
+    change(ckpt)
+    torch.save(ckpt, path)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def semicolon_csv(env: Env) -> list:
+    data = env.copy_data()
+    table = pd.read_csv(data / "Train.csv")
+    table.to_csv(data / "Train.csv", sep=";", index=False)
+    return ["train", "--data", data, *TINY, "--out", env.tmp / "r"]
+
+
+def all_images_bad(env: Env) -> list:
+    data = env.copy_data()
+    for f in (data / "Images").iterdir():
+        f.write_bytes(b"\xff\xd8 not a jpeg")
+    return ["train", "--data", data, *TINY, "--skip-bad-images", "--out", env.tmp / "r"]
+
+
+def class_named_like_id_column(env: Env) -> list:
+    data = env.copy_data()
+    table = pd.read_csv(data / "Train.csv")
+    table["Label"] = table["Label"].replace({"Me voy": "img_IDS"})
+    table.to_csv(data / "Train.csv", index=False)
+    return ["train", "--data", data, *TINY, "--target", "img_IDS", "--out", env.tmp / "r"]
+
+
+def duplicate_test_ids(env: Env) -> list:
+    data = env.copy_data()
+    test = pd.read_csv(data / "Test.csv")
+    pd.concat([test, test.head(1)]).to_csv(data / "Test.csv", index=False)
+    return ["predict", "--run", env.run, "--data", data, "--out", env.tmp / "s.csv", "--device", "cpu"]
+
+
+def same_file_twice(env: Env) -> list:
+    data = env.copy_data()
+    table = pd.read_csv(data / "Train.csv")
+    extra = table.head(1).assign(img_IDS=table["img_IDS"].iloc[0] + ".jpg", Label="Me voy")
+    pd.concat([table, extra]).to_csv(data / "Train.csv", index=False)
+    return ["train", "--data", data, *TINY, "--out", env.tmp / "r"]
+
+
+def other_classes_on_resume(env: Env) -> list:
+    run = env.copy_run()
+    other = make_zindi(env.tmp / "other", classes=["x", "y"], n_per_class=6)
+    return ["train", "--resume", run, "--data", other]
+
+
+def foreign_checkpoint(change):
+    def setup(env: Env) -> list:
+        run = env.copy_run()
+        edit_checkpoint(run / "best.pt", change)
+        return ["evaluate", "--run", run, "--device", "cpu"]
+
+    return setup
+
+
+def extra_key(ckpt):
+    ckpt["model"]["extra.weight"] = torch.zeros(1)
+
+
+def missing_key(ckpt):
+    ckpt["model"].pop(next(iter(ckpt["model"])))
+
+
+def other_class_count(ckpt):
+    ckpt["classes"] = ckpt["classes"] + ["fourth"]
+
+
+def other_model(ckpt):
+    ckpt["config"]["model"] = "resnet18"
+
+
+def junk_config_resume(env: Env) -> list:
+    run = env.copy_run()
+    _write(run / "config.json", "{ not json")
+    return ["train", "--resume", run]
+
+
+def junk_config_compare(env: Env) -> list:
+    run = env.copy_run()
+    _write(run / "config.json", '["a list"]')
+    return ["compare", run, env.run]
+
+
+def one_class_validation(env: Env) -> list:
+    table = pd.read_csv(env.data / "Train.csv")
+    first = table["Label"].iloc[0]
+    fold = ["val" if label == first else "train" for label in table["Label"]]
+    split = env.tmp / "split.csv"
+    pd.DataFrame({"img_IDS": table["img_IDS"], "fold": fold}).to_csv(split, index=False)
+    return env.train("--split", split, "--out", env.tmp / "r")
+
+
+def no_onnx(env: Env, monkeypatch) -> list:
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if the export extra were not installed
+    return ["export", "--run", env.run, "--out", env.tmp / "m.onnx"]
+
+
+def export_json_beside(env: Env) -> list:
+    _write(env.tmp / "config.json", '{"mine": true}')
+    return ["export", "--run", env.run, "--out", env.tmp / "config.onnx"]
+
+
+def not_empty_out(env: Env) -> list:
+    _write(env.tmp / "mine" / "report.html", "my own page")
+    return env.train("--out", env.tmp / "mine")
+
+
+CASES = [
+    # what, setup -> argv, words the one-line message must hold
+    ("unwritable --out", lambda e: e.train("--out", "/proc/signvision-run"), "--out /proc/signvision-run"),
+    ("--out holds the user's files", not_empty_out, "not empty"),
+    ("predict --out a folder", lambda e: ["predict", "--run", e.run, "--out", e.tmp, "--overwrite"], "is a folder"),
+    (
+        "audit --out a file",
+        lambda e: ["audit", "--data", e.data, "--out", _write(e.tmp / "f.txt", "x")],
+        "not a folder",
+    ),
+    ("junk config.json on --resume", junk_config_resume, "config.json: not valid JSON"),
+    ("junk config.json in compare", junk_config_compare, "config.json: expected a JSON object"),
+    ("checkpoint with an extra key", foreign_checkpoint(extra_key), "best.pt: its weights do not fit"),
+    ("checkpoint missing a key", foreign_checkpoint(missing_key), "best.pt: its weights do not fit"),
+    ("checkpoint of other classes", foreign_checkpoint(other_class_count), "best.pt: its weights do not fit"),
+    ("checkpoint of another model", foreign_checkpoint(other_model), "best.pt: its weights do not fit"),
+    ("empty --split", lambda e: e.train("--split", _write(e.tmp / "s.csv", ""), "--out", e.tmp / "r"), "is empty"),
+    ("--lr inf", lambda e: e.train("--lr", "inf", "--out", e.tmp / "r"), "--lr inf"),
+    ("--seed -1", lambda e: e.train("--seed", "-1", "--out", e.tmp / "r"), "--seed -1"),
+    ("--weight-decay nan", lambda e: e.train("--weight-decay", "nan", "--out", e.tmp / "r"), "--weight-decay nan"),
+    ("--mix-alpha nan", lambda e: e.train("--mix-alpha", "nan", "--out", e.tmp / "r"), "--mix-alpha nan"),
+    ("--image-size 10000", lambda e: e.train("--image-size", "10000", "--out", e.tmp / "r"), "--image-size 10000"),
+    ("export --opset 3", lambda e: ["export", "--run", e.run, "--out", e.tmp / "m.onnx", "--opset", "3"], "--opset 3"),
+    ("export without onnx", no_onnx, "pip install 'signvision[export]'"),
+    ("export next to a user's .json", export_json_beside, "config.json: already exists"),
+    ("--resume --data of other classes", other_classes_on_resume, "differ from the run's"),
+    ("--val-fraction 0.001", lambda e: e.train("--val-fraction", "0.001", "--out", e.tmp / "r"), "--val-fraction"),
+    ("one class in validation", one_class_validation, "one class only"),
+    ("ablate --tta vflip", lambda e: ["ablate", *e.train("--out", e.tmp / "abl")[1:], "--tta", "vflip"], "--tta vflip"),
+    ("semicolon CSV", semicolon_csv, "separated by ';'"),
+    ("every image dropped", all_images_bad, "every image was dropped"),
+    ("class named img_IDS", class_named_like_id_column, "class 'img_IDS'"),
+    ("duplicate ids in Test.csv", duplicate_test_ids, "Test.csv row 8: img_IDS='ImageID_0030' appears twice"),
+    ("X and X.jpg in Train.csv", same_file_twice, "name the same file"),
+    ("--folds 1", lambda e: e.train("--folds", "1", "--out", e.tmp / "r"), "--folds 1"),
+    ("--folds above the rarest class", lambda e: e.train("--folds", "11", "--out", e.tmp / "r"), "--folds 11"),
+    (
+        "--weights of another model",
+        lambda e: e.train("--model", "resnet18", "--weights", e.run / "best.pt", "--out", e.tmp / "r"),
+        "--weights",
+    ),
+    ("--model unknown", lambda e: e.train("--model", "resnet181", "--out", e.tmp / "r"), "--model resnet181"),
+    ("predict with a missing run", lambda e: ["predict", "--run", e.tmp / "nope", "--out", e.tmp / "s.csv"], "nope"),
+    (
+        "evaluate an unfinished run",
+        lambda e: ["evaluate", "--run", _write(e.tmp / "r" / "x", "") and e.tmp / "r"],
+        "no best.pt",
+    ),
+    ("report a run whose images moved", lambda e: ["report", e.run, "--data", e.tmp / "gone"], "gone"),
+    ("--resume a folder that is no run", lambda e: ["train", "--resume", e.tmp], "config.json: not found"),
+]
+
+
+def snapshot(*folders: Path) -> dict:
+    files = {}
+    for folder in folders:
+        for f in sorted(Path(folder).rglob("*")):
+            if f.is_file():
+                files[str(f)] = hashlib.sha1(f.read_bytes()).hexdigest()
+    return files
+
+
+@pytest.mark.parametrize("what,setup,words", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_nothing_changes(what, setup, words, shared, tmp_path, capsys, monkeypatch):
+    data, run = shared
+    env = Env(data, run, tmp_path)
+    argv = setup(env, monkeypatch) if setup is no_onnx else setup(env)
+    before = snapshot(data, run, tmp_path)
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2, f"{what}: exit {code}\n{err}"
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert words in err, f"{what}: {err!r} lacks {words!r}"
+    assert snapshot(data, run, tmp_path) == before, f"{what} changed files"
+
+
+def test_debug_after_the_sub_command_shows_the_traceback(shared, tmp_path):
+    data, _ = shared
+    from signvision.errors import UserError
+
+    with pytest.raises(UserError, match="--lr inf"):
+        main(["train", "--debug", "--data", str(data), *TINY, "--lr", "inf", "--out", str(tmp_path / "r")])

@@ -1,0 +1,82 @@
+"""--folds K: K fold runs, out-of-fold predictions, one temperature, the fold ensemble, resuming."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import QUIET, tiny_config
+
+import signvision.train as train_module
+from signvision.cli import main
+from signvision.inference import evaluate_run, predict
+from signvision.report import compare_runs, write_report
+from signvision.train import fit
+
+
+def test_three_folds_oof_ensemble_and_resume(tiny_zindi, tmp_path, monkeypatch):
+    cfg = tiny_config(tiny_zindi, tmp_path / "cv", folds=3, epochs=1)
+    real_fit = train_module.fit
+    calls = []
+
+    def interrupt_second_fold(c, resume=False, log=print):
+        calls.append(c.out)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_fit(c, resume=resume, log=log)
+
+    monkeypatch.setattr(train_module, "fit", interrupt_second_fold)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, **QUIET)
+    monkeypatch.setattr(
+        train_module,
+        "fit",
+        lambda c, resume=False, log=print: calls.append(c.out) or real_fit(c, resume=resume, log=log),
+    )
+    calls.clear()
+    summary = fit(tiny_config(tiny_zindi, tmp_path / "cv", folds=3, epochs=1), **QUIET)  # the same command again
+    assert [c.split("/")[-1] for c in calls] == ["fold2", "fold3"]  # fold 1 was kept
+
+    cv = tmp_path / "cv"
+    train_ids = pd.read_csv(tiny_zindi / "Train.csv")["img_IDS"]
+    oof = pd.read_csv(cv / "oof.csv")
+    assert sorted(oof["img_IDS"]) == sorted(train_ids)  # every training image exactly once
+    assert set(oof["fold"]) == {1, 2, 3}
+    folds = pd.read_csv(cv / "folds.csv").set_index("img_IDS")["fold"]
+    for k in (1, 2, 3):  # fold k's model never trained on the images it scored
+        split = pd.read_csv(cv / f"fold{k}" / "split.csv").set_index("img_IDS")["fold"]
+        assert set(split[split == "val"].index) == set(folds[folds == k].index)
+    assert np.allclose(oof[["Enough/Satisfied", "Me voy", "Ñandú"]].sum(1), 1, atol=1e-4)
+    assert summary["temperature"] > 0 and {"val_roc_auc", "val_log_loss"} <= set(summary["fold_mean"])
+    assert summary["oof_images"] == len(train_ids)
+
+    evaluation = evaluate_run(cv, device="cpu", **QUIET)
+    assert evaluation["images"] == len(train_ids)
+    assert evaluation["without_tta"]["log_loss"] == pytest.approx(summary["val_log_loss"], abs=1e-5)
+
+    sub = predict(cv, tiny_zindi, tmp_path / "sub.csv", device="cpu", workers=0, **QUIET)
+    singles = []
+    for k in (1, 2, 3):  # the ensemble is the mean of the folds, each with the CV temperature
+        path = tmp_path / f"f{k}.csv"
+        best = cv / f"fold{k}" / "best.pt"
+        import torch
+
+        ckpt = torch.load(best, weights_only=True)
+        ckpt["temperature"] = summary["temperature"]
+        torch.save(ckpt, best)
+        singles.append(predict(cv / f"fold{k}", tiny_zindi, path, device="cpu", workers=0, **QUIET).iloc[:, 1:])
+    assert np.allclose(sub.iloc[:, 1:].to_numpy(), sum(s.to_numpy() for s in singles) / 3, atol=1e-5)
+
+    page = write_report(cv, device="cpu").read_text()
+    assert "out-of-fold" in page and "Per fold" in page
+    table = compare_runs([cv, cv / "fold1"])
+    assert table["val_roc_auc"].notna().all()
+
+
+def test_folds_refuse_other_settings_in_the_same_folder(tiny_zindi, tmp_path):
+    fit(tiny_config(tiny_zindi, tmp_path / "cv", folds=2, epochs=1), **QUIET)
+    code = main(["train", "--data", str(tiny_zindi), "--folds", "2", "--epochs", "2", "--out", str(tmp_path / "cv")])
+    assert code == 2
+    assert json.loads((tmp_path / "cv" / "cv.json").read_text())["config"]["epochs"] == 1
