@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.signvision-installed
 
-.PHONY: demo test install fashion-mnist clean
+.PHONY: demo test install browser fashion-mnist clean
 
 install: $(STAMP)
 
@@ -18,10 +18,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/signvision demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
+
+# Debian's Chromium, which the serve page test drives headless through Playwright (no browser download).
+# Needs root (or sudo) the first time.
+browser:
+	command -v chromium >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
 # Optional system data: Debian's Fashion-MNIST (70,000 images) for `signvision demo --source fashion-mnist`
 # and the scale benchmarks. Needs root (or sudo).

@@ -20,7 +20,7 @@ def tiny_zindi(tmp_path: Path) -> Path:
     return make_zindi(tmp_path / "zindi")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def sign_digits() -> Path:
     if not (SIGN_DIGITS / "Train.csv").is_file():
         pytest.skip(f"{SIGN_DIGITS} is absent (a clone outside the signvision workplace)")

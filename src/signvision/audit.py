@@ -47,6 +47,7 @@ from signvision.pages import escape, img_tag, write_page
 from signvision.runtime import cpu_threads, show_progress
 
 VERIFY_SIZE = 96  # verification compares images at up to this many pixels a side
+VIDEO_FRAMES = 5  # a sequence of this many near-identical frames or more is called video-like
 THUMB = 16  # candidate-search thumbnail side
 
 
@@ -127,32 +128,90 @@ def scan_images(paths: list[str], model_size: int, progress: bool = True) -> Sca
 # ----------------------------------------------------------------------------------------------------
 # Duplicates
 # ----------------------------------------------------------------------------------------------------
-def _ncc(image: np.ndarray, template: np.ndarray) -> float:
-    if template.shape[0] > image.shape[0] or template.shape[1] > image.shape[1] or min(template.shape) < 2:
-        return -1.0
-    return float(cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED).max())
+ZOOMS = (1.0, 1.04, 1.08, 1.12, 1.17, 1.22, 1.27, 1.32)  # a copy may be zoomed in this much (and shifted)
+SHIFT = 0.1  # ... and shifted by up to this share of its side
+BLOCKS = 4  # the subject check compares the aligned images in BLOCKS x BLOCKS tiles
 
 
-def verify_pair(a: np.ndarray, b: np.ndarray, size_a: tuple[int, int], size_b: tuple[int, int]) -> float:
-    """How well two grey images agree pixel for pixel, in [-1, 1], allowing for the changes a copy goes
-    through: a resize or re-encoding or brightness change (hypothesis 1), or a crop (hypothesis 2).
+@dataclass
+class Match:
+    """How two grey images agree once aligned: `score` is the normalised cross-correlation (in [-1, 1]) at
+    the best zoom and shift; `worst_block` the largest residual of a tile after a brightness/contrast
+    fit, relative to the image's contrast (0: identical; a different hand in one tile: about 0.5 or more)."""
+
+    score: float
+    worst_block: float
+    zoom: float = 1.0
+
+
+def _best_alignment(image: np.ndarray, template: np.ndarray) -> tuple[float, tuple[int, int]]:
+    if template.shape[0] > image.shape[0] or template.shape[1] > image.shape[1] or min(template.shape) < 4:
+        return -1.0, (0, 0)
+    result = cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED)
+    _, score, _, loc = cv2.minMaxLoc(result)
+    return float(score), loc
+
+
+def _worst_block(region: np.ndarray, template: np.ndarray, blocks: int = BLOCKS) -> float:
+    """Fit template ~ alpha * region + beta, then the worst tile's RMS residual / the template's std."""
+    x, y = region.astype(np.float64).ravel(), template.astype(np.float64).ravel()
+    alpha, beta = np.polyfit(x, y, 1) if x.std() > 1e-6 else (0.0, y.mean())
+    residual = (template - (alpha * region + beta)).astype(np.float64)
+    scale = max(float(template.std()), 1e-6)
+    h, w = residual.shape
+    worst = 0.0
+    for i in range(blocks):
+        for j in range(blocks):
+            tile = residual[i * h // blocks : (i + 1) * h // blocks, j * w // blocks : (j + 1) * w // blocks]
+            if tile.size:
+                worst = max(worst, float(np.sqrt(np.mean(tile**2))) / scale)
+    return worst
+
+
+def verify_pair(a: np.ndarray, b: np.ndarray, size_a: tuple[int, int], size_b: tuple[int, int]) -> Match:
+    """How well two grey images agree pixel for pixel, allowing for what a copy goes through: re-encoding,
+    a brightness change, a resize, a shift, a zoom of up to 1.32x combined with a shift (a crop resized
+    back), or a crop at the same pixel scale. The best alignment's score, and the subject check.
 
     a, b: grey thumbnails (longest side <= VERIFY_SIZE); size_a, size_b: their original (h, w).
     """
     s = max(a.shape + b.shape)
     a_sq = cv2.resize(a, (s, s), interpolation=cv2.INTER_AREA).astype(np.float32)
     b_sq = cv2.resize(b, (s, s), interpolation=cv2.INTER_AREA).astype(np.float32)
-    m = max(1, s // 16)  # allow shifts of 1/16 of the side
-    same = max(_ncc(b_sq, a_sq[m:-m, m:-m]), _ncc(a_sq, b_sq[m:-m, m:-m]))
-    # crop: put the smaller picture at the larger one's pixel scale and look for it inside
+    best = (-2.0, None, None, 1.0, (0, 0))
+
+    def try_zoom(image, other, zoom):
+        nonlocal best
+        side = round(s / zoom)  # `other` zoomed in by `zoom`: shrunk back, it lies somewhere inside `image`
+        shrunk = other if side == s else cv2.resize(other, (side, side), interpolation=cv2.INTER_AREA)
+        m = max(1, round(SHIFT * side))
+        template = shrunk[m:-m, m:-m]
+        score, loc = _best_alignment(image, template)
+        if score > best[0]:
+            best = (score, image, template, zoom, loc)
+
+    for image, other in ((a_sq, b_sq), (b_sq, a_sq)):
+        for zoom in ZOOMS:
+            try_zoom(image, other, zoom)
+    if best[3] > 1.0:  # refine the zoom between the grid's steps
+        image = best[1]
+        other = b_sq if image is a_sq else a_sq
+        for delta in (-0.02, -0.01, 0.01, 0.02):
+            try_zoom(image, other, best[3] + delta)
+    # a crop at the same pixel scale: the smaller picture (by its original size) inside the larger one
     (big, big_size), (small, small_size) = sorted([(a, size_a), (b, size_b)], key=lambda t: -t[1][0] * t[1][1])
     scale = big.shape[1] / big_size[1]
     w, h = round(small_size[1] * scale), round(small_size[0] * scale)
-    if w < 4 or h < 4 or w > big.shape[1] or h > big.shape[0]:
-        return same
-    small_at_scale = cv2.resize(small, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
-    crop = _ncc(big.astype(np.float32), small_at_scale[1:-1, 1:-1])
-    return max(same, crop)
+    if 4 <= w <= big.shape[1] and 4 <= h <= big.shape[0] and (w, h) != big.shape[::-1]:
+        template = cv2.resize(small, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)[1:-1, 1:-1]
+        score, loc = _best_alignment(big.astype(np.float32), template)
+        if score > best[0]:
+            best = (score, big.astype(np.float32), template, 1.0, loc)
+    score, image, template, zoom, (x, y) = best
+    if template is None:
+        return Match(-1.0, float("inf"))
+    region = image[y : y + template.shape[0], x : x + template.shape[1]]
+    return Match(score, _worst_block(region, template), zoom)
 
 
 def find_duplicates(
@@ -193,7 +252,7 @@ def find_duplicates(
         return verify_pair(scan.grey[i], scan.grey[j], size_i, size_j)
 
     with ThreadPoolExecutor(cpu_threads()) as pool:
-        scores = list(
+        matches = list(
             tqdm(
                 pool.map(check, candidates_list, chunksize=64),
                 total=len(candidates_list),
@@ -202,16 +261,25 @@ def find_duplicates(
                 disable=not progress,
             )
         )
-    for (i, j), score in zip(candidates_list, scores):
+    checked = []
+    for (i, j), match in zip(candidates_list, matches):
         tiny = min(max(scan.grey[i].shape), max(scan.grey[j].shape)) < 48
-        if score >= (cfg.small_near_threshold if tiny else cfg.near_threshold):
-            pairs[(i, j)] = ("near", score)
-    return [(i, j, kd, s) for (i, j), (kd, s) in sorted(pairs.items())], len(candidates_list)
+        threshold = cfg.small_near_threshold if tiny else cfg.near_threshold
+        copy = match.score >= threshold and match.worst_block <= cfg.block_limit
+        if copy:
+            pairs[(i, j)] = ("near", match.score)
+        checked.append((i, j, match, copy))
+    return [(i, j, kd, s) for (i, j), (kd, s) in sorted(pairs.items())], checked
 
 
-def group_pairs(n: int, pairs: list[tuple[int, int, str, float]]) -> tuple[np.ndarray, dict[int, str]]:
-    """Connected components of the copy graph (scipy): group id per image (-1 = no copy), numbered 1.. in
-    order of first member, and each group's kind (exact if every link in it is exact)."""
+def group_pairs(n: int, pairs: list[tuple[int, int, str, float]]) -> tuple[np.ndarray, dict[int, str], np.ndarray]:
+    """Duplicate groups and sequences from verified copy pairs.
+
+    A *sequence* is a connected component of the copy graph (scipy): frames of one video chain into one,
+    and `split --audit` keeps it on one side. A *duplicate group* never chains: it is a centre (the image
+    with the most verified copies) and the images verified as its copies, taken greedily, so that every
+    member is a copy of the centre. Returns (group per image, -1 = none; each group's kind, exact if every
+    link to its centre is exact; sequence per image, -1 = none)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
@@ -220,16 +288,30 @@ def group_pairs(n: int, pairs: list[tuple[int, int, str, float]]) -> tuple[np.nd
     graph = coo_matrix((np.ones(len(pairs)), (rows, cols)), shape=(n, n))
     _, component = connected_components(graph, directed=False)
     sizes = np.bincount(component, minlength=n)
-    group = np.full(n, -1)
+    sequence = np.full(n, -1)
     numbering: dict[int, int] = {}
     for i in range(n):
         if sizes[component[i]] > 1:
-            group[i] = numbering.setdefault(int(component[i]), len(numbering) + 1)
-    kinds = {g: "exact" for g in numbering.values()}
-    for i, _, kind, _ in pairs:
-        if kind == "near":
-            kinds[int(group[i])] = "near"
-    return group, kinds
+            sequence[i] = numbering.setdefault(int(component[i]), len(numbering) + 1)
+    links: dict[int, dict[int, str]] = {}
+    for i, j, kind, _ in pairs:
+        links.setdefault(i, {})[j] = kind
+        links.setdefault(j, {})[i] = kind
+    group = np.full(n, -1)
+    kinds: dict[int, str] = {}
+    for seq in range(1, len(numbering) + 1):
+        remaining = set(np.flatnonzero(sequence == seq).tolist())
+        while len(remaining) > 1:
+            centre = max(remaining, key=lambda v: (len(links.get(v, {}).keys() & remaining), -v))
+            copies = links.get(centre, {}).keys() & remaining
+            if not copies:
+                break
+            number = len(kinds) + 1
+            for v in (centre, *copies):
+                group[v] = number
+            kinds[number] = "exact" if all(links[centre][v] == "exact" for v in copies) else "near"
+            remaining -= {centre, *copies}
+    return group, kinds, sequence
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -251,7 +333,8 @@ def out_of_fold_probs(
     from signvision.train import make_scheduler
 
     device = pick_device(cfg.device)
-    task = Task([str(c) for c in range(num_classes)])  # two classes: one output, as in training
+    task = Task([str(c) for c in range(num_classes)], loss="ce")  # softmax: trains faster than BCE (docs/results.md)
+    size = images.shape[1]
     runtime = Runtime.create(device, (0.5,) * 3, (0.5,) * 3)
     folds = min(cfg.folds, int(np.bincount(y).min())) if len(y) else 2
     if folds < 2:
@@ -262,16 +345,16 @@ def out_of_fold_probs(
     bar = tqdm(total=folds * epochs, desc="mislabel model (k-fold)", unit="epoch", disable=not progress)
     for fold, (tr, va) in enumerate(splitter.split(images, y, groups)):
         torch.manual_seed(cfg.seed * 100 + fold)
-        model = build_model("lenet", task.num_outputs, image_size=cfg.image_size).to(device)
+        model = build_model("lenet", task.num_outputs, image_size=size).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.05)
         # the images come from the array; no file is read, so the paths stay empty
-        train = ImageDataset([""] * len(tr), cfg.image_size, targets=y[tr], images=images[tr])
+        train = ImageDataset([""] * len(tr), size, targets=y[tr], images=images[tr])
         loader = make_loader(train, batch_size=64, shuffle=True)
         scheduler = make_scheduler(optimizer, TrainConfig(epochs=epochs, lr=3e-3), len(loader))
         for epoch in range(epochs):
             train_one_epoch(model, loader, optimizer, scheduler, runtime, task, epoch=epoch)
             bar.update(1)
-        val = ImageDataset([""] * len(va), cfg.image_size, targets=y[va], images=images[va])
+        val = ImageDataset([""] * len(va), size, targets=y[va], images=images[va])
         probs = predict(model, make_loader(val, batch_size=256), runtime, task).probs
         oof[va] = probs if probs.ndim == 2 else np.stack([1 - probs, probs], 1)
     bar.close()
@@ -330,13 +413,15 @@ def run_audit(cfg: AuditConfig, log=print, progress: bool | None = None) -> dict
         + (f", {len(images) - len(train)} test images" if table.test is not None else "")
     )
 
-    scan = scan_images(images["path"].tolist(), cfg.image_size, progress)
-    pairs, n_candidates = find_duplicates(scan, cfg, progress)
-    group, kinds = group_pairs(len(images), pairs)
-    images["group"] = group
+    n_classes = images.loc[images["set"] == "train", "Label"].nunique()
+    model_size = cfg.image_size if n_classes <= 10 else max(cfg.image_size, 48)  # many classes: more pixels
+    scan = scan_images(images["path"].tolist(), model_size, progress)
+    pairs, checked = find_duplicates(scan, cfg, progress)
+    group, kinds, sequence = group_pairs(len(images), pairs)
+    images["group"], images["sequence"] = group, sequence
     is_train = (images["set"] == "train").to_numpy()
 
-    # conflicts and leakage, per group
+    # conflicts and leakage, per duplicate group; groups and sequences of many classes are likely false
     conflicts, leaks = set(), set()
     for g, members in images[images["group"] > 0].groupby("group"):
         labels = set(members.loc[members["set"] == "train", "Label"])
@@ -344,12 +429,24 @@ def run_audit(cfg: AuditConfig, log=print, progress: bool | None = None) -> dict
             conflicts.add(g)
         if (members["set"] == "test").any() and (members["set"] == "train").any():
             leaks.add(g)
-    dup_rows = images[images["group"] > 0].copy()
-    dup_rows["kind"] = dup_rows["group"].map(kinds)
+    group_classes = images[(images["group"] > 0) & is_train].groupby("group")["Label"].nunique().to_dict()
+    seq_sizes = images.loc[images["sequence"] > 0, "sequence"].value_counts()
+    seq_classes = images[(images["sequence"] > 0) & is_train].groupby("sequence")["Label"].nunique()
+    dup_rows = images[images["sequence"] > 0].copy()
+    dup_rows["kind"] = dup_rows["group"].map(kinds).fillna("frame")
     dup_rows["conflict"] = dup_rows["group"].isin(conflicts)
-    dup_rows = dup_rows.sort_values(["group", "set", "img_IDS"])[
-        ["group", "img_IDS", "Label", "kind", "conflict", "set"]
+    dup_rows["group"] = dup_rows["group"].where(dup_rows["group"] > 0)
+    dup_rows = dup_rows.sort_values(["sequence", "group", "set", "img_IDS"])[
+        ["group", "sequence", "img_IDS", "Label", "kind", "conflict", "set"]
     ]
+    dup_rows["group"] = dup_rows["group"].astype("Int64")
+    pair_rows = pd.DataFrame(
+        [
+            (images["img_IDS"][i], images["img_IDS"][j], m.score, m.worst_block, m.zoom, copy)
+            for i, j, m, copy in checked
+        ],
+        columns=["img_a", "img_b", "score", "worst_block", "zoom", "copy"],
+    )
 
     # likely mislabels among readable training images
     train_ok = np.flatnonzero(is_train & scan.ok)
@@ -357,10 +454,12 @@ def run_audit(cfg: AuditConfig, log=print, progress: bool | None = None) -> dict
     issues = pd.DataFrame(columns=["img_IDS", "Label", "suggested", "score", "is_issue"])
     if not cfg.skip_label_issues and len(classes) >= 2:
         y = images.loc[train_ok, "Label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
-        groups = np.where(group[train_ok] > 0, group[train_ok], -(train_ok + 1))
+        groups = np.where(sequence[train_ok] > 0, sequence[train_ok], -(train_ok + 1))  # frames share a fold
         found = find_mislabels(scan.small[train_ok], y, groups, classes, cfg, progress)
         issues = pd.concat([images.loc[train_ok, ["img_IDS", "Label"]].reset_index(drop=True), found], axis=1)
         issues = issues.sort_values("score", ascending=False)
+    oof_accuracy = float((issues["suggested"] == issues["Label"]).mean()) if len(issues) else None
+    weak_model = oof_accuracy is not None and oof_accuracy < cfg.weak_model_accuracy
 
     # the cleaned training table: one image per group, no conflicting groups, no broken files
     keep = is_train & scan.ok
@@ -390,10 +489,19 @@ def run_audit(cfg: AuditConfig, log=print, progress: bool | None = None) -> dict
         "exact_duplicate_groups": int(sum(1 for k in kinds.values() if k == "exact")),
         "near_duplicate_groups": int(sum(1 for k in kinds.values() if k == "near")),
         "images_in_duplicate_groups": int((group > 0).sum()),
+        "largest_group": int(pd.Series(group[group > 0]).value_counts().max()) if (group > 0).any() else 0,
+        "groups_of_many_classes": int(sum(1 for g in conflicts if group_classes.get(g, 0) > 2)),
+        "sequences": int(len(seq_sizes)),
+        "video_like_sequences": int((seq_sizes >= VIDEO_FRAMES).sum()),
+        "images_in_video_like_sequences": int(seq_sizes[seq_sizes >= VIDEO_FRAMES].sum()),
+        "largest_sequence": int(seq_sizes.max()) if len(seq_sizes) else 0,
+        "sequences_of_many_classes": int((seq_classes > 2).sum()),
         "duplicate_pairs": len(pairs),
-        "candidate_pairs_verified": n_candidates,
+        "candidate_pairs_verified": len(checked),
         "conflicting_groups": len(conflicts),
         "label_issues": int(issues["is_issue"].sum()) if len(issues) else 0,
+        "mislabel_model_accuracy": oof_accuracy,
+        "mislabel_model_weak": bool(weak_model),
         "leaked_test_images": int(dup_rows.loc[dup_rows["group"].isin(leaks) & (dup_rows["set"] == "test")].shape[0]),
         "clean_images": int(len(clean)),
         "class_balance": {str(k): int(v) for k, v in images.loc[ok_train, "Label"].value_counts().sort_index().items()},
@@ -403,6 +511,7 @@ def run_audit(cfg: AuditConfig, log=print, progress: bool | None = None) -> dict
     }
     out.mkdir(parents=True, exist_ok=True)
     dup_rows.to_csv(out / "duplicates.csv", index=False)
+    pair_rows.to_csv(out / "pairs.csv", index=False, float_format="%.4f")
     issues[["img_IDS", "Label", "suggested", "score", "is_issue"]].to_csv(out / "label_issues.csv", index=False)
     clean.to_csv(out / "clean.csv", index=False)
     pd.DataFrame(broken, columns=["img_IDS", "set", "error"]).to_csv(out / "broken.csv", index=False)
@@ -414,7 +523,18 @@ def run_audit(cfg: AuditConfig, log=print, progress: bool | None = None) -> dict
         f"{summary['near_duplicate_groups']} near ({summary['images_in_duplicate_groups']} images), conflicting "
         f"groups {summary['conflicting_groups']}, likely mislabels {summary['label_issues']}, leaked test images "
         f"{summary['leaked_test_images']}; clean.csv keeps {summary['clean_images']} images. "
-        f"{summary['seconds']:.0f} s. Open {out / 'audit.html'}"
+        + (
+            f"{summary['video_like_sequences']} video-like sequences of >= {VIDEO_FRAMES} near-identical frames "
+            f"hold {summary['images_in_video_like_sequences']} images (kept on one side by split/train --audit). "
+            if summary["video_like_sequences"]
+            else ""
+        )
+        + (
+            f"The mislabel model is right on only {oof_accuracy:.0%} of images: its suspects are weak evidence. "
+            if weak_model
+            else ""
+        )
+        + f"{summary['seconds']:.0f} s. Open {out / 'audit.html'}"
     )
     return summary
 
@@ -480,8 +600,15 @@ def write_html(
         "exact_duplicate_groups",
         "near_duplicate_groups",
         "images_in_duplicate_groups",
+        "largest_group",
+        "groups_of_many_classes",
+        "video_like_sequences",
+        "images_in_video_like_sequences",
+        "largest_sequence",
+        "sequences_of_many_classes",
         "conflicting_groups",
         "label_issues",
+        "mislabel_model_accuracy",
         "leaked_test_images",
         "clean_images",
         "seconds",
@@ -496,19 +623,58 @@ def write_html(
     parts.append(f"<h2>Broken files ({len(broken)})</h2><ul>")
     parts += [f"<li>{e(str(i))} ({e(s)}): {e(str(m))}</li>" for i, s, m in broken[:500]]
     parts.append("</ul>")
-    groups = list(dups.groupby("group"))
+    groups = list(dups.dropna(subset=["group"]).groupby("group"))
     groups.sort(key=lambda t: (t[0] not in conflicts, t[0] not in leaks, t[0]))
-    parts.append(f"<h2>Duplicate groups ({len(groups)}; conflicts and leaks first)</h2>")
+    parts.append(
+        f"<h2>Duplicate groups ({len(groups)}; conflicts and leaks first)</h2><p>Every member of a group is a verified "
+        "copy of its first image (same picture after re-encoding, resizing, brightness, a crop, or a zoom of up to "
+        "1.3x with a shift; the subject must agree tile by tile, not just the background). A group whose images "
+        "carry more than two labels is marked <b>MANY CLASSES: likely false</b>; look before you drop it.</p>"
+    )
     for g, members in groups[:max_groups]:
+        many = members.loc[members["set"] == "train", "Label"].nunique() > 2
         tags = [members["kind"].iloc[0]] + (["CONFLICT"] if g in conflicts else []) + (["LEAK"] if g in leaks else [])
+        tags += ["MANY CLASSES: likely false"] if many else []
         figs = "".join(
             _figure(by_id.loc[r.img_IDS, "path"], f"{e(r.img_IDS)}<br>{e(r.Label) if r.Label else '(test)'}")
             for r in members.itertuples()
         )
         cls = "group conflict" if g in conflicts else "group"
         parts.append(f'<div class="{cls}"><b>group {g}</b> {e(", ".join(tags))}<div class="row">{figs}</div></div>')
+    sequences = sorted(dups.groupby("sequence"), key=lambda t: -len(t[1]))
+    video = [(k, m) for k, m in sequences if len(m) >= VIDEO_FRAMES]
+    parts.append(f"<h2>Sequences of near-identical frames ({len(video)} of {VIDEO_FRAMES} or more images)</h2>")
+    if video:
+        parts.append(
+            f'<p class="warn">{summary["images_in_video_like_sequences"]} images are frames of '
+            f"{len(video)} video-like sequences (consecutive frames are near copies of each other; the largest "
+            f"holds {summary['largest_sequence']}). A random split puts neighbouring frames on both sides and "
+            "inflates validation scores: <code>split --audit</code>, <code>train --audit</code> and "
+            "<code>--folds</code> with <code>--audit</code> keep each sequence on one side.</p>"
+        )
+    for k, members in video[:20]:
+        labels = members.loc[members["set"] == "train", "Label"]
+        tag = " <b>MANY CLASSES: likely false</b>" if labels.nunique() > 2 else ""
+        figs = "".join(
+            _figure(by_id.loc[r.img_IDS, "path"], f"{e(r.img_IDS)}<br>{e(r.Label) if r.Label else '(test)'}")
+            for r in members.head(12).itertuples()
+        )
+        more = f"<p>... and {len(members) - 12} more</p>" if len(members) > 12 else ""
+        parts.append(
+            f'<div class="issue"><b>sequence {k}</b>: {len(members)} images, labels '
+            f'{e(", ".join(sorted(labels.unique())))}{tag}<div class="row">{figs}</div>{more}</div>'
+        )
     suspects = issues[issues["is_issue"]] if len(issues) else issues
     parts.append(f"<h2>Likely mislabelled ({len(suspects)}), most suspect first</h2>")
+    if summary.get("mislabel_model_accuracy") is not None:
+        accuracy = summary["mislabel_model_accuracy"]
+        text = f"The out-of-fold model that flags these is right on {accuracy:.1%} of the training images." + (
+            " That is too weak for its flags to be findings: most of them are images the model gets wrong, "
+            "not wrong labels. Look at them; do not drop them with --drop-suspects."
+            if summary.get("mislabel_model_weak")
+            else ""
+        )
+        parts.append(f'<p class="{"warn" if summary.get("mislabel_model_weak") else ""}">{text}</p>')
     typical = {}
     if len(issues):
         confident = issues[~issues["is_issue"]].sort_values("score")

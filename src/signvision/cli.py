@@ -72,6 +72,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pretrained", action="store_true", default=S, help="start from timm's hub weights (online)")
     g.add_argument("--weights", default=S, help="start from local weights: .safetensors/.pth or a run's best.pt")
     g.add_argument("--freeze-backbone-epochs", type=int, default=S, help="train only the new head for N epochs")
+    g.add_argument("--backbone-lr-scale", type=float, default=S, help="backbone lr = lr x this (default 1)")
     g = p.add_argument_group("loss and calibration")
     g.add_argument("--loss", default=S, choices=["bce", "ce"], help="bce (default) or ce (softmax cross-entropy)")
     g.add_argument("--label-smoothing", type=float, default=S, help="pull targets towards uniform (default 0)")

@@ -36,6 +36,7 @@ class TrainConfig:
     pretrained: bool = False  # timm hub weights (needs network)
     weights: str | None = None  # local weights: timm .safetensors/.pth or a signvision best.pt
     freeze_backbone_epochs: int = 0  # train only the new head for this many first epochs
+    backbone_lr_scale: float = 1.0  # the backbone's learning rate is lr x this (fine-tuning: e.g. 0.1)
     # --- optimisation
     loss: str = "bce"  # bce (one-vs-rest sigmoids, the course's) | ce (softmax cross-entropy)
     label_smoothing: float = 0.0  # targets pulled this far towards uniform (either loss)
@@ -102,6 +103,8 @@ class TrainConfig:
                 raise UserError(f"--{name} {getattr(self, name)}: expected one of {', '.join(allowed)}")
         if self.mix_alpha <= 0 or not 0 <= self.mix_prob <= 1:
             raise UserError("--mix-alpha must be > 0 and --mix-prob between 0 and 1")
+        if not 0 < self.backbone_lr_scale <= 10:
+            raise UserError(f"--backbone-lr-scale {self.backbone_lr_scale}: must be in (0, 10]")
         for name in ("freeze_backbone_epochs", "mix_off_epochs", "weight_decay", "warmup_epochs", "grad_clip"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{name.replace('_', '-')} {getattr(self, name)}: must not be negative")
@@ -180,8 +183,10 @@ class AuditConfig:
     out: str | None = None  # the audit folder to create
     neighbours: int = 8  # candidates per image for near-duplicate verification
     candidate_similarity: float = 0.8  # thumbnail cosine similarity a candidate pair needs
-    near_threshold: float = 0.965  # verified pixel correlation that makes a near copy ...
+    near_threshold: float = 0.955  # pixel correlation, once aligned (zoom, shift), that makes a near copy ...
     small_near_threshold: float = 0.99  # ... of images under 48 px a side (tiny images look alike more easily)
+    block_limit: float = 0.5  # ... if no tile differs more than this (a different hand on the same background)
+    weak_model_accuracy: float = 0.8  # below this out-of-fold accuracy, mislabel suspects are not findings
     folds: int = 5  # cross-validation folds for the mislabel model
     epochs: int = 0  # epochs of the mislabel model per fold; 0 = 12 for small data, fewer for large (>= 2)
     image_size: int = 32  # image side of the mislabel model

@@ -298,11 +298,11 @@ def decode_image(buf: np.ndarray, path: str | Path) -> np.ndarray:
         flag = reduced[factor]
     elif pixels > MAX_PIXELS:
         raise BadImage(f"{path}: {pixels / 1e6:.0f} megapixels, over the limit of {MAX_PIXELS / 1e6:.0f}")
+    if is_jpeg and not _ends_with_eoi(buf):
+        raise BadImage(f"{path}: truncated JPEG (no end-of-image marker)")
     img = cv2.imdecode(buf, flag)
     if img is None:
         raise BadImage(f"{path}: not a readable image")
-    if is_jpeg and not _ends_with_eoi(buf):
-        raise BadImage(f"{path}: truncated JPEG (no end-of-image marker)")
     if img.dtype == np.uint16:
         img = (img.astype(np.float32) / 257.0).round().astype(np.uint8)
     elif img.dtype != np.uint8:  # float TIFF/EXR: assume 0..1

@@ -150,6 +150,7 @@ def compare_runs(runs: list[str | Path], out: str | Path | None = None) -> pd.Da
 
         out = Path(out)
         check_writable_folder(out)
+        out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "compare.csv", index=False)
         plot_compare(table, out / "compare.png")
     return table
@@ -187,4 +188,5 @@ def augment_grid(
         for k in range(cols - 1):
             images.append(transform(image=img)["image"] if transform is not None else img)
             captions.append(f"{augment} #{k + 1}")
+    out.parent.mkdir(parents=True, exist_ok=True)
     return plot_gallery(images, captions, out, cols=cols, title=f"--augment {augment}")

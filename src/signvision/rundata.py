@@ -82,11 +82,13 @@ def load_audit(audit_dir: str | Path) -> tuple[set[str], pd.DataFrame]:
 
 
 def audit_groups(ids: pd.Series, audit_dir: str | Path | None) -> pd.Series | None:
-    """The audit's duplicate group of each image (NaN where it has no copy), or None without an audit."""
+    """The audit's sequence of each image (its copies and neighbouring video frames; NaN where it has none),
+    or None without an audit. Images of one sequence must stay on one side of a split."""
     if not audit_dir:
         return None
     _, dups = load_audit(audit_dir)
-    return pd.Series(ids).map(dict(zip(dups["img_IDS"], dups["group"], strict=False)))
+    key = "sequence" if "sequence" in dups.columns else "group"  # sequences hold the groups and video frames
+    return pd.Series(ids).map(dict(zip(dups["img_IDS"], dups[key], strict=False)))
 
 
 def check_cache_fits(n: int, cfg: TrainConfig) -> None:

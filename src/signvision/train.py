@@ -44,7 +44,7 @@ from signvision.errors import UserError, check_writable_folder
 from signvision.loop import evaluate, train_one_epoch
 from signvision.metrics import compute_metrics
 from signvision.mix import Mixer
-from signvision.models import build_model, load_weights, model_norm, set_backbone_trainable
+from signvision.models import build_model, classifier_prefixes, load_weights, model_norm, set_backbone_trainable
 from signvision.rundata import RunData, prepare_run_data
 from signvision.runtime import Runtime, dist_setup, pick_device, unwrap
 
@@ -126,7 +126,8 @@ def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
     """Per-step learning rates: linear warm-up then cosine decay to 1% of the peak, or one-cycle."""
     total = max(1, cfg.epochs * steps_per_epoch)
     if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=0.25)
+        peaks = [group["lr"] for group in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=total, pct_start=0.25)
     warmup = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
 
     def factor(step: int) -> float:
@@ -206,8 +207,18 @@ class TrainingState:
         self.train_seconds = float(ckpt.get("train_seconds", 0.0))
 
 
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """The new head at `lr`, the backbone at `lr * backbone_lr_scale` (one group when the scale is 1)."""
+    if cfg.backbone_lr_scale == 1.0:
+        return [{"params": list(model.parameters()), "lr": cfg.lr}]
+    heads = tuple(f"{p}." for p in classifier_prefixes(model))
+    head = [p for n, p in model.named_parameters() if n.startswith(heads)]
+    body = [p for n, p in model.named_parameters() if not n.startswith(heads)]
+    return [{"params": body, "lr": cfg.lr * cfg.backbone_lr_scale}, {"params": head, "lr": cfg.lr}]
+
+
 def make_training_state(model, cfg: TrainConfig, classes, norm, steps_per_epoch: int, device) -> TrainingState:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if Runtime.create(device, *norm, amp=cfg.amp).amp == torch.float16 else None
     ema = None
     if cfg.ema:
