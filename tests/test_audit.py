@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,6 +17,8 @@ import pytest
 
 from signvision.audit import AuditConfig, run_audit, verify_pair
 from signvision.cli import main
+
+NEAR_KINDS = ("jpeg", "down", "crop", "bright", "zoom", "shift")
 
 
 def plant(src, dest, seed=0):
@@ -28,7 +31,7 @@ def plant(src, dest, seed=0):
     order = rng.permutation(len(train))
     picks = iter(order)
     origin = {i: i for i in train["img_IDS"]}  # image -> the photo it is a copy of
-    planted = {"byte": [], "near": [], "conflict": [], "flipped": [], "leak": []}
+    planted = {"byte": [], "near": [], "conflict": [], "flipped": [], "leak": [], "kind": {}}
     new_rows = []
 
     def read(img_id):
@@ -57,21 +60,31 @@ def plant(src, dest, seed=0):
         if kind == "crop":
             k = int(rng.integers(2, 6))
             return img[k : h - k, k : w - k]
+        if kind == "zoom":  # cropped by 3-8 px on every side, resized back: a zoom of about 1.1x
+            k = int(rng.integers(3, 9))
+            return cv2.resize(img[k : h - k, k : w - k], (w, h), interpolation=cv2.INTER_LINEAR)
+        if kind == "shift":  # moved by up to 8 px, the edge repeated
+            dx, dy = (int(v) for v in rng.integers(-8, 9, 2))
+            return cv2.warpAffine(img, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), borderMode=cv2.BORDER_REPLICATE)
         return np.clip(img.astype(int) + int(rng.choice([-30, -20, 20, 30])), 0, 255).astype(np.uint8)
 
     label_of = dict(zip(train["img_IDS"], train["Label"]))
     for _ in range(15):
         i = train["img_IDS"][next(picks)]
         planted["byte"].append((i, add(i, label_of[i])))
-    for kind in ("jpeg", "down", "crop", "bright"):
-        for _ in range(10):
+    for kind in NEAR_KINDS:
+        for _ in range(10 if kind not in ("zoom", "shift") else 20):
             i = train["img_IDS"][next(picks)]
-            planted["near"].append((i, add(i, label_of[i], near_copy(read(i), kind))))
-    for n in range(16):
+            copy = add(i, label_of[i], near_copy(read(i), kind))
+            planted["near"].append((i, copy))
+            planted["kind"][copy] = kind
+    for n in range(20):
         i = train["img_IDS"][next(picks)]
         other = rng.choice([c for c in classes if c != label_of[i]])
-        copy = add(i, other, None if n % 2 else near_copy(read(i), "jpeg"))
+        kind = ["byte", "jpeg", "zoom", "shift"][n % 4]
+        copy = add(i, other, None if kind == "byte" else near_copy(read(i), kind))
         planted["conflict"].append((i, copy))
+        planted["kind"][copy] = kind
     for _ in range(40):
         row = next(picks)
         i = train["img_IDS"][row]
@@ -101,7 +114,7 @@ def audited(tmp_path_factory, request):
 
 
 def same_group(dups: pd.DataFrame):
-    group = dict(zip(dups["img_IDS"], dups["group"]))
+    group = {i: g for i, g in zip(dups["img_IDS"], dups["group"]) if str(g) != ""}
     return lambda a, b: a in group and group.get(a) == group.get(b)
 
 
@@ -110,14 +123,25 @@ def test_duplicates_found_with_precision(audited):
     dups = pd.read_csv(root / "audit" / "duplicates.csv", dtype={"img_IDS": str, "Label": str}, keep_default_na=False)
     together = same_group(dups)
     assert all(together(a, b) for a, b in planted["byte"]), "every byte copy is found"
-    near = planted["near"] + [p for k, p in enumerate(planted["conflict"]) if k % 2 == 0]
+    near = planted["near"] + [(a, b) for a, b in planted["conflict"] if planted["kind"][b] != "byte"]
+    checked = pd.read_csv(root / "audit" / "pairs.csv", dtype={"img_a": str, "img_b": str})
+    reached = set(zip(checked["img_a"], checked["img_b"])) | set(zip(checked["img_b"], checked["img_a"]))
+    report = []
+    for kind in NEAR_KINDS:
+        pairs = [(a, b) for a, b in near if planted["kind"][b] == kind]
+        candidates = sum((a, b) in reached for a, b in pairs)
+        found = sum(together(a, b) for a, b in pairs)
+        report.append(f"{kind}: {found}/{len(pairs)} found ({candidates} reached by the thumbnail search)")
     found = sum(together(a, b) for a, b in near)
-    assert found >= 0.95 * len(near), f"{found}/{len(near)} near copies found"
-    pairs = [p for _, g in dups.groupby("group") for p in itertools.combinations(g["img_IDS"], 2)]
+    zoomed = [(a, b) for a, b in near if planted["kind"][b] == "zoom"]
+    assert found >= 0.95 * len(near), f"{found}/{len(near)} near copies found; " + "; ".join(report)
+    assert sum(together(a, b) for a, b in zoomed) >= 0.95 * len(zoomed), "; ".join(report)
+    pairs = [p for _, g in dups[dups["group"] != ""].groupby("group") for p in itertools.combinations(g["img_IDS"], 2)]
     true = sum(origin.get(a, a) == origin.get(b, b) for a, b in pairs)
     assert true >= 0.95 * len(pairs), f"pair precision {true}/{len(pairs)}"
     byte_groups = dups[dups["img_IDS"].isin([b for _, b in planted["byte"]])]
     assert (byte_groups["kind"] == "exact").all()
+    print("; ".join(report), f"; pair precision {true}/{len(pairs)}")
 
 
 def test_conflicts_and_leakage_reported(audited):
@@ -151,7 +175,7 @@ def test_split_keeps_groups_together(audited, capsys):
     split = pd.read_csv(out, dtype=str)
     dups = pd.read_csv(root / "audit" / "duplicates.csv", dtype={"img_IDS": str}, keep_default_na=False)
     merged = dups[dups["set"] == "train"].merge(split, on="img_IDS")
-    assert len(merged) > 50 and (merged.groupby("group")["fold"].nunique() == 1).all()
+    assert len(merged) > 50 and (merged.groupby("sequence")["fold"].nunique() == 1).all()
     for seed in range(1, 4):
         other = root / f"split{seed}.csv"
         main(
@@ -168,7 +192,7 @@ def test_split_keeps_groups_together(audited, capsys):
             ]
         )
         merged = dups[dups["set"] == "train"].merge(pd.read_csv(other, dtype=str), on="img_IDS")
-        assert (merged.groupby("group")["fold"].nunique() == 1).all()
+        assert (merged.groupby("sequence")["fold"].nunique() == 1).all()
 
 
 def test_html_page_is_self_contained_and_escaped(tmp_path):
@@ -196,9 +220,12 @@ def test_verify_pair_tells_copies_from_other_photos():
     rng = np.random.default_rng(0)
     a = cv2.GaussianBlur(rng.integers(0, 255, (80, 80), dtype=np.uint8), (7, 7), 2)
     b = cv2.GaussianBlur(rng.integers(0, 255, (80, 80), dtype=np.uint8), (7, 7), 2)
-    assert verify_pair(a, a[3:-3, 3:-3], (80, 80), (74, 74)) > 0.97
-    assert verify_pair(a, cv2.resize(a, (68, 68)), (80, 80), (68, 68)) > 0.97
-    assert verify_pair(a, b, (80, 80), (80, 80)) < 0.5
+    assert verify_pair(a, a[3:-3, 3:-3], (80, 80), (74, 74)).score > 0.97
+    assert verify_pair(a, cv2.resize(a, (68, 68)), (80, 80), (68, 68)).score > 0.97
+    zoomed = cv2.resize(a[6:-6, 6:-6], (80, 80))
+    match = verify_pair(a, zoomed, (80, 80), (80, 80))
+    assert match.score > 0.96 and match.subject > 0.7 and 1.1 < match.zoom < 1.25
+    assert verify_pair(a, b, (80, 80), (80, 80)).score < 0.5
 
 
 def test_audit_refuses_existing_out(tiny_zindi, tmp_path):
@@ -249,3 +276,92 @@ def test_drop_suspects_removes_exactly_the_flagged_images(tmp_path):
     clean = set(pd.read_csv(tmp_path / "a" / "clean.csv")["img_IDS"])
     assert clean == set(train["img_IDS"]) - suspects
     assert summary["clean_images"] == len(train) - len(suspects)
+
+
+def shared_background(rng: np.random.Generator, h: int = 100, w: int = 100) -> np.ndarray:
+    """One room for every photo: a lit wall, a ceiling edge, a door frame, sensor noise."""
+    wall = np.linspace(150, 230, h)[:, None] * np.ones((1, w))
+    room = np.stack([wall * 0.9, wall, wall * 1.05], -1)
+    room[18:24, :] = 60
+    room[:, :5] = room[:, -5:] = 40
+    return np.clip(room + rng.normal(0, 6, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def test_different_hands_on_one_background_are_not_copies(sign_digits, tmp_path):
+    """Real hands blended onto one shared background (the background weighs 70%): no two are joined,
+    while a zoomed copy of one of them is."""
+    rng = np.random.default_rng(0)
+    room = shared_background(rng)
+    train = pd.read_csv(sign_digits / "Train.csv").groupby("Label").head(2)  # 20 hands, two of each sign
+    folder = tmp_path / "data"
+    for label, rows in train.groupby("Label"):
+        (folder / label).mkdir(parents=True)
+        for i in rows["img_IDS"]:
+            hand = cv2.resize(cv2.imread(str(sign_digits / "Images" / f"{i}.jpg")), (100, 100))
+            cv2.imwrite(str(folder / label / f"{i}.png"), cv2.addWeighted(room, 0.7, hand, 0.3, 0))
+    first = next((folder / train["Label"].iloc[0]).iterdir())
+    img = cv2.imread(str(first))
+    cv2.imwrite(str(first.parent / "zoomed.png"), cv2.resize(img[6:-6, 6:-6], (100, 100)))
+    summary = run_audit(
+        AuditConfig(data=str(folder), out=str(tmp_path / "a"), skip_label_issues=True),
+        log=lambda *_: None,
+        progress=False,
+    )
+    dups = pd.read_csv(tmp_path / "a" / "duplicates.csv", dtype=str, keep_default_na=False)
+    assert sorted(dups["img_IDS"]) == sorted([f"{first.parent.name}/{first.name}", f"{first.parent.name}/zoomed.png"])
+    assert summary["near_duplicate_groups"] == 1 and summary["video_like_sequences"] == 0
+
+
+def video_frames(sign_digits: Path, dest: Path, photos_per_class: int = 4, frames: int = 8) -> Path:
+    """Each of a few real photos per class filmed as a short clip: every frame moved and zoomed a little
+    more than the one before (a hand held in front of a camera)."""
+    train = pd.read_csv(sign_digits / "Train.csv").groupby("Label").head(photos_per_class)
+    rows = []
+    (dest / "Images").mkdir(parents=True)
+    for i, label in zip(train["img_IDS"], train["Label"]):
+        img = cv2.resize(cv2.imread(str(sign_digits / "Images" / f"{i}.jpg")), (100, 100))
+        for t in range(frames):
+            zoom = 1 + 0.012 * t
+            m = cv2.getRotationMatrix2D((50, 50), 0, zoom)
+            m[:, 2] += (0.8 * t, 0.5 * t)
+            frame = cv2.warpAffine(img, m, (100, 100), borderMode=cv2.BORDER_REPLICATE)
+            cv2.imwrite(str(dest / "Images" / f"{i}_f{t}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            rows.append((f"{i}_f{t}", label))
+    pd.DataFrame(rows, columns=["img_IDS", "Label"]).to_csv(dest / "Train.csv", index=False)
+    return dest
+
+
+def test_video_frames_stay_on_one_side_and_a_random_split_flatters(sign_digits, tmp_path):
+    from helpers import tiny_config
+
+    from signvision.train import fit
+
+    data = video_frames(sign_digits, tmp_path / "frames")
+    summary = run_audit(
+        AuditConfig(data=str(data), out=str(tmp_path / "a"), skip_label_issues=True),
+        log=lambda *_: None,
+        progress=False,
+    )
+    assert summary["video_like_sequences"] >= 36 and summary["sequences_of_many_classes"] == 0  # of 40 clips
+    assert "video-like sequences" in (tmp_path / "a" / "audit.html").read_text()
+    accuracy = {}
+    for name, audit in (("random", None), ("copy-safe", str(tmp_path / "a"))):
+        cfg = tiny_config(
+            data,
+            tmp_path / name,
+            epochs=10,
+            image_size=32,
+            lenet_width=4,
+            batch_size=32,
+            lr=2e-3,
+            loss="ce",
+            audit=audit,
+            seed=0,
+        )
+        accuracy[name] = fit(cfg, log=lambda *_: None)["val_accuracy"]
+    split = pd.read_csv(tmp_path / "copy-safe" / "split.csv")
+    clip = split["img_IDS"].str.rsplit("_f", n=1).str[0]
+    assert (split.groupby(clip)["fold"].nunique() == 1).mean() >= 0.9  # clips on one side
+    (tmp_path / "accuracy.json").write_text(json.dumps(accuracy))
+    print(f"validation accuracy on video frames: {accuracy}")
+    assert accuracy["random"] > accuracy["copy-safe"] + 0.1, accuracy

@@ -131,16 +131,17 @@ def scan_images(paths: list[str], model_size: int, progress: bool = True) -> Sca
 ZOOMS = (1.0, 1.04, 1.08, 1.12, 1.17, 1.22, 1.27, 1.32)  # a copy may be zoomed in this much (and shifted)
 SHIFT = 0.1  # ... and shifted by up to this share of its side
 BLOCKS = 4  # the subject check compares the aligned images in BLOCKS x BLOCKS tiles
+THUMB_ZOOMS = (1.1, 1.2, 1.3)  # candidate search: thumbnails of central crops too, so zoomed copies meet
 
 
 @dataclass
 class Match:
     """How two grey images agree once aligned: `score` is the normalised cross-correlation (in [-1, 1]) at
-    the best zoom and shift; `worst_block` the largest residual of a tile after a brightness/contrast
-    fit, relative to the image's contrast (0: identical; a different hand in one tile: about 0.5 or more)."""
+    the best zoom and shift; `subject` the agreement of their fine detail in the tile where it is lowest
+    (`subject_agreement`); `zoom` the zoom that aligned them."""
 
     score: float
-    worst_block: float
+    subject: float
     zoom: float = 1.0
 
 
@@ -152,20 +153,26 @@ def _best_alignment(image: np.ndarray, template: np.ndarray) -> tuple[float, tup
     return float(score), loc
 
 
-def _worst_block(region: np.ndarray, template: np.ndarray, blocks: int = BLOCKS) -> float:
-    """Fit template ~ alpha * region + beta, then the worst tile's RMS residual / the template's std."""
-    x, y = region.astype(np.float64).ravel(), template.astype(np.float64).ravel()
-    alpha, beta = np.polyfit(x, y, 1) if x.std() > 1e-6 else (0.0, y.mean())
-    residual = (template - (alpha * region + beta)).astype(np.float64)
-    scale = max(float(template.std()), 1e-6)
-    h, w = residual.shape
-    worst = 0.0
+def subject_agreement(region: np.ndarray, template: np.ndarray, blocks: int = BLOCKS) -> float:
+    """The lowest correlation, over the textured tiles of two aligned images, of their fine detail (each
+    minus its Gaussian blur). A shared wall, light or frame is smooth or the same in both; a hand is
+    detail, so two different hands before one background disagree in some tile (about 0 or below),
+    while a copy agrees in every tile (0.75 or more after re-encoding, resizing, zooming)."""
+    detail_a = region - cv2.GaussianBlur(region, (0, 0), 2.0)
+    detail_b = template - cv2.GaussianBlur(template, (0, 0), 2.0)
+    floor = 0.25 * max(float(detail_a.std()), float(detail_b.std()), 1e-6)
+    h, w = detail_a.shape
+    lowest = 1.0
     for i in range(blocks):
         for j in range(blocks):
-            tile = residual[i * h // blocks : (i + 1) * h // blocks, j * w // blocks : (j + 1) * w // blocks]
-            if tile.size:
-                worst = max(worst, float(np.sqrt(np.mean(tile**2))) / scale)
-    return worst
+            ta = detail_a[i * h // blocks : (i + 1) * h // blocks, j * w // blocks : (j + 1) * w // blocks].ravel()
+            tb = detail_b[i * h // blocks : (i + 1) * h // blocks, j * w // blocks : (j + 1) * w // blocks].ravel()
+            if ta.size < 4 or (ta.std() < floor and tb.std() < floor):
+                continue  # a flat tile in both: nothing to compare
+            if ta.std() < 1e-6 or tb.std() < 1e-6:
+                return 0.0  # detail in one image only
+            lowest = min(lowest, float(np.corrcoef(ta, tb)[0, 1]))
+    return lowest
 
 
 def verify_pair(a: np.ndarray, b: np.ndarray, size_a: tuple[int, int], size_b: tuple[int, int]) -> Match:
@@ -209,9 +216,34 @@ def verify_pair(a: np.ndarray, b: np.ndarray, size_a: tuple[int, int], size_b: t
             best = (score, big.astype(np.float32), template, 1.0, loc)
     score, image, template, zoom, (x, y) = best
     if template is None:
-        return Match(-1.0, float("inf"))
+        return Match(-1.0, -1.0)
     region = image[y : y + template.shape[0], x : x + template.shape[1]]
-    return Match(score, _worst_block(region, template), zoom)
+    return Match(score, subject_agreement(region, template), zoom)
+
+
+def zoomed_thumbnail(grey: np.ndarray, zoom: float) -> np.ndarray:
+    """The candidate-search thumbnail (THUMB x THUMB, zero mean, unit norm) of the central 1/zoom of an image."""
+    h, w = grey.shape
+    ch, cw = max(2, round(h / zoom)), max(2, round(w / zoom))
+    y, x = (h - ch) // 2, (w - cw) // 2
+    thumb = cv2.resize(grey[y : y + ch, x : x + cw], (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+    thumb = thumb.astype(np.float32).ravel()
+    thumb -= thumb.mean()
+    return thumb / max(float(np.linalg.norm(thumb)), 1e-6)
+
+
+_WINDOW = np.outer(np.hanning(32), np.hanning(32)).astype(np.float32)
+
+
+def shift_invariant_descriptor(grey: np.ndarray, k: int = 8) -> np.ndarray:
+    """Log magnitudes of the lowest (2k)^2 spatial frequencies of a windowed 32x32 thumbnail, zero mean, unit
+    norm: a moved copy keeps its spectrum, so it is found even where its thumbnail no longer lines up."""
+    t = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+    t = (t - t.mean()) * _WINDOW
+    spectrum = np.fft.fftshift(np.abs(np.fft.fft2(t)))[16 - k : 16 + k, 16 - k : 16 + k]
+    d = np.log1p(spectrum).ravel()
+    d -= d.mean()
+    return (d / max(float(np.linalg.norm(d)), 1e-6)).astype(np.float32)
 
 
 def find_duplicates(
@@ -230,7 +262,7 @@ def find_duplicates(
             if j != i:
                 pairs[(j, i)] = ("exact", 1.0)
     if len(idx) < 2:
-        return [(i, j, k, s) for (i, j), (k, s) in pairs.items()], 0
+        return [(i, j, k, s) for (i, j), (k, s) in pairs.items()], []
     k = min(cfg.neighbours + 1, len(idx))
     nn = NearestNeighbors(n_neighbors=k).fit(scan.thumbs[idx])
     dist, nbr = nn.kneighbors(scan.thumbs[idx])
@@ -243,6 +275,19 @@ def find_duplicates(
     # mutual neighbours only: a copy is among its original's nearest images and the other way round,
     # which stops chains of merely similar images from growing through dense regions
     candidates = {(i, j) for i, j in directed if i < j and (j, i) in directed and (i, j) not in pairs}
+    # zoomed copies: a copy zoomed in by z looks like the central 1/z of its original, so every image's
+    # thumbnail is also looked up among the thumbnails of the others' central crops (its nearest 2)
+    # shifted copies: the magnitude of the Fourier transform does not change when a picture moves, so each
+    # image's nearest 2 by that descriptor too
+    crops = np.concatenate([np.stack([zoomed_thumbnail(scan.grey[i], z) for i in idx]) for z in THUMB_ZOOMS])
+    spectra = np.stack([shift_invariant_descriptor(scan.grey[i]) for i in idx])
+    for index, owner, query in ((crops, np.tile(idx, len(THUMB_ZOOMS)), scan.thumbs[idx]), (spectra, idx, spectra)):
+        dist, nbr = NearestNeighbors(n_neighbors=min(3, len(index))).fit(index).kneighbors(query)
+        for row in range(len(idx)):
+            for col in range(dist.shape[1]):
+                i, j = sorted((int(idx[row]), int(owner[nbr[row, col]])))
+                if i != j and 1 - dist[row, col] ** 2 / 2 >= cfg.candidate_similarity and (i, j) not in pairs:
+                    candidates.add((i, j))
     candidates_list = sorted(candidates)
 
     def check(pair):
@@ -265,7 +310,7 @@ def find_duplicates(
     for (i, j), match in zip(candidates_list, matches):
         tiny = min(max(scan.grey[i].shape), max(scan.grey[j].shape)) < 48
         threshold = cfg.small_near_threshold if tiny else cfg.near_threshold
-        copy = match.score >= threshold and match.worst_block <= cfg.block_limit
+        copy = match.score >= threshold and match.subject >= cfg.subject_agreement
         if copy:
             pairs[(i, j)] = ("near", match.score)
         checked.append((i, j, match, copy))
@@ -441,11 +486,8 @@ def run_audit(cfg: AuditConfig, log=print, progress: bool | None = None) -> dict
     ]
     dup_rows["group"] = dup_rows["group"].astype("Int64")
     pair_rows = pd.DataFrame(
-        [
-            (images["img_IDS"][i], images["img_IDS"][j], m.score, m.worst_block, m.zoom, copy)
-            for i, j, m, copy in checked
-        ],
-        columns=["img_a", "img_b", "score", "worst_block", "zoom", "copy"],
+        [(images["img_IDS"][i], images["img_IDS"][j], m.score, m.subject, m.zoom, copy) for i, j, m, copy in checked],
+        columns=["img_a", "img_b", "score", "subject", "zoom", "copy"],
     )
 
     # likely mislabels among readable training images

@@ -185,7 +185,7 @@ class AuditConfig:
     candidate_similarity: float = 0.8  # thumbnail cosine similarity a candidate pair needs
     near_threshold: float = 0.955  # pixel correlation, once aligned (zoom, shift), that makes a near copy ...
     small_near_threshold: float = 0.99  # ... of images under 48 px a side (tiny images look alike more easily)
-    block_limit: float = 0.5  # ... if no tile differs more than this (a different hand on the same background)
+    subject_agreement: float = 0.5  # ... if every tile's fine detail agrees this well (not just the background)
     weak_model_accuracy: float = 0.8  # below this out-of-fold accuracy, mislabel suspects are not findings
     folds: int = 5  # cross-validation folds for the mislabel model
     epochs: int = 0  # epochs of the mislabel model per fold; 0 = 12 for small data, fewer for large (>= 2)
