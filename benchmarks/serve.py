@@ -121,6 +121,31 @@ def model_rate(run: str, image: bytes, batch: int, seconds: float = 3.0) -> floa
     return done / (time.perf_counter() - start)
 
 
+def onnx_rate(run: str, image: bytes, batch: int, seconds: float = 3.0) -> float | None:
+    """The same, through the run exported to ONNX and onnxruntime (None without the export extra)."""
+    import tempfile
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    from signvision.export import export_onnx
+    from signvision.inference import load_members
+    from signvision.serve import read_upload
+
+    size = load_members(run)[0].cfg.image_size
+    images = np.stack([read_upload(image, "a.jpg", size)] * batch).transpose(0, 3, 1, 2).copy()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(run, Path(tmp) / "model.onnx")
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session.run(None, {"images": images})
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            session.run(None, {"images": images})
+            done += batch
+    return done / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", action="append", required=True)
@@ -129,7 +154,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("SIGNVISION_PROGRESS", "0")
     body = multipart(jpeg_100())
-    print(f"{'run':<22} {'clients':>7} {'req/s':>8} {'img/s':>8} {'p50 ms':>8} {'p99 ms':>8}  model alone (batch 8)")
+    print(f"{'run':<22} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  model alone, batch 8: torch; ORT")
     for run in args.run:
         port = free_port()
         proc = start(run, port)
@@ -139,12 +164,13 @@ def main() -> None:
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=30)
-        rate = model_rate(run, jpeg_100(), 8)
+        rate, ort_rate = model_rate(run, jpeg_100(), 8), onnx_rate(run, jpeg_100(), 8)
         for clients, r in results.items():
-            share = f"{r['rps'] / rate:.2f} x model" if clients == 8 else ""
+            share = f"  served/model = {r['rps'] / rate:.2f}" if clients == 8 else ""
+            onnx = f"; {ort_rate:.0f}" if ort_rate else ""
             print(
-                f"{Path(run).name:<22} {clients:>7} {r['rps']:>8.1f} {r['rps']:>8.1f} {r['p50_ms']:>8.1f} "
-                f"{r['p99_ms']:>8.1f}  {rate:>8.0f} img/s {share}"
+                f"{Path(run).name:<22} {clients:>7} {r['rps']:>8.1f} {r['p50_ms']:>8.1f} "
+                f"{r['p99_ms']:>8.1f}  {rate:.0f}{onnx} img/s{share}"
             )
 
 

@@ -157,3 +157,15 @@ def test_unlabelled_returns_ids(tiny_zindi, tmp_path):
     for p in test["path"][:2]:
         shutil.copy(p, folder)
     assert list(read_unlabelled(folder)["img_IDS"]) == list(test["img_IDS"][:2])
+
+
+def test_huge_jpeg_is_decoded_at_reduced_size(tmp_path):
+    """Over 16 megapixels, a JPEG is decoded at 1/2, 1/4 or 1/8 of its side (never whole in memory)."""
+    from signvision.data import LARGE_PIXELS, read_image
+
+    big = np.zeros((4000, 5000, 3), np.uint8)  # 20 megapixels
+    big[:, 2500:] = (0, 0, 255)  # right half red (BGR)
+    cv2.imwrite(str(tmp_path / "big.jpg"), big)
+    img = read_image(tmp_path / "big.jpg")
+    assert img.shape == (2000, 2500, 3) and img.shape[0] * img.shape[1] <= LARGE_PIXELS
+    assert img[1000, 2000, 0] > 200 and img[1000, 500, 0] < 30  # still RGB, still the same picture

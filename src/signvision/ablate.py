@@ -65,6 +65,7 @@ def _convert(text: str, kind: type):
 
 
 def slug(setting: dict) -> str:
+    """A folder name for one setting of the grid: `augment=light_mix=none`."""
     text = "_".join(f"{k}={v}" for k, v in setting.items()) or "baseline"
     return "".join(c if c.isalnum() or c in "=_.-" else "-" for c in text)
 
@@ -200,6 +201,7 @@ def setting_keys(table: pd.DataFrame) -> list[str]:
 
 
 def to_markdown(table: pd.DataFrame, seeds: int) -> str:
+    """The summary table as Markdown, one row per setting, the baseline first."""
     keys = setting_keys(table)
     head = "| " + " | ".join(keys) + " | ROC AUC | log loss | accuracy | AUC vs baseline (95% CI) | beyond noise |"
     lines = [head, "|" + "---|" * (len(keys) + 5)]

@@ -56,6 +56,8 @@ THUMB = 16  # candidate-search thumbnail side
 # ----------------------------------------------------------------------------------------------------
 @dataclass
 class Scan:
+    """What scanning every image once gives: readability, sizes, hashes, thumbnails, small copies."""
+
     ok: np.ndarray  # (N,) bool
     errors: list[str | None]
     height: np.ndarray
@@ -101,6 +103,7 @@ def _scan_one(path: str, model_size: int):
 
 
 def scan_images(paths: list[str], model_size: int, progress: bool = True) -> Scan:
+    """Decode every image once on a thread pool (progress bar) into a `Scan`."""
     n = len(paths)
     results = [None] * n
     with ThreadPoolExecutor(cpu_threads()) as pool:
@@ -175,12 +178,20 @@ def subject_agreement(region: np.ndarray, template: np.ndarray, blocks: int = BL
     return lowest
 
 
-def verify_pair(a: np.ndarray, b: np.ndarray, size_a: tuple[int, int], size_b: tuple[int, int]) -> Match:
+def verify_pair(
+    a: np.ndarray,
+    b: np.ndarray,
+    size_a: tuple[int, int],
+    size_b: tuple[int, int],
+    zoom_hints: set[float] | None = None,
+) -> Match:
     """How well two grey images agree pixel for pixel, allowing for what a copy goes through: re-encoding,
     a brightness change, a resize, a shift, a zoom of up to 1.32x combined with a shift (a crop resized
     back), or a crop at the same pixel scale. The best alignment's score, and the subject check.
 
     a, b: grey thumbnails (longest side <= VERIFY_SIZE); size_a, size_b: their original (h, w).
+    zoom_hints: where the candidate searches saw the pair (1.0: as they are; z: one like the other's central
+    1/z); only zooms near them are tried (all of ZOOMS when None), which keeps large audits fast.
     """
     s = max(a.shape + b.shape)
     a_sq = cv2.resize(a, (s, s), interpolation=cv2.INTER_AREA).astype(np.float32)
@@ -197,8 +208,9 @@ def verify_pair(a: np.ndarray, b: np.ndarray, size_a: tuple[int, int], size_b: t
         if score > best[0]:
             best = (score, image, template, zoom, loc)
 
+    zooms = ZOOMS if zoom_hints is None else [z for z in ZOOMS if any(abs(z - h) <= 0.09 for h in zoom_hints)]
     for image, other in ((a_sq, b_sq), (b_sq, a_sq)):
-        for zoom in ZOOMS:
+        for zoom in zooms:
             try_zoom(image, other, zoom)
     if best[3] > 1.0:  # refine the zoom between the grid's steps
         image = best[1]
@@ -274,27 +286,33 @@ def find_duplicates(
                 directed.add((int(idx[row]), int(idx[nbr[row, col]])))
     # mutual neighbours only: a copy is among its original's nearest images and the other way round,
     # which stops chains of merely similar images from growing through dense regions
-    candidates = {(i, j) for i, j in directed if i < j and (j, i) in directed and (i, j) not in pairs}
+    # candidate pair -> the zooms at which the searches saw it (1.0: as they are)
+    candidates = {(i, j): {1.0} for i, j in directed if i < j and (j, i) in directed and (i, j) not in pairs}
     # zoomed copies: a copy zoomed in by z looks like the central 1/z of its original, so every image's
-    # thumbnail is also looked up among the thumbnails of the others' central crops (its nearest 2)
+    # thumbnail is also looked up among the thumbnails of the others' central crops (its nearest 3);
     # shifted copies: the magnitude of the Fourier transform does not change when a picture moves, so each
-    # image's nearest 2 by that descriptor too
+    # image's nearest 3 by that descriptor too
     crops = np.concatenate([np.stack([zoomed_thumbnail(scan.grey[i], z) for i in idx]) for z in THUMB_ZOOMS])
     spectra = np.stack([shift_invariant_descriptor(scan.grey[i]) for i in idx])
-    for index, owner, query in ((crops, np.tile(idx, len(THUMB_ZOOMS)), scan.thumbs[idx]), (spectra, idx, spectra)):
+    zoom_of_row = np.repeat(THUMB_ZOOMS, len(idx))
+    searches = (
+        (crops, np.tile(idx, len(THUMB_ZOOMS)), zoom_of_row, scan.thumbs[idx], cfg.zoom_candidate_similarity),
+        (spectra, idx, np.ones(len(idx)), spectra, cfg.shift_candidate_similarity),
+    )
+    for index, owner, zoom, query, threshold in searches:
         dist, nbr = NearestNeighbors(n_neighbors=min(3, len(index))).fit(index).kneighbors(query)
         for row in range(len(idx)):
             for col in range(dist.shape[1]):
                 i, j = sorted((int(idx[row]), int(owner[nbr[row, col]])))
-                if i != j and 1 - dist[row, col] ** 2 / 2 >= cfg.candidate_similarity and (i, j) not in pairs:
-                    candidates.add((i, j))
+                if i != j and 1 - dist[row, col] ** 2 / 2 >= threshold and (i, j) not in pairs:
+                    candidates.setdefault((i, j), set()).add(float(zoom[nbr[row, col]]))
     candidates_list = sorted(candidates)
 
     def check(pair):
         i, j = pair
         size_i = (int(scan.height[i]), int(scan.width[i]))
         size_j = (int(scan.height[j]), int(scan.width[j]))
-        return verify_pair(scan.grey[i], scan.grey[j], size_i, size_j)
+        return verify_pair(scan.grey[i], scan.grey[j], size_i, size_j, zoom_hints=candidates[pair])
 
     with ThreadPoolExecutor(cpu_threads()) as pool:
         matches = list(
@@ -631,6 +649,7 @@ def write_html(
     max_groups: int = 200,
     max_issues: int = 100,
 ) -> None:
+    """audit.html: summary, class balance, sizes, broken files, groups, sequences, suspects."""
     e = escape
     by_id = images.set_index("img_IDS")
     parts = ["<h2>Summary</h2><table>"]

@@ -81,6 +81,7 @@ def build_augment(spec: str, *, image_size: int, seed: int | None = None) -> A.B
 
 
 def load_pipeline(path: str, option: str, image_size: int, names: tuple[str, ...] = PRESETS) -> A.BaseCompose:
+    """An albumentations pipeline saved with `A.save`, checked to keep the image size."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{option} {path}: not one of {', '.join(names)} and no such file")

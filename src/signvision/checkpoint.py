@@ -57,6 +57,7 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def task_of(ckpt: dict, cfg: TrainConfig) -> Task:
+    """The Task a checkpoint was trained for (its classes, target and loss)."""
     return Task(list(ckpt["classes"]), ckpt["target"], loss=cfg.loss, label_smoothing=cfg.label_smoothing)
 
 

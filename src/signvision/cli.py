@@ -27,6 +27,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def positive_int(text: str) -> int:
+    """argparse type: a whole number > 0."""
     try:
         value = int(text)
     except ValueError:
@@ -56,6 +57,7 @@ def add_data_args(p: argparse.ArgumentParser, *, suppress_defaults: bool = False
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
+    """Every TrainConfig setting as an option; options not given stay out of the namespace."""
     d = TrainConfig()
     add_data_args(p, suppress_defaults=True)
     g = p.add_argument_group("task and split")
@@ -175,7 +177,13 @@ def cmd_evaluate(args) -> int:
     from signvision.inference import evaluate_run
 
     evaluate_run(
-        args.run, args.data, tta=args.tta, tta_merge=args.tta_merge, device=args.device, batch_size=args.batch_size
+        args.run,
+        args.data,
+        tta=args.tta,
+        tta_merge=args.tta_merge,
+        tta_views=args.tta_views,
+        device=args.device,
+        batch_size=args.batch_size,
     )
     return 0
 
@@ -189,6 +197,7 @@ def cmd_predict(args) -> int:
         args.out,
         tta=args.tta,
         tta_merge=args.tta_merge,
+        tta_views=args.tta_views,
         device=args.device,
         batch_size=args.batch_size,
         workers=args.workers,
@@ -320,11 +329,13 @@ def cmd_serve(args) -> int:
 def _tta_args(p) -> None:
     p.add_argument("--tta", default="none", help="none|hflip|hflip+crops or an albumentations .json (default none)")
     p.add_argument("--tta-merge", default="mean", choices=["mean", "gmean"], help="how views are merged")
+    p.add_argument("--tta-views", type=positive_int, default=4, help="draws of a --tta FILE pipeline (default 4)")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
     p.add_argument("--batch-size", type=positive_int, default=128)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `signvision` parser and its sub-commands (each with an example in --help)."""
     from signvision import __version__
 
     parser = Parser(
@@ -502,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; a user's mistake prints one line and returns 2."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0

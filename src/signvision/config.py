@@ -14,6 +14,8 @@ from signvision.errors import UserError
 
 @dataclass
 class TrainConfig:
+    """Every setting of a training run, with its default; saved as the run's config.json."""
+
     # --- data
     data: str | None = None  # data folder (Zindi or class-folder layout)
     csv: str | None = None  # or any CSV of image names and labels ...
@@ -175,6 +177,8 @@ def read_json(path: Path, hint: str = "") -> dict:
 
 @dataclass
 class AuditConfig:
+    """Every setting of `signvision audit`, with its default."""
+
     data: str | None = None  # data folder (same layouts as train)
     csv: str | None = None
     image_col: str = "img_IDS"
@@ -183,6 +187,8 @@ class AuditConfig:
     out: str | None = None  # the audit folder to create
     neighbours: int = 8  # candidates per image for near-duplicate verification
     candidate_similarity: float = 0.8  # thumbnail cosine similarity a candidate pair needs
+    zoom_candidate_similarity: float = 0.9  # ... between a thumbnail and another image's central crop
+    shift_candidate_similarity: float = 0.85  # ... between Fourier magnitudes (shift-invariant)
     near_threshold: float = 0.955  # pixel correlation, once aligned (zoom, shift), that makes a near copy ...
     small_near_threshold: float = 0.99  # ... of images under 48 px a side (tiny images look alike more easily)
     subject_agreement: float = 0.5  # ... if every tile's fine detail agrees this well (not just the background)

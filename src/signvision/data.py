@@ -171,6 +171,7 @@ def _unlabelled(df: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
 
 
 def detect_layout(root: Path) -> str:
+    """Which layout a data folder has: zindi, folder, or none."""
     if (root / "Train.csv").is_file():
         return "zindi"
     if (root / "Images").is_dir() or (root / "Test.csv").is_file():
@@ -342,6 +343,7 @@ def resize(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def load_resized(path: str, size: int) -> np.ndarray:
+    """Read an image file and resize it to size x size (RGB uint8)."""
     return resize(read_image(path), size)
 
 

@@ -38,6 +38,7 @@ class Deployable(nn.Module):
 
 
 def check_export_installed() -> None:
+    """One line naming the pip command when the ONNX packages are missing."""
     try:
         import onnx  # noqa: F401
     except ImportError:

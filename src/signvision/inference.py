@@ -46,6 +46,7 @@ class RunModel:
 
 
 def is_cv_run(run: str | Path) -> bool:
+    """Whether RUN is a `--folds` run (it holds cv.json)."""
     return (Path(run) / "cv.json").is_file()
 
 
@@ -98,6 +99,7 @@ def load_members(run: str | Path) -> list[RunModel]:
 
 
 def runtime_for(member: RunModel, device) -> Runtime:
+    """The Runtime (device, normalisation) a member's checkpoint asks for."""
     norm = member.ckpt["norm"]
     return Runtime.create(device, norm["mean"], norm["std"])
 
@@ -122,6 +124,7 @@ def evaluate_run(
     *,
     tta: str = "none",
     tta_merge: str = "mean",
+    tta_views: int = 4,
     device: str = "auto",
     batch_size: int = 128,
     log=print,
@@ -129,7 +132,9 @@ def evaluate_run(
     """Validation metrics without calibration, calibrated, and calibrated with TTA; saved as
     evaluation*.json in the run. A cross-validated run is scored on its out-of-fold predictions."""
     members = load_members(run)
-    tta_views = TTA(tta, merge=tta_merge, image_size=members[0].cfg.image_size, seed=members[0].cfg.seed)
+    tta_views = TTA(
+        tta, merge=tta_merge, views=tta_views, image_size=members[0].cfg.image_size, seed=members[0].cfg.seed
+    )
     dev = pick_device(device)
     pools: dict[str, list] = {"uncalibrated": [], "calibrated": [], "tta": [], "y": []}
     for m in members:
@@ -197,6 +202,7 @@ def predict_images(
     device: str,
     batch_size: int,
     workers: int,
+    tta_views: int = 4,
 ) -> np.ndarray:
     """Probabilities (N, K) or (N,) for the images of `table` (img_IDS, path): the mean over members."""
     dev = pick_device(device)
@@ -204,7 +210,7 @@ def predict_images(
     dataset = ImageDataset(table["path"].tolist(), image_size, ids=table[ID_COLUMN].tolist())
     n_workers = auto_workers(workers, cached=False, augmented=True, cuda=dev.type == "cuda")
     loader = make_loader(dataset, batch_size=batch_size, workers=n_workers, pin_memory=dev.type == "cuda")
-    views = TTA(tta, merge=tta_merge, image_size=image_size)
+    views = TTA(tta, merge=tta_merge, views=tta_views, image_size=image_size, seed=members[0].cfg.seed)
     total = None
     for m in members:
         m.model.to(dev)
@@ -237,6 +243,7 @@ def predict(
     *,
     tta: str = "none",
     tta_merge: str = "mean",
+    tta_views: int = 4,
     device: str = "auto",
     batch_size: int = 128,
     workers: int = -1,
@@ -248,10 +255,17 @@ def predict(
     out = Path(out)
     refuse_overwrite(out, overwrite)
     members = load_members(run)
-    TTA(tta, merge=tta_merge, image_size=members[0].cfg.image_size)  # a bad --tta fails before any work
+    TTA(tta, merge=tta_merge, views=tta_views, image_size=members[0].cfg.image_size)  # a bad --tta fails now
     table = read_unlabelled(data if data is not None else members[0].cfg.data)
     probs = predict_images(
-        members, table, tta=tta, tta_merge=tta_merge, device=device, batch_size=batch_size, workers=workers
+        members,
+        table,
+        tta=tta,
+        tta_merge=tta_merge,
+        tta_views=tta_views,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
     )
     frame = submission_frame(members[0].task, table[ID_COLUMN].tolist(), probs)
     out.parent.mkdir(parents=True, exist_ok=True)

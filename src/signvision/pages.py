@@ -16,10 +16,12 @@ BASE_STYLE = (
 
 
 def escape(text) -> str:
+    """HTML-escape any value shown on a page."""
     return html.escape(str(text))
 
 
 def data_uri(data: bytes, mime: str) -> str:
+    """Bytes as a data: URI, for images embedded in a page."""
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
@@ -30,6 +32,7 @@ def img_tag(data: bytes, alt: str, mime: str = "image/png", **attrs) -> str:
 
 
 def png_tag(path: Path, alt: str) -> str:
+    """An <img> holding a PNG file's bytes."""
     return img_tag(Path(path).read_bytes(), alt)
 
 
@@ -42,5 +45,6 @@ def page(title: str, body: str, style: str = "") -> str:
 
 
 def write_page(path: Path, title: str, body: str, style: str = "") -> Path:
+    """Write a whole page (see `page`) to `path`."""
     path.write_text(page(title, body, style), encoding="utf-8")
     return path

@@ -28,6 +28,7 @@ def save_figure(fig, path: Path, dpi: int = 90) -> Path:
 
 
 def plot_curves(metrics: pd.DataFrame, path: Path) -> Path:
+    """Loss and ROC AUC per epoch, training and validation."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     ax1.plot(metrics["epoch"], metrics["train_loss"], "o-", label="train")
     ax1.plot(metrics["epoch"], metrics["val_loss"], "o-", label="validation")
@@ -42,6 +43,7 @@ def plot_curves(metrics: pd.DataFrame, path: Path) -> Path:
 
 
 def plot_roc(y: np.ndarray, probs: np.ndarray, names: list[str], path: Path) -> Path:
+    """ROC curves per class and their macro average (or the one binary curve)."""
     fig, ax = plt.subplots(figsize=(6, 5.5))
     if probs.ndim == 1:
         fpr, tpr, _ = roc_curve(y, probs)
@@ -64,6 +66,7 @@ def plot_roc(y: np.ndarray, probs: np.ndarray, names: list[str], path: Path) -> 
 
 
 def plot_confusion(y: np.ndarray, pred: np.ndarray, names: list[str], path: Path) -> Path:
+    """The confusion matrix of given against predicted labels, with counts."""
     cm = confusion_matrix(y, pred, labels=list(range(len(names))))
     size = max(4.5, 0.55 * len(names) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
@@ -99,6 +102,7 @@ def plot_reliability(curves: dict[str, list[dict]], path: Path) -> Path:
 
 
 def plot_gallery(images: list[np.ndarray], captions: list[str], path: Path, cols: int = 6, title: str = "") -> Path:
+    """Images in a grid with a caption each."""
     rows = max(1, int(np.ceil(len(images) / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 2, rows * 2.7), squeeze=False)
     for ax in axes.ravel():
@@ -112,6 +116,7 @@ def plot_gallery(images: list[np.ndarray], captions: list[str], path: Path, cols
 
 
 def plot_compare(table: pd.DataFrame, path: Path) -> Path:
+    """ROC AUC, log loss and accuracy of several runs as bars."""
     fig, axes = plt.subplots(1, 3, figsize=(13, max(3, 0.45 * len(table) + 1.5)))
     labels = [Path(r).name for r in table["run"]]
     for ax, key in zip(axes, ("val_roc_auc", "val_log_loss", "val_accuracy")):
@@ -125,6 +130,7 @@ def plot_compare(table: pd.DataFrame, path: Path) -> Path:
 
 
 def plot_ablation(table: pd.DataFrame, keys: list[str], path: Path) -> Path:
+    """Each setting's ROC AUC difference to the baseline with its 95% interval."""
     labels = [" ".join(f"{k}={r[k]}" for k in keys) for _, r in table.iterrows()]
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(table) + 1.5))
     diffs = table["auc_diff"].to_numpy()

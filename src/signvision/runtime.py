@@ -35,6 +35,7 @@ def show_progress(rank: int = 0) -> bool:
 
 
 def pick_device(spec: str = "auto") -> torch.device:
+    """`--device` as a torch.device (auto: the GPU torchrun gave this process, else the CPU)."""
     if spec == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -59,6 +60,7 @@ def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Mixed precision in `dtype`, or nothing when AMP is off."""
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 

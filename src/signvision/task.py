@@ -32,6 +32,8 @@ LOSSES = ("bce", "ce")
 
 @dataclass
 class Task:
+    """The classes, the target of a binary task, the loss and label smoothing of a run."""
+
     classes: list[str]
     target: str | None = None
     loss: str = "bce"

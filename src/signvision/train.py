@@ -67,6 +67,7 @@ RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv", "cv.json")
 # The run folder
 # ----------------------------------------------------------------------------------------------------
 def holds_run(folder: Path) -> bool:
+    """Whether a folder already holds a run (or a cross-validation)."""
     return folder.is_dir() and any((folder / f).exists() for f in RUN_FILES)
 
 
@@ -218,6 +219,7 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
 
 
 def make_training_state(model, cfg: TrainConfig, classes, norm, steps_per_epoch: int, device) -> TrainingState:
+    """AdamW (head and backbone groups), the schedule, EMA and the fp16 loss scaler for a model."""
     optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler("cuda") if Runtime.create(device, *norm, amp=cfg.amp).amp == torch.float16 else None
     ema = None
@@ -307,6 +309,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, log=print) -> dict:
 
 
 def describe_run(cfg: TrainConfig, data: RunData, model: nn.Module, device, world: int, weights: dict | None) -> str:
+    """The lines that open a run's log: data, model, and what was loaded from --weights."""
     task = data.task
     lines = [
         f"data: {data.table.layout} layout at {data.table.root}, {len(task.classes)} classes, "
@@ -432,6 +435,7 @@ def calibrate_run(out: Path, model: nn.Module, val_loader, runtime: Runtime, tas
 # metrics.csv and summary.json
 # ----------------------------------------------------------------------------------------------------
 def append_row(path: Path, row: dict) -> None:
+    """Append one epoch's figures to metrics.csv (with its header the first time)."""
     new = not path.is_file()
     with path.open("a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=METRIC_COLUMNS)
