@@ -184,6 +184,7 @@ def verify_pair(
     size_a: tuple[int, int],
     size_b: tuple[int, int],
     zoom_hints: set[float] | None = None,
+    min_score: float = -1.0,
 ) -> Match:
     """How well two grey images agree pixel for pixel, allowing for what a copy goes through: re-encoding,
     a brightness change, a resize, a shift, a zoom of up to 1.32x combined with a shift (a crop resized
@@ -192,6 +193,7 @@ def verify_pair(
     a, b: grey thumbnails (longest side <= VERIFY_SIZE); size_a, size_b: their original (h, w).
     zoom_hints: where the candidate searches saw the pair (1.0: as they are; z: one like the other's central
     1/z); only zooms near them are tried (all of ZOOMS when None), which keeps large audits fast.
+    min_score: below this correlation the subject check is skipped (its result is then NaN).
     """
     s = max(a.shape + b.shape)
     a_sq = cv2.resize(a, (s, s), interpolation=cv2.INTER_AREA).astype(np.float32)
@@ -208,7 +210,7 @@ def verify_pair(
         if score > best[0]:
             best = (score, image, template, zoom, loc)
 
-    zooms = ZOOMS if zoom_hints is None else [z for z in ZOOMS if any(abs(z - h) <= 0.09 for h in zoom_hints)]
+    zooms = ZOOMS if zoom_hints is None else [z for z in ZOOMS if any(abs(z - h) <= 0.045 for h in zoom_hints)]
     for image, other in ((a_sq, b_sq), (b_sq, a_sq)):
         for zoom in zooms:
             try_zoom(image, other, zoom)
@@ -229,6 +231,8 @@ def verify_pair(
     score, image, template, zoom, (x, y) = best
     if template is None:
         return Match(-1.0, -1.0)
+    if score < min_score:  # not a copy whatever the tiles say: skip the (slower) subject check
+        return Match(score, float("nan"), zoom)
     region = image[y : y + template.shape[0], x : x + template.shape[1]]
     return Match(score, subject_agreement(region, template), zoom)
 
@@ -312,7 +316,9 @@ def find_duplicates(
         i, j = pair
         size_i = (int(scan.height[i]), int(scan.width[i]))
         size_j = (int(scan.height[j]), int(scan.width[j]))
-        return verify_pair(scan.grey[i], scan.grey[j], size_i, size_j, zoom_hints=candidates[pair])
+        tiny = min(max(scan.grey[i].shape), max(scan.grey[j].shape)) < 48
+        threshold = cfg.small_near_threshold if tiny else cfg.near_threshold
+        return verify_pair(scan.grey[i], scan.grey[j], size_i, size_j, candidates[pair], min_score=threshold)
 
     with ThreadPoolExecutor(cpu_threads()) as pool:
         matches = list(
