@@ -48,7 +48,7 @@ def test_three_folds_oof_ensemble_and_resume(tiny_zindi, tmp_path, monkeypatch):
     for k in (1, 2, 3):  # fold k's model never trained on the images it scored
         split = pd.read_csv(cv / f"fold{k}" / "split.csv").set_index("img_IDS")["fold"]
         assert set(split[split == "val"].index) == set(folds[folds == k].index)
-    assert np.allclose(oof[["Enough/Satisfied", "Me voy", "Ñandú"]].sum(1), 1, atol=1e-4)
+    assert np.allclose(oof[["Enough/Satisfied", "Me voy", "Ñandú"]].sum(axis=1), 1, atol=1e-4)
     assert summary["temperature"] > 0 and {"val_roc_auc", "val_log_loss"} <= set(summary["fold_mean"])
     assert summary["oof_images"] == len(train_ids)
 
