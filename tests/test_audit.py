@@ -310,6 +310,7 @@ def test_different_hands_on_one_background_are_not_copies(sign_digits, tmp_path)
     dups = pd.read_csv(tmp_path / "a" / "duplicates.csv", dtype=str, keep_default_na=False)
     assert sorted(dups["img_IDS"]) == sorted([f"{first.parent.name}/{first.name}", f"{first.parent.name}/zoomed.png"])
     assert summary["near_duplicate_groups"] == 1 and summary["video_like_sequences"] == 0
+    assert summary["group_sizes"] == {"2": 1} and "(2 images)" in (tmp_path / "a" / "audit.html").read_text()
 
 
 def video_frames(sign_digits: Path, dest: Path, photos_per_class: int = 4, frames: int = 8) -> Path:
@@ -344,8 +345,11 @@ def test_video_frames_stay_on_one_side_and_a_random_split_flatters(sign_digits, 
     )
     assert summary["video_like_sequences"] >= 36 and summary["sequences_of_many_classes"] == 0  # of 40 clips
     assert "video-like sequences" in (tmp_path / "a" / "audit.html").read_text()
+    # the same frames, the same training; only the split differs: random, or clips kept on one side
+    safe = tmp_path / "copy-safe.csv"
+    assert main(["split", "--data", str(data), "--audit", str(tmp_path / "a"), "--out", str(safe)]) == 0
     accuracy = {}
-    for name, audit in (("random", None), ("copy-safe", str(tmp_path / "a"))):
+    for name, split in (("random", None), ("copy-safe", str(safe))):
         cfg = tiny_config(
             data,
             tmp_path / name,
@@ -355,13 +359,14 @@ def test_video_frames_stay_on_one_side_and_a_random_split_flatters(sign_digits, 
             batch_size=32,
             lr=2e-3,
             loss="ce",
-            audit=audit,
+            split=split,
             seed=0,
         )
         accuracy[name] = fit(cfg, log=lambda *_: None)["val_accuracy"]
     split = pd.read_csv(tmp_path / "copy-safe" / "split.csv")
     clip = split["img_IDS"].str.rsplit("_f", n=1).str[0]
-    assert (split.groupby(clip)["fold"].nunique() == 1).mean() >= 0.9  # clips on one side
+    assert (split.groupby(clip)["fold"].nunique() == 1).all()  # every clip on one side
+    assert len(split) == 320  # every frame trained on or validated
     (tmp_path / "accuracy.json").write_text(json.dumps(accuracy))
     print(f"validation accuracy on video frames: {accuracy}")
     assert accuracy["random"] > accuracy["copy-safe"] + 0.1, accuracy

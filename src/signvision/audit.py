@@ -556,6 +556,8 @@ def run_audit(cfg: AuditConfig, log=print, progress: bool | None = None) -> dict
         "near_duplicate_groups": int(sum(1 for k in kinds.values() if k == "near")),
         "images_in_duplicate_groups": int((group > 0).sum()),
         "largest_group": int(pd.Series(group[group > 0]).value_counts().max()) if (group > 0).any() else 0,
+        "group_sizes": _size_histogram(group),
+        "sequence_sizes": _size_histogram(sequence),
         "groups_of_many_classes": int(sum(1 for g in conflicts if group_classes.get(g, 0) > 2)),
         "sequences": int(len(seq_sizes)),
         "video_like_sequences": int((seq_sizes >= VIDEO_FRAMES).sum()),
@@ -603,6 +605,12 @@ def run_audit(cfg: AuditConfig, log=print, progress: bool | None = None) -> dict
         + f"{summary['seconds']:.0f} s. Open {out / 'audit.html'}"
     )
     return summary
+
+
+def _size_histogram(labels: np.ndarray) -> dict[str, int]:
+    """{size: how many groups (or sequences) have that many images}, for labels > 0."""
+    sizes = pd.Series(labels[labels > 0]).value_counts()
+    return {str(k): int(v) for k, v in sizes.value_counts().sort_index().items()}
 
 
 def _size_stats(scan: Scan) -> dict:
@@ -669,6 +677,7 @@ def write_html(
         "images_in_duplicate_groups",
         "largest_group",
         "groups_of_many_classes",
+        "group_sizes",
         "video_like_sequences",
         "images_in_video_like_sequences",
         "largest_sequence",
@@ -707,7 +716,10 @@ def write_html(
             for r in members.itertuples()
         )
         cls = "group conflict" if g in conflicts else "group"
-        parts.append(f'<div class="{cls}"><b>group {g}</b> {e(", ".join(tags))}<div class="row">{figs}</div></div>')
+        parts.append(
+            f'<div class="{cls}"><b>group {g}</b> ({len(members)} images) {e(", ".join(tags))}'
+            f'<div class="row">{figs}</div></div>'
+        )
     sequences = sorted(dups.groupby("sequence"), key=lambda t: -len(t[1]))
     video = [(k, m) for k, m in sequences if len(m) >= VIDEO_FRAMES]
     parts.append(f"<h2>Sequences of near-identical frames ({len(video)} of {VIDEO_FRAMES} or more images)</h2>")
