@@ -85,9 +85,7 @@ def _scan_one(path: str, model_size: int):
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     if scale < 1:
         grey = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    thumb = cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
-    thumb -= thumb.mean()
-    thumb /= max(float(np.linalg.norm(thumb)), 1e-6)
+    thumb = zoomed_thumbnail(grey, 1.0)
     return {
         "error": None,
         "height": h,
@@ -237,15 +235,19 @@ def verify_pair(
     return Match(score, subject_agreement(region, template), zoom)
 
 
+def _unit(values: np.ndarray) -> np.ndarray:
+    """Flattened, zero mean, unit norm (float32): a descriptor whose dot products are cosines."""
+    v = values.astype(np.float32).ravel()
+    v -= v.mean()
+    return v / max(float(np.linalg.norm(v)), 1e-6)
+
+
 def zoomed_thumbnail(grey: np.ndarray, zoom: float) -> np.ndarray:
     """The candidate-search thumbnail (THUMB x THUMB, zero mean, unit norm) of the central 1/zoom of an image."""
     h, w = grey.shape
     ch, cw = max(2, round(h / zoom)), max(2, round(w / zoom))
     y, x = (h - ch) // 2, (w - cw) // 2
-    thumb = cv2.resize(grey[y : y + ch, x : x + cw], (THUMB, THUMB), interpolation=cv2.INTER_AREA)
-    thumb = thumb.astype(np.float32).ravel()
-    thumb -= thumb.mean()
-    return thumb / max(float(np.linalg.norm(thumb)), 1e-6)
+    return _unit(cv2.resize(grey[y : y + ch, x : x + cw], (THUMB, THUMB), interpolation=cv2.INTER_AREA))
 
 
 _WINDOW = np.outer(np.hanning(32), np.hanning(32)).astype(np.float32)
@@ -257,9 +259,7 @@ def shift_invariant_descriptor(grey: np.ndarray, k: int = 8) -> np.ndarray:
     t = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
     t = (t - t.mean()) * _WINDOW
     spectrum = np.fft.fftshift(np.abs(np.fft.fft2(t)))[16 - k : 16 + k, 16 - k : 16 + k]
-    d = np.log1p(spectrum).ravel()
-    d -= d.mean()
-    return (d / max(float(np.linalg.norm(d)), 1e-6)).astype(np.float32)
+    return _unit(np.log1p(spectrum))
 
 
 def find_duplicates(
@@ -312,13 +312,15 @@ def find_duplicates(
                     candidates.setdefault((i, j), set()).add(float(zoom[nbr[row, col]]))
     candidates_list = sorted(candidates)
 
+    def threshold(i: int, j: int) -> float:  # tiny images look alike more easily
+        tiny = min(max(scan.grey[i].shape), max(scan.grey[j].shape)) < 48
+        return cfg.small_near_threshold if tiny else cfg.near_threshold
+
     def check(pair):
         i, j = pair
         size_i = (int(scan.height[i]), int(scan.width[i]))
         size_j = (int(scan.height[j]), int(scan.width[j]))
-        tiny = min(max(scan.grey[i].shape), max(scan.grey[j].shape)) < 48
-        threshold = cfg.small_near_threshold if tiny else cfg.near_threshold
-        return verify_pair(scan.grey[i], scan.grey[j], size_i, size_j, candidates[pair], min_score=threshold)
+        return verify_pair(scan.grey[i], scan.grey[j], size_i, size_j, candidates[pair], min_score=threshold(i, j))
 
     with ThreadPoolExecutor(cpu_threads()) as pool:
         matches = list(
@@ -332,9 +334,7 @@ def find_duplicates(
         )
     checked = []
     for (i, j), match in zip(candidates_list, matches):
-        tiny = min(max(scan.grey[i].shape), max(scan.grey[j].shape)) < 48
-        threshold = cfg.small_near_threshold if tiny else cfg.near_threshold
-        copy = match.score >= threshold and match.subject >= cfg.subject_agreement
+        copy = match.score >= threshold(i, j) and match.subject >= cfg.subject_agreement
         if copy:
             pairs[(i, j)] = ("near", match.score)
         checked.append((i, j, match, copy))

@@ -27,10 +27,9 @@ import pandas as pd
 
 from signvision.calibrate import fit_temperature, scaled_probs
 from signvision.config import TrainConfig, read_json
-from signvision.data import read_data_of
 from signvision.errors import UserError
 from signvision.metrics import compute_metrics
-from signvision.rundata import audit_groups, load_audit
+from signvision.rundata import audit_groups, read_training_table
 
 SUMMARY_KEYS = ("val_roc_auc", "val_log_loss", "val_accuracy", "val_ece")
 
@@ -39,18 +38,15 @@ def assign_folds(cfg: TrainConfig) -> pd.DataFrame:
     """img_IDS, Label, fold (1..K): stratified by label, copies (with --audit) kept in one fold."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    table = read_data_of(cfg, skip_missing=cfg.skip_bad_images, dropped=[])
+    table, dups = read_training_table(cfg, dropped=[])
     train = table.train
-    if cfg.audit:
-        keep, _ = load_audit(cfg.audit)
-        train = train[train["img_IDS"].isin(keep)].reset_index(drop=True)
     counts = train["Label"].value_counts()
     if cfg.folds > counts.min():
         raise UserError(
             f"--folds {cfg.folds}: the rarest class {counts.idxmin()!r} has only {counts.min()} images; "
             f"use at most --folds {counts.min()}"
         )
-    groups = audit_groups(train["img_IDS"], cfg.audit)
+    groups = audit_groups(train["img_IDS"], dups)
     group_ids = (groups.fillna("solo:" + train["img_IDS"]) if groups is not None else train["img_IDS"]).astype(str)
     splitter = StratifiedGroupKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
     fold = np.zeros(len(train), dtype=int)
@@ -111,30 +107,18 @@ def fit_folds(cfg: TrainConfig, log=print) -> dict:
 
 def summarise_folds(out: Path, cfg: TrainConfig, folds: pd.DataFrame, log=print) -> dict:
     """Out-of-fold logits of every training image, one temperature fitted on them, summary.json."""
-    from signvision.data import make_loader
-    from signvision.inference import load_run, runtime_for, validation_set
-    from signvision.loop import evaluate
-    from signvision.runtime import pick_device
+    from signvision.inference import load_run, score_members
 
-    device = pick_device(cfg.device)
-    ids, fold_of, logits, ys, per_fold = [], [], [], [], []
-    for k in range(1, cfg.folds + 1):
-        member = load_run(out / f"fold{k}")
-        val = validation_set(member, None)
-        member.model.to(device)
-        _, outputs, y = evaluate(
-            member.model, make_loader(val, batch_size=256), runtime_for(member, device), member.task
-        )
-        ids += val.ids
-        fold_of += [k] * len(val)
-        logits.append(outputs.logits)
-        ys.append(y)
-        fold_summary = read_json(out / f"fold{k}" / "summary.json")
-        per_fold.append({key: fold_summary.get(key) for key in SUMMARY_KEYS})
-    task = member.task
-    logits_all, y_all = np.concatenate(logits), np.concatenate(ys)
+    members = [load_run(out / f"fold{k}") for k in range(1, cfg.folds + 1)]
+    scored = list(score_members(members, None, cfg.device, batch_size=256))
+    ids = [i for s in scored for i in s.images.ids]
+    fold_of = [k for k, s in enumerate(scored, start=1) for _ in s.images.ids]
+    fold_summaries = [read_json(m.folder / "summary.json") for m in members]
+    per_fold = [{key: fs.get(key) for key in SUMMARY_KEYS} for fs in fold_summaries]
+    task = members[0].task
+    logits_all, y_all = np.concatenate([s.outputs.logits for s in scored]), np.concatenate([s.y for s in scored])
     temperature = fit_temperature(logits_all, y_all)
-    raw = compute_metrics(y_all, task.probs(_tensor(logits_all)).numpy(), task.names)
+    raw = compute_metrics(y_all, np.concatenate([s.outputs.probs for s in scored]), task.names)
     probs = scaled_probs(logits_all, temperature)
     pooled = compute_metrics(y_all, probs, task.names)
     label_of = dict(zip(folds["img_IDS"], folds["Label"]))
@@ -143,7 +127,6 @@ def summarise_folds(out: Path, cfg: TrainConfig, folds: pd.DataFrame, log=print)
     oof = pd.concat([oof, pd.DataFrame(probs.reshape(len(ids), -1), columns=columns)], axis=1)
     oof.to_csv(out / "oof.csv", index=False, float_format="%.6f")
     fold_table = pd.DataFrame(per_fold)
-    fold_summaries = [read_json(out / f"fold{k}" / "summary.json") for k in range(1, cfg.folds + 1)]
     summary = {
         "status": "finished",
         "cross_validated": True,
@@ -176,9 +159,3 @@ def summarise_folds(out: Path, cfg: TrainConfig, folds: pd.DataFrame, log=print)
         f"accuracy {pooled['accuracy']:.4f}"
     )
     return summary
-
-
-def _tensor(array: np.ndarray):
-    import torch
-
-    return torch.from_numpy(array)

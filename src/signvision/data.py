@@ -147,10 +147,6 @@ def _labelled(df: pd.DataFrame, id_col: str, label_col: str, csv_path: Path) -> 
     if (labels == "").any():
         r = df[labels == ""].iloc[0]
         raise UserError(f"{csv_path} row {r['row']}: empty {label_col!r} for {id_col}={r[id_col]!r}")
-    dup = df[id_col].str.strip().duplicated()
-    if dup.any():
-        r = df[dup].iloc[0]
-        raise UserError(f"{csv_path} row {r['row']}: {id_col}={r[id_col]!r} appears twice")
     return pd.DataFrame(
         {
             "img_IDS": df[id_col].str.strip().values,
@@ -161,13 +157,9 @@ def _labelled(df: pd.DataFrame, id_col: str, label_col: str, csv_path: Path) -> 
     )
 
 
-def _unlabelled(df: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
-    ids = df["img_IDS"].str.strip()
-    dup = ids.duplicated()
-    if dup.any():
-        r = df[dup.values].iloc[0]
-        raise UserError(f"{csv_path} row {r['row']}: img_IDS={r['img_IDS']!r} appears twice")
-    return pd.DataFrame({"img_IDS": ids.values, "path": df["path"].values})
+def _unlabelled(df: pd.DataFrame) -> pd.DataFrame:
+    """img_IDS, path of rows `_attach_paths` has checked (ids unique, one file each)."""
+    return pd.DataFrame({"img_IDS": df["img_IDS"].str.strip().values, "path": df["path"].values})
 
 
 def detect_layout(root: Path) -> str:
@@ -219,7 +211,7 @@ def read_data(
         if (root / "Test.csv").is_file():
             tdf = read_csv(root / "Test.csv", ["img_IDS"])
             tdf = _attach_paths(tdf, "img_IDS", root / "Images", root / "Test.csv", skip_missing, dropped)
-            test = _unlabelled(tdf, root / "Test.csv")
+            test = _unlabelled(tdf)
         return DataTable(train, test, "zindi", root)
     if layout == "folder":
         rows = []
@@ -265,7 +257,7 @@ def read_unlabelled(data: str | Path) -> pd.DataFrame:
     if root.is_file() and root.suffix.lower() == ".csv":
         df = read_csv(root, ["img_IDS"])
         df = _attach_paths(df, "img_IDS", root.parent / "Images", root, False, [])
-        return _unlabelled(df, root)
+        return _unlabelled(df)
     if root.is_dir():
         files = sorted(f for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
         if files:
@@ -292,7 +284,7 @@ def decode_image(buf: np.ndarray, path: str | Path) -> np.ndarray:
         raise BadImage(f"{path}: empty file")
     is_jpeg = buf[:2].tobytes() == b"\xff\xd8"
     flag = cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED
-    pixels = _pixels(buf)
+    pixels = image_pixels(buf)
     if pixels > LARGE_PIXELS and is_jpeg:
         reduced = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
         factor = next((f for f in (2, 4, 8) if pixels / f**2 <= LARGE_PIXELS), 8)
@@ -315,7 +307,7 @@ def decode_image(buf: np.ndarray, path: str | Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def _pixels(buf: np.ndarray) -> int:
+def image_pixels(buf: np.ndarray) -> int:
     """Width x height from the file's header alone (Pillow reads no pixels for this); 0 if unknown."""
     from io import BytesIO
 

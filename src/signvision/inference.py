@@ -18,18 +18,17 @@ import pandas as pd
 from torch import nn
 
 from signvision.augment import TTA
+from signvision.calibrate import scaled_probs
 from signvision.checkpoint import load_checkpoint, model_from_checkpoint
 from signvision.config import TrainConfig, read_json
 from signvision.data import ImageDataset, auto_workers, make_loader, read_unlabelled
 from signvision.errors import BadImage, UserError, refuse_overwrite
-from signvision.loop import evaluate
+from signvision.loop import Outputs, evaluate
 from signvision.loop import predict as predict_outputs
-from signvision.metrics import compute_metrics
+from signvision.metrics import SCORES, compute_metrics
 from signvision.rundata import prepare_run_data
 from signvision.runtime import Runtime, pick_device
 from signvision.task import ID_COLUMN, Task
-
-SCORES = ("roc_auc", "log_loss", "accuracy", "ece")
 
 
 @dataclass
@@ -113,6 +112,37 @@ def validation_set(member: RunModel, data: str | None) -> ImageDataset:
     return prepare_run_data(cfg, member.folder / "split.csv", classes=member.task.classes).subset("val")
 
 
+@dataclass
+class Scored:
+    """One member scored on its own validation images: the images, their loader, the outputs of the plain
+    (no TTA) pass, the labels, and the probabilities with the member's temperature applied."""
+
+    member: RunModel
+    images: ImageDataset
+    loader: object
+    runtime: Runtime
+    outputs: Outputs
+    y: np.ndarray
+
+    @property
+    def calibrated(self) -> np.ndarray:
+        t = self.member.temperature
+        return scaled_probs(self.outputs.logits, t) if t is not None else self.outputs.probs
+
+
+def score_members(members: list[RunModel], data: str | None, device: str, batch_size: int = 128):
+    """Yield each member scored on its validation images (together: a run's validation set, or every
+    training image once for a cross-validated run). What evaluate, report and the CV summary share."""
+    dev = pick_device(device)
+    for m in members:
+        images = validation_set(m, data)
+        loader = make_loader(images, batch_size=batch_size)
+        runtime = runtime_for(m, dev)
+        m.model.to(dev)
+        _, outputs, y = evaluate(m.model, loader, runtime, m.task)
+        yield Scored(m, images, loader, runtime, outputs, y)
+
+
 def evaluation_file(tta: str) -> str:
     """Where `evaluate_run` keeps its result for a TTA mode (ablate reads the same names)."""
     return "evaluation.json" if tta == "none" else f"evaluation-tta-{Path(tta).stem}.json"
@@ -135,20 +165,17 @@ def evaluate_run(
     tta_views = TTA(
         tta, merge=tta_merge, views=tta_views, image_size=members[0].cfg.image_size, seed=members[0].cfg.seed
     )
-    dev = pick_device(device)
     pools: dict[str, list] = {"uncalibrated": [], "calibrated": [], "tta": [], "y": []}
-    for m in members:
-        val = validation_set(m, data)
-        loader = make_loader(val, batch_size=batch_size)
-        runtime, task = runtime_for(m, dev), m.task
-        m.model.to(dev)
-        _, raw, y = evaluate(m.model, loader, runtime, task)
-        pools["uncalibrated"].append(raw.probs)
-        pools["calibrated"].append(task.probs(_tensor(raw.logits), m.temperature).numpy())
+    for scored in score_members(members, data, device, batch_size):
+        pools["uncalibrated"].append(scored.outputs.probs)
+        pools["calibrated"].append(scored.calibrated)
         if tta != "none":
-            _, with_tta, _ = evaluate(m.model, loader, runtime, task, temperature=m.temperature, tta=tta_views)
+            m = scored.member
+            _, with_tta, _ = evaluate(
+                m.model, scored.loader, scored.runtime, m.task, temperature=m.temperature, tta=tta_views
+            )
             pools["tta"].append(with_tta.probs)
-        pools["y"].append(y)
+        pools["y"].append(scored.y)
     y = np.concatenate(pools["y"])
     names = members[0].task.names
     columns = {
@@ -181,12 +208,6 @@ def evaluate_run(
         log(line)
     (run / evaluation_file(tta)).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return result
-
-
-def _tensor(array: np.ndarray):
-    import torch
-
-    return torch.from_numpy(array)
 
 
 def _scalar(metrics: dict) -> dict:
@@ -224,14 +245,24 @@ def predict_images(
     return total / len(members)
 
 
-def submission_frame(task: Task, ids: list[str], probs: np.ndarray) -> pd.DataFrame:
-    """img_IDS + one probability column per class (rows sum to 1), or + one column named after the
-    target for a `--target` run."""
+def probability_columns(task: Task) -> list[str]:
+    """The probability columns of a submission: one per class, in the run's class order (rows sum to 1),
+    or the target alone for a `--target` run."""
+    return [task.target] if task.target is not None else list(task.classes)
+
+
+def probability_table(task: Task, probs: np.ndarray) -> np.ndarray:
+    """Probabilities (N, K), or P(positive) (N,) of a binary run, as the columns of `probability_columns`."""
     if task.target is not None:
-        return pd.DataFrame({ID_COLUMN: ids, task.target: probs})
+        return probs.reshape(-1, 1)
     if task.binary:
-        return pd.DataFrame({ID_COLUMN: ids, task.classes[0]: 1 - probs, task.classes[1]: probs})
-    frame = pd.DataFrame(probs, columns=task.classes)
+        return np.stack([1 - probs, probs], axis=1)
+    return probs
+
+
+def submission_frame(task: Task, ids: list[str], probs: np.ndarray) -> pd.DataFrame:
+    """img_IDS + the probability columns (what `predict` writes)."""
+    frame = pd.DataFrame(probability_table(task, probs), columns=probability_columns(task))
     frame.insert(0, ID_COLUMN, ids)
     return frame
 

@@ -15,6 +15,8 @@ from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
 from signvision.calibrate import expected_calibration_error
 
+SCORES = ("roc_auc", "log_loss", "accuracy", "ece")  # the figures tables of runs show, in this order
+
 
 def compute_metrics(y: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict:
     """ROC AUC (binary, or macro one-vs-rest plus one per class), log loss, accuracy and calibration error.

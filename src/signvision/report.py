@@ -26,38 +26,25 @@ from signvision.config import read_json
 from signvision.errors import UserError, refuse_overwrite
 from signvision.pages import escape, png_tag, write_page
 
-SCORES = ("roc_auc", "log_loss", "accuracy", "ece")
-
 
 def score_validation(run: Path, data: str | None, device: str):
-    """(task names, labels, calibrated probs, uncalibrated probs, images loader, members) over the run's
-    validation images (out-of-fold images for a cross-validated run)."""
-    import torch
-
-    from signvision.data import make_loader
-    from signvision.inference import load_members, runtime_for, validation_set
-    from signvision.loop import evaluate
-    from signvision.runtime import pick_device
+    """(members, labels, calibrated probs, uncalibrated probs, (dataset, index) of each image) over the
+    run's validation images (out-of-fold images for a cross-validated run)."""
+    from signvision.inference import load_members, score_members
 
     members = load_members(run)
-    dev = pick_device(device)
-    ys, calibrated, raw, sets = [], [], [], []
-    for m in members:
-        val = validation_set(m, data)
-        m.model.to(dev)
-        _, out, y = evaluate(m.model, make_loader(val, batch_size=128), runtime_for(m, dev), m.task)
-        ys.append(y)
-        raw.append(out.probs)
-        calibrated.append(m.task.probs(torch.from_numpy(out.logits), m.temperature).numpy())
-        sets.append(val)
-    images = [(val, i) for val in sets for i in range(len(val))]
-    return members, np.concatenate(ys), np.concatenate(calibrated), np.concatenate(raw), images
+    scored = list(score_members(members, data, device))
+    images = [(s.images, i) for s in scored for i in range(len(s.images))]
+    y = np.concatenate([s.y for s in scored])
+    calibrated = np.concatenate([s.calibrated for s in scored])
+    raw = np.concatenate([s.outputs.probs for s in scored])
+    return members, y, calibrated, raw, images
 
 
 def write_report(run: str | Path, *, data: str | None = None, device: str = "auto", top_wrong: int = 12) -> Path:
     """Score RUN's best model(s) on its validation images and write the PNGs and report.html into RUN."""
     from signvision.calibrate import reliability
-    from signvision.metrics import compute_metrics
+    from signvision.metrics import SCORES, compute_metrics
     from signvision.plots import plot_confusion, plot_curves, plot_gallery, plot_reliability, plot_roc
 
     run = Path(run)

@@ -81,14 +81,26 @@ def load_audit(audit_dir: str | Path) -> tuple[set[str], pd.DataFrame]:
     return set(clean["img_IDS"]), dups
 
 
-def audit_groups(ids: pd.Series, audit_dir: str | Path | None) -> pd.Series | None:
+def audit_groups(ids: pd.Series, dups: pd.DataFrame | None) -> pd.Series | None:
     """The audit's sequence of each image (its copies and neighbouring video frames; NaN where it has none),
-    or None without an audit. Images of one sequence must stay on one side of a split."""
-    if not audit_dir:
+    from the audit's duplicates.csv, or None without an audit. A sequence must stay on one side of a split."""
+    if dups is None:
         return None
-    _, dups = load_audit(audit_dir)
     key = "sequence" if "sequence" in dups.columns else "group"  # sequences hold the groups and video frames
     return pd.Series(ids).map(dict(zip(dups["img_IDS"], dups[key], strict=False)))
+
+
+def read_training_table(cfg: TrainConfig, dropped: list[str]) -> tuple[DataTable, pd.DataFrame | None]:
+    """The data of `cfg`, cut to the audit's clean.csv with `--audit`; and the audit's duplicates.csv
+    (None without an audit). Rows without an image are dropped into `dropped` with --skip-bad-images."""
+    table = read_data_of(cfg, skip_missing=cfg.skip_bad_images, dropped=dropped)
+    if not cfg.audit:
+        return table, None
+    keep, dups = load_audit(cfg.audit)
+    table.train = table.train[table.train["img_IDS"].isin(keep)].reset_index(drop=True)
+    if len(table.train) == 0:
+        raise UserError(f"--audit {cfg.audit}: its clean.csv keeps none of this data's images (another data set?)")
+    return table, dups
 
 
 def check_cache_fits(n: int, cfg: TrainConfig) -> None:
@@ -122,17 +134,12 @@ def prepare_run_data(
     """Read the table, drop what the audit or bad files say, decode (cache) every image, split.
     `classes`: the classes the data must have (a resumed or evaluated run's), checked before decoding."""
     dropped: list[str] = []
-    table = read_data_of(cfg, skip_missing=cfg.skip_bad_images, dropped=dropped)
+    table, dups = read_training_table(cfg, dropped)
     if classes is not None and table.classes != list(classes):
         raise UserError(
             f"--data {cfg.data or cfg.csv}: its classes ({', '.join(table.classes)}) differ from the run's "
             f"({', '.join(classes)})"
         )
-    if cfg.audit:
-        keep, _ = load_audit(cfg.audit)
-        table.train = table.train[table.train["img_IDS"].isin(keep)].reset_index(drop=True)
-        if len(table.train) == 0:
-            raise UserError(f"--audit {cfg.audit}: its clean.csv keeps none of this data's images (another data set?)")
     check_cache_fits(len(table.train), cfg)
     paths = table.train["path"].tolist()
     images, bad, messages = decode_all(
@@ -157,7 +164,7 @@ def prepare_run_data(
             table.train["Label"],
             val_fraction=cfg.val_fraction,
             seed=cfg.seed,
-            groups=audit_groups(table.train["img_IDS"], cfg.audit),
+            groups=audit_groups(table.train["img_IDS"], dups),
         )
     data = RunData(table, task, split, images, dropped, cfg.image_size)
     check_split(data, split_file)

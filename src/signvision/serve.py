@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from signvision.augment import TTA
-from signvision.data import _pixels, decode_image, resize
+from signvision.data import decode_image, image_pixels, resize
 from signvision.errors import BadImage, UserError
-from signvision.inference import check_run_folder, load_members, runtime_for, submission_frame
+from signvision.inference import check_run_folder, load_members, probability_columns, probability_table, runtime_for
 from signvision.runtime import pick_device
 
 MAX_SERVE_PIXELS = 40_000_000  # a 50-megapixel upload is refused; phone photos (12-24 MP) pass
@@ -117,7 +117,7 @@ def read_upload(data: bytes, name: str, image_size: int) -> np.ndarray:
     if not data:
         raise RequestError(400, f"{name}: the file is empty")
     buf = np.frombuffer(data, dtype=np.uint8)
-    pixels = _pixels(buf)
+    pixels = image_pixels(buf)
     if pixels > MAX_SERVE_PIXELS:
         raise RequestError(413, f"{name}: {pixels / 1e6:.0f} megapixels; the limit is {MAX_SERVE_PIXELS / 1e6:.0f}")
     try:
@@ -141,11 +141,7 @@ def create_app(
     image_size = first.cfg.image_size
     views = TTA(tta, image_size=image_size)
     batcher = Batcher(members, pick_device(device), views)
-    columns = list(
-        submission_frame(
-            first.task, ["x"], np.zeros((1, len(first.task.classes)) if not first.task.binary else (1,))
-        ).columns[1:]
-    )
+    columns = probability_columns(first.task)
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     info = {
         "run": run.name,
@@ -239,7 +235,7 @@ def create_app(
             images.append(await asyncio.to_thread(read_upload, data, name, image_size))
             names.append(name)
         probs = await asyncio.wrap_future(batcher.submit(np.stack(images)))
-        table = probs.reshape(len(images), -1) if not first.task.binary else _binary_columns(first.task, probs)
+        table = probability_table(first.task, probs)
         results = []
         for name, row in zip(names, table):
             pairs = sorted(zip(columns, row.tolist()), key=lambda t: -t[1])
@@ -247,13 +243,6 @@ def create_app(
         return {"classes": columns, "results": results, "seconds": round(time.perf_counter() - started, 4)}
 
     return app
-
-
-def _binary_columns(task, probs: np.ndarray) -> np.ndarray:
-    """P(positive) -> the submission's columns: [P(target)] for --target runs, [P(first), P(second)] else."""
-    if task.target is not None:
-        return probs.reshape(-1, 1)
-    return np.stack([1 - probs, probs], axis=1)
 
 
 def serve(

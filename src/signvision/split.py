@@ -77,14 +77,14 @@ def write_split(args) -> Path:
     """`signvision split`: a split.csv for the data of `args` (data options, audit, val_fraction, seed, out)."""
     from signvision.data import read_data
     from signvision.errors import refuse_overwrite
-    from signvision.rundata import audit_groups
+    from signvision.rundata import audit_groups, load_audit
 
     out = Path(args.out)
     refuse_overwrite(out)
     table = read_data(
         args.data, csv=args.csv, image_col=args.image_col, label_col=args.label_col, image_dir=args.image_dir
     )
-    groups = audit_groups(table.train["img_IDS"], args.audit)
+    groups = audit_groups(table.train["img_IDS"], load_audit(args.audit)[1] if args.audit else None)
     split = make_split(
         table.train["img_IDS"], table.train["Label"], val_fraction=args.val_fraction, seed=args.seed, groups=groups
     )

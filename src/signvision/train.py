@@ -23,6 +23,7 @@ Several processes: launch with `torchrun`; each process trains on its share of t
 from __future__ import annotations
 
 import csv
+import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -46,7 +47,7 @@ from signvision.metrics import compute_metrics
 from signvision.mix import Mixer
 from signvision.models import build_model, classifier_prefixes, load_weights, model_norm, set_backbone_trainable
 from signvision.rundata import RunData, prepare_run_data
-from signvision.runtime import Runtime, dist_setup, pick_device, unwrap
+from signvision.runtime import Runtime, amp_dtype, dist_setup, pick_device, unwrap
 
 METRIC_COLUMNS = [
     "epoch",
@@ -221,7 +222,7 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
 def make_training_state(model, cfg: TrainConfig, classes, norm, steps_per_epoch: int, device) -> TrainingState:
     """AdamW (head and backbone groups), the schedule, EMA and the fp16 loss scaler for a model."""
     optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scaler = torch.amp.GradScaler("cuda") if Runtime.create(device, *norm, amp=cfg.amp).amp == torch.float16 else None
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype(device, cfg.amp) == torch.float16 else None
     ema = None
     if cfg.ema:
         ema = torch.optim.swa_utils.AveragedModel(
@@ -482,11 +483,5 @@ def write_summary(
             }
         )
     summary.update(calibration or {"temperature": None})
-    (out / "summary.json").write_text(_json(summary))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary
-
-
-def _json(obj) -> str:
-    import json
-
-    return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
