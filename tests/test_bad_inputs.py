@@ -165,6 +165,16 @@ def not_empty_out(env: Env) -> list:
     return env.train("--out", env.tmp / "mine")
 
 
+def port_in_use(env: Env) -> list:
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    env.keep = listener  # held open until the case ends
+    return ["serve", "--run", env.run, "--port", listener.getsockname()[1]]
+
+
 CASES = [
     # what, setup -> argv, words the one-line message must hold
     ("unwritable --out", lambda e: e.train("--out", "/proc/signvision-run"), "--out /proc/signvision-run"),
@@ -215,6 +225,7 @@ CASES = [
     ),
     ("report a run whose images moved", lambda e: ["report", e.run, "--data", e.tmp / "gone"], "gone"),
     ("--resume a folder that is no run", lambda e: ["train", "--resume", e.tmp], "config.json: not found"),
+    ("serve on a port in use", port_in_use, "cannot listen there"),
 ]
 
 

@@ -245,6 +245,20 @@ def create_app(
     return app
 
 
+def check_address(host: str, port: int) -> None:
+    """Bind HOST:PORT once and let go, so that a port in use or an unknown host is one line, before the
+    model is loaded and the server starts."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.bind(address)
+    except OSError as e:
+        raise UserError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e})") from None
+
+
 def serve(
     run,
     *,
@@ -262,6 +276,7 @@ def serve(
         raise UserError("serve: the web packages are not installed; pip install 'signvision[serve]'") from None
     if not 0 < port < 65536:
         raise UserError(f"--port {port}: expected 1 to 65535")
+    check_address(host, port)
     app = create_app(run, tta=tta, device=device, max_images=max_images, max_upload_mb=max_upload_mb)
     print(f"serving {run} on http://{host}:{port}  (API: POST /predict, GET /info, /health; Ctrl-C stops)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
