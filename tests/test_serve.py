@@ -26,7 +26,7 @@ from signvision.train import fit
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from signvision.serve import create_app  # noqa: E402
+from signvision.serve import RequestError, create_app  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -103,6 +103,39 @@ def test_requests_arriving_together_share_a_batch(tiny_run):
     assert batcher.batches == before + 1  # one forward pass for the three requests
     for a, b in zip(alone, together):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_the_batcher_waits_for_requests_still_in_the_server_but_not_for_nobody(tiny_run):
+    _, run = tiny_run
+    batcher = create_app(run, device="cpu").state.batcher
+    rng = np.random.default_rng(0)
+    jobs = [rng.integers(0, 256, (1, 32, 32, 3), dtype=np.uint8) for _ in range(3)]
+
+    # a lone request (nobody else in the server) is answered at once, even with a long wait allowed
+    batcher.wait_limit, started = 5.0, time.perf_counter()
+    with batcher.in_flight():
+        batcher.submit(jobs[0]).result(timeout=30)
+    assert time.perf_counter() - started < 2.0
+
+    # three requests in the server, the first queued alone: the worker waits for the other two
+    batcher.wait_limit, before = 5.0, batcher.batches
+    with batcher.in_flight(), batcher.in_flight(), batcher.in_flight():
+        first = batcher.submit(jobs[0])
+        time.sleep(0.5)  # without the wait, the first would have run alone by now
+        assert not first.done()
+        rest = [batcher.submit(j) for j in jobs[1:]]
+        [f.result(timeout=30) for f in [first, *rest]]
+    assert batcher.batches == before + 1
+
+
+def test_uploads_are_decoded_in_the_pool_and_a_bad_one_fails_alone(tiny_run):
+    data, run = tiny_run
+    batcher = create_app(run, device="cpu").state.batcher
+    photo = next((data / "Images").glob("*.jpg")).read_bytes()
+    good, bad = batcher.submit_files([(photo, "a.jpg")]), batcher.submit_files([(b"not an image", "b.jpg")])
+    assert good.result(timeout=30).shape == (1, 3)
+    with pytest.raises(RequestError, match="b.jpg"):
+        bad.result(timeout=30)
 
 
 def free_port() -> int:

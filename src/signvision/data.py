@@ -273,18 +273,18 @@ def read_image(path: str | Path) -> np.ndarray:
     return decode_image(np.fromfile(str(path), dtype=np.uint8), path)  # fromfile: non-ASCII paths too
 
 
-def decode_image(buf: np.ndarray, path: str | Path) -> np.ndarray:
+def decode_image(buf: np.ndarray, path: str | Path, pixels: int | None = None) -> np.ndarray:
     """The bytes of an image file (named `path` in errors) -> RGB uint8 (H, W, 3).
 
     JPEGs are decoded in colour with their EXIF orientation applied; other formats unchanged first so
     that 16-bit and RGBA files are seen as such. A JPEG without its end marker (a truncated download)
-    is refused rather than silently padded with grey.
+    is refused rather than silently padded with grey. `pixels`: image_pixels(buf) if the caller has it.
     """
     if buf.size == 0:
         raise BadImage(f"{path}: empty file")
     is_jpeg = buf[:2].tobytes() == b"\xff\xd8"
     flag = cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED
-    pixels = image_pixels(buf)
+    pixels = image_pixels(buf) if pixels is None else pixels
     if pixels > LARGE_PIXELS and is_jpeg:
         reduced = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
         factor = next((f for f in (2, 4, 8) if pixels / f**2 <= LARGE_PIXELS), 8)

@@ -22,7 +22,8 @@ import asyncio
 import json
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,9 +34,10 @@ from signvision.augment import TTA
 from signvision.data import decode_image, image_pixels, resize
 from signvision.errors import BadImage, UserError
 from signvision.inference import check_run_folder, load_members, probability_columns, probability_table, runtime_for
-from signvision.runtime import pick_device
+from signvision.runtime import cpu_threads, pick_device
 
 MAX_SERVE_PIXELS = 40_000_000  # a 50-megapixel upload is refused; phone photos (12-24 MP) pass
+MAX_BATCH_WAIT = 0.1  # seconds: the longest the batcher waits for a batch to fill
 
 
 class RequestError(Exception):
@@ -48,49 +50,113 @@ class RequestError(Exception):
 
 @dataclass
 class Batcher:
-    """Runs the run's model(s) on batches of images gathered from concurrent requests.
+    """Runs the run's model(s) on batches of images gathered from concurrent requests (dynamic batching,
+    as Triton's and TorchServe's batchers do).
 
-    `submit(images)` (uint8 (N, S, S, 3)) returns a Future of probabilities (N, K) or (N,). A worker thread
-    takes every waiting job, up to `max_batch` images, and runs them as one forward pass per member.
+    `submit_files([(bytes, name), ...])` decodes each upload in a small thread pool at once (OpenCV lets
+    go of the GIL, so decoding runs beside the event loop) and returns a Future of probabilities (N, K)
+    or (N,); `submit(images)` takes images already decoded, uint8 (N, S, S, 3). A worker thread takes
+    every waiting request, up to `max_batch` images, and runs them as one forward pass per member.
+
+    Waiting for the rest of a batch: requests are counted while they are in the server (`in_flight`).
+    When fewer are queued than were in the server at once during the last second, the worker waits for
+    the others, at most as long as its last forward pass took. Under a steady load of N clients every
+    batch then holds all N requests (instead of two half-batches chasing each other, each paying the
+    model's per-batch cost), and a lone client waits for nobody.
     """
 
     members: list
     device: torch.device
     tta: TTA | None = None
     max_batch: int = 64
-    queue: list = field(default_factory=list)
+    queue: list = field(default_factory=list)  # [(images uint8 (N, S, S, 3), Future)]
     lock: threading.Condition = field(default_factory=threading.Condition)
     batches: int = 0  # forward passes made (the test of batching reads it)
+    in_server: int = 0  # requests between arriving and being answered
+    most_in_server: tuple = (0, 0)  # the most at once during (the last whole second, this second)
+    second: int = 0
+    wait_limit: float = 0.005  # seconds the worker may wait for a batch to fill: the last forward pass
 
     def __post_init__(self):
         self.runtimes = [runtime_for(m, self.device) for m in self.members]
+        self.image_size = self.members[0].cfg.image_size
         for m in self.members:
             m.model.to(self.device).eval()
+        self.decoders = ThreadPoolExecutor(max_workers=cpu_threads(), thread_name_prefix="signvision-decode")
         threading.Thread(target=self._work, daemon=True, name="signvision-batcher").start()
 
-    def submit(self, images: np.ndarray) -> Future:
-        future: Future = Future()
+    @contextmanager
+    def in_flight(self):
+        """Count a request for as long as it is in the server (the batch the worker waits for)."""
+        with self.lock:
+            self.in_server += 1
+            now = int(time.monotonic())
+            if now != self.second:  # a new second: this one's count becomes the last whole second's
+                last = self.most_in_server[1] if now == self.second + 1 else 0
+                self.most_in_server, self.second = (last, 0), now
+            self.most_in_server = (self.most_in_server[0], max(self.most_in_server[1], self.in_server))
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.in_server -= 1
+
+    def submit(self, images: np.ndarray, future: Future | None = None) -> Future:
+        """Decoded images, uint8 (N, S, S, 3) -> a Future of their probabilities (N, K) or (N,)."""
+        future = future or Future()
         with self.lock:
             self.queue.append((images, future))
             self.lock.notify()
         return future
 
+    def submit_files(self, files: list[tuple[bytes, str]]) -> Future:
+        """Uploaded files [(bytes, name)] -> a Future of their probabilities, or of the RequestError of the
+        first that is not an image. Decoded in the pool, then queued: the worker sees decoded images only."""
+        future: Future = Future()
+
+        def decode_then_submit():
+            try:
+                images = np.stack([read_upload(data, name, self.image_size) for data, name in files])
+            except Exception as e:
+                future.set_exception(e)
+                return
+            self.submit(images, future)
+
+        self.decoders.submit(decode_then_submit)
+        return future
+
+    def _take(self) -> list:
+        """Wait for work, and for the requests still in the server (see the class docstring); then take
+        every waiting request up to max_batch images (at least one request)."""
+        with self.lock:
+            while not self.queue:
+                self.lock.wait()
+            deadline = time.perf_counter() + self.wait_limit
+            while len(self.queue) < max(self.most_in_server) and self._queued_images() < self.max_batch:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                self.lock.wait(left)
+            jobs, size = [], 0
+            while self.queue and (not jobs or size + len(self.queue[0][0]) <= self.max_batch):
+                jobs.append(self.queue.pop(0))
+                size += len(jobs[-1][0])
+        return jobs
+
+    def _queued_images(self) -> int:
+        return sum(len(images) for images, _ in self.queue)
+
     def _work(self) -> None:
         while True:
-            with self.lock:
-                while not self.queue:
-                    self.lock.wait()
-                jobs, size = [], 0
-                while self.queue and (not jobs or size + len(self.queue[0][0]) <= self.max_batch):
-                    job = self.queue.pop(0)
-                    jobs.append(job)
-                    size += len(job[0])
+            jobs = self._take()
+            started = time.perf_counter()
             try:
                 probs = self.predict(np.concatenate([images for images, _ in jobs]))
             except Exception as e:  # a model failure answers every waiting request, the worker lives on
                 for _, future in jobs:
                     future.set_exception(e)
                 continue
+            self.wait_limit = min(time.perf_counter() - started, MAX_BATCH_WAIT)
             start = 0
             for images, future in jobs:
                 future.set_result(probs[start : start + len(images)])
@@ -121,7 +187,7 @@ def read_upload(data: bytes, name: str, image_size: int) -> np.ndarray:
     if pixels > MAX_SERVE_PIXELS:
         raise RequestError(413, f"{name}: {pixels / 1e6:.0f} megapixels; the limit is {MAX_SERVE_PIXELS / 1e6:.0f}")
     try:
-        return resize(decode_image(buf, name), image_size)
+        return resize(decode_image(buf, name, pixels), image_size)
     except BadImage as e:
         raise RequestError(422, str(e)) from None
 
@@ -206,6 +272,10 @@ def create_app(
     async def predict(request: Request):
         """Multipart form with one or several files in the field `images`. Returns, per image, the
         calibrated probabilities of every class in the run's class order, and the top classes."""
+        with batcher.in_flight():
+            return await answer(request)
+
+    async def answer(request: Request):
         started = time.perf_counter()
         kind = request.headers.get("content-type", "")
         if not kind.startswith("multipart/form-data"):
@@ -225,22 +295,21 @@ def create_app(
             raise RequestError(400, "no files in the form field 'images'")
         if len(files) > max_images:
             raise RequestError(413, f"{len(files)} images; at most {max_images} per request")
-        images, names, total = [], [], 0
+        uploads, total = [], 0
         for f in files:
             data = await f.read()
             total += len(data)
             if total > max_bytes:
                 raise RequestError(413, f"the images add up to over {max_upload_mb} MB")
-            name = f.filename or f"image {len(names) + 1}"
-            images.append(await asyncio.to_thread(read_upload, data, name, image_size))
-            names.append(name)
-        probs = await asyncio.wrap_future(batcher.submit(np.stack(images)))
+            uploads.append((data, f.filename or f"image {len(uploads) + 1}"))
+        probs = await asyncio.wrap_future(batcher.submit_files(uploads))
         table = probability_table(first.task, probs)
         results = []
-        for name, row in zip(names, table):
+        for (_, name), row in zip(uploads, table):
             pairs = sorted(zip(columns, row.tolist()), key=lambda t: -t[1])
             results.append({"filename": name, "probabilities": dict(zip(columns, row.tolist())), "top": pairs[:5]})
-        return {"classes": columns, "results": results, "seconds": round(time.perf_counter() - started, 4)}
+        seconds = round(time.perf_counter() - started, 4)
+        return JSONResponse({"classes": columns, "results": results, "seconds": seconds})
 
     return app
 
