@@ -59,13 +59,17 @@ def start(run: str, port: int, floor: bool = False) -> subprocess.Popen:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline:
+        if proc.poll() is not None:  # it refused the run (or failed): say why instead of waiting
+            lines = proc.stderr.read().decode(errors="replace").strip().splitlines() or ["(no message)"]
+            print(f"{run}: the server exited with code {proc.returncode}: {lines[-1]}", file=sys.stderr)
+            raise SystemExit(2)
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
             return proc
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise SystemExit(f"{run}: the server did not start")
+    raise SystemExit(f"{run}: the server did not start in 120 s")
 
 
 def load(port: int, body: bytes, clients: int, requests: int, seconds: float) -> dict:

@@ -16,12 +16,13 @@ import sys
 import torch
 import uvicorn
 
-from signvision.inference import load_members
+from signvision.errors import UserError
+from signvision.inference import check_run_folder, load_members
 from signvision.serve import Batcher
 
 
 def make_app(run: str):
-    batcher = Batcher(load_members(run), torch.device("cpu"))
+    batcher = Batcher(load_members(check_run_folder(run)), torch.device("cpu"))
     classes = list(batcher.members[0].task.classes)
 
     async def app(scope, receive, send):
@@ -48,4 +49,9 @@ def make_app(run: str):
 
 
 if __name__ == "__main__":
-    uvicorn.run(make_app(sys.argv[1]), host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+    try:
+        app = make_app(sys.argv[1])
+    except UserError as e:  # a missing or unfinished run: one line, as `signvision serve` says it
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")

@@ -53,10 +53,11 @@ class Batcher:
     """Runs the run's model(s) on batches of images gathered from concurrent requests (dynamic batching,
     as Triton's and TorchServe's batchers do).
 
-    `submit_files([(bytes, name), ...])` decodes each upload in a small thread pool at once (OpenCV lets
-    go of the GIL, so decoding runs beside the event loop) and returns a Future of probabilities (N, K)
-    or (N,); `submit(images)` takes images already decoded, uint8 (N, S, S, 3). A worker thread takes
-    every waiting request, up to `max_batch` images, and runs them as one forward pass per member.
+    `submit_files([(bytes, name), ...])` decodes each request's uploads in a small thread pool, off the
+    event loop (a 24 MP photo holds up no other request), then queues them, and returns a Future of
+    probabilities (N, K) or (N,); `submit(images)` takes images already decoded, uint8 (N, S, S, 3).
+    A worker thread takes every waiting request, up to `max_batch` images, and runs them as one forward
+    pass per member.
 
     Waiting for the rest of a batch: requests are counted while they are in the server (`in_flight`).
     When fewer are queued than were in the server at once during the last second, the worker waits for
