@@ -18,7 +18,7 @@ os.environ.setdefault("SIGNVISION_PROGRESS", "0")
 
 from signvision.augment import build_augment  # noqa: E402
 from signvision.config import TrainConfig  # noqa: E402
-from signvision.data import auto_workers, make_loader  # noqa: E402
+from signvision.dataset import auto_workers, make_loader  # noqa: E402
 from signvision.loop import train_one_epoch  # noqa: E402
 from signvision.models import build_model, model_norm  # noqa: E402
 from signvision.rundata import prepare_run_data  # noqa: E402

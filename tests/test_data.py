@@ -12,17 +12,11 @@ import pytest
 import torch
 from helpers import CLASSES, make_zindi, write_images
 
-from signvision.data import (
-    BadImage,
-    ImageDataset,
-    collate_batch,
-    decode_all,
-    make_loader,
-    read_data,
-    read_image,
-    read_unlabelled,
-)
-from signvision.errors import UserError
+from signvision.cache import decode_all
+from signvision.dataset import ImageDataset, collate_batch, make_loader
+from signvision.errors import BadImage, UserError
+from signvision.images import read_image
+from signvision.tables import read_data, read_unlabelled
 
 
 def test_zindi_layout(tiny_zindi):
@@ -161,7 +155,7 @@ def test_unlabelled_returns_ids(tiny_zindi, tmp_path):
 
 def test_huge_jpeg_is_decoded_at_reduced_size(tmp_path):
     """Over 16 megapixels, a JPEG is decoded at 1/2, 1/4 or 1/8 of its side (never whole in memory)."""
-    from signvision.data import LARGE_PIXELS, read_image
+    from signvision.images import LARGE_PIXELS, read_image
 
     big = np.zeros((4000, 5000, 3), np.uint8)  # 20 megapixels
     big[:, 2500:] = (0, 0, 255)  # right half red (BGR)

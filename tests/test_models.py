@@ -99,7 +99,7 @@ def test_offline_imagenet_weights_see_photos_as_imagenet_does():
     """Through signvision's own reading, resizing and normalisation, the packaged ImageNet weights must put
     scikit-image's photos in their ImageNet classes; a colour-order or normalisation bug fails this."""
     skimage_data = pytest.importorskip("skimage.data")
-    from signvision.data import load_resized
+    from signvision.images import load_resized
     from signvision.runtime import Runtime
 
     model = build_model("tf_efficientnet_lite0", 1000, image_size=224).eval()

@@ -41,10 +41,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from signvision.config import AuditConfig
-from signvision.data import BadImage, decode_image, read_data_of, read_image, resize
-from signvision.errors import UserError, check_writable_folder
+from signvision.errors import BadImage, UserError, check_writable_folder
+from signvision.images import decode_image, read_image, resize
 from signvision.pages import escape, img_tag, write_page
 from signvision.runtime import cpu_threads, show_progress
+from signvision.tables import read_data_of
 
 VERIFY_SIZE = 96  # verification compares images at up to this many pixels a side
 VIDEO_FRAMES = 5  # a sequence of this many near-identical frames or more is called video-like
@@ -394,7 +395,7 @@ def out_of_fold_probs(
     from sklearn.model_selection import StratifiedGroupKFold
 
     from signvision.config import TrainConfig
-    from signvision.data import ImageDataset, make_loader
+    from signvision.dataset import ImageDataset, make_loader
     from signvision.loop import predict, train_one_epoch
     from signvision.models import build_model
     from signvision.runtime import Runtime, pick_device

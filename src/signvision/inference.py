@@ -21,13 +21,14 @@ from signvision.augment import TTA
 from signvision.calibrate import scaled_probs
 from signvision.checkpoint import load_checkpoint, model_from_checkpoint
 from signvision.config import TrainConfig, read_json
-from signvision.data import ImageDataset, auto_workers, make_loader, read_unlabelled
+from signvision.dataset import ImageDataset, auto_workers, make_loader
 from signvision.errors import BadImage, UserError, refuse_overwrite
 from signvision.loop import Outputs, evaluate
 from signvision.loop import predict as predict_outputs
 from signvision.metrics import SCORES, compute_metrics
 from signvision.rundata import prepare_run_data
 from signvision.runtime import Runtime, pick_device
+from signvision.tables import read_unlabelled
 from signvision.task import ID_COLUMN, Task
 
 
@@ -238,7 +239,7 @@ def predict_images(
         try:
             out = predict_outputs(m.model, loader, runtime_for(m, dev), m.task, temperature=m.temperature, tta=views)
         except BadImage as e:  # a corrupt image; from a loader process the message ends with the original
-            raise UserError(str(e).strip().splitlines()[-1].removeprefix("signvision.data.BadImage: ")) from None
+            raise UserError(str(e).strip().splitlines()[-1].removeprefix("signvision.errors.BadImage: ")) from None
         if out.keys != table[ID_COLUMN].tolist():
             raise RuntimeError("predictions came back out of order")
         total = out.probs if total is None else total + out.probs

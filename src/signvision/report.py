@@ -159,8 +159,9 @@ def augment_grid(
 ) -> Path:
     """Each row: one training image, then cols-1 augmented draws of it."""
     from signvision.augment import build_augment
-    from signvision.data import load_resized, read_data
+    from signvision.images import load_resized
     from signvision.plots import plot_gallery
+    from signvision.tables import read_data
 
     out = Path(out)
     refuse_overwrite(out, overwrite)

@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from signvision.cache import decode_all
 from signvision.config import TrainConfig
-from signvision.data import DataTable, ImageDataset, decode_all, read_csv, read_data_of
+from signvision.dataset import ImageDataset
 from signvision.errors import UserError
 from signvision.split import make_split, read_split
+from signvision.tables import DataTable, read_csv, read_data_of
 from signvision.task import Task
 
 

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from signvision.augment import TTA
-from signvision.data import decode_image, image_pixels, resize
 from signvision.errors import BadImage, UserError
+from signvision.images import decode_image, image_pixels, resize
 from signvision.inference import check_run_folder, load_members, probability_columns, probability_table, runtime_for
 from signvision.runtime import cpu_threads, pick_device
 

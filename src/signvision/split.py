@@ -75,9 +75,9 @@ def read_split(path: str | Path, ids: pd.Series) -> pd.DataFrame:
 
 def write_split(args) -> Path:
     """`signvision split`: a split.csv for the data of `args` (data options, audit, val_fraction, seed, out)."""
-    from signvision.data import read_data
     from signvision.errors import refuse_overwrite
     from signvision.rundata import audit_groups, load_audit
+    from signvision.tables import read_data
 
     out = Path(args.out)
     refuse_overwrite(out)

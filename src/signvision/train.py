@@ -40,7 +40,7 @@ from signvision.augment import build_augment
 from signvision.calibrate import fit_temperature, scaled_probs
 from signvision.checkpoint import FORMAT, load_checkpoint, load_state, save_checkpoint
 from signvision.config import TrainConfig
-from signvision.data import ShardSampler, auto_workers, make_loader
+from signvision.dataset import ShardSampler, auto_workers, make_loader
 from signvision.errors import UserError, check_writable_folder
 from signvision.loop import evaluate, train_one_epoch
 from signvision.metrics import compute_metrics
