@@ -345,28 +345,27 @@ def test_video_frames_stay_on_one_side_and_a_random_split_flatters(sign_digits, 
     )
     assert summary["video_like_sequences"] >= 36 and summary["sequences_of_many_classes"] == 0  # of 40 clips
     assert "video-like sequences" in (tmp_path / "a" / "audit.html").read_text()
-    # the same frames, the same training; only the split differs: random, or clips kept on one side
+    # the same frames, the same training; only the split differs: the course's random split, the default
+    # (near copies and neighbouring frames found in seconds, kept on one side), or the audit's sequences
     safe = tmp_path / "copy-safe.csv"
     assert main(["split", "--data", str(data), "--audit", str(tmp_path / "a"), "--out", str(safe)]) == 0
-    accuracy = {}
-    for name, split in (("random", None), ("copy-safe", str(safe))):
+    runs = {}
+    for name, extra in (("random", {"split_by": "random"}), ("default", {}), ("audit", {"split": str(safe)})):
         cfg = tiny_config(
-            data,
-            tmp_path / name,
-            epochs=10,
-            image_size=32,
-            lenet_width=4,
-            batch_size=32,
-            lr=2e-3,
-            loss="ce",
-            split=split,
-            seed=0,
+            data, tmp_path / name, epochs=10, image_size=32, lenet_width=4, batch_size=32, lr=2e-3, loss="ce", **extra
         )
-        accuracy[name] = fit(cfg, log=lambda *_: None)["val_accuracy"]
-    split = pd.read_csv(tmp_path / "copy-safe" / "split.csv")
-    clip = split["img_IDS"].str.rsplit("_f", n=1).str[0]
-    assert (split.groupby(clip)["fold"].nunique() == 1).all()  # every clip on one side
-    assert len(split) == 320  # every frame trained on or validated
+        runs[name] = fit(cfg, log=lambda *_: None)
+    for name in ("default", "audit"):
+        split = pd.read_csv(tmp_path / name / "split.csv")
+        clip = split["img_IDS"].str.rsplit("_f", n=1).str[0]
+        assert (split.groupby(clip)["fold"].nunique() == 1).all(), name  # every clip on one side
+        assert len(split) == 320  # every frame trained on or validated
+    accuracy = {name: s["val_accuracy"] for name, s in runs.items()}
     (tmp_path / "accuracy.json").write_text(json.dumps(accuracy))
     print(f"validation accuracy on video frames: {accuracy}")
-    assert accuracy["random"] > accuracy["copy-safe"] + 0.1, accuracy
+    assert accuracy["random"] > accuracy["default"] + 0.1 and accuracy["random"] > accuracy["audit"] + 0.1, accuracy
+    # the leak check flags the random split and not the clip-safe ones
+    assert runs["random"]["val_near_copy_share"] > 0.5 and runs["random"]["measures_memory"], runs["random"]
+    for name in ("default", "audit"):
+        assert runs[name]["val_near_copy_share"] < 0.05 and not runs[name]["measures_memory"], runs[name]
+    assert runs["default"]["val_groups"] <= 20  # 112 frames of ~14 clips: the interval is over clips

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from signvision.augment import PRESETS, TTA, build_augment, crop_views, merge_probs
+from signvision.augment import STRENGTH, TTA, build_augment, crop_views, merge_probs
 from signvision.errors import UserError
 
 
@@ -15,13 +15,24 @@ def test_presets_keep_size_and_grow_in_strength():
     img = np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8)
     assert build_augment("none", image_size=48) is None
     sizes = []
-    for level in PRESETS[1:]:
+    for level in STRENGTH[1:]:
         t = build_augment(level, image_size=48, seed=0)
         assert t(image=img)["image"].shape == (48, 48, 3)
         sizes.append(len(t.transforms))
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
     names = {type(op).__name__ for op in build_augment("heavy", image_size=48).transforms}
     assert {"HorizontalFlip", "Affine", "RandomResizedCrop", "GaussianBlur", "CoarseDropout", "ColorJitter"} <= names
+
+
+def test_capture_moves_and_relights_but_never_mirrors():
+    capture = build_augment("capture", image_size=48, seed=0)
+    names = {type(op).__name__ for op in capture.transforms}
+    assert {"Affine", "RandomBrightnessContrast", "GaussianBlur"} <= names and "HorizontalFlip" not in names
+    img = np.zeros((48, 48, 3), np.uint8)
+    img[:, :12] = 255  # a bright band on the left stays on the left, whatever the draw
+    for _ in range(30):
+        out = capture(image=img)["image"].astype(float).mean(axis=(0, 2))
+        assert out[:16].mean() > out[-16:].mean()
 
 
 def test_user_pipeline_file(tmp_path):

@@ -144,7 +144,16 @@ def junk_config_compare(env: Env) -> list:
 def one_class_validation(env: Env) -> list:
     table = pd.read_csv(env.data / "Train.csv")
     first = table["Label"].iloc[0]
-    fold = ["val" if label == first else "train" for label in table["Label"]]
+    fold = ["val" if label == first and i % 2 else "train" for i, label in enumerate(table["Label"])]
+    split = env.tmp / "split.csv"
+    pd.DataFrame({"img_IDS": table["img_IDS"], "fold": fold}).to_csv(split, index=False)
+    return env.train("--split", split, "--out", env.tmp / "r")
+
+
+def class_only_in_validation(env: Env) -> list:
+    table = pd.read_csv(env.data / "Train.csv")
+    first = table["Label"].iloc[0]
+    fold = ["val" if label == first or i % 3 == 0 else "train" for i, label in enumerate(table["Label"])]
     split = env.tmp / "split.csv"
     pd.DataFrame({"img_IDS": table["img_IDS"], "fold": fold}).to_csv(split, index=False)
     return env.train("--split", split, "--out", env.tmp / "r")
@@ -203,6 +212,7 @@ CASES = [
     ("--resume --data of other classes", other_classes_on_resume, "differ from the run's"),
     ("--val-fraction 0.001", lambda e: e.train("--val-fraction", "0.001", "--out", e.tmp / "r"), "--val-fraction"),
     ("one class in validation", one_class_validation, "one class only"),
+    ("a class with no training image", class_only_in_validation, "without a training image"),
     ("ablate --tta vflip", lambda e: ["ablate", *e.train("--out", e.tmp / "abl")[1:], "--tta", "vflip"], "--tta vflip"),
     ("semicolon CSV", semicolon_csv, "separated by ';'"),
     ("every image dropped", all_images_bad, "every image was dropped"),

@@ -147,10 +147,17 @@ def test_unlabelled_returns_ids(tiny_zindi, tmp_path):
     img, img_id = ds[0]
     assert img.shape == (3, 16, 16) and img_id == test["img_IDS"].iloc[0]
     folder = tmp_path / "flat"
-    folder.mkdir()
+    (folder / "sub").mkdir(parents=True)
     for p in test["path"][:2]:
         shutil.copy(p, folder)
-    assert list(read_unlabelled(folder)["img_IDS"]) == list(test["img_IDS"][:2])
+    shutil.copy(test["path"].iloc[0], folder / "sub" / "a.jpg")
+    cv2.imwrite(str(folder / "sub" / "a.png"), cv2.imread(test["path"].iloc[0]))  # same stem, another file
+    (folder / ".ipynb_checkpoints").mkdir()
+    shutil.copy(test["path"].iloc[0], folder / ".ipynb_checkpoints" / "hidden.jpg")
+    (folder / "._x.jpg").write_bytes(b"AppleDouble")
+    names = [f"{i}.jpg" for i in test["img_IDS"][:2]]
+    # found in sub-folders too, each named by its path in the folder; hidden files are not images
+    assert list(read_unlabelled(folder)["img_IDS"]) == sorted(names) + ["sub/a.jpg", "sub/a.png"]
 
 
 def test_huge_jpeg_is_decoded_at_reduced_size(tmp_path):

@@ -74,7 +74,8 @@ def test_ablation_interrupted_then_resumed(tiny_zindi, tmp_path, monkeypatch):
     assert len(calls) == 2  # the two runs not finished before the interruption, nothing redone
     results = pd.read_csv(tmp_path / "abl" / "results.csv")
     assert len(results) == 2 * 2 * 2 and len(table) == 4
-    assert {"auc_diff", "auc_diff_low", "auc_diff_high", "beyond_noise"} <= set(table.columns)
+    assert {"diff", "diff_low", "diff_high", "beyond_noise", "better"} <= set(table.columns)
+    assert set(table["metric"]) == {"log_loss"}  # the runs' `select` figure is the one compared
     assert_picture(tmp_path / "abl" / "ablation.png")
     assert "baseline" in (tmp_path / "abl" / "ablation.md").read_text()
     # every setting of one seed used the same split

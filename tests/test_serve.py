@@ -215,7 +215,9 @@ def sign_run(sign_digits, tmp_path_factory):
         shutil.copy(sign_digits / "Images" / f"{i}.jpg", folder / f"{i}.jpg")
     sub = predict(root / "run", folder, root / "val.csv", device="cpu", workers=0, **QUIET).set_index("img_IDS")
     right = [
-        (i, labels[i]) for i in val_ids if sub.loc[i].astype(float).idxmax() == labels[i] and sub.loc[i].max() > 0.8
+        (i, labels[i])
+        for i in val_ids
+        if sub.loc[f"{i}.jpg"].astype(float).idxmax() == labels[i] and sub.loc[f"{i}.jpg"].max() > 0.8
     ]
     assert len(right) >= 2
     return root / "run", [(sign_digits / "Images" / f"{i}.jpg", label) for i, label in right]

@@ -42,5 +42,5 @@ def test_read_split_checks(tmp_path):
     pd.DataFrame({"img_IDS": ["a", "b", "c"], "fold": ["train", "val", "test"]}).to_csv(tmp_path / "s.csv", index=False)
     with pytest.raises(UserError, match="row 4: fold 'test'"):
         read_split(tmp_path / "s.csv", ids)
-    with pytest.raises(UserError, match="--val-fraction"):
+    with pytest.raises(UserError, match="val_fraction=1.5"):
         make_split(ids, ids, val_fraction=1.5)

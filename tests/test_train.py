@@ -29,7 +29,7 @@ def test_run_folder_contents(tiny_zindi, tmp_path):
     assert summary["epochs"] == 2 and len(pd.read_csv(run / "metrics.csv")) == 2
     assert json.loads((run / "config.json").read_text())["image_size"] == 16
     split = pd.read_csv(run / "split.csv")
-    assert list(split.columns) == ["img_IDS", "fold"] and set(split["fold"]) == {"train", "val"}
+    assert list(split.columns) == ["img_IDS", "fold", "group"] and set(split["fold"]) == {"train", "val"}
     ckpt = torch.load(run / "best.pt", weights_only=True)  # a plain dict, loadable without pickle code
     assert ckpt["classes"] == summary["classes"]
 
@@ -101,7 +101,7 @@ def test_binary_target_one_output(tiny_zindi, tmp_path):
 
 def test_skip_bad_images_drops_and_lists(tiny_zindi, tmp_path):
     (tiny_zindi / "Images" / "ImageID_0002.jpg").write_bytes(b"\xff\xd8broken")
-    with pytest.raises(UserError, match="ImageID_0002.jpg.*--skip-bad-images"):
+    with pytest.raises(UserError, match="ImageID_0002.jpg.*skip_bad_images"):
         fit(tiny_config(tiny_zindi, tmp_path / "run"), log=lambda *_: None)
     assert not (tmp_path / "run").exists()
     summary = fit(tiny_config(tiny_zindi, tmp_path / "run", skip_bad_images=True), log=lambda *_: None)

@@ -6,9 +6,12 @@ Seed k draws one validation split that every setting shares, and seeds training,
 comparison between two settings at the same seed is paired: same split, same initialisation.
 
 The baseline is the first value of every grid (and the first TTA mode). For each other setting the
-table gives the mean +- standard deviation over seeds and the paired difference to the baseline
-with a 95% confidence interval (Student's t over the per-seed differences). A difference is marked
-"beyond noise" when its interval excludes zero.
+table gives the mean +- standard deviation over seeds and the paired difference to the baseline in the
+figure compared (`metric`: the runs' `select` figure, log loss by default) with a 95% confidence
+interval (Student's t over the per-seed differences). A difference is marked "beyond noise" when its
+interval excludes zero. With `test_data` (a labelled test set, e.g. another capture session) every run is
+also scored there, and the table has the same columns for the test set: did the change help on images
+from elsewhere, not only on the validation split?
 
 Probabilities are calibrated (each run's temperature, fitted on its validation split) before the log
 loss is taken. Runs live in OUT/runs/; an interrupted ablation is continued by running the same command again:
@@ -25,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
-from tqdm.auto import tqdm
 
 from signvision.config import TrainConfig
 from signvision.errors import UserError
+from signvision.progress import progress_bar
 
 METRICS = ("roc_auc", "log_loss", "accuracy")
 
@@ -71,9 +74,16 @@ def slug(setting: dict) -> str:
 
 
 def run_ablation(
-    base: TrainConfig, grid: dict[str, list], tta_modes: list[str], seeds: int, out: str | Path, log=print
+    base: TrainConfig,
+    grid: dict[str, list],
+    tta_modes: list[str],
+    seeds: int,
+    out: str | Path,
+    log=print,
+    test_data: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Train and evaluate everything not yet done; write results.csv, table.csv, ablation.md, ablation.png."""
+    """Train and evaluate everything not yet done; write results.csv, table.csv, ablation.md, ablation.png.
+    `test_data`: labelled images every run is also scored on (`evaluate --data`)."""
     from signvision.inference import evaluate_run, evaluation_file
     from signvision.plots import plot_ablation
     from signvision.report import write_report
@@ -87,6 +97,7 @@ def run_ablation(
         "tta": tta_modes,
         "seeds": seeds,
         "base": {k: v for k, v in asdict(base).items() if k not in ("out", "split", "seed")},
+        "test_data": str(Path(test_data).resolve()) if test_data else None,
     }
     spec_file = out / "ablation.json"
     if spec_file.is_file():
@@ -107,7 +118,7 @@ def run_ablation(
 
     rows = []
     jobs = [(setting, seed) for seed in range(seeds) for setting in settings]
-    bar = tqdm(total=len(jobs), desc="ablation runs", unit="run")
+    bar = progress_bar(total=len(jobs), desc="ablation runs", unit="run")
     for setting, seed in jobs:
         run = out / "runs" / f"{slug(setting)}-seed{seed}"
         summary_file = run / "summary.json"
@@ -131,17 +142,31 @@ def run_ablation(
                 evaluate_run(run, tta=tta, device=base.device, log=lambda *_: None)
             result = json.loads((run / name).read_text())
             metrics = result["without_tta"] if tta == "none" else result["with_tta"]
-            rows.append({**setting, "tta": tta, "seed": seed, "run": str(run), **{m: metrics[m] for m in METRICS}})
+            row = {**setting, "tta": tta, "seed": seed, "run": str(run), **{m: metrics[m] for m in METRICS}}
+            if test_data:
+                row.update(test_scores(run, test_data, tta, base.device))
+            rows.append(row)
         bar.update(1)
     bar.close()
     results = pd.DataFrame(rows)
     results.to_csv(out / "results.csv", index=False)
-    table = summarise(results, list(grid) + ["tta"])
+    table = summarise(results, list(grid) + ["tta"], metric=base.select)
     table.to_csv(out / "table.csv", index=False)
     (out / "ablation.md").write_text(to_markdown(table, seeds) + "\n")
     plot_ablation(table, setting_keys(table), out / "ablation.png")
     log(to_markdown(table, seeds))
     return table
+
+
+def test_scores(run: Path, test_data: str | Path, tta: str, device: str) -> dict:
+    """A run's figures on a labelled test set (computed once, then read from its evaluations/ folder)."""
+    from signvision.evaluation import evaluate_labelled, output_folder
+
+    saved = output_folder(run, Path(test_data), tta) / "evaluation.json"
+    result = json.loads(saved.read_text()) if saved.is_file() else None
+    if result is None:
+        result = evaluate_labelled(run, test_data, tta=tta, device=device, log=lambda *_: None)
+    return {f"test_{m}": result[m] for m in METRICS}
 
 
 def check_ablation(base: TrainConfig, grid: dict[str, list], tta_modes: list[str], seeds: int) -> None:
@@ -172,47 +197,71 @@ def paired_interval(diffs: np.ndarray, confidence: float = 0.95) -> tuple[float,
     return mean, mean - half, mean + half
 
 
-def summarise(results: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Mean +- std per setting, and the paired difference in ROC AUC to the baseline (first row)."""
+LOWER_IS_BETTER = {"log_loss"}
+
+
+def summarise(results: pd.DataFrame, keys: list[str], metric: str = "log_loss") -> pd.DataFrame:
+    """Mean +- std per setting, and the paired difference in `metric` to the baseline (first row), on the
+    validation split and, when the results have test columns, on the test set."""
     keyed = results.assign(setting=results[keys].astype(str).agg(" ".join, axis=1))
     order = list(dict.fromkeys(keyed["setting"]))
     baseline = keyed[keyed["setting"] == order[0]].set_index("seed")
+    sides = [""] + (["test_"] if f"test_{metric}" in results.columns else [])
     rows = []
     for name in order:
         part = keyed[keyed["setting"] == name].set_index("seed")
         row = {k: part[k].iloc[0] for k in keys}
-        for m in METRICS:
-            row[f"{m}_mean"], row[f"{m}_std"] = part[m].mean(), part[m].std(ddof=1) if len(part) > 1 else 0.0
-        diffs = (part["roc_auc"] - baseline["roc_auc"]).dropna()
-        row["auc_diff"], row["auc_diff_low"], row["auc_diff_high"] = paired_interval(diffs.to_numpy())
-        row["beyond_noise"] = bool(name != order[0] and (row["auc_diff_low"] > 0 or row["auc_diff_high"] < 0))
-        row["seeds"] = len(part)
+        for side in sides:
+            for m in METRICS:
+                values = part[side + m]
+                row[f"{side}{m}_mean"], row[f"{side}{m}_std"] = (
+                    values.mean(),
+                    values.std(ddof=1) if len(part) > 1 else 0.0,
+                )
+            diffs = (part[side + metric] - baseline[side + metric]).dropna()
+            mean, low, high = paired_interval(diffs.to_numpy())
+            better = (high < 0) if metric in LOWER_IS_BETTER else (low > 0)
+            worse = (low > 0) if metric in LOWER_IS_BETTER else (high < 0)
+            row.update({f"{side}diff": mean, f"{side}diff_low": low, f"{side}diff_high": high})
+            row[f"{side}beyond_noise"] = bool(name != order[0] and (better or worse))
+            row[f"{side}better"] = bool(name != order[0] and better)
+        row["metric"], row["seeds"] = metric, len(part)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+FIGURE_COLUMNS = ("diff", "beyond_noise", "better", "metric", "seeds")
+
+
 def setting_keys(table: pd.DataFrame) -> list[str]:
     """The columns of a summary table that name a setting (not a figure)."""
-    return [
-        c
-        for c in table.columns
-        if not any(c.startswith(m) for m in (*METRICS, "auc_diff")) and c not in ("beyond_noise", "seeds")
-    ]
+    figures = tuple(f"{side}{m}" for side in ("", "test_") for m in (*METRICS, *FIGURE_COLUMNS))
+    return [c for c in table.columns if not c.startswith(figures)]
 
 
 def to_markdown(table: pd.DataFrame, seeds: int) -> str:
     """The summary table as Markdown, one row per setting, the baseline first."""
     keys = setting_keys(table)
-    head = "| " + " | ".join(keys) + " | ROC AUC | log loss | accuracy | AUC vs baseline (95% CI) | beyond noise |"
-    lines = [head, "|" + "---|" * (len(keys) + 5)]
+    metric = table["metric"].iloc[0].replace("_", " ") if "metric" in table.columns else "ROC AUC"
+    sides = [""] + (["test_"] if "test_diff" in table.columns else [])
+    head = "| " + " | ".join(keys)
+    for side in sides:
+        where = "test " if side else "val "
+        head += f" | {where}ROC AUC | {where}log loss | {where}accuracy"
+        head += f" | {where}{metric} vs baseline (95% CI) | beyond noise"
+    lines = [head + " |", "|" + "---|" * (len(keys) + 5 * len(sides))]
     for i, r in table.iterrows():
-        diff = "baseline" if i == 0 else f"{r.auc_diff:+.4f} [{r.auc_diff_low:+.4f}, {r.auc_diff_high:+.4f}]"
-        lines.append(
-            "| "
-            + " | ".join(str(r[k]) for k in keys)
-            + f" | {r.roc_auc_mean:.4f} ± {r.roc_auc_std:.4f} | {r.log_loss_mean:.3f} ± {r.log_loss_std:.3f}"
-            + f" | {r.accuracy_mean:.3f} ± {r.accuracy_std:.3f} | {diff} | "
-            + ("**yes**" if r.beyond_noise else ("" if i == 0 else "no"))
-            + " |"
-        )
+        cells = [str(r[k]) for k in keys]
+        for side in sides:
+            low, high, diff = r[f"{side}diff_low"], r[f"{side}diff_high"], r[f"{side}diff"]
+            cells += [
+                f"{r[side + 'roc_auc_mean']:.4f} ± {r[side + 'roc_auc_std']:.4f}",
+                f"{r[side + 'log_loss_mean']:.3f} ± {r[side + 'log_loss_std']:.3f}",
+                f"{r[side + 'accuracy_mean']:.3f} ± {r[side + 'accuracy_std']:.3f}",
+                "baseline" if i == 0 else f"{diff:+.4f} [{low:+.4f}, {high:+.4f}]",
+                ("**better**" if r[f"{side}better"] else "**worse**")
+                if r[f"{side}beyond_noise"]
+                else ("" if i == 0 else "no"),
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + f"\n\n(mean ± std over {seeds} seeds; differences paired by seed)"

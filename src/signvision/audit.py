@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -42,9 +41,10 @@ from tqdm.auto import tqdm
 
 from signvision.config import AuditConfig
 from signvision.errors import BadImage, UserError, check_writable_folder
-from signvision.images import decode_image, read_image, resize
+from signvision.images import decode_image, read_bytes, read_image, resize
 from signvision.pages import escape, img_tag, write_page
-from signvision.runtime import cpu_threads, show_progress
+from signvision.progress import show_progress
+from signvision.runtime import cpu_threads
 from signvision.tables import read_data_of
 
 VERIFY_SIZE = 96  # verification compares images at up to this many pixels a side
@@ -73,14 +73,12 @@ class Scan:
 
 
 def _scan_one(path: str, model_size: int):
-    raw = np.fromfile(path, dtype=np.uint8) if os.path.isfile(path) else None
-    if raw is None:
-        return {"error": f"{path}: file not found"}
-    stored = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None  # channels and depth as stored
     try:
+        raw = read_bytes(path)
         rgb = decode_image(raw, path)  # the bytes already read, not the file again
     except BadImage as e:
         return {"error": str(e)}
+    stored = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)  # channels and depth as stored
     h, w = rgb.shape[:2]
     scale = min(1.0, VERIFY_SIZE / max(h, w))
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)

@@ -1,8 +1,14 @@
 """Augmentation with albumentations, and test-time augmentation (TTA) written here.
 
-Training presets, in strength order (each includes the one before, made stronger):
+Training presets:
 
-    none    nothing: images are only resized (once, into the cache)
+    none     nothing: images are only resized (once, into the cache)
+    capture  what a new capture changes, never a mirror image (a mirrored right hand is a left hand):
+             the hand moved, nearer or further, turned a little; brighter or dimmer, warmer or colder
+             light; a softer lens; sensor noise. Made for hand signs photographed in another session.
+
+and, in strength order (each includes the one before, made stronger), the course's presets:
+
     light   horizontal flip; small affine shift/scale/rotate; brightness/contrast
     medium  + random resized crop; blur; colour jitter; stronger affine
     heavy   + cut-out (coarse dropout); strongest settings
@@ -30,7 +36,8 @@ import torch.nn.functional as F
 
 from signvision.errors import UserError
 
-PRESETS = ("none", "light", "medium", "heavy")
+PRESETS = ("none", "capture", "light", "medium", "heavy")
+STRENGTH = ("none", "light", "medium", "heavy")  # the course's presets, each building on the one before
 TTA_MODES = ("none", "hflip", "hflip+crops")
 
 
@@ -43,9 +50,11 @@ class AugmentPreset:
         self.level, self.image_size, self.seed = level, image_size, seed
 
     def __call__(self) -> A.Compose | None:
-        s, level = self.image_size, PRESETS.index(self.level)
-        if level == 0:
+        if self.level == "none":
             return None
+        if self.level == "capture":
+            return self.capture()
+        s, level = self.image_size, STRENGTH.index(self.level)
         strength = [0, 1.0, 1.5, 2.0][level]
         ops: list[A.BasicTransform] = [
             A.HorizontalFlip(p=0.5),
@@ -70,6 +79,20 @@ class AugmentPreset:
                     num_holes_range=(1, 3), hole_height_range=(0.1, 0.25), hole_width_range=(0.1, 0.25), fill=0, p=0.5
                 )
             ]
+        return A.Compose(ops, seed=self.seed)
+
+    def capture(self) -> A.Compose:
+        """A new capture of the same sign: geometry, light, lens and sensor; no flip."""
+        ops = [
+            A.Affine(
+                translate_percent=(-0.08, 0.08), scale=(0.85, 1.15), rotate=(-12, 12), border_mode=1, p=0.8
+            ),  # cv2.BORDER_REPLICATE
+            A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.25, p=0.7),
+            A.ColorJitter(brightness=0, contrast=0, saturation=0.2, hue=0.03, p=0.5),
+            A.RandomGamma(gamma_limit=(80, 120), p=0.3),
+            A.GaussianBlur(blur_limit=(3, 5), p=0.2),
+            A.GaussNoise(std_range=(0.01, 0.04), p=0.2),
+        ]
         return A.Compose(ops, seed=self.seed)
 
 

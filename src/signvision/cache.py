@@ -11,11 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from signvision.errors import BadImage, UserError
 from signvision.images import load_resized
-from signvision.runtime import cpu_threads, show_progress
+from signvision.progress import progress_bar
+from signvision.runtime import cpu_threads
 
 
 def cache_key(paths: Sequence[str], size: int) -> str:
@@ -35,6 +35,7 @@ def decode_all(
     cache_dir: str | Path | None = None,
     threads: int | None = None,
     desc: str = "decoding images",
+    rank: int = 0,
 ) -> tuple[np.ndarray | None, list[int], list[str]]:
     """Decode and resize every image once, on a thread pool (OpenCV releases the GIL).
 
@@ -75,13 +76,8 @@ def decode_all(
         return i, None
 
     with ThreadPoolExecutor(threads) as pool:
-        for i, err in tqdm(
-            pool.map(work, range(n), chunksize=64),
-            total=n,
-            desc=desc,
-            unit="img",
-            leave=False,
-            disable=n < 500 or not show_progress(),
+        for i, err in progress_bar(
+            pool.map(work, range(n), chunksize=64), total=n, desc=desc, unit="img", rank=rank, min_total=500
         ):
             if err is not None:
                 bad.append(i)

@@ -1,7 +1,8 @@
 """Checkpoints: plain dicts of tensors, numbers and strings, written atomically and read safely.
 
-    best.pt   {"format", "model", "epoch", "best_roc_auc", "classes", "target", "config", "norm",
-               "train_seconds", "temperature"}: the weights of the best epoch (by validation ROC AUC)
+    best.pt   {"format", "model", "epoch", "select", "best_value", "classes", "target", "config", "norm",
+               "train_seconds", "temperature"}: the weights of the best epoch (by the validation figure
+               `select` names: log loss by default)
     last.pt   the same + "optimizer", "scheduler", "ema", "scaler": everything needed to resume
 
 They are read back with `torch.load(weights_only=True)`, so a checkpoint from somewhere else cannot run

@@ -14,7 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from signvision.config import AuditConfig, TrainConfig
-from signvision.errors import BadImage, UserError
+from signvision.errors import SignvisionError, UserError
 
 S = argparse.SUPPRESS  # an option not given stays out of the namespace (so --resume can tell what was given)
 
@@ -65,6 +65,13 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--val-fraction", type=float, default=S, help=f"validation share (default {d.val_fraction})")
     g.add_argument("--folds", type=int, default=S, help="K-fold cross-validation and a fold ensemble")
     g.add_argument("--split", default=S, help="reuse a split.csv (img_IDS,fold) instead of drawing one")
+    g.add_argument(
+        "--split-by",
+        default=S,
+        choices=["near-copies", "random"],
+        help="near-copies (default): near copies and neighbouring frames stay on one side; random: the course's "
+        "plain random split (the run warns how much it leaks)",
+    )
     g.add_argument("--audit", default=S, help="an audit folder: train on its clean.csv, keep duplicate groups together")
     g.add_argument("--skip-bad-images", action="store_true", default=S, help="drop and list missing/corrupt images")
     g.add_argument("--seed", type=int, default=S, help=f"seed for split, init and shuffling (default {d.seed})")
@@ -78,6 +85,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("loss and calibration")
     g.add_argument("--loss", default=S, choices=["bce", "ce"], help="bce (default) or ce (softmax cross-entropy)")
     g.add_argument("--label-smoothing", type=float, default=S, help="pull targets towards uniform (default 0)")
+    g.add_argument(
+        "--select",
+        default=S,
+        choices=["log_loss", "roc_auc", "accuracy"],
+        help=f"the epoch best.pt keeps: best validation figure of this kind (default {d.select})",
+    )
     g.add_argument(
         "--calibrate",
         action=argparse.BooleanOptionalAction,
@@ -94,7 +107,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup-epochs", type=float, default=S, help=f"default {d.warmup_epochs}")
     g.add_argument("--grad-clip", type=float, default=S, help="clip the gradient norm (default off)")
     g = p.add_argument_group("augmentation")
-    g.add_argument("--augment", default=S, help="none|light|medium|heavy or an albumentations .json (default none)")
+    g.add_argument(
+        "--augment", default=S, help="none|capture|light|medium|heavy or an albumentations .json (default none)"
+    )
     g.add_argument("--mix", default=S, help="none|mixup|cutmix|both (default none)")
     g.add_argument("--mix-alpha", type=float, default=S, help=f"Beta(alpha, alpha) (default {d.mix_alpha})")
     g.add_argument("--mix-prob", type=float, default=S, help=f"share of batches mixed (default {d.mix_prob})")
@@ -229,9 +244,34 @@ def cmd_audit(args) -> int:
 
 
 def cmd_split(args) -> int:
-    from signvision.split import write_split
+    import json
+    from dataclasses import asdict
 
-    write_split(args)
+    from signvision.errors import atomic_write, refuse_overwrite
+    from signvision.rundata import split_data
+
+    out = Path(args.out)
+    refuse_overwrite(out, args.overwrite)
+    data = args.data
+    if args.csv:
+        from signvision.tables import read_data
+
+        data = read_data(
+            args.data, csv=args.csv, image_col=args.image_col, label_col=args.label_col, image_dir=args.image_dir
+        )
+    split, info = split_data(
+        data, audit=args.audit, split_by=args.split_by, val_fraction=args.val_fraction, seed=args.seed
+    )
+    with atomic_write(out) as f:
+        split.to_csv(f, index=False)
+    with atomic_write(out.with_suffix(".json")) as f:
+        f.write(json.dumps(asdict(info), indent=2, ensure_ascii=False) + "\n")
+    counts = split["fold"].value_counts()
+    print(info.describe())
+    print(
+        f"wrote {out} ({counts.get('train', 0)} train, {counts.get('val', 0)} val images) "
+        f"and {out.with_suffix('.json')}"
+    )
     return 0
 
 
@@ -262,9 +302,8 @@ def cmd_ablate(args) -> int:
     if args.resume:
         raise UserError("--resume: an ablation resumes by running the same command again")
     base, _ = config_from_args(args)
-    run_ablation(
-        base, parse_grid(args.grid), [t.strip() for t in args.tta.split(",") if t.strip()], args.seeds, base.out
-    )
+    tta = [t.strip() for t in args.tta.split(",") if t.strip()]
+    run_ablation(base, parse_grid(args.grid), tta, args.seeds, base.out, test_data=args.test_data)
     return 0
 
 
@@ -377,7 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_evaluate,
     )
     p.add_argument("--run", required=True)
-    p.add_argument("--data", help="the data folder (default: the one the run was trained on)")
+    p.add_argument(
+        "--data",
+        help="labelled images to score: a test folder (DIR of train/ and test/<class>/), a folder of class "
+        "sub-folders or a CSV (img_IDS,Label); the run's own data folder, if it moved (default: the run's "
+        "validation images)",
+    )
     _tta_args(p)
 
     p = command(
@@ -387,7 +431,11 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_predict,
     )
     p.add_argument("--run", required=True, help="a run folder, or a --folds run (its folds are averaged)")
-    p.add_argument("--data", help="Zindi folder (its Test.csv), a Test-style CSV, or a folder of images")
+    p.add_argument(
+        "--data",
+        help="Zindi folder (its Test.csv), a Test-style CSV, or a folder of images (sub-folders included; each "
+        "named by its path in the folder)",
+    )
     p.add_argument("--out", required=True, help="the CSV to write (not overwritten unless --overwrite)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--workers", type=int, default=-1)
@@ -412,15 +460,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(
         "split",
-        "write a stratified validation split; with --audit, copies stay on one side",
+        "write a stratified validation split: near copies and neighbouring frames stay on one side",
         "signvision split --data ../shared/data/sign-digits --audit audits/sign-digits --out split.csv",
         cmd_split,
     )
     add_data_args(p)
     p.add_argument("--audit", help="an audit folder: its duplicate groups are kept on one side")
+    p.add_argument("--split-by", default="near-copies", choices=["near-copies", "random"])
     p.add_argument("--val-fraction", type=float, default=0.33)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="the split CSV to write (its split.json is written beside it)")
+    p.add_argument("--overwrite", action="store_true")
 
     p = command("report", "rebuild a run's report.html and its PNGs", "signvision report runs/lenet", cmd_report)
     p.add_argument("run")
@@ -447,6 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="append", default=[], help="NAME=V1,V2,...: a setting to vary (repeatable)")
     p.add_argument("--tta", default="none", help="TTA modes to evaluate each run with, comma-separated")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument(
+        "--test-data",
+        help="labelled images every run is also scored on (e.g. a test/ folder of another capture session)",
+    )
 
     p = command(
         "export",
@@ -517,10 +571,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (UserError, BadImage) as e:
+    except SignvisionError as e:
         if args.debug:
             raise
-        message = " ".join(str(e).split("\n")[0].split()) if str(e).strip() else type(e).__name__
+        text = e.wording(flags=True)
+        message = " ".join(text.split("\n")[0].split()) if text.strip() else type(e).__name__
         print(f"signvision {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

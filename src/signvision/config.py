@@ -28,6 +28,7 @@ class TrainConfig:
     val_fraction: float = 0.33  # share of images (of duplicate groups) held out for validation
     folds: int = 1  # > 1: k-fold cross-validation, one run per fold in OUT/fold<k>, and a fold ensemble
     split: str | None = None  # reuse this split.csv instead of drawing one
+    split_by: str = "near-copies"  # near-copies: near copies and neighbouring frames stay on one side | random
     image_size: int = 64  # images are resized to image_size x image_size
     cache: str = "memory"  # decoded-image cache: memory | disk | none
     cache_dir: str | None = None  # where --cache disk keeps its memmaps (default ~/.cache/signvision)
@@ -43,6 +44,7 @@ class TrainConfig:
     loss: str = "bce"  # bce (one-vs-rest sigmoids, the course's) | ce (softmax cross-entropy)
     label_smoothing: float = 0.0  # targets pulled this far towards uniform (either loss)
     calibrate: bool = True  # fit a temperature on the validation logits after training
+    select: str = "log_loss"  # the epoch kept in best.pt: lowest validation log_loss | highest roc_auc | accuracy
     epochs: int = 15
     batch_size: int = 64
     lr: float = 2e-3  # peak learning rate of AdamW
@@ -99,6 +101,8 @@ class TrainConfig:
             "schedule": ("cosine", "onecycle"),
             "mix": ("none", "mixup", "cutmix", "both"),
             "cache": ("memory", "disk", "none"),
+            "split_by": ("near-copies", "random"),
+            "select": ("log_loss", "roc_auc", "accuracy"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

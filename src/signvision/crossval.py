@@ -27,26 +27,35 @@ import pandas as pd
 
 from signvision.calibrate import fit_temperature, scaled_probs
 from signvision.config import TrainConfig, read_json
-from signvision.errors import UserError
+from signvision.errors import OptionError, UserError
 from signvision.metrics import compute_metrics
-from signvision.rundata import audit_groups, read_training_table
+from signvision.rundata import read_training_table, split_groups
+from signvision.split import single_group_classes
 
 SUMMARY_KEYS = ("val_roc_auc", "val_log_loss", "val_accuracy", "val_ece")
 
 
-def assign_folds(cfg: TrainConfig) -> pd.DataFrame:
-    """img_IDS, Label, fold (1..K): stratified by label, copies (with --audit) kept in one fold."""
+def assign_folds(cfg: TrainConfig, log=print) -> pd.DataFrame:
+    """img_IDS, Label, fold (1..K): stratified by label; near copies and neighbouring frames (unless
+    `split_by` is random) and an audit's copies and sequences kept in one fold."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    table, dups = read_training_table(cfg, dropped=[])
+    table, dups, _ = read_training_table(cfg, dropped=[])
     train = table.train
     counts = train["Label"].value_counts()
     if cfg.folds > counts.min():
-        raise UserError(
-            f"--folds {cfg.folds}: the rarest class {counts.idxmin()!r} has only {counts.min()} images; "
-            f"use at most --folds {counts.min()}"
+        raise OptionError(
+            f"the rarest class {counts.idxmin()!r} has only {counts.min()} images; use at most {counts.min()}",
+            option="folds",
+            value=cfg.folds,
         )
-    groups = audit_groups(train["img_IDS"], dups)
+    groups, stats, _ = split_groups(table, split_by=cfg.split_by, dups=dups)
+    alone = single_group_classes(train["Label"], groups)
+    if alone:
+        log(
+            f"classes whose images are all one group of near copies (in one fold, so that fold's model never "
+            f"trains on them): {', '.join(alone)}"
+        )
     group_ids = (groups.fillna("solo:" + train["img_IDS"]) if groups is not None else train["img_IDS"]).astype(str)
     splitter = StratifiedGroupKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
     fold = np.zeros(len(train), dtype=int)
@@ -69,7 +78,7 @@ def fit_folds(cfg: TrainConfig, log=print) -> dict:
             raise UserError(f"--out {out}: holds a cross-validation with other settings; use a new folder")
     else:
         check_out_folder(out, resume=False)
-    folds = assign_folds(cfg)
+    folds = assign_folds(cfg, log)
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "cv.json").is_file():
         folds.to_csv(out / "folds.csv", index=False)

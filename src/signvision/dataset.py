@@ -94,6 +94,24 @@ class ShardSampler(Sampler[int]):
         return len(self.indices)
 
 
+class ImageLoader(DataLoader):
+    """A DataLoader whose worker processes are forked while OpenCV's thread pool is stopped in this process.
+
+    fork() copies a pool's state but not its threads, and the worker's first use of the pool then waits
+    for ever. The pool is stopped just for the fork (the workers are started when iteration starts) and
+    this process's OpenCV thread count is put back afterwards: nothing changes for the caller."""
+
+    def __iter__(self):
+        if self.num_workers == 0 or getattr(self, "_iterator", None) is not None:
+            return super().__iter__()
+        previous = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            return super().__iter__()
+        finally:
+            cv2.setNumThreads(previous)
+
+
 def _worker_init(_: int) -> None:
     """One thread per loader process, and a distinct augmentation stream per process (albumentations
     pipelines carry their own generator, which every worker would otherwise copy unchanged)."""
@@ -129,7 +147,7 @@ def make_loader(
 ) -> DataLoader:
     """Shuffling draws from torch's global generator, which `fit` seeds at every epoch, so that a
     resumed run sees the same batches as an uninterrupted one."""
-    return DataLoader(
+    return ImageLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle if sampler is None else False,

@@ -1,43 +1,148 @@
-"""The exceptions for a user's mistake (the CLI prints their message as one line and exits 2), and the
-checks that keep a user's files safe."""
+"""What signvision raises when what it was given cannot work, and the checks that keep a user's files safe.
 
+Every exception below is a `SignvisionError`, with a message that names what is at fault on one line:
+the argument (`image_size=10000: at most 1024 pixels a side`), the file, or the row. Each also derives from
+the built-in exception a Python user would catch (ValueError, FileNotFoundError, OSError):
+
+    SignvisionError
+    ├── OptionError(ValueError)           an argument's value cannot work
+    ├── DataError(ValueError)             a table, a row, a CSV, a data folder
+    │   └── BadImage                      an image file that cannot be decoded (empty, corrupt, too large)
+    ├── MissingError(FileNotFoundError)   a file or folder that is not there
+    ├── RunError(ValueError)              a run or audit folder that cannot be used (unfinished, foreign, busy)
+    ├── DivergedError(FloatingPointError) training produced NaN or infinite outputs
+    └── DiskFullError(OSError)            the disk filled up while writing
+
+A message refers to other arguments in backticks (`skip_bad_images`). The command line words the same
+error with its flags: `--image-size 10000: ...`, `--skip-bad-images` (`SignvisionError.wording`).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
-
-class UserError(Exception):
-    """Bad input (a file, row or option). The message names what is at fault, on one line."""
+_NOTHING = object()
 
 
-class BadImage(ValueError):
-    """An image file that cannot be decoded (empty, corrupt, truncated, too large)."""
+class SignvisionError(Exception):
+    """Base of signvision's exceptions. `option` is the argument at fault and `value` the value it had."""
+
+    def __init__(self, message: str, *, option: str | None = None, value=_NOTHING):
+        super().__init__(message)
+        self.message, self.option, self.value = message, option, value
+
+    def wording(self, flags: bool = False) -> str:
+        """The one-line message: with arguments as Python names (`image_size=64`), or as the command line's
+        flags (`--image-size 64`) when `flags`."""
+
+        def name(option: str) -> str:
+            return "--" + option.replace("_", "-") if flags else option
+
+        text = re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: name(m.group(1)) if flags else m.group(0), self.message)
+        if self.option is None:
+            return text
+        if self.value is _NOTHING:
+            return f"{name(self.option)}: {text}"
+        shown = str(self.value) if flags else repr(self.value if not isinstance(self.value, Path) else str(self.value))
+        return f"{name(self.option)} {shown}: {text}" if flags else f"{name(self.option)}={shown}: {text}"
+
+    def __str__(self) -> str:
+        return self.wording()
 
 
-def refuse_overwrite(path: Path, overwrite: bool = False, option: str = "--out") -> None:
+class OptionError(SignvisionError, ValueError):
+    """An argument whose value cannot work."""
+
+
+class DataError(SignvisionError, ValueError):
+    """Bad data: a table, a row, a CSV file, a data folder."""
+
+
+class BadImage(DataError):
+    """An image file that cannot be decoded (empty, corrupt, truncated, too large, not a file)."""
+
+
+class MissingError(SignvisionError, FileNotFoundError):
+    """A file or folder that is not there."""
+
+
+class RunError(SignvisionError, ValueError):
+    """A run (or audit) folder that cannot be used as asked: unfinished, foreign, or being written by another
+    process."""
+
+
+class DivergedError(SignvisionError, FloatingPointError):
+    """Training produced NaN or infinite outputs."""
+
+
+class DiskFullError(SignvisionError, OSError):
+    """The disk filled up while writing a file (the earlier file, if any, is kept)."""
+
+
+def refuse_overwrite(path: Path, overwrite: bool = False, option: str = "out") -> None:
     """A user's file is never replaced unless they said so, and a folder never by a file."""
     path = Path(path)
     if path.is_dir():
-        raise UserError(f"{option} {path}: is a folder; give a file name")
+        raise OptionError("is a folder; give a file name", option=option, value=path)
     if path.exists() and not overwrite:
-        raise UserError(f"{option} {path}: already exists; choose another name or pass --overwrite")
-    if not path.parent.exists():
-        check_writable_folder(path.parent, option)
+        raise OptionError("already exists; choose another name or pass `overwrite`", option=option, value=path)
+    check_writable_folder(path.parent, option, value=path)
 
 
-def check_writable_folder(folder: Path, option: str = "--out") -> None:
+def check_writable_folder(folder: Path, option: str = "out", value=_NOTHING) -> None:
     """Fail now, with one line, if `folder` cannot be created and written (a permission or disk problem
     must show before hours of work, not after). Folders made for the test are removed again."""
     folder = Path(folder)
+    value = folder if value is _NOTHING else value
     made = [p for p in [folder, *folder.parents] if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".signvision-write-test"
+        probe = folder / f".signvision-write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        raise UserError(f"{option} {folder}: cannot write there ({e.strerror or type(e).__name__})") from None
+        raise OptionError(
+            f"cannot write there ({e.strerror or type(e).__name__})", option=option, value=value
+        ) from None
     finally:
         for p in made:  # deepest first
             try:
                 p.rmdir()
             except OSError:
                 pass
+
+
+def disk_full(e: OSError, path: Path) -> bool:
+    """Whether an OSError (or a RuntimeError that torch raised from one) means the disk is full."""
+    return getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(e)
+
+
+@contextmanager
+def atomic_write(path: str | Path, mode: str = "w", **kw):
+    """Open a temporary file beside `path` and rename it over `path` when the block ends without error: the
+    file is then either the whole new one or, after any failure (a full disk, Ctrl-C), the old one, and no
+    partial or empty file is left behind. A full disk is a `DiskFullError` naming `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **kw) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        if disk_full(e, path):
+            raise DiskFullError(f"{path}: the disk is full; nothing was written (an earlier file is kept)") from None
+        raise
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# the name of the base class before the hierarchy; kept for code and tests written against it
+UserError = SignvisionError

@@ -62,7 +62,7 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, opset: int = 
         raise UserError(f"--out {out}: the file name must end in .onnx")
     meta_path = out.with_suffix(".json")
     refuse_overwrite(out, overwrite)
-    refuse_overwrite(meta_path, overwrite, option=f"--out {out}: its description")
+    refuse_overwrite(meta_path, overwrite)  # the description written beside it
     m = load_run(run)
     wrapped = Deployable(m.model, m.ckpt["norm"]["mean"], m.ckpt["norm"]["std"], m.task, m.temperature).eval()
     example = torch.zeros(2, 3, m.cfg.image_size, m.cfg.image_size, dtype=torch.uint8)

@@ -144,6 +144,14 @@ def score_members(members: list[RunModel], data: str | None, device: str, batch_
         yield Scored(m, images, loader, runtime, outputs, y)
 
 
+def holds_run_images(member: RunModel, data: str | Path) -> bool:
+    """Whether DATA is the run's own data (moved): it holds every image of the run's split.csv."""
+    from signvision.tables import read_labelled
+
+    split_ids = pd.read_csv(member.folder / "split.csv", dtype=str, keep_default_na=False)["img_IDS"]
+    return set(split_ids) <= set(read_labelled(data).train["img_IDS"])
+
+
 def evaluation_file(tta: str) -> str:
     """Where `evaluate_run` keeps its result for a TTA mode (ablate reads the same names)."""
     return "evaluation.json" if tta == "none" else f"evaluation-tta-{Path(tta).stem}.json"
@@ -161,8 +169,17 @@ def evaluate_run(
     log=print,
 ) -> dict:
     """Validation metrics without calibration, calibrated, and calibrated with TTA; saved as
-    evaluation*.json in the run. A cross-validated run is scored on its out-of-fold predictions."""
+    evaluation*.json in the run. A cross-validated run is scored on its out-of-fold predictions.
+
+    `data`: where the run's own images are now (they moved), or other labelled images (a test set, a folder
+    of class sub-folders, a CSV), which `evaluation.evaluate_labelled` scores instead."""
     members = load_members(run)
+    if data is not None and not holds_run_images(members[0], data):
+        from signvision.evaluation import evaluate_labelled
+
+        return evaluate_labelled(
+            run, data, tta=tta, tta_merge=tta_merge, tta_views=tta_views, device=device, batch_size=batch_size, log=log
+        )
     tta_views = TTA(
         tta, merge=tta_merge, views=tta_views, image_size=members[0].cfg.image_size, seed=members[0].cfg.seed
     )

@@ -14,12 +14,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from tqdm.auto import tqdm
 
 from signvision.augment import TTA
 from signvision.metrics import compute_metrics
 from signvision.mix import Mixer
-from signvision.runtime import Runtime, show_progress, unwrap
+from signvision.progress import progress_bar
+from signvision.runtime import Runtime, unwrap
 from signvision.task import Task
 
 
@@ -41,14 +41,7 @@ def train_one_epoch(
     model.train()
     loss_fn = task.loss_fn()
     total_loss, seen, probs, labels = 0.0, 0, [], []
-    bar = tqdm(
-        total=len(loader.dataset),
-        desc=f"epoch {epoch + 1} train",
-        unit="img",
-        leave=False,
-        disable=not show_progress(runtime.rank),
-        dynamic_ncols=True,
-    )
+    bar = progress_bar(total=len(loader.dataset), desc=f"epoch {epoch + 1} train", unit="img", rank=runtime.rank)
     start = time.perf_counter()
     for images, y in loader:
         x = runtime.prepare(images)  # (B, 3, H, W) float, normalised
@@ -126,14 +119,8 @@ def predict(
         with runtime.autocast():
             return model(x).float()
 
-    bar = tqdm(
-        total=len(loader.sampler) if loader.sampler is not None else None,
-        desc=desc,
-        unit="img",
-        leave=False,
-        disable=not show_progress(runtime.rank),
-        dynamic_ncols=True,
-    )
+    total = len(loader.sampler) if loader.sampler is not None else None
+    bar = progress_bar(total=total, desc=desc, unit="img", rank=runtime.rank)
     for images, second in loader:
         if tta is not None:
             p = tta(lambda x: task.probs(forward(x), temperature), images, runtime.prepare)

@@ -52,3 +52,47 @@ def compute_metrics(y: np.ndarray, probs: np.ndarray, class_names: list[str]) ->
         "per_class_roc_auc": per_class,
         "n": int(len(y)),
     }
+
+
+def per_image_figures(y: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(whether each image is classified right, its log loss), as `compute_metrics` counts them."""
+    y = np.asarray(y)
+    probs = np.asarray(probs, dtype=np.float64)
+    eps = 1e-7
+    if probs.ndim == 1:
+        p_true = np.where(y == 1, probs, 1 - probs)
+        return (probs >= 0.5) == (y == 1), -np.log(np.clip(p_true, eps, 1 - eps))
+    clipped = np.clip(probs, eps, 1)
+    clipped = clipped / clipped.sum(1, keepdims=True)
+    return probs.argmax(1) == y, -np.log(clipped[np.arange(len(y)), y])
+
+
+def group_bootstrap(
+    y: np.ndarray, probs: np.ndarray, groups, *, draws: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> dict:
+    """95% intervals of accuracy and log loss from a bootstrap over groups, not images.
+
+    Near copies and the frames of one clip are not independent evidence: 726 validation frames that are 60
+    clips are 60 samples. Each draw takes as many groups as there are, with replacement (a cluster
+    bootstrap), and pools their images. Returns {"groups", "accuracy": [low, high], "log_loss": [low, high]}.
+    """
+    correct, loss = per_image_figures(y, probs)
+    _, which = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    n_groups = int(which.max()) + 1 if len(which) else 0
+    if n_groups < 2:
+        return {"groups": n_groups, "accuracy": None, "log_loss": None}
+    sums = np.stack([np.bincount(which, correct.astype(float), n_groups), np.bincount(which, loss, n_groups)])
+    counts = np.bincount(which, minlength=n_groups).astype(float)
+    rng = np.random.default_rng(seed)
+    stats = []
+    for start in range(0, draws, 100):  # chunks keep memory at 100 x groups
+        picks = rng.integers(0, n_groups, size=(min(100, draws - start), n_groups))
+        stats.append(sums[:, picks].sum(2) / counts[picks].sum(1))  # (2, draws)
+    stats = np.concatenate(stats, axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(stats, [tail, 100 - tail], axis=1)
+    return {
+        "groups": n_groups,
+        "accuracy": [float(low[0]), float(high[0])],
+        "log_loss": [float(low[1]), float(high[1])],
+    }

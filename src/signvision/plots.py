@@ -130,18 +130,24 @@ def plot_compare(table: pd.DataFrame, path: Path) -> Path:
 
 
 def plot_ablation(table: pd.DataFrame, keys: list[str], path: Path) -> Path:
-    """Each setting's ROC AUC difference to the baseline with its 95% interval."""
+    """Each setting's difference to the baseline (in the compared figure) with its 95% interval, on the
+    validation split and, when the table has them, on the test set."""
     labels = [" ".join(f"{k}={r[k]}" for k in keys) for _, r in table.iterrows()]
-    fig, ax = plt.subplots(figsize=(8, 0.4 * len(table) + 1.5))
-    diffs = table["auc_diff"].to_numpy()
-    err = np.vstack([diffs - table["auc_diff_low"].to_numpy(), table["auc_diff_high"].to_numpy() - diffs])
-    # green: better beyond noise, red: worse beyond noise, grey: within seed noise
-    colours = [("tab:green" if d > 0 else "tab:red") if b else "tab:grey" for d, b in zip(diffs, table["beyond_noise"])]
-    ax.barh(labels, diffs, xerr=np.nan_to_num(err), color=colours, capsize=3)
-    ax.axvline(0, color="black", lw=1)
-    ax.set(
-        xlabel="ROC AUC difference to the baseline (95% CI over seeds)",
-        title="ablation (green/red: better/worse beyond seed noise)",
-    )
-    ax.invert_yaxis()
+    sides = [("", "validation")] + ([("test_", "test set")] if "test_diff" in table.columns else [])
+    metric = table["metric"].iloc[0] if "metric" in table.columns else "roc_auc"
+    fig, axes = plt.subplots(1, len(sides), figsize=(8 * len(sides), 0.4 * len(table) + 1.5), squeeze=False)
+    for ax, (side, title) in zip(axes[0], sides):
+        diffs = table[f"{side}diff"].to_numpy()
+        low, high = table[f"{side}diff_low"].to_numpy(), table[f"{side}diff_high"].to_numpy()
+        # green: better beyond noise, red: worse beyond noise, grey: within seed noise
+        colours = [
+            ("tab:green" if b else "tab:red") if n else "tab:grey"
+            for b, n in zip(table[f"{side}better"], table[f"{side}beyond_noise"])
+        ]
+        ax.barh(labels, diffs, xerr=np.nan_to_num(np.vstack([diffs - low, high - diffs])), color=colours, capsize=3)
+        ax.axvline(0, color="black", lw=1)
+        ax.set(
+            xlabel=f"{metric} difference to the baseline (95% CI over seeds)", title=f"{title}: green better, red worse"
+        )
+        ax.invert_yaxis()
     return save_figure(fig, path)

@@ -41,68 +41,141 @@ def score_validation(run: Path, data: str | None, device: str):
     return members, y, calibrated, raw, images
 
 
-def write_report(run: str | Path, *, data: str | None = None, device: str = "auto", top_wrong: int = 12) -> Path:
-    """Score RUN's best model(s) on its validation images and write the PNGs and report.html into RUN."""
-    from signvision.calibrate import reliability
-    from signvision.metrics import SCORES, compute_metrics
-    from signvision.plots import plot_confusion, plot_curves, plot_gallery, plot_reliability, plot_roc
-
-    run = Path(run)
-    members, y, probs, raw, images = score_validation(run, data, device)
-    names = members[0].task.names
-    metrics, metrics_raw = compute_metrics(y, probs, names), compute_metrics(y, raw, names)
+def predictions_of(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted index, its confidence) per image from probabilities (N, K) or P(positive) (N,)."""
     if probs.ndim == 1:  # binary: P(positive)
         pred = (probs >= 0.5).astype(int)
-        confidence = np.where(pred == 1, probs, 1 - probs)
-    else:
-        pred, confidence = probs.argmax(1), probs.max(1)
-    pngs = []
-    for m in members:
-        history = pd.read_csv(m.folder / "metrics.csv")
-        suffix = f"-{m.folder.name}" if len(members) > 1 else ""
-        pngs.append(plot_curves(history, run / f"curves{suffix}.png"))
-    pngs += [
-        plot_roc(y, probs, names, run / "roc.png"),
-        plot_confusion(y, pred, names, run / "confusion.png"),
+        return pred, np.where(pred == 1, probs, 1 - probs)
+    return probs.argmax(1), probs.max(1)
+
+
+def scored_sections(folder: Path, y, probs, raw, names, picture, caption, *, top_wrong: int = 12, what="validation"):
+    """The pictures and tables every scored set gets (a run's validation images, a labelled test set): the
+    metrics before and after calibration, per-class figures, ROC curves, the confusion matrix, the
+    reliability diagram and the most confidently wrong images. `picture(i)` / `caption(i)`: image i and
+    its name. Writes the PNGs into `folder`; returns (HTML parts, metrics)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from signvision.calibrate import reliability
+    from signvision.metrics import SCORES, compute_metrics
+    from signvision.plots import plot_confusion, plot_gallery, plot_reliability, plot_roc
+
+    metrics = compute_metrics(y, probs, names)
+    metrics_raw = compute_metrics(y, raw, names) if raw is not None else metrics
+    pred, confidence = predictions_of(probs)
+    pngs = [
+        plot_roc(y, probs, names, folder / "roc.png"),
+        plot_confusion(y, pred, names, folder / "confusion.png"),
         plot_reliability(
-            {"uncalibrated": reliability(raw, y), "calibrated": reliability(probs, y)}, run / "reliability.png"
+            {**({"uncalibrated": reliability(raw, y)} if raw is not None else {}), "calibrated": reliability(probs, y)},
+            folder / "reliability.png",
         ),
     ]
     wrong = np.flatnonzero(pred != y)
     wrong = wrong[np.argsort(-confidence[wrong])][:top_wrong]
     if len(wrong):
-        pictures = [images[i][0].load(images[i][1]) for i in wrong]
-        captions = [
-            f"{images[i][0].ids[images[i][1]][:18]}\ngiven {names[y[i]]}\npred {names[pred[i]]} {confidence[i]:.2f}"
-            for i in wrong
-        ]
-        pngs.append(plot_gallery(pictures, captions, run / "wrong.png", title="most confidently wrong"))
+        captions = [f"{caption(i)[:18]}\ngiven {names[y[i]]}\npred {names[pred[i]]} {confidence[i]:.2f}" for i in wrong]
+        pngs.append(
+            plot_gallery([picture(i) for i in wrong], captions, folder / "wrong.png", title="most confidently wrong")
+        )
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y, pred, labels=list(range(len(names))), zero_division=0
+    )
+    auc = metrics["per_class_roc_auc"]
+    parts = [
+        "<table><tr><th class=l>metric</th><th>uncalibrated</th><th>calibrated</th></tr>",
+        *(f"<tr><td class=l>{k}</td><td>{metrics_raw[k]:.4f}</td><td>{metrics[k]:.4f}</td></tr>" for k in SCORES),
+        f"</table><h2>Per class ({what})</h2><table><tr><th class=l>class</th><th>images</th><th>precision</th>"
+        "<th>recall</th><th>F1</th><th>ROC AUC</th></tr>",
+        *(
+            f"<tr><td class=l>{escape(n)}</td><td>{support[k]}</td><td>{precision[k]:.3f}</td><td>{recall[k]:.3f}</td>"
+            f"<td>{f1[k]:.3f}</td><td>{'' if auc.get(n) is None else f'{auc[n]:.4f}'}</td></tr>"
+            for k, n in enumerate(names)
+        ),
+        "</table>",
+        *(f"<h2>{p.stem}</h2>{png_tag(p, p.stem)}" for p in pngs),
+    ]
+    return parts, metrics
+
+
+def leak_section(summary: dict) -> str:
+    """What the split leaks and what the validation figure is worth, from a run's summary.json."""
+    if summary.get("val_near_copy_share") is None and summary.get("val_accuracy_ci") is None:
+        return ""
+    rows = []
+    if summary.get("split_by"):
+        rows.append(
+            (
+                "split",
+                f"{summary['split_by']} ({summary.get('grouped_images', 0)} images in near-copy "
+                f"groups, largest {summary.get('largest_group', 0)})",
+            )
+        )
+    if summary.get("val_near_copy_share") is not None:
+        rows.append(("validation images with a near copy in training", f"{summary['val_near_copy_share']:.1%}"))
+        rows.append(
+            ("memory baseline: accuracy of a 1-nearest-neighbour on thumbnails", f"{summary['memory_accuracy']:.4f}")
+        )
+    for key in ("accuracy", "log_loss"):
+        ci = summary.get(f"val_{key}_ci")
+        if ci:
+            rows.append(
+                (
+                    f"validation {key.replace('_', ' ')}, 95% interval over {summary['val_groups']} groups",
+                    f"{summary[f'val_{key}']:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]",
+                )
+            )
+    warn = ""
+    if summary.get("measures_memory"):
+        warn = (
+            '<p class="warn">This validation figure measures memory: remembering the nearest training image '
+            "scores about as well as the model. Split with near copies kept together (the default).</p>"
+        )
+    table = "".join(f"<tr><th class=l>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+    return f"<h2>What the validation figure is worth</h2>{warn}<table>{table}</table>"
+
+
+def write_report(run: str | Path, *, data: str | None = None, device: str = "auto", top_wrong: int = 12) -> Path:
+    """Score RUN's best model(s) on its validation images and write the PNGs and report.html into RUN."""
+    from signvision.plots import plot_curves
+
+    run = Path(run)
+    members, y, probs, raw, images = score_validation(run, data, device)
+    names = members[0].task.names
+    curves = []
+    for m in members:
+        suffix = f"-{m.folder.name}" if len(members) > 1 else ""
+        curves.append(plot_curves(pd.read_csv(m.folder / "metrics.csv"), run / f"curves{suffix}.png"))
+    sections, _ = scored_sections(
+        run,
+        y,
+        probs,
+        raw,
+        names,
+        lambda i: images[i][0].load(images[i][1]),
+        lambda i: images[i][0].ids[images[i][1]],
+        top_wrong=top_wrong,
+    )
     t = members[0].temperature
     cv = len(members) > 1
     what = f"{len(y)} validation images"
     if cv:
         what = f"{len(y)} out-of-fold images of a {len(members)}-fold cross-validation"
     epochs = "" if cv else f"Best checkpoint: epoch {members[0].ckpt['epoch']}. "
+    summary = read_json(run / "summary.json") if (run / "summary.json").is_file() else {}
     body = [
         f"<p>{epochs}Scored on {what}. "
         + (f"Temperature {t:.3f} (probabilities = softmax(logits / T)).</p>" if t else "Not calibrated.</p>"),
-        "<table><tr><th class=l>metric</th><th>uncalibrated</th><th>calibrated</th></tr>",
-        *(f"<tr><td class=l>{k}</td><td>{metrics_raw[k]:.4f}</td><td>{metrics[k]:.4f}</td></tr>" for k in SCORES),
-        "</table><h2>ROC AUC per class</h2><table>",
-        *(
-            f"<tr><td class=l>{escape(k)}</td><td>{'' if v is None else f'{v:.4f}'}</td></tr>"
-            for k, v in metrics["per_class_roc_auc"].items()
-        ),
-        "</table>",
+        leak_section(summary),
+        *sections[:2],
     ]
     if cv:
-        summary = read_json(run / "summary.json")
         header = "".join(f"<th>{k}</th>" for k in summary["per_fold"][0])
         body.append(f"<h2>Per fold</h2><table><tr><th>fold</th>{header}</tr>")
         for k, row in enumerate(summary["per_fold"], 1):
             body.append(f"<tr><td>{k}</td>" + "".join(f"<td>{v:.4f}</td>" for v in row.values() if v is not None))
         body.append("</table>")
-    body += [f"<h2>{p.stem}</h2>{png_tag(p, p.stem)}" for p in pngs]
+    body += [f"<h2>{p.stem}</h2>{png_tag(p, p.stem)}" for p in curves] + sections[2:]
     config = json.dumps(members[0].ckpt["config"], indent=2, ensure_ascii=False)
     body.append(f"<h2>config</h2><pre>{escape(config)}</pre>")
     return write_page(run / "report.html", f"signvision run {run.name}", "".join(body))
@@ -112,7 +185,16 @@ def write_report(run: str | Path, *, data: str | None = None, device: str = "aut
 # Comparing runs
 # ----------------------------------------------------------------------------------------------------
 IGNORED_SETTINGS = {"out", "resume", "cache_dir", "workers", "device", "split"}
-FIGURES = ("val_roc_auc", "val_log_loss", "val_accuracy", "epochs", "train_seconds")
+FIGURES = (
+    "val_roc_auc",
+    "val_log_loss",
+    "val_accuracy",
+    "val_accuracy_ci",
+    "val_near_copy_share",
+    "memory_accuracy",
+    "epochs",
+    "train_seconds",
+)
 
 
 def compare_runs(runs: list[str | Path], out: str | Path | None = None) -> pd.DataFrame:
@@ -126,6 +208,8 @@ def compare_runs(runs: list[str | Path], out: str | Path | None = None) -> pd.Da
         row = {"run": str(run)}
         row.update({k: v for k, v in config.items() if k not in IGNORED_SETTINGS})
         row.update({k: summary.get(k) for k in FIGURES})
+        ci = row["val_accuracy_ci"]
+        row["val_accuracy_ci"] = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else None
         rows.append(row)
     table = pd.DataFrame(rows)
     settings = [c for c in table.columns if c not in ("run", *FIGURES)]

@@ -6,7 +6,6 @@ Every rule about the machine lives here, once:
     amp_dtype        bf16 where the hardware has it, fp16 on older GPUs, None when AMP is off
     dist_setup       joins the process group that torchrun describes (NCCL on GPUs, gloo on CPUs)
     cpu_threads      how many threads a pool of decoders or verifiers may use
-    show_progress    whether this process draws progress bars (rank 0, and SIGNVISION_PROGRESS != 0)
     Runtime          the device, the input normalisation and the precision a pass over images needs
 """
 
@@ -27,11 +26,6 @@ def cpu_threads(limit: int = 8) -> int:
     """Threads for a pool of CPU work (decoding, verifying): the cores this process may use, at most `limit`."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(limit, cores))
-
-
-def show_progress(rank: int = 0) -> bool:
-    """Progress bars: only on the first process, and not when SIGNVISION_PROGRESS=0 (logs, CI)."""
-    return rank == 0 and os.environ.get("SIGNVISION_PROGRESS", "1") != "0"
 
 
 def pick_device(spec: str = "auto") -> torch.device:

@@ -32,7 +32,7 @@ import torch
 
 from signvision.augment import TTA
 from signvision.errors import BadImage, UserError
-from signvision.images import decode_image, image_pixels, resize
+from signvision.images import decode_image, read_header, resize
 from signvision.inference import check_run_folder, load_members, probability_columns, probability_table, runtime_for
 from signvision.runtime import cpu_threads, pick_device
 
@@ -184,11 +184,12 @@ def read_upload(data: bytes, name: str, image_size: int) -> np.ndarray:
     if not data:
         raise RequestError(400, f"{name}: the file is empty")
     buf = np.frombuffer(data, dtype=np.uint8)
-    pixels = image_pixels(buf)
-    if pixels > MAX_SERVE_PIXELS:
-        raise RequestError(413, f"{name}: {pixels / 1e6:.0f} megapixels; the limit is {MAX_SERVE_PIXELS / 1e6:.0f}")
     try:
-        return resize(decode_image(buf, name, pixels), image_size)
+        header = read_header(buf, name)
+        if header.pixels > MAX_SERVE_PIXELS:
+            pixels = header.pixels / 1e6
+            raise RequestError(413, f"{name}: {pixels:.0f} megapixels; the limit is {MAX_SERVE_PIXELS / 1e6:.0f}")
+        return resize(decode_image(buf, name, header), image_size)
     except BadImage as e:
         raise RequestError(422, str(e)) from None
 

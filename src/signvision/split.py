@@ -1,97 +1,170 @@
-"""The validation split: random, stratified by label, seeded, and group-aware.
+"""The validation split: seeded, stratified by label, and by default group-aware.
 
-A *group* is a set of images that must stay on one side of the split: copies of one photo found by
-the audit. Splitting groups instead of images keeps a copy of a training image out of the validation
-set, where it would make the score look better than it is. Without groups every image is its own.
+A *group* is a set of images that must stay on one side of the split: near copies of one photo and the
+neighbouring frames of one clip (`nearcopies.py` finds them in seconds), and the copies and sequences of an
+audit when one is given (`signvision audit`). Splitting groups instead of images keeps a copy of a training
+image out of the validation set, where it would make the score measure memory. `split_by="random"` is the
+course's plain random split of images (an audit's groups, when given, are still kept together).
 
-The split is written as `split.csv` (`img_IDS,fold`, fold `train` or `val`) and read back with
-`--split FILE` so that several runs can share it.
+The split is written as `split.csv` (`img_IDS,fold,group`; fold `train` or `val`; group empty for an image
+that has no near copy) and read back with `split=FILE` so that several runs can share it. A class whose
+images are all one group cannot be on both sides: its group stays in training, and the split says so.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
-from signvision.errors import UserError
+from signvision.errors import DataError, MissingError, OptionError
+
+SPLIT_BY = ("near-copies", "random")
+
+
+@dataclass
+class SplitInfo:
+    """How a split was made and what it leaks (saved as the run's split.json)."""
+
+    split_by: str  # near-copies | random | file | folders
+    grouping: dict = field(default_factory=dict)  # images, grouped_images, groups, largest_group
+    leak: dict = field(default_factory=dict)  # val_images, val_near_copy_share, memory_accuracy
+    train_only_classes: list[str] = field(default_factory=list)  # classes whose images are all one group
+
+    def describe(self) -> str:
+        """One or two lines for a run's log."""
+        g, leak = self.grouping, self.leak
+        lines = []
+        if g:
+            lines.append(
+                f"split by {self.split_by}: {g['grouped_images']} of {g['images']} images are near copies or "
+                f"neighbouring frames, in {g['groups']} groups (largest {g['largest_group']})"
+                + (", each kept on one side" if self.split_by != "random" else "; random split: NOT kept together")
+            )
+        if self.train_only_classes:
+            lines.append(
+                f"classes whose images are all one group, kept in training (validation cannot measure them): "
+                f"{', '.join(self.train_only_classes)}"
+            )
+        share = leak.get("val_near_copy_share")
+        if self.split_by == "random" and share:
+            lines.append(
+                f"warning: a random split: {share:.0%} of the validation images have a near copy in training, so "
+                "their score partly measures memory (the default split keeps near copies together)"
+            )
+        if share is not None:
+            lines.append(
+                f"leak check: {leak['val_near_copy_share']:.1%} of the {leak['val_images']} validation images have a "
+                f"near copy in training; memory baseline (1-nearest-neighbour on thumbnails) accuracy "
+                f"{leak['memory_accuracy']:.3f}"
+            )
+        return "\n".join(lines)
 
 
 def make_split(
     ids: pd.Series, labels: pd.Series, *, val_fraction: float = 0.33, seed: int = 0, groups: pd.Series | None = None
 ) -> pd.DataFrame:
-    """Return a DataFrame `img_IDS,fold`. Groups (any hashable; NaN = alone) never straddle the split.
+    """Return a DataFrame `img_IDS,fold,group`. Groups (any hashable; NaN = alone) never straddle the split.
 
-    Groups are split, stratified by their most common label, with scikit-learn's `train_test_split`;
-    when a class has too few groups to be stratified, the split falls back to a plain random one.
+    Groups are split, stratified by their most common label, with scikit-learn's `train_test_split`; a
+    class with a single group keeps it in training; when a class has too few groups to be stratified, the
+    split falls back to a plain random one.
     """
+    from sklearn.model_selection import train_test_split
+
     if not 0.0 < val_fraction < 1.0:
-        raise UserError(f"--val-fraction {val_fraction}: must be between 0 and 1")
-    ids = pd.Series(ids).reset_index(drop=True)
+        raise OptionError("must be between 0 and 1", option="val_fraction", value=val_fraction)
+    ids = pd.Series(ids).reset_index(drop=True).astype(str)
     labels = pd.Series(labels).reset_index(drop=True)
-    if groups is None:
-        group_of = ids.astype(str)
-    else:
-        g = pd.Series(groups).reset_index(drop=True)
-        group_of = g.where(g.notna(), "solo:" + ids.astype(str)).astype(str)
+    grouped = pd.Series(groups).reset_index(drop=True) if groups is not None else pd.Series([np.nan] * len(ids))
+    group_of = grouped.where(grouped.notna(), "solo:" + ids).astype(str)
     table = pd.DataFrame({"img_IDS": ids, "label": labels, "group": group_of})
     group_label = table.groupby("group")["label"].agg(lambda s: s.value_counts().index[0])
-    names = group_label.index.to_numpy()
+    groups_per_class = group_label.value_counts()
+    alone = set(groups_per_class[groups_per_class < 2].index)  # a class in one group (or image) trains
+    candidates = group_label[~group_label.isin(alone)]
+    names = candidates.index.to_numpy()
     if len(names) < 2:
-        raise UserError(f"split: need at least 2 images (or duplicate groups), got {len(names)}")
-    counts = group_label.value_counts()
+        raise DataError(f"split: need at least 2 images (or groups of near copies) to split, got {len(names)}")
+    counts = candidates.value_counts()
     n_val = max(1, round(val_fraction * len(names)))
-    stratify = group_label.to_numpy() if counts.min() >= 2 and n_val >= len(counts) else None
+    if n_val >= len(names):
+        raise OptionError(
+            f"leaves no training images ({len(names)} images or groups to split)",
+            option="val_fraction",
+            value=val_fraction,
+        )
+    stratify = candidates.to_numpy() if counts.min() >= 2 and n_val >= len(counts) else None
     _, val_groups = train_test_split(names, test_size=val_fraction, random_state=seed, shuffle=True, stratify=stratify)
     fold = np.where(table["group"].isin(set(val_groups)), "val", "train")
-    return pd.DataFrame({"img_IDS": ids, "fold": fold})
+    return pd.DataFrame({"img_IDS": ids, "fold": fold, "group": grouped.where(grouped.notna(), "").astype(str)})
+
+
+def single_group_classes(labels: pd.Series, groups: pd.Series | None) -> list[str]:
+    """Classes all of whose images are in one group (they cannot be on both sides of a split)."""
+    if groups is None:
+        return []
+    table = pd.DataFrame({"label": pd.Series(labels).values, "group": pd.Series(groups).values})
+    table["group"] = table["group"].where(table["group"].notna(), pd.Series(range(len(table))).map("solo{}".format))
+    per_class = table.groupby("label")["group"].nunique()
+    return sorted(per_class[per_class < 2].index.astype(str))
+
+
+def join_groups(*labelings: pd.Series | None) -> pd.Series | None:
+    """One grouping from several (near copies, an audit's sequences): two images share a group when any
+    labeling puts them together. NaN = alone. None when every labeling is None."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    given = [pd.Series(g).reset_index(drop=True) for g in labelings if g is not None]
+    if not given:
+        return None
+    n = len(given[0])
+    rows, cols = [], []
+    for g in given:
+        for members in g.dropna().groupby(g.dropna()).indices.values():
+            index = g.dropna().index.to_numpy()[members]
+            rows += index[:-1].tolist()
+            cols += index[1:].tolist()
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    sizes = np.bincount(component, minlength=n)
+    return pd.Series([f"g{c}" if sizes[c] > 1 else np.nan for c in component], dtype=object)
 
 
 def read_split(path: str | Path, ids: pd.Series) -> pd.DataFrame:
-    """Read a split.csv and check it covers exactly the given images."""
+    """Read a split.csv and check it covers exactly the given images (a `group` column is optional)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"--split {path}: file not found")
+        raise MissingError("file not found", option="split", value=path)
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
-        raise UserError(f"--split {path}: the file is empty (expected img_IDS,fold)") from None
+        raise DataError("the file is empty (expected img_IDS,fold)", option="split", value=path) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise UserError(f"--split {path}: not a readable CSV ({str(e).splitlines()[0]})") from None
+        raise DataError(f"not a readable CSV ({str(e).splitlines()[0]})", option="split", value=path) from None
     if list(df.columns[:2]) != ["img_IDS", "fold"]:
-        raise UserError(f"--split {path}: expected columns img_IDS,fold, found {','.join(df.columns)}")
+        raise DataError(f"expected columns img_IDS,fold, found {','.join(df.columns)}", option="split", value=path)
     bad = df[~df["fold"].isin(["train", "val"])]
     if len(bad):
-        raise UserError(f"--split {path} row {bad.index[0] + 2}: fold {bad['fold'].iloc[0]!r} is not train/val")
+        raise DataError(
+            f"row {bad.index[0] + 2}: fold {bad['fold'].iloc[0]!r} is not train/val", option="split", value=path
+        )
     known = set(ids)
     df = df[df["img_IDS"].isin(known)]  # images dropped since (a cleaned table) are simply not used
     missing = known - set(df["img_IDS"])
     if missing:
-        raise UserError(f"--split {path}: {len(missing)} images of the data are not in it, e.g. {sorted(missing)[0]!r}")
-    return df[["img_IDS", "fold"]]
+        raise DataError(
+            f"{len(missing)} images of the data are not in it, e.g. {sorted(missing)[0]!r}", option="split", value=path
+        )
+    if "group" not in df.columns:
+        df = df.assign(group="")
+    return df[["img_IDS", "fold", "group"]].reset_index(drop=True)
 
 
-def write_split(args) -> Path:
-    """`signvision split`: a split.csv for the data of `args` (data options, audit, val_fraction, seed, out)."""
-    from signvision.errors import refuse_overwrite
-    from signvision.rundata import audit_groups, load_audit
-    from signvision.tables import read_data
-
-    out = Path(args.out)
-    refuse_overwrite(out)
-    table = read_data(
-        args.data, csv=args.csv, image_col=args.image_col, label_col=args.label_col, image_dir=args.image_dir
-    )
-    groups = audit_groups(table.train["img_IDS"], load_audit(args.audit)[1] if args.audit else None)
-    split = make_split(
-        table.train["img_IDS"], table.train["Label"], val_fraction=args.val_fraction, seed=args.seed, groups=groups
-    )
-    split.to_csv(out, index=False)
-    counts = split["fold"].value_counts()
-    print(
-        f"wrote {out}: {counts.get('train', 0)} train, {counts.get('val', 0)} val images"
-        + (f"; {int(groups.notna().sum())} images in duplicate groups kept together" if groups is not None else "")
-    )
-    return out
+def group_keys(split: pd.DataFrame) -> np.ndarray:
+    """Each image's group for statistics: its group, or itself when it has none."""
+    group = split["group"].fillna("").astype(str) if "group" in split.columns else pd.Series([""] * len(split))
+    return np.where(group.to_numpy() != "", group.to_numpy(), "solo:" + split["img_IDS"].astype(str).to_numpy())

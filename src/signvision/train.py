@@ -39,15 +39,17 @@ from torch.utils.data import DistributedSampler
 from signvision.augment import build_augment
 from signvision.calibrate import fit_temperature, scaled_probs
 from signvision.checkpoint import FORMAT, load_checkpoint, load_state, save_checkpoint
-from signvision.config import TrainConfig
+from signvision.config import TrainConfig, read_json
 from signvision.dataset import ShardSampler, auto_workers, make_loader
 from signvision.errors import UserError, check_writable_folder
 from signvision.loop import evaluate, train_one_epoch
-from signvision.metrics import compute_metrics
+from signvision.metrics import compute_metrics, group_bootstrap
 from signvision.mix import Mixer
 from signvision.models import build_model, classifier_prefixes, load_weights, model_norm, set_backbone_trainable
+from signvision.nearcopies import measures_memory
 from signvision.rundata import RunData, prepare_run_data
 from signvision.runtime import Runtime, amp_dtype, dist_setup, pick_device, unwrap
+from signvision.split import SplitInfo
 
 METRIC_COLUMNS = [
     "epoch",
@@ -84,7 +86,7 @@ def check_out_folder(out: Path, *, resume: bool) -> None:
         raise UserError(f"--out {out}: exists and is not a folder")
     elif out.is_dir() and any(out.iterdir()):
         raise UserError(f"--out {out}: the folder is not empty and holds no run; choose a new or empty folder")
-    check_writable_folder(out, "--resume" if resume else "--out")
+    check_writable_folder(out, "resume" if resume else "out")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -157,8 +159,14 @@ class TrainingState:
     classes: list[str]
     norm: tuple
     epoch: int = 0  # epochs finished
-    best_auc: float = -1.0
+    best: float | None = None  # the best epoch's value of cfg.select (lowest log loss, highest ROC AUC/accuracy)
     train_seconds: float = 0.0
+
+    def improves(self, value: float) -> bool:
+        """Whether an epoch's validation figure (of `cfg.select`) beats the best so far."""
+        if self.best is None:
+            return True
+        return value < self.best if self.cfg.select == "log_loss" else value > self.best
 
     @property
     def eval_model(self) -> nn.Module:
@@ -170,7 +178,8 @@ class TrainingState:
             "format": FORMAT,
             "model": unwrap(self.eval_model).state_dict(),
             "epoch": epoch,
-            "best_roc_auc": self.best_auc,
+            "select": self.cfg.select,
+            "best_value": self.best,
             "classes": self.classes,
             "target": self.cfg.target,
             "config": asdict(self.cfg),
@@ -205,7 +214,8 @@ class TrainingState:
                 self.scaler.load_state_dict(ckpt["scaler"])
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             raise UserError(f"{path}: cannot resume from it ({type(e).__name__}: {str(e)[:120]})") from None
-        self.epoch, self.best_auc = int(ckpt["epoch"]), float(ckpt.get("best_roc_auc", -1.0))
+        self.epoch = int(ckpt["epoch"])
+        self.best = ckpt.get("best_value", ckpt.get("best_roc_auc"))
         self.train_seconds = float(ckpt.get("train_seconds", 0.0))
 
 
@@ -259,7 +269,10 @@ def fit(cfg: TrainConfig, *, resume: bool = False, log=print) -> dict:
 
     last = load_checkpoint(out / "last.pt") if resume else None
     classes = list(last["classes"]) if last is not None else None
-    data = prepare_run_data(cfg, out / "split.csv" if resume else cfg.split, rank=rank, classes=classes)
+    split_file = out / "split.csv" if resume else cfg.split
+    data = prepare_run_data(cfg, split_file, rank=rank, classes=classes, leak_check=is_main and not resume)
+    if resume and (out / "split.json").is_file():
+        data.info = SplitInfo(**read_json(out / "split.json"))
     task = data.task
     model, weights_report = build_run_model(cfg, task.num_outputs)
     norm = model_norm(model)
@@ -278,29 +291,32 @@ def fit(cfg: TrainConfig, *, resume: bool = False, log=print) -> dict:
         cfg.save(out / "config.json")  # on resume too: a moved --data or a longer --epochs is kept
         if not resume:
             data.split.to_csv(out / "split.csv", index=False)
+            (out / "split.json").write_text(json.dumps(asdict(data.info), indent=2, ensure_ascii=False) + "\n")
             if data.dropped:
                 (out / "dropped.txt").write_text("\n".join(data.dropped) + "\n")
             save_checkpoint(state.resumable(), out / "last.pt")  # resumable from the very start
         else:
             keep_metrics_up_to(out / "metrics.csv", state.epoch)
         log(describe_run(cfg, data, model, device, world, weights_report))
+        if not resume and data.info is not None:
+            log(data.info.describe())
 
     status = run_epochs(state, train_loader, sampler, val_loader, transform, runtime, data, out, world, log)
-    calibration = None
-    if status == "finished" and cfg.calibrate:
+    final = None
+    if status == "finished":
         if world > 1:
             dist.barrier()  # best.pt is written
         try:
-            calibration = calibrate_run(out, model, val_loader, runtime, task, world, log)
+            final = finish_run(out, model, val_loader, runtime, data, world, calibrate=cfg.calibrate, log=log)
         except KeyboardInterrupt:  # training is done; `--resume` only calibrates
             status = "interrupted"
             if is_main:
                 log(f"interrupted while calibrating; finish with: signvision train --resume {out}")
     summary = {}
     if is_main:
-        summary = write_summary(
-            out, cfg, task, status=status, seconds=state.train_seconds, data=data, calibration=calibration
-        )
+        summary = write_summary(out, cfg, task, status=status, seconds=state.train_seconds, data=data, final=final)
+        if summary.get("measures_memory"):
+            log(memory_warning(summary))
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
@@ -383,9 +399,9 @@ def run_epochs(state: TrainingState, train_loader, sampler, val_loader, transfor
                 "seconds": stats["seconds"],
                 "train_images_per_s": stats["images_per_s"],
             }
-            improved = val["roc_auc"] > state.best_auc
+            improved = state.improves(val[cfg.select])
             if improved:
-                state.best_auc = val["roc_auc"]
+                state.best = val[cfg.select]
             eta = (time.perf_counter() - started) / (epoch + 1 - first_epoch) * (cfg.epochs - epoch - 1)
             if is_main:
                 if improved:
@@ -408,28 +424,51 @@ def run_epochs(state: TrainingState, train_loader, sampler, val_loader, transfor
     return "finished"
 
 
-def calibrate_run(out: Path, model: nn.Module, val_loader, runtime: Runtime, task, world: int, log) -> dict:
-    """Fit the temperature on best.pt's validation logits (gathered from every process) and store it in
-    best.pt; returns the validation figures before and after."""
+def finish_run(out: Path, model: nn.Module, val_loader, runtime: Runtime, data: RunData, world: int, *, calibrate, log):
+    """Score best.pt on the validation images (gathered from every process): fit the temperature (stored in
+    best.pt) unless `calibrate` is off, and take each figure's 95% interval from a bootstrap over the
+    validation images' groups. Returns the summary's validation figures."""
+    task = data.task
     best = load_checkpoint(out / "best.pt")
     unwrap(model).load_state_dict(best["model"])
     before, outputs, y = evaluate(model, val_loader, runtime, task, world=world)
-    temperature = fit_temperature(outputs.logits, y)
-    after = compute_metrics(y, scaled_probs(outputs.logits, temperature), task.names)
-    if runtime.rank == 0:
-        best["temperature"] = temperature
-        save_checkpoint(best, out / "best.pt")
-    log(
-        f"calibration: temperature {temperature:.3f} fitted on {len(y)} validation images; log loss "
-        f"{before['log_loss']:.4f} -> {after['log_loss']:.4f}, ECE {before['ece']:.4f} -> {after['ece']:.4f}"
+    final = {"val_log_loss_uncalibrated": before["log_loss"], "val_ece_uncalibrated": before["ece"]}
+    probs, temperature = outputs.probs, None
+    if calibrate:
+        temperature = fit_temperature(outputs.logits, y)
+        probs = scaled_probs(outputs.logits, temperature)
+        if runtime.rank == 0:
+            best["temperature"] = temperature
+            save_checkpoint(best, out / "best.pt")
+    after = compute_metrics(y, probs, task.names)
+    n = len(y)
+    order = np.concatenate([np.arange(r, n, world) for r in range(world)])  # the gathered shards' order
+    interval = group_bootstrap(y, probs, data.groups("val")[order], seed=0)
+    final.update(
+        {
+            "temperature": temperature,
+            "val_log_loss": after["log_loss"],
+            "val_ece": after["ece"],
+            "val_accuracy": after["accuracy"],
+            "val_roc_auc": after["roc_auc"],
+            "val_groups": interval["groups"],
+            "val_accuracy_ci": interval["accuracy"],
+            "val_log_loss_ci": interval["log_loss"],
+        }
     )
-    return {
-        "temperature": temperature,
-        "val_log_loss": after["log_loss"],
-        "val_log_loss_uncalibrated": before["log_loss"],
-        "val_ece": after["ece"],
-        "val_ece_uncalibrated": before["ece"],
-    }
+    if calibrate:
+        log(
+            f"calibration: temperature {temperature:.3f} fitted on {n} validation images; log loss "
+            f"{before['log_loss']:.4f} -> {after['log_loss']:.4f}, ECE {before['ece']:.4f} -> {after['ece']:.4f}"
+        )
+    if interval["accuracy"] is not None:
+        (a_lo, a_hi), (l_lo, l_hi) = interval["accuracy"], interval["log_loss"]
+        log(
+            f"validation: accuracy {after['accuracy']:.4f} [{a_lo:.3f}, {a_hi:.3f}], log loss {after['log_loss']:.4f} "
+            f"[{l_lo:.3f}, {l_hi:.3f}] (95% intervals from a bootstrap over {interval['groups']} groups of near "
+            f"copies, not {n} images)"
+        )
+    return final
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -453,10 +492,11 @@ def keep_metrics_up_to(path: Path, epoch: int) -> None:
 
 
 def write_summary(
-    out: Path, cfg: TrainConfig, task, *, status: str, seconds: float, data: RunData, calibration: dict | None
+    out: Path, cfg: TrainConfig, task, *, status: str, seconds: float, data: RunData, final: dict | None
 ) -> dict:
     """summary.json: the validation figures of the epoch best.pt holds (read from best.pt itself, so an
-    interruption between writing best.pt and metrics.csv cannot make them disagree), calibrated."""
+    interruption between writing best.pt and metrics.csv cannot make them disagree), calibrated, with their
+    intervals, and what the split leaks."""
     metrics = pd.read_csv(out / "metrics.csv") if (out / "metrics.csv").is_file() else pd.DataFrame()
     summary: dict = {
         "status": status,
@@ -464,6 +504,7 @@ def write_summary(
         "target": cfg.target,
         "model": cfg.model,
         "loss": cfg.loss,
+        "select": cfg.select,
         "epochs": int(len(metrics)),
         "train_seconds": round(seconds, 2),
         "dropped_images": len(data.dropped),
@@ -482,6 +523,32 @@ def write_summary(
                 "val_accuracy": float(best["val_accuracy"]),
             }
         )
-    summary.update(calibration or {"temperature": None})
+    summary.update(final or {"temperature": None})
+    summary.update(leak_summary(data.info, summary.get("val_accuracy")))
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return summary
+
+
+def memory_warning(summary: dict) -> str:
+    """The line a run prints when remembering the nearest training image scores about as well as the model."""
+    return (
+        f"warning: this validation figure measures memory: a 1-nearest-neighbour on thumbnails (no learning) "
+        f"scores accuracy {summary['memory_accuracy']:.3f} against the model's {summary['val_accuracy']:.3f}, and "
+        f"{summary['val_near_copy_share']:.0%} of the validation images have a near copy in training"
+        + ("; the split was random: drop `split_by` random" if summary.get("split_by") == "random" else "")
+    )
+
+
+def leak_summary(info: SplitInfo | None, val_accuracy: float | None) -> dict:
+    """The split's leak figures for summary.json, and whether the validation accuracy measures memory."""
+    leak = (info.leak if info is not None else None) or {}
+    grouping = (info.grouping if info is not None else None) or {}
+    memory = leak.get("memory_accuracy")
+    return {
+        "split_by": info.split_by if info is not None else None,
+        "grouped_images": grouping.get("grouped_images"),
+        "largest_group": grouping.get("largest_group"),
+        "val_near_copy_share": leak.get("val_near_copy_share"),
+        "memory_accuracy": memory,
+        "measures_memory": measures_memory(leak, val_accuracy),
+    }
