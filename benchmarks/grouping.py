@@ -55,7 +55,8 @@ def main(argv=None) -> int:
         clips = clip_figures(split, table) if (folder / "sessions.json").is_file() else None
         g = info.grouping
         print(
-            f"| {folder.name} | {len(table.train):,} | {fingerprinted - started:.1f} s | {grouped - fingerprinted:.1f} s "
+            f"| {folder.name} | {len(table.train):,} | {fingerprinted - started:.1f} s "
+            f"| {grouped - fingerprinted:.1f} s "
             f"| {total:.1f} s | {g['grouped_images']:,} | {g['groups']:,} | {g['largest_group']} "
             f"| {info.leak['val_near_copy_share']:.1%} | "
             + (
