@@ -39,7 +39,8 @@ def main(argv=None) -> int:
     from signvision.tables import read_data
 
     print(
-        "| data | images | read + fingerprint | group | whole split + leak check | grouped images | groups | largest | val with a near copy in train | clips kept whole |"
+        "| data | images | read + fingerprint | group | whole split + leak check | grouped images | groups | largest "
+        "| val with a near copy in train | clips kept whole |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for folder in map(Path, args.folders):
