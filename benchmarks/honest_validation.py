@@ -29,6 +29,16 @@ def signvision(*args: str) -> None:
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
 
 
+KEYS = ("val_accuracy", "test_accuracy", "val_log_loss", "test_log_loss", "near_copy_share", "memory_accuracy")
+
+
+def spread(values, sign: bool = False) -> str:
+    """mean ± std (over seeds) with three decimals."""
+    values = np.asarray(values, dtype=float)
+    std = values.std(ddof=1) if len(values) > 1 else 0.0
+    return f"{values.mean():{'+' if sign else ''}.3f} ± {std:.3f}"
+
+
 def run_one(data: Path, out: Path, split_by: str, seed: int, train_args: list[str]) -> dict:
     run = out / f"{split_by}-seed{seed}"
     if not (run / "summary.json").is_file():
@@ -65,20 +75,16 @@ def main(argv=None) -> int:
         ]
     print(f"\n{args.train_args}; {args.seeds} seeds, mean ± std\n")
     print(
-        "| split | val accuracy | test accuracy | gap | val log loss | test log loss | val with a near copy in train | memory baseline |"
+        "| split | val accuracy | test accuracy | gap | val log loss | test log loss "
+        "| val with a near copy in train | memory baseline |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for split_by, runs in rows.items():
-
-        def cell(key, digits=3):
-            values = np.array([r[key] for r in runs], dtype=float)
-            return f"{values.mean():.{digits}f} ± {values.std(ddof=1) if len(values) > 1 else 0:.{digits}f}"
-
-        gaps = np.array([r["val_accuracy"] - r["test_accuracy"] for r in runs])
-        print(
-            f"| {split_by} | {cell('val_accuracy')} | {cell('test_accuracy')} | {gaps.mean():+.3f} ± {gaps.std(ddof=1) if len(gaps) > 1 else 0:.3f} "
-            f"| {cell('val_log_loss')} | {cell('test_log_loss')} | {cell('near_copy_share')} | {cell('memory_accuracy')} |"
-        )
+        gaps = [r["val_accuracy"] - r["test_accuracy"] for r in runs]
+        cells = [spread([r[k] for r in runs]) for k in ("val_accuracy", "test_accuracy")]
+        cells.append(spread(gaps, sign=True))
+        cells += [spread([r[k] for r in runs]) for k in KEYS[2:]]
+        print(f"| {split_by} | " + " | ".join(cells) + " |")
     return 0
 
 
