@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from helpers import make_zindi
+from helpers import make_zindi, write_images
 
 from signvision.cli import main
 
@@ -159,6 +159,18 @@ def class_only_in_validation(env: Env) -> list:
     return env.train("--split", split, "--out", env.tmp / "r")
 
 
+def evaluate_other_classes(env: Env) -> list:
+    folder = env.tmp / "other"
+    for c in ("x", "y"):
+        write_images(folder / c, [c] * 2, ["x", "y"])
+    return ["evaluate", "--run", env.run, "--data", folder, "--device", "cpu"]
+
+
+def evaluate_unlabelled(env: Env) -> list:
+    write_images(env.tmp / "flat", ["x", "y"], ["x", "y"])
+    return ["evaluate", "--run", env.run, "--data", env.tmp / "flat", "--device", "cpu"]
+
+
 def no_onnx(env: Env, monkeypatch) -> list:
     monkeypatch.setitem(sys.modules, "onnx", None)  # as if the export extra were not installed
     return ["export", "--run", env.run, "--out", env.tmp / "m.onnx"]
@@ -236,6 +248,10 @@ CASES = [
     ("report a run whose images moved", lambda e: ["report", e.run, "--data", e.tmp / "gone"], "gone"),
     ("--resume a folder that is no run", lambda e: ["train", "--resume", e.tmp], "config.json: not found"),
     ("serve on a port in use", port_in_use, "cannot listen there"),
+    ("evaluate --data of unknown classes", evaluate_other_classes, "class 'x' (2 images"),
+    ("evaluate --data of unlabelled images", evaluate_unlabelled, "holds images but no labels"),
+    ("--split-by sideways", lambda e: e.train("--split-by", "sideways", "--out", e.tmp / "r"), "--split-by"),
+    ("--select speed", lambda e: e.train("--select", "speed", "--out", e.tmp / "r"), "--select"),
 ]
 
 

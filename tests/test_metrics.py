@@ -63,3 +63,20 @@ def test_unknown_target_class():
 
     with pytest.raises(UserError, match="--target six: not a class"):
         Task(["five", "four"], target="six")
+
+
+def test_bootstrap_over_groups_counts_clips_not_frames():
+    from signvision.metrics import group_bootstrap
+
+    rng = np.random.default_rng(0)
+    right = rng.random(60) < 0.7  # 60 clips, each right or wrong as a whole
+    y = np.zeros(600, int)
+    probs = np.where(np.repeat(right, 10)[:, None], [[0.9, 0.1]], [[0.2, 0.8]])  # 10 frames a clip
+    by_clip = group_bootstrap(y, probs, np.repeat(np.arange(60), 10), seed=0)
+    by_frame = group_bootstrap(y, probs, np.arange(600), seed=0)
+    width = lambda r: r["accuracy"][1] - r["accuracy"][0]  # noqa: E731
+    assert by_clip["groups"] == 60 and by_frame["groups"] == 600
+    assert width(by_clip) > 2.5 * width(by_frame)  # 60 samples, not 600
+    assert by_clip["accuracy"][0] < right.mean() < by_clip["accuracy"][1]
+    assert by_clip == group_bootstrap(y, probs, np.repeat(np.arange(60), 10), seed=0)  # seeded
+    assert group_bootstrap(y[:3], probs[:3], ["g", "g", "g"])["accuracy"] is None  # one group: no interval

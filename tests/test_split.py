@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from signvision.errors import UserError
-from signvision.split import make_split, read_split
+from signvision.split import join_groups, make_split, read_split, single_group_classes
 
 
 def test_stratified_and_seeded():
@@ -44,3 +44,37 @@ def test_read_split_checks(tmp_path):
         read_split(tmp_path / "s.csv", ids)
     with pytest.raises(UserError, match="val_fraction=1.5"):
         make_split(ids, ids, val_fraction=1.5)
+
+
+def test_a_class_in_one_group_stays_in_training():
+    ids = pd.Series([f"i{k}" for k in range(60)])
+    labels = pd.Series(["a"] * 25 + ["b"] * 25 + ["c"] * 10)
+    groups = pd.Series([None] * 50 + ["clip"] * 10)  # every image of c is one clip
+    for seed in range(5):
+        split = make_split(ids, labels, seed=seed, groups=groups)
+        assert (split.loc[labels == "c", "fold"] == "train").all()
+        assert set(split.loc[split["fold"] == "val"].index.map(labels)) == {"a", "b"}
+    assert single_group_classes(labels, groups) == ["c"]
+    assert list(split["group"].iloc[48:52]) == ["", "", "clip", "clip"]
+
+
+def test_join_groups_links_through_either_grouping():
+    near = pd.Series(["n1", "n1", None, None, "n2", None])
+    audit = pd.Series([None, "a1", "a1", None, None, None])
+    joined = join_groups(near, audit)
+    assert joined[0] == joined[1] == joined[2]  # 0-1 near copies, 1-2 in one audit sequence
+    assert pd.isna(joined[3]) and pd.isna(joined[4]) and pd.isna(joined[5])  # a group of one is no group
+    assert join_groups(None, None) is None
+
+
+def test_split_data_reports_groups_and_leaks(tmp_path):
+    from test_nearcopies import write_clips
+
+    from signvision.rundata import split_data
+
+    data = write_clips(tmp_path / "clips", clips_per_class=4, stills=6)
+    split, info = split_data(data, val_fraction=0.33, seed=0)
+    assert info.grouping["groups"] == 12 and info.grouping["largest_group"] == 6
+    assert info.leak["val_near_copy_share"] == 0.0 and "12 groups" in info.describe()
+    random_split, random_info = split_data(data, split_by="random", seed=0)
+    assert random_info.leak["val_near_copy_share"] > 0.3 and "warning: a random split" in random_info.describe()

@@ -34,7 +34,7 @@ def labelled_targets(task, table: pd.DataFrame, data) -> np.ndarray:
     if task.target is None:
         unknown = sorted(set(table["Label"]) - set(task.classes))
         if unknown:
-            count = int(table["Label"].isin(unknown).sum())
+            count = int((table["Label"] == unknown[0]).sum())
             raise DataError(
                 f"class {unknown[0]!r} ({count} images, {len(unknown)} unknown class(es) in all) is not one of the "
                 f"run's classes ({', '.join(task.classes)})",
