@@ -52,7 +52,7 @@ def main() -> None:
     start = time.perf_counter()
     if a.job == "train":
         from signvision.config import TrainConfig
-        from signvision.train import fit
+        from signvision.training import fit
 
         run = workdir / "run"
         shutil.rmtree(run, ignore_errors=True)
@@ -73,7 +73,7 @@ def main() -> None:
         print(json.dumps({k: summary[k] for k in ("val_roc_auc", "val_log_loss", "val_accuracy", "train_seconds")}))
         print(f"disk cache: {cache_files[-1].name} {cache_files[-1].stat().st_size / 2**20:.0f} MiB")
     else:
-        from signvision.audit import run_audit
+        from signvision.auditing import run_audit
         from signvision.config import AuditConfig
 
         out = workdir / "audit"

@@ -16,9 +16,9 @@ import sys
 import torch
 import uvicorn
 
+from signvision.batcher import Batcher
 from signvision.errors import UserError
 from signvision.inference import check_run_folder, load_members
-from signvision.serve import Batcher
 
 
 def make_app(run: str):

@@ -19,11 +19,11 @@ os.environ.setdefault("SIGNVISION_PROGRESS", "0")
 from signvision.augment import build_augment  # noqa: E402
 from signvision.config import TrainConfig  # noqa: E402
 from signvision.dataset import auto_workers, make_loader  # noqa: E402
+from signvision.engine import make_scheduler  # noqa: E402
 from signvision.loop import train_one_epoch  # noqa: E402
 from signvision.models import build_model, model_norm  # noqa: E402
 from signvision.rundata import prepare_run_data  # noqa: E402
 from signvision.runtime import Runtime  # noqa: E402
-from signvision.train import make_scheduler  # noqa: E402
 
 
 def main() -> None:
@@ -57,7 +57,7 @@ def main() -> None:
     mean, std = model_norm(model)
     runtime = Runtime.create(torch.device("cpu"), mean, std)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    scheduler = make_scheduler(optimizer, cfg, len(loader))
+    scheduler = make_scheduler(optimizer, epochs=cfg.epochs, steps_per_epoch=len(loader))
     n = len(loader) * a.batch_size
     print(
         f"model {a.model} at {a.image_size} px, batch {a.batch_size}, {n} images per epoch, "

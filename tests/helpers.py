@@ -60,6 +60,7 @@ def tiny_config(data, out, **kw) -> TrainConfig:
         batch_size=8,
         lr=5e-3,
         device="cpu",
+        augment="none",  # tiny images, two epochs: no loader processes to start
     )
     return TrainConfig(**{**base, **kw})
 

@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signvision.audit import AuditConfig, run_audit, verify_pair
+from signvision.audit_copies import verify_pair
+from signvision.auditing import run_audit
 from signvision.cli import main
+from signvision.config import AuditConfig
 
 NEAR_KINDS = ("jpeg", "down", "crop", "bright", "zoom", "shift")
 
@@ -109,7 +111,7 @@ def audited(tmp_path_factory, request):
     planted, origin = plant(SIGN_DIGITS, root / "data")
     summary = run_audit(
         AuditConfig(data=str(root / "data"), out=str(root / "audit"), device="cpu"), log=lambda *_: None, progress=False
-    )
+    ).summary
     return root, planted, origin, summary
 
 
@@ -208,7 +210,7 @@ def test_html_page_is_self_contained_and_escaped(tmp_path):
         AuditConfig(data=str(root), out=str(tmp_path / "a"), folds=2, epochs=1, device="cpu"),
         log=lambda *_: None,
         progress=False,
-    )
+    ).summary
     page = (tmp_path / "a" / "audit.html").read_text()
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "data:image/jpeg;base64," in page and "http" not in page.replace("http-equiv", "")
@@ -241,7 +243,7 @@ def test_audit_refuses_existing_out(tiny_zindi, tmp_path):
 def test_train_with_audit_uses_clean_table(tmp_path):
     from helpers import make_zindi, tiny_config
 
-    from signvision.train import fit
+    from signvision.training import fit
 
     root = make_zindi(tmp_path / "z", n_per_class=8)
     shutil.copyfile(root / "Images" / "ImageID_0000.jpg", root / "Images" / "ImageID_9999.jpg")
@@ -269,7 +271,7 @@ def test_drop_suspects_removes_exactly_the_flagged_images(tmp_path):
     train.loc[flipped, "Label"] = [classes[(classes.index(v) + 1) % 3] for v in train.loc[flipped, "Label"]]
     train.to_csv(root / "Train.csv", index=False)
     cfg = AuditConfig(data=str(root), out=str(tmp_path / "a"), drop_suspects=True, epochs=10, device="cpu")
-    summary = run_audit(cfg, log=lambda *_: None, progress=False)
+    summary = run_audit(cfg, log=lambda *_: None, progress=False).summary
     issues = pd.read_csv(tmp_path / "a" / "label_issues.csv", keep_default_na=False)
     suspects = set(issues.loc[issues["is_issue"], "img_IDS"])
     assert suspects & set(train.loc[flipped, "img_IDS"]), "no planted flip among the suspects"
@@ -306,7 +308,7 @@ def test_different_hands_on_one_background_are_not_copies(sign_digits, tmp_path)
         AuditConfig(data=str(folder), out=str(tmp_path / "a"), skip_label_issues=True),
         log=lambda *_: None,
         progress=False,
-    )
+    ).summary
     dups = pd.read_csv(tmp_path / "a" / "duplicates.csv", dtype=str, keep_default_na=False)
     assert sorted(dups["img_IDS"]) == sorted([f"{first.parent.name}/{first.name}", f"{first.parent.name}/zoomed.png"])
     assert summary["near_duplicate_groups"] == 1 and summary["video_like_sequences"] == 0
@@ -335,14 +337,14 @@ def video_frames(sign_digits: Path, dest: Path, photos_per_class: int = 4, frame
 def test_video_frames_stay_on_one_side_and_a_random_split_flatters(sign_digits, tmp_path):
     from helpers import tiny_config
 
-    from signvision.train import fit
+    from signvision.training import fit
 
     data = video_frames(sign_digits, tmp_path / "frames")
     summary = run_audit(
         AuditConfig(data=str(data), out=str(tmp_path / "a"), skip_label_issues=True),
         log=lambda *_: None,
         progress=False,
-    )
+    ).summary
     assert summary["video_like_sequences"] >= 36 and summary["sequences_of_many_classes"] == 0  # of 40 clips
     assert "video-like sequences" in (tmp_path / "a" / "audit.html").read_text()
     # the same frames, the same training; only the split differs: the course's random split, the default

@@ -43,7 +43,7 @@ def test_user_pipeline_file(tmp_path):
     A.save(A.Compose([A.Resize(4, 4)]), str(tmp_path / "shrink.json"))
     with pytest.raises(UserError, match="changes the image shape"):
         build_augment(str(tmp_path / "shrink.json"), image_size=8)
-    with pytest.raises(UserError, match="--augment wild"):
+    with pytest.raises(UserError, match="augment='wild'"):
         build_augment("wild", image_size=8)
 
 

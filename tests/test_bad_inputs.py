@@ -9,7 +9,10 @@ returns the command line. `env` holds a tiny Zindi folder and a finished tiny ru
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +24,20 @@ from helpers import make_zindi, write_images
 
 from signvision.cli import main
 
-TINY = ["--model", "lenet", "--lenet-width", "1", "--epochs", "1", "--image-size", "16", "--batch-size", "8"]
+TINY = [
+    "--model",
+    "lenet",
+    "--augment",
+    "none",
+    "--lenet-width",
+    "1",
+    "--epochs",
+    "1",
+    "--image-size",
+    "16",
+    "--batch-size",
+    "8",
+]
 TINY += ["--device", "cpu"]
 
 
@@ -37,8 +53,8 @@ class Env:
     def copy_run(self) -> Path:
         return Path(shutil.copytree(self.run, self.tmp / "run"))
 
-    def train(self, *extra) -> list:
-        return ["train", "--data", self.data, *TINY, *extra]
+    def train(self, *extra, data=None) -> list:
+        return ["train", "--data", data or self.data, *TINY, *extra]
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +212,75 @@ def port_in_use(env: Env) -> list:
     return ["serve", "--run", env.run, "--port", listener.getsockname()[1]]
 
 
+# ----------------------------------------------------------------------------------------------------
+# The second adversarial round (issue 18)
+# ----------------------------------------------------------------------------------------------------
+def image_replaced_by(kind: str):
+    def setup(env: Env) -> list:
+        data = env.copy_data()
+        target = data / "Images" / "ImageID_0003.jpg"
+        target.unlink()
+        if kind == "fifo":
+            os.mkfifo(target)  # reading it would block for ever
+        elif kind == "folder":
+            target.mkdir()
+        else:
+            os.symlink(target, target)  # a symlink loop
+        return env.train("--out", env.tmp / "r", data=data)
+
+    return setup
+
+
+def x_jpg_and_x_png(env: Env) -> list:
+    data = env.copy_data()
+    shutil.copy(data / "Images" / "ImageID_0002.jpg", data / "Images" / "ImageID_0002.png")
+    return env.train("--out", env.tmp / "r", data=data)
+
+
+def nan_weights(env: Env) -> list:
+    run = env.copy_run()
+    edit_checkpoint(run / "best.pt", lambda c: c["model"].update({k: v * float("nan") for k, v in c["model"].items()}))
+    return env.train("--weights", run / "best.pt", "--out", env.tmp / "r")
+
+
+def junk_duplicates_csv(env: Env) -> list:
+    audit = env.tmp / "audit"
+    _write(audit / "clean.csv", "img_IDS,Label\n" + "".join(f"ImageID_{i:04d},x\n" for i in range(30)))
+    _write(audit / "duplicates.csv", "this is, not\nan audit's, file\n")
+    return env.train("--audit", audit, "--out", env.tmp / "r")
+
+
+def integer_keys(env: Env) -> list:
+    torch.save({0: torch.zeros(3), 1: torch.zeros(2)}, env.tmp / "w.pth")
+    return env.train("--weights", env.tmp / "w.pth", "--out", env.tmp / "r")
+
+
+def one_image_class_audit(env: Env) -> list:
+    data = env.copy_data()
+    table = pd.read_csv(data / "Train.csv")
+    table.loc[0, "Label"] = "lonely"
+    table.to_csv(data / "Train.csv", index=False)
+    return ["audit", "--data", data, "--out", env.tmp / "a", "--device", "cpu", "--epochs", "1"]
+
+
+def fewer_epochs_than_trained(env: Env) -> list:
+    return ["train", "--resume", env.copy_run(), "--epochs", "1"]
+
+
+def claimed_by_another_process(env: Env) -> list:
+    (env.tmp / "r").mkdir()
+    (env.tmp / "r" / ".lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname()}))
+    return env.train("--out", env.tmp / "r")
+
+
+def small_validation(env: Env) -> list:
+    data = env.copy_data()
+    table = pd.read_csv(data / "Train.csv")
+    fold = ["val" if i in (0, 12) else "train" for i in range(len(table))]  # 2 images for 3 classes
+    pd.DataFrame({"img_IDS": table["img_IDS"], "fold": fold}).to_csv(env.tmp / "s.csv", index=False)
+    return env.train("--split", env.tmp / "s.csv", "--out", env.tmp / "r", data=data)
+
+
 CASES = [
     # what, setup -> argv, words the one-line message must hold
     ("unwritable --out", lambda e: e.train("--out", "/proc/signvision-run"), "--out /proc/signvision-run"),
@@ -252,6 +337,45 @@ CASES = [
     ("evaluate --data of unlabelled images", evaluate_unlabelled, "holds images but no labels"),
     ("--split-by sideways", lambda e: e.train("--split-by", "sideways", "--out", e.tmp / "r"), "--split-by"),
     ("--select speed", lambda e: e.train("--select", "speed", "--out", e.tmp / "r"), "--select"),
+    ("a FIFO named like an image", image_replaced_by("fifo"), "row 5: no image for img_IDS='ImageID_0003'"),
+    ("a folder named like an image", image_replaced_by("folder"), "row 5: no image for img_IDS='ImageID_0003'"),
+    ("a symlink loop named like an image", image_replaced_by("loop"), "row 5: no image for img_IDS='ImageID_0003'"),
+    ("X.jpg and X.png", x_jpg_and_x_png, "could be any of ImageID_0002.jpg, ImageID_0002.png"),
+    (
+        "predict into an unwritable folder",
+        lambda e: ["predict", "--run", e.run, "--out", "/proc/x/s.csv"],
+        "cannot write there",
+    ),
+    (
+        "export into an unwritable folder",
+        lambda e: ["export", "--run", e.run, "--out", "/proc/x/m.onnx"],
+        "cannot write there",
+    ),
+    (
+        "split into an unwritable folder",
+        lambda e: ["split", "--data", e.data, "--out", "/proc/x/split.csv"],
+        "--out /proc/x/split.csv: cannot write there",
+    ),
+    ("--lr 1e4", lambda e: e.train("--lr", "1e4", "--epochs", "3", "--out", e.tmp / "r"), "diverged"),
+    ("weights holding NaN", nan_weights, "diverged"),
+    ("--val-fraction 0.95", lambda e: e.train("--val-fraction", "0.95", "--out", e.tmp / "r"), "--val-fraction 0.95"),
+    (
+        "--cache-dir that is a file",
+        lambda e: e.train("--cache", "disk", "--cache-dir", _write(e.tmp / "f", "x"), "--out", e.tmp / "r"),
+        "is a file, not a folder",
+    ),
+    ("a malformed duplicates.csv", junk_duplicates_csv, "duplicates.csv"),
+    ("a .pth with integer keys", integer_keys, "no state dict of named tensors"),
+    ("--weights a folder", lambda e: e.train("--weights", e.tmp, "--out", e.tmp / "r"), "is a folder"),
+    (
+        "show-augment --out grid.txt",
+        lambda e: ["show-augment", "--data", e.data, "--out", e.tmp / "grid.txt"],
+        "ending in .png",
+    ),
+    ("audit with a one-image class", one_image_class_audit, "class 'lonely' has 1 image"),
+    ("--resume with fewer epochs", fewer_epochs_than_trained, "already trained 2 epochs"),
+    ("--out another process writes", claimed_by_another_process, "another signvision process"),
+    ("fewer validation images than classes", small_validation, "2 images for 3 classes"),
 ]
 
 
@@ -278,12 +402,15 @@ def test_bad_input_is_one_line_exit_2_and_nothing_changes(what, setup, words, sh
     assert code == 2, f"{what}: exit {code}\n{err}"
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert words in err, f"{what}: {err!r} lacks {words!r}"
-    assert snapshot(data, run, tmp_path) == before, f"{what} changed files"
+    after = snapshot(data, run, tmp_path)
+    assert {k: after.get(k) for k in before} == before, f"{what} changed or removed files"
+    new = [f for f in after if f not in before]  # only a run that started (then diverged) may leave its folder
+    assert all(f.startswith(str(tmp_path / "r") + "/") for f in new) and (not new or words == "diverged"), new
 
 
 def test_debug_after_the_sub_command_shows_the_traceback(shared, tmp_path):
     data, _ = shared
     from signvision.errors import UserError
 
-    with pytest.raises(UserError, match="--lr inf"):
+    with pytest.raises(UserError, match="lr=inf"):
         main(["train", "--debug", "--data", str(data), *TINY, "--lr", "inf", "--out", str(tmp_path / "r")])

@@ -29,6 +29,8 @@ def assert_one_line_error(capsys, argv, pattern):
 
 TRAIN = [
     "train",
+    "--augment",
+    "none",
     "--model",
     "lenet",
     "--lenet-width",

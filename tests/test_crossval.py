@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from helpers import QUIET, tiny_config
 
-import signvision.train as train_module
+import signvision.training as train_module
 from signvision.cli import main
+from signvision.crossval import fit_folds
 from signvision.inference import evaluate_run, predict
 from signvision.report import compare_runs, write_report
-from signvision.train import fit
 
 
 def test_three_folds_oof_ensemble_and_resume(tiny_zindi, tmp_path, monkeypatch):
@@ -29,14 +29,14 @@ def test_three_folds_oof_ensemble_and_resume(tiny_zindi, tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module, "fit", interrupt_second_fold)
     with pytest.raises(KeyboardInterrupt):
-        fit(cfg, **QUIET)
+        fit_folds(cfg, **QUIET)
     monkeypatch.setattr(
         train_module,
         "fit",
         lambda c, resume=False, log=print: calls.append(c.out) or real_fit(c, resume=resume, log=log),
     )
     calls.clear()
-    summary = fit(tiny_config(tiny_zindi, tmp_path / "cv", folds=3, epochs=1), **QUIET)  # the same command again
+    summary = fit_folds(tiny_config(tiny_zindi, tmp_path / "cv", folds=3, epochs=1), **QUIET)  # the same command again
     assert [c.split("/")[-1] for c in calls] == ["fold2", "fold3"]  # fold 1 was kept
 
     cv = tmp_path / "cv"
@@ -76,7 +76,7 @@ def test_three_folds_oof_ensemble_and_resume(tiny_zindi, tmp_path, monkeypatch):
 
 
 def test_folds_refuse_other_settings_in_the_same_folder(tiny_zindi, tmp_path):
-    fit(tiny_config(tiny_zindi, tmp_path / "cv", folds=2, epochs=1), **QUIET)
+    fit_folds(tiny_config(tiny_zindi, tmp_path / "cv", folds=2, epochs=1), **QUIET)
     code = main(["train", "--data", str(tiny_zindi), "--folds", "2", "--epochs", "2", "--out", str(tmp_path / "cv")])
     assert code == 2
     assert json.loads((tmp_path / "cv" / "cv.json").read_text())["config"]["epochs"] == 1

@@ -11,7 +11,20 @@ from test_tables import split_folders
 
 from signvision.cli import main
 
-TINY = ["--model", "lenet", "--lenet-width", "1", "--epochs", "2", "--image-size", "16", "--batch-size", "8"]
+TINY = [
+    "--model",
+    "lenet",
+    "--augment",
+    "none",
+    "--lenet-width",
+    "1",
+    "--epochs",
+    "2",
+    "--image-size",
+    "16",
+    "--batch-size",
+    "8",
+]
 TINY += ["--device", "cpu"]
 
 
@@ -47,6 +60,8 @@ def test_score_a_folder_of_classes_and_a_csv(tmp_path, capsys):
     assert main(["evaluate", "--run", str(tmp_path / "run"), "--data", str(other)]) == 0
     assert json.loads((tmp_path / "run" / "evaluations" / "other" / "evaluation.json").read_text())["images"] == 6
     ids = write_images(tmp_path / "csvdata" / "Images", ["cat", "dog", "cat"], ["cat", "dog"], seed=12)
-    pd.DataFrame({"img_IDS": ids, "Label": ["cat", "dog", "cat"]}).to_csv(tmp_path / "csvdata" / "test.csv", index=False)
+    pd.DataFrame({"img_IDS": ids, "Label": ["cat", "dog", "cat"]}).to_csv(
+        tmp_path / "csvdata" / "test.csv", index=False
+    )
     assert main(["evaluate", "--run", str(tmp_path / "run"), "--data", str(tmp_path / "csvdata" / "test.csv")]) == 0
     assert "3 labelled images" in capsys.readouterr().out

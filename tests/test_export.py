@@ -11,7 +11,7 @@ from helpers import tiny_config
 
 from signvision.export import Deployable, export_onnx
 from signvision.inference import load_run
-from signvision.train import fit
+from signvision.training import fit
 
 
 @pytest.mark.parametrize("model,target", [("lenet", None), ("resnet18", "Me voy")])

@@ -61,7 +61,7 @@ def test_task_targets_and_bce_with_soft_targets():
 def test_unknown_target_class():
     from signvision.errors import UserError
 
-    with pytest.raises(UserError, match="--target six: not a class"):
+    with pytest.raises(UserError, match="target='six': not a class"):
         Task(["five", "four"], target="six")
 
 

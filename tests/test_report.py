@@ -10,7 +10,7 @@ from signvision.ablate import paired_interval, parse_grid, run_ablation
 from signvision.cli import main
 from signvision.errors import UserError
 from signvision.report import compare_runs, write_report
-from signvision.train import fit
+from signvision.training import fit
 
 
 def test_report_pictures_and_page(tiny_zindi, tmp_path):
@@ -47,7 +47,7 @@ def test_paired_interval_and_grid_parsing():
 
 
 def test_ablation_interrupted_then_resumed(tiny_zindi, tmp_path, monkeypatch):
-    import signvision.train as train_module
+    import signvision.training as train_module
 
     base = tiny_config(tiny_zindi, None, epochs=1)
     grid = {"augment": ["none", "light"]}

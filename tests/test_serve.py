@@ -21,12 +21,13 @@ import pytest
 from helpers import QUIET, tiny_config
 
 from signvision.inference import predict
-from signvision.train import fit
+from signvision.training import fit
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from signvision.serve import RequestError, create_app  # noqa: E402
+from signvision.batcher import RequestError  # noqa: E402
+from signvision.serve import create_app  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -47,7 +48,7 @@ def jpeg(img: np.ndarray) -> bytes:
 
 def test_api_gives_predicts_numbers_in_batches_and_json_errors(tiny_run, tmp_path):
     data, run = tiny_run
-    client = TestClient(create_app(run, device="cpu", max_images=4, max_upload_mb=2))
+    client = TestClient(create_app(run, device="cpu", max_images=4, max_upload_mb=2), base_url="http://127.0.0.1")
     assert client.get("/health").json() == {"status": "ok"}
     info = client.get("/info").json()
     assert info["classes"] == ["Enough/Satisfied", "Me voy", "Ñandú"] and info["image_size"] == 32
@@ -173,10 +174,103 @@ def test_bad_run_is_refused_before_serving_and_ctrl_c_stops_cleanly(tiny_run, tm
         assert result.returncode == 2 and words in result.stderr and len(result.stderr.strip().splitlines()) == 1
     port = free_port()
     proc = start_server(run, port)
-    proc.send_signal(signal.SIGINT)
+    try:  # what the HTTP layer refuses before the application sees it is JSON too, and the server serves on
+        for request, words in (
+            (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n", b"not a readable HTTP"),
+            (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\n" + b"x" * 4000, b"error"),
+            (b"GET /info HTTP/1.1\r\nHost: evil.example\r\n\r\n", b"not served here"),
+        ):
+            reply = raw_http(port, request)
+            assert b"application/json" in reply.split(b"\r\n\r\n")[0].lower() and words in reply, reply[:300]
+            assert b"nosniff" in reply.split(b"\r\n\r\n")[0].lower()
+        sent, reply = chunked_upload(port, megabytes=150)  # the default limit is 20 MB
+        assert b" 413 " in reply.split(b"\r\n")[0] and b"over the limit" in reply, reply[:300]
+        assert sent < 40_000_000, f"the server read {sent / 1e6:.0f} MB of a body over its limit"
+        assert b'"ok"' in raw_http(port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    finally:
+        proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0 and "Traceback" not in err, err
     assert "stopped" in out
+
+
+def chunked_upload(port: int, megabytes: int) -> tuple[int, bytes]:
+    """Send a chunked multipart body of `megabytes` without a Content-Length until the server answers;
+    returns (bytes sent, the reply)."""
+    import select
+    import socket
+
+    head = b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+    head += b"Content-Type: multipart/form-data; boundary=x\r\n\r\n"
+    part = b'--x\r\nContent-Disposition: form-data; name="images"; filename="big.jpg"\r\n\r\n'
+    chunk = b"%x\r\n" % 1_000_000 + b"\x00" * 1_000_000 + b"\r\n"
+    sent, reply = 0, b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head + b"%x\r\n" % len(part) + part + b"\r\n")
+        for _ in range(megabytes):
+            if select.select([s], [], [], 0)[0]:  # the server has answered (or closed): stop sending
+                break
+            try:
+                s.sendall(chunk)  # blocks at most the socket's timeout once the server stops reading
+            except (BrokenPipeError, ConnectionResetError, TimeoutError):
+                break
+            sent += len(chunk)
+        try:
+            while chunk_in := s.recv(65536):
+                reply += chunk_in
+                if b"\r\n\r\n" in reply and reply.rstrip().endswith(b"}"):
+                    break
+        except (ConnectionResetError, TimeoutError):
+            pass
+    return sent, reply
+
+
+def raw_http(port: int, request: bytes) -> bytes:
+    """Send bytes to the server as they are (a client no library would be), and read its whole reply."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        chunks = []
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if b"\r\n\r\n" in b"".join(chunks) and b"content-length" in b"".join(chunks).lower():
+                head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                if len(body) >= length:
+                    break
+        return b"".join(chunks)
+
+
+def test_the_second_adversarial_round_is_answered_in_json(tiny_run):
+    _, run = tiny_run
+    client = TestClient(create_app(run, device="cpu", max_images=4, max_upload_mb=2), base_url="http://127.0.0.1")
+    good = ("images", ("a.jpg", jpeg(np.full((32, 32, 3), 120, np.uint8)), "image/jpeg"))
+    page = client.get("/")
+    assert "default-src 'self'" in page.headers["content-security-policy"] and page.headers["x-frame-options"] == "DENY"
+    assert client.get("/info").headers["x-content-type-options"] == "nosniff"
+    assert client.head("/").status_code == 200 and client.head("/health").status_code == 200
+    reply = client.get("/info", headers={"host": "evil.example"})  # a page elsewhere, through DNS rebinding
+    assert reply.status_code == 400 and "evil.example" in reply.json()["error"]
+    assert client.get("/info", headers={"host": "localhost:8000"}).status_code == 200
+    chunks = (b"\x00" * 1_000_000 for _ in range(5))  # chunked, no Content-Length (a real server: below)
+    reply = client.post("/predict", content=chunks, headers={"content-type": "multipart/form-data; boundary=x"})
+    assert reply.status_code == 413 and "MB" in reply.json()["error"]
+    reply = client.post("/predict", files=[("images", ("x" * 10_000 + ".jpg", good[1][1], "image/jpeg"))])
+    assert reply.status_code == 400 and "file name" in reply.json()["error"], reply.text  # says what is wrong
+    reply = client.post("/predict", files=[("images", ("y" * 1_000 + ".jpg", good[1][1], "image/jpeg"))])
+    assert reply.status_code == 200 and len(reply.json()["results"][0]["filename"]) < 300  # shortened in the reply
+    broken = client.post(
+        "/predict", content=b"--x\r\nnot a part", headers={"content-type": "multipart/form-data; boundary=x"}
+    )
+    assert broken.status_code == 400 and "at most" not in broken.json()["error"]
+    assert client.post("/predict", files=[good]).status_code == 200
 
 
 def y4m(image: np.ndarray, path: Path, frames: int = 30) -> Path:
@@ -254,10 +348,10 @@ def test_page_in_a_real_browser_upload_and_webcam(sign_run, tmp_path):
             page.wait_for_selector(".result .bar.first", timeout=30_000)
             assert page.get_attribute(".result .bar.first", "data-cls") == upload_label
             page.click("#camera")
-            page.wait_for_function("document.getElementById('video').videoWidth > 0", timeout=30_000)
+            page.wait_for_selector("#snap:enabled", timeout=30_000)  # the first frame has arrived
             page.wait_for_timeout(500)
             page.click("#snap")
-            page.wait_for_function("document.querySelectorAll('.result').length === 2", timeout=30_000)
+            page.locator(".result").nth(1).wait_for(timeout=30_000)  # under the page's own CSP: no eval
             first = page.query_selector(".result")  # the newest result comes first
             assert "webcam snapshot" in first.inner_text()
             assert first.query_selector(".bar.first").get_attribute("data-cls") == camera_label

@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import stats
 
 from signvision.config import TrainConfig
-from signvision.errors import UserError
+from signvision.errors import OptionError
 from signvision.progress import progress_bar
 
 METRICS = ("roc_auc", "log_loss", "accuracy")
@@ -43,18 +43,18 @@ def parse_grid(items: list[str]) -> dict[str, list]:
     grid: dict[str, list] = {}
     for item in items:
         if "=" not in item:
-            raise UserError(f"--grid {item}: expected NAME=VALUE,VALUE (e.g. augment=none,light)")
+            raise OptionError("expected NAME=VALUE,VALUE (e.g. augment=none,light)", option="grid", value=item)
         name, values = item.split("=", 1)
         key = name.strip().replace("-", "_")
-        if key not in types or key in ("data", "out", "seed", "split"):
-            raise UserError(f"--grid {item}: {name!r} is not a training setting that can be varied")
+        if key not in types or key in ("data", "out", "seed", "split", "split_by", "folds"):
+            raise OptionError(f"{name!r} is not a training setting that can be varied", option="grid", value=item)
         kind = type(defaults[key]) if defaults[key] is not None else str
         try:
             parsed = [_convert(v.strip(), kind) for v in values.split(",") if v.strip()]
         except ValueError:
-            raise UserError(f"--grid {item}: values must be of type {kind.__name__}") from None
+            raise OptionError(f"values must be of type {kind.__name__}", option="grid", value=item) from None
         if not parsed:
-            raise UserError(f"--grid {item}: no values")
+            raise OptionError("no values", option="grid", value=item)
         grid[key] = parsed
     return grid
 
@@ -84,11 +84,8 @@ def run_ablation(
 ) -> pd.DataFrame:
     """Train and evaluate everything not yet done; write results.csv, table.csv, ablation.md, ablation.png.
     `test_data`: labelled images every run is also scored on (`evaluate --data`)."""
-    from signvision.inference import evaluate_run, evaluation_file
+    from signvision.jobs import job_folder
     from signvision.plots import plot_ablation
-    from signvision.report import write_report
-    from signvision.rundata import prepare_run_data
-    from signvision.train import fit
 
     out = Path(out)
     check_ablation(base, grid, tta_modes, seeds)
@@ -99,63 +96,64 @@ def run_ablation(
         "base": {k: v for k, v in asdict(base).items() if k not in ("out", "split", "seed")},
         "test_data": str(Path(test_data).resolve()) if test_data else None,
     }
-    spec_file = out / "ablation.json"
-    if spec_file.is_file():
-        if json.loads(spec_file.read_text()) != json.loads(json.dumps(spec)):
-            raise UserError(f"--out {out}: holds an ablation with other settings; use a new folder")
-    elif out.exists() and any(out.iterdir()):
-        raise UserError(f"--out {out}: exists and is not an ablation folder; use a new folder")
-    out.mkdir(parents=True, exist_ok=True)
-    spec_file.write_text(json.dumps(spec, indent=2) + "\n")
+    with job_folder(out, spec, "ablation.json", "an ablation"):
+        draw_seed_splits(base, seeds, out / "splits")
+        settings = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
+        rows = []
+        jobs = [(setting, seed) for seed in range(seeds) for setting in settings]
+        bar = progress_bar(total=len(jobs), desc="ablation runs", unit="run")
+        for setting, seed in jobs:
+            run = out / "runs" / f"{slug(setting)}-seed{seed}"
+            train_cell(base, setting, seed, run, out / "splits" / f"seed{seed}.csv")
+            for tta in tta_modes:
+                row = {**setting, "tta": tta, "seed": seed, "run": str(run), **validation_scores(run, tta, base.device)}
+                if test_data:
+                    row.update(test_scores(run, test_data, tta, base.device))
+                rows.append(row)
+            bar.update(1)
+        bar.close()
+        results = pd.DataFrame(rows)
+        results.to_csv(out / "results.csv", index=False)
+        table = summarise(results, list(grid) + ["tta"], metric=base.select)
+        table.to_csv(out / "table.csv", index=False)
+        (out / "ablation.md").write_text(to_markdown(table, seeds) + "\n")
+        plot_ablation(table, setting_keys(table), out / "ablation.png")
+    log(to_markdown(table, seeds))
+    return table
 
-    settings = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
-    (out / "splits").mkdir(exist_ok=True)
-    for seed in range(seeds):  # one split per seed, shared by every setting
-        split_file = out / "splits" / f"seed{seed}.csv"
+
+def draw_seed_splits(base: TrainConfig, seeds: int, folder: Path) -> None:
+    """One split per seed, shared by every setting (so that comparisons are paired)."""
+    from signvision.rundata import prepare_run_data
+
+    folder.mkdir(exist_ok=True)
+    for seed in range(seeds):
+        split_file = folder / f"seed{seed}.csv"
         if not split_file.is_file():
             cfg = TrainConfig(**{**asdict(base), "seed": seed, "cache": "none"})
             prepare_run_data(cfg).split.to_csv(split_file, index=False)
 
-    rows = []
-    jobs = [(setting, seed) for seed in range(seeds) for setting in settings]
-    bar = progress_bar(total=len(jobs), desc="ablation runs", unit="run")
-    for setting, seed in jobs:
-        run = out / "runs" / f"{slug(setting)}-seed{seed}"
-        summary_file = run / "summary.json"
-        done = summary_file.is_file() and json.loads(summary_file.read_text()).get("status") == "finished"
-        if not done:
-            cfg = TrainConfig(
-                **{
-                    **asdict(base),
-                    **setting,
-                    "seed": seed,
-                    "out": str(run),
-                    "split": str(out / "splits" / f"seed{seed}.csv"),
-                }
-            )
-            resume = (run / "last.pt").is_file()
-            fit(TrainConfig.load(run / "config.json") if resume else cfg, resume=resume, log=lambda *_: None)
-            write_report(run, device=base.device)
-        for tta in tta_modes:
-            name = evaluation_file(tta)
-            if not (run / name).is_file():
-                evaluate_run(run, tta=tta, device=base.device, log=lambda *_: None)
-            result = json.loads((run / name).read_text())
-            metrics = result["without_tta"] if tta == "none" else result["with_tta"]
-            row = {**setting, "tta": tta, "seed": seed, "run": str(run), **{m: metrics[m] for m in METRICS}}
-            if test_data:
-                row.update(test_scores(run, test_data, tta, base.device))
-            rows.append(row)
-        bar.update(1)
-    bar.close()
-    results = pd.DataFrame(rows)
-    results.to_csv(out / "results.csv", index=False)
-    table = summarise(results, list(grid) + ["tta"], metric=base.select)
-    table.to_csv(out / "table.csv", index=False)
-    (out / "ablation.md").write_text(to_markdown(table, seeds) + "\n")
-    plot_ablation(table, setting_keys(table), out / "ablation.png")
-    log(to_markdown(table, seeds))
-    return table
+
+def train_cell(base: TrainConfig, setting: dict, seed: int, run: Path, split_file: Path) -> None:
+    """One run of the grid: trained (or continued) unless finished, with its report."""
+    from signvision.jobs import train_or_resume
+    from signvision.report import write_report
+
+    cfg = TrainConfig(**{**asdict(base), **setting, "seed": seed, "out": str(run), "split": str(split_file)})
+    if train_or_resume(run, cfg, log=lambda *_: None) is not None:
+        write_report(run, device=base.device)
+
+
+def validation_scores(run: Path, tta: str, device: str) -> dict:
+    """A run's calibrated validation figures with a TTA mode (computed once, then read from the run)."""
+    from signvision.inference import evaluate_run, evaluation_file
+
+    name = evaluation_file(tta)
+    if not (run / name).is_file():
+        evaluate_run(run, tta=tta, device=device, log=lambda *_: None)
+    result = json.loads((run / name).read_text())
+    metrics = result["without_tta"] if tta == "none" else result["with_tta"]
+    return {m: metrics[m] for m in METRICS}
 
 
 def test_scores(run: Path, test_data: str | Path, tta: str, device: str) -> dict:
@@ -175,16 +173,20 @@ def check_ablation(base: TrainConfig, grid: dict[str, list], tta_modes: list[str
     from signvision.augment import TTA, build_augment
 
     if seeds < 1:
-        raise UserError(f"--seeds {seeds}: must be positive")
+        raise OptionError("must be positive", option="seeds", value=seeds)
     if not tta_modes:
-        raise UserError("--tta: give at least one mode (none, hflip, hflip+crops or a .json file)")
+        raise OptionError("give at least one mode (none, hflip, hflip+crops or a .json file)", option="tta")
     for tta in tta_modes:
         TTA(tta, image_size=base.image_size)
     for values in itertools.product(*grid.values()):
         cfg = TrainConfig(**{**asdict(base), **dict(zip(grid, values))}).check()
         build_augment(cfg.augment, image_size=cfg.image_size)
         if cfg.folds > 1:
-            raise UserError("ablate: --folds is not supported; the seeds already give the spread")
+            raise OptionError(
+                "an ablation does not cross-validate; the seeds already give the spread",
+                option="folds",
+                value=base.folds,
+            )
 
 
 def paired_interval(diffs: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from signvision.errors import UserError
+from signvision.errors import OptionError
 
 PRESETS = ("none", "capture", "light", "medium", "heavy")
 STRENGTH = ("none", "light", "medium", "heavy")  # the course's presets, each building on the one before
@@ -42,11 +42,22 @@ TTA_MODES = ("none", "hflip", "hflip+crops")
 
 
 class AugmentPreset:
-    """Builds the albumentations pipeline of one preset: `AugmentPreset("light", image_size=64)()`."""
+    """Builds the albumentations pipeline of one preset: `AugmentPreset("capture", image_size=64)()`.
+
+    Args:
+        level: none | capture | light | medium | heavy (see the module docstring).
+        image_size: the side images keep.   seed: the pipeline's random stream.
+
+    Example:
+        >>> AugmentPreset("none", image_size=64)() is None
+        True
+    """
 
     def __init__(self, level: str, *, image_size: int, seed: int | None = None):
         if level not in PRESETS:
-            raise UserError(f"--augment {level}: expected one of {', '.join(PRESETS)} or a .json/.yaml file")
+            raise OptionError(
+                f"expected one of {', '.join(PRESETS)} or a .json/.yaml file", option="augment", value=level
+            )
         self.level, self.image_size, self.seed = level, image_size, seed
 
     def __call__(self) -> A.Compose | None:
@@ -97,26 +108,42 @@ class AugmentPreset:
 
 
 def build_augment(spec: str, *, image_size: int, seed: int | None = None) -> A.BaseCompose | None:
-    """A preset name or a file saved with albumentations' serialisation (A.save)."""
+    """A training augmentation: a preset name, or a pipeline saved with albumentations' `A.save`.
+
+    Args:
+        spec: none | capture | light | medium | heavy, or a .json/.yaml file.
+        image_size: the side every image keeps.   seed: the pipeline's random stream.
+
+    Returns:
+        an albumentations pipeline (None for "none").
+
+    Example:
+        >>> aug = build_augment("capture", image_size=64, seed=0)
+        >>> aug(image=np.zeros((64, 64, 3), np.uint8))["image"].shape
+        (64, 64, 3)
+    """
     if spec in PRESETS:
         return AugmentPreset(spec, image_size=image_size, seed=seed)()
-    return load_pipeline(spec, "--augment", image_size)
+    return load_pipeline(spec, "augment", image_size)
 
 
 def load_pipeline(path: str, option: str, image_size: int, names: tuple[str, ...] = PRESETS) -> A.BaseCompose:
     """An albumentations pipeline saved with `A.save`, checked to keep the image size."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"{option} {path}: not one of {', '.join(names)} and no such file")
+        raise OptionError(f"not one of {', '.join(names)} and no such file", option=option, value=path)
     try:
         transform = A.load(str(p), data_format="yaml" if p.suffix in (".yaml", ".yml") else "json")
     except Exception as e:
-        raise UserError(f"{option} {path}: not an albumentations pipeline ({type(e).__name__}: {e})") from None
+        raise OptionError(
+            f"not an albumentations pipeline ({type(e).__name__}: {e})", option=option, value=path
+        ) from None
     probe = transform(image=np.zeros((image_size, image_size, 3), np.uint8))["image"]
     if probe.shape != (image_size, image_size, 3):
-        raise UserError(
-            f"{option} {path}: the pipeline changes the image shape to {probe.shape}; "
-            f"it must keep {image_size}x{image_size}x3"
+        raise OptionError(
+            f"the pipeline changes the image shape to {probe.shape}; it must keep {image_size}x{image_size}x3",
+            option=option,
+            value=path,
         )
     return transform
 
@@ -142,7 +169,7 @@ def merge_probs(views: list[torch.Tensor], how: str = "mean") -> torch.Tensor:
     if how == "mean":
         return stacked.mean(0)
     if how != "gmean":
-        raise UserError(f"--tta-merge {how}: expected mean or gmean")
+        raise OptionError("expected mean or gmean", option="tta_merge", value=how)
     log = stacked.clamp_min(1e-7).log().mean(0).exp()
     if stacked.ndim == 2:  # binary: geometric means of p and 1 - p, renormalised
         neg = (1 - stacked).clamp_min(1e-7).log().mean(0).exp()
@@ -151,21 +178,28 @@ def merge_probs(views: list[torch.Tensor], how: str = "mean") -> torch.Tensor:
 
 
 class TTA:
-    """`TTA("hflip")(predict, images, prepare) -> probabilities merged over the views`.
+    """Test-time augmentation: `TTA("hflip")(predict, images, prepare)` -> probabilities merged over the views.
 
-    `images` is a uint8 batch (B, 3, H, W) on the CPU, `prepare` turns a uint8 batch into the model's
-    normalised input on its device and `predict` turns that input into probabilities.
+    Args:
+        spec: none | hflip | hflip+crops | an albumentations .json file (drawn `views` times).
+        merge: "mean" or "gmean" of the views' probabilities.   image_size, seed: for a file's pipeline.
+    `images` is a uint8 batch (B, 3, H, W) on the CPU, `prepare` turns it into the model's input on its
+    device and `predict` turns that input into probabilities.
+
+    Example:
+        >>> tta = TTA("hflip")
+        >>> tta(lambda x: torch.softmax(model(x), 1), images, runtime.prepare)   # doctest: +SKIP
     """
 
     def __init__(self, spec: str = "none", *, merge: str = "mean", views: int = 4, image_size: int = 64, seed: int = 0):
         if merge not in ("mean", "gmean"):
-            raise UserError(f"--tta-merge {merge}: expected mean or gmean")
+            raise OptionError("expected mean or gmean", option="tta_merge", value=merge)
         self.spec, self.merge, self.n_views = spec, merge, views
         if views < 1:
-            raise UserError(f"--tta-views {views}: must be positive")
+            raise OptionError("must be positive", option="tta_views", value=views)
         self.file_transform = None
         if spec not in TTA_MODES:
-            self.file_transform = load_pipeline(spec, "--tta", image_size, TTA_MODES)
+            self.file_transform = load_pipeline(spec, "tta", image_size, TTA_MODES)
             if hasattr(self.file_transform, "set_random_seed"):
                 self.file_transform.set_random_seed(seed)  # the same views for the same images, run after run
 

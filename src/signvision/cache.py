@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from signvision.errors import BadImage, UserError
+from signvision.errors import BadImage, OptionError
 from signvision.images import load_resized
 from signvision.progress import progress_bar
 from signvision.runtime import cpu_threads
@@ -61,7 +61,7 @@ def decode_all(
             return arr, info["bad"], info["messages"]
         arr = np.memmap(file, dtype=np.uint8, mode="w+", shape=(n, size, size, 3))
     elif cache != "none":
-        raise UserError(f"--cache {cache}: expected memory, disk or none")
+        raise OptionError("expected memory, disk or none", option="cache", value=cache)
 
     bad: list[int] = []
     messages: list[str] = []

@@ -16,11 +16,16 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_softmax
 
-from signvision.errors import UserError
+from signvision.errors import DataError
 
 
 def scaled_probs(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """(N, K) logits -> (N, K) softmax(logits / T); (N, 1) -> (N,) sigmoid(logit / T)."""
+    """Probabilities at a temperature: (N, K) logits -> softmax(logits / T); (N, 1) -> (N,) sigmoid(logit / T).
+
+    Example:
+        >>> scaled_probs(np.array([[2.0, 0.0]]), 2.0).round(3).tolist()
+        [[0.731, 0.269]]
+    """
     logits = np.asarray(logits, dtype=np.float64)
     if logits.shape[1] == 1:
         return expit(logits[:, 0] / temperature)
@@ -38,12 +43,23 @@ def nll(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
-    """The T in [0.05, 20] that minimises the log loss of `logits` (N, K or 1) against labels `y` (N,)."""
+    """The temperature T in [0.05, 20] that minimises the log loss of softmax(logits / T) (Guo et al., 2017).
+
+    Args:
+        logits: held-out logits (N, K), or (N, 1) for one output.   y: their labels (N,).
+
+    Returns:
+        T (a float); `scaled_probs(logits, T)` gives the calibrated probabilities.
+
+    Example:
+        >>> round(fit_temperature(np.array([[4.0, 0.0], [0.0, 4.0], [4.0, 0.0]]), np.array([0, 1, 1])), 2) > 1
+        True
+    """
     y = np.asarray(y, dtype=np.int64)
     if len(np.unique(y)) < 2:
-        raise UserError(
+        raise DataError(
             f"calibration: the held-out images hold only one class ({len(y)} images); a temperature cannot be "
-            "fitted; use a larger --val-fraction"
+            "fitted; use a larger `val_fraction`"
         )
     result = minimize_scalar(
         lambda log_t: nll(logits, y, float(np.exp(log_t))),

@@ -13,13 +13,14 @@ naming it, never a traceback.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from signvision.config import TrainConfig
-from signvision.errors import UserError
+from signvision.errors import DiskFullError, MissingError, RunError, disk_full
 from signvision.models import build_model
 from signvision.task import Task
 
@@ -28,32 +29,39 @@ REQUIRED = ("model", "epoch", "classes", "target", "config", "norm")
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
-    """Write to a temporary file, then rename: an interruption never leaves a half-written checkpoint,
-    nor the temporary file."""
+    """Write to a temporary file, then rename: an interruption or a full disk never leaves a half-written
+    checkpoint (the earlier one is kept), nor the temporary file."""
+    path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a full disk as a RuntimeError
+        if disk_full(e, path) or shutil.disk_usage(path.parent).free < 2**20:
+            raise DiskFullError(f"{path}: the disk is full; the earlier {path.name}, if any, is kept") from None
+        if isinstance(e, OSError):
+            raise RunError(f"{path}: cannot write it ({e.strerror or e})") from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Read and check a signvision checkpoint (UserError naming the file if it is not one)."""
+    """Read and check a signvision checkpoint (a RunError naming the file if it is not one)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found")
+        raise MissingError(f"{path}: checkpoint not found")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise UserError(f"{path}: not a signvision checkpoint ({type(e).__name__})") from None
+        raise RunError(f"{path}: not a signvision checkpoint ({type(e).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise UserError(f"{path}: not a signvision checkpoint (no '{FORMAT}' marker)")
+        raise RunError(f"{path}: not a signvision checkpoint (no '{FORMAT}' marker)")
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
-        raise UserError(f"{path}: damaged signvision checkpoint (no {', '.join(missing)})")
+        raise RunError(f"{path}: damaged signvision checkpoint (no {', '.join(missing)})")
     if not isinstance(ckpt["config"], dict) or not isinstance(ckpt["model"], dict):
-        raise UserError(f"{path}: damaged signvision checkpoint (config or model is not a dict)")
+        raise RunError(f"{path}: damaged signvision checkpoint (config or model is not a dict)")
     return ckpt
 
 
@@ -63,10 +71,11 @@ def task_of(ckpt: dict, cfg: TrainConfig) -> Task:
 
 
 def model_from_checkpoint(ckpt: dict, path: str | Path = "checkpoint") -> tuple[nn.Module, Task, TrainConfig]:
-    """Rebuild the model a checkpoint describes and load its weights (UserError if they do not fit)."""
+    """Rebuild the model a checkpoint describes and load its weights (a RunError if they do not fit)."""
     cfg = TrainConfig.from_dict(ckpt["config"], f"{path} (its config)")
     task = task_of(ckpt, cfg)
-    model = build_model(cfg.model, task.num_outputs, image_size=cfg.image_size, lenet_width=cfg.lenet_width)
+    with torch.random.fork_rng(devices=[]):  # its weights come from the file: the caller's random numbers stay
+        model = build_model(cfg.model, task.num_outputs, image_size=cfg.image_size, lenet_width=cfg.lenet_width)
     load_state(model, ckpt["model"], path, f"{cfg.model} with {task.num_outputs} output(s)")
     return model, task, cfg
 
@@ -78,4 +87,4 @@ def load_state(model: nn.Module, state: dict, path: str | Path, what: str) -> No
     except (RuntimeError, KeyError, TypeError) as e:
         first = str(e).strip().splitlines()
         detail = next((line.strip() for line in first[1:] if line.strip()), first[0] if first else "")
-        raise UserError(f"{path}: its weights do not fit {what} ({detail[:160]})") from None
+        raise RunError(f"{path}: its weights do not fit {what} ({detail[:160]})") from None

@@ -9,12 +9,20 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from signvision.errors import UserError
+from signvision.errors import DataError, MissingError, OptionError, RunError
 
 
 @dataclass
 class TrainConfig:
-    """Every setting of a training run, with its default; saved as the run's config.json."""
+    """Every setting of a training run, with its default (commented below); saved as the run's config.json.
+
+    `signvision.train(data, **settings)` takes any of these by name; the command line has one `--flag` each.
+
+    Example:
+        >>> cfg = TrainConfig(model="resnet18", epochs=4, image_size=96)
+        >>> cfg.loss, cfg.split_by, cfg.select
+        ('ce', 'near-copies', 'log_loss')
+    """
 
     # --- data
     data: str | None = None  # data folder (Zindi or class-folder layout)
@@ -41,8 +49,8 @@ class TrainConfig:
     freeze_backbone_epochs: int = 0  # train only the new head for this many first epochs
     backbone_lr_scale: float = 1.0  # the backbone's learning rate is lr x this (fine-tuning: e.g. 0.1)
     # --- optimisation
-    loss: str = "bce"  # bce (one-vs-rest sigmoids, the course's) | ce (softmax cross-entropy)
-    label_smoothing: float = 0.0  # targets pulled this far towards uniform (either loss)
+    loss: str = "ce"  # ce (softmax cross-entropy) | bce (one-vs-rest sigmoids, the course's: learns slower)
+    label_smoothing: float = 0.1  # targets pulled this far towards uniform (either loss)
     calibrate: bool = True  # fit a temperature on the validation logits after training
     select: str = "log_loss"  # the epoch kept in best.pt: lowest validation log_loss | highest roc_auc | accuracy
     epochs: int = 15
@@ -54,7 +62,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # clip the gradient norm to this (0 = off)
     seed: int = 0
     # --- augmentation
-    augment: str = "none"  # none | light | medium | heavy | an albumentations .json/.yaml file
+    augment: str = "capture"  # none | capture (a new session, no flip) | light | medium | heavy | a .json/.yaml file
     mix: str = "none"  # none | mixup | cutmix | both
     mix_alpha: float = 1.0  # lambda ~ Beta(alpha, alpha)
     mix_prob: float = 1.0  # share of batches that are mixed
@@ -74,17 +82,17 @@ class TrainConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
-                raise UserError(f"--{f.name.replace('_', '-')} {value}: must be a finite number")
+                raise OptionError("must be a finite number", option=f.name, value=value)
         if self.seed < 0 or self.seed >= 2**31:
-            raise UserError(f"--seed {self.seed}: must be between 0 and 2**31 - 1")
+            raise OptionError("must be between 0 and 2**31 - 1", option="seed", value=self.seed)
         if self.image_size > MAX_IMAGE_SIZE:
-            raise UserError(f"--image-size {self.image_size}: at most {MAX_IMAGE_SIZE} pixels a side")
+            raise OptionError(f"at most {MAX_IMAGE_SIZE} pixels a side", option="image_size", value=self.image_size)
         if self.folds < 1:
-            raise UserError(f"--folds {self.folds}: must be 2 or more (1 = a single validation split)")
+            raise OptionError("must be 2 or more (1 = a single validation split)", option="folds", value=self.folds)
         if self.loss not in ("bce", "ce"):
-            raise UserError(f"--loss {self.loss}: expected bce or ce")
+            raise OptionError("expected bce or ce", option="loss", value=self.loss)
         if not 0 <= self.label_smoothing < 1:
-            raise UserError(f"--label-smoothing {self.label_smoothing}: must be in [0, 1)")
+            raise OptionError("must be in [0, 1)", option="label_smoothing", value=self.label_smoothing)
         positive = {
             "epochs": self.epochs,
             "batch_size": self.batch_size,
@@ -94,9 +102,9 @@ class TrainConfig:
         }
         for name, value in positive.items():
             if not value > 0:
-                raise UserError(f"--{name.replace('_', '-')} {value}: must be positive")
+                raise OptionError("must be positive", option=name, value=value)
         if not 0 < self.val_fraction < 1:
-            raise UserError(f"--val-fraction {self.val_fraction}: must be between 0 and 1")
+            raise OptionError("must be between 0 and 1", option="val_fraction", value=self.val_fraction)
         choices = {
             "schedule": ("cosine", "onecycle"),
             "mix": ("none", "mixup", "cutmix", "both"),
@@ -106,16 +114,18 @@ class TrainConfig:
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise UserError(f"--{name} {getattr(self, name)}: expected one of {', '.join(allowed)}")
+                raise OptionError(f"expected one of {', '.join(allowed)}", option=name, value=getattr(self, name))
         if self.mix_alpha <= 0 or not 0 <= self.mix_prob <= 1:
-            raise UserError("--mix-alpha must be > 0 and --mix-prob between 0 and 1")
+            raise OptionError(
+                "`mix_alpha` must be > 0 and `mix_prob` between 0 and 1", option="mix_alpha", value=self.mix_alpha
+            )
         if not 0 < self.backbone_lr_scale <= 10:
-            raise UserError(f"--backbone-lr-scale {self.backbone_lr_scale}: must be in (0, 10]")
+            raise OptionError("must be in (0, 10]", option="backbone_lr_scale", value=self.backbone_lr_scale)
         for name in ("freeze_backbone_epochs", "mix_off_epochs", "weight_decay", "warmup_epochs", "grad_clip"):
             if getattr(self, name) < 0:
-                raise UserError(f"--{name.replace('_', '-')} {getattr(self, name)}: must not be negative")
+                raise OptionError("must not be negative", option=name, value=getattr(self, name))
         if not 0 < self.ema_decay < 1:
-            raise UserError(f"--ema-decay {self.ema_decay}: must be between 0 and 1")
+            raise OptionError("must be between 0 and 1", option="ema_decay", value=self.ema_decay)
         return self
 
     def absolute_paths(self) -> TrainConfig:
@@ -132,21 +142,21 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
-        """Read a run's config.json (UserError naming the file if it is missing or not a config)."""
+        """Read a run's config.json (an error naming the file if it is missing or not a config)."""
         return cls.from_dict(read_json(path, f" (is {path.parent} a signvision run?)"), str(path))
 
     @classmethod
     def from_dict(cls, raw, where: str) -> TrainConfig:
         """A config from a dict read from a file; wrong keys or types give one line naming `where`."""
         if not isinstance(raw, dict):
-            raise UserError(f"{where}: not a signvision config (expected a JSON object)")
+            raise RunError(f"{where}: not a signvision config (expected a JSON object)")
         types = {f.name: f.type for f in fields(cls)}
         kept = {}
         for k, v in raw.items():
             if k not in types:
                 continue
             if not _fits(v, types[k]):
-                raise UserError(f"{where}: {k!r} is {v!r}, not a {types[k]}")
+                raise RunError(f"{where}: {k!r} is {v!r}, not a {types[k]}")
             kept[k] = float(v) if types[k] == "float" and isinstance(v, int) and not isinstance(v, bool) else v
         return cls(**kept).check()
 
@@ -169,19 +179,24 @@ def read_json(path: Path, hint: str = "") -> dict:
     """A JSON file as a dict, with one-line errors naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: not found{hint}")
+        raise MissingError(f"{path}: not found{hint}")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not valid JSON ({str(e).splitlines()[0]})") from None
+        raise DataError(f"{path}: not valid JSON ({str(e).splitlines()[0]})") from None
     if not isinstance(raw, dict):
-        raise UserError(f"{path}: expected a JSON object")
+        raise DataError(f"{path}: expected a JSON object")
     return raw
 
 
 @dataclass
 class AuditConfig:
-    """Every setting of `signvision audit`, with its default."""
+    """Every setting of an audit (`audit(**settings)`, `signvision audit`), with its default (below).
+
+    Example:
+        >>> AuditConfig(data="../shared/data/sign-digits", skip_label_issues=True).near_threshold
+        0.955
+    """
 
     data: str | None = None  # data folder (same layouts as train)
     csv: str | None = None

@@ -17,7 +17,6 @@ Interrupted? Run the same command again: finished folds are kept, an unfinished 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -27,10 +26,11 @@ import pandas as pd
 
 from signvision.calibrate import fit_temperature, scaled_probs
 from signvision.config import TrainConfig, read_json
-from signvision.errors import OptionError, UserError
+from signvision.errors import OptionError, atomic_write
 from signvision.metrics import compute_metrics
 from signvision.rundata import read_training_table, split_groups
-from signvision.split import single_group_classes
+from signvision.runfolder import write_json
+from signvision.splits import single_group_classes
 
 SUMMARY_KEYS = ("val_roc_auc", "val_log_loss", "val_accuracy", "val_ece")
 
@@ -64,54 +64,47 @@ def assign_folds(cfg: TrainConfig, log=print) -> pd.DataFrame:
     return pd.DataFrame({"img_IDS": train["img_IDS"], "Label": train["Label"], "fold": fold})
 
 
-def fit_folds(cfg: TrainConfig, log=print) -> dict:
-    """Train the K fold runs (skipping finished ones), then the OOF predictions, temperature and summary."""
-    from signvision.train import check_out_folder, fit
+def fit_folds(cfg: TrainConfig, log=print, table=None) -> dict:
+    """Train the K fold runs (skipping finished ones), then the OOF predictions, temperature and summary.
+    `table`: data already read (a DataFrame's), saved in OUT as data.csv."""
+    from signvision.jobs import job_folder, train_or_resume
+    from signvision.save import write_data_csv
 
     cfg.absolute_paths()
     out = Path(cfg.out)
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "device", "workers")}
-    spec = {"folds": cfg.folds, "config": settings}
-    spec = json.loads(json.dumps(spec))
-    if (out / "cv.json").is_file():
-        if read_json(out / "cv.json") != spec:
-            raise UserError(f"--out {out}: holds a cross-validation with other settings; use a new folder")
-    else:
-        check_out_folder(out, resume=False)
-    folds = assign_folds(cfg, log)
-    out.mkdir(parents=True, exist_ok=True)
-    if not (out / "cv.json").is_file():
-        folds.to_csv(out / "folds.csv", index=False)
-        cfg.save(out / "config.json")
-        (out / "cv.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n")
-    (out / "splits").mkdir(exist_ok=True)
-    started, trained = time.perf_counter(), 0
-    for k in range(1, cfg.folds + 1):
-        run = out / f"fold{k}"
-        summary_file = run / "summary.json"
-        if summary_file.is_file() and read_json(summary_file).get("status") == "finished":
-            log(f"fold {k}/{cfg.folds}: finished earlier, kept")
-            continue
-        split_file = out / "splits" / f"fold{k}.csv"
-        folds.assign(fold=np.where(folds["fold"] == k, "val", "train"))[["img_IDS", "fold"]].to_csv(
-            split_file, index=False
-        )
-        left = cfg.folds - k + 1
-        eta = f", about {(time.perf_counter() - started) / trained * left:.0f} s left" if trained else ""
-        log(f"fold {k}/{cfg.folds}: training on {int((folds['fold'] != k).sum())} images{eta}")
-        resume = (run / "last.pt").is_file()
-        fold_cfg = (
-            TrainConfig.load(run / "config.json")
-            if resume
-            else replace(cfg, folds=1, out=str(run), split=str(split_file))
-        )
-        try:
-            fit(fold_cfg, resume=resume, log=lambda msg, k=k: log(f"  [fold {k}] {msg}"))
-        except KeyboardInterrupt:
-            log(f"interrupted in fold {k}: finished folds are kept; run the same command again to continue")
-            raise
-        trained += 1
-    return summarise_folds(out, cfg, folds, log)
+    with job_folder(out, {"folds": cfg.folds, "config": settings}, "cv.json", "a cross-validation"):
+        if table is not None:
+            cfg = replace(cfg, data=str(write_data_csv(table, out)))
+        if (out / "folds.csv").is_file():  # the folds drawn when the job started
+            folds = pd.read_csv(out / "folds.csv", dtype={"img_IDS": str, "Label": str}, keep_default_na=False)
+        else:
+            folds = assign_folds(cfg, log)  # its checks fail before anything is written
+            with atomic_write(out / "folds.csv", newline="") as f:
+                folds.to_csv(f, index=False)
+            write_json(out / "config.json", asdict(cfg))
+        (out / "splits").mkdir(exist_ok=True)
+        started, trained = time.perf_counter(), 0
+        for k in range(1, cfg.folds + 1):
+            run = out / f"fold{k}"
+            split_file = out / "splits" / f"fold{k}.csv"
+            folds.assign(fold=np.where(folds["fold"] == k, "val", "train"))[["img_IDS", "fold"]].to_csv(
+                split_file, index=False
+            )
+            left = cfg.folds - k + 1
+            eta = f", about {(time.perf_counter() - started) / trained * left:.0f} s left" if trained else ""
+            fold_log = lambda msg, k=k: log(f"  [fold {k}] {msg}")  # noqa: E731
+            log(f"fold {k}/{cfg.folds}: training on {int((folds['fold'] != k).sum())} images{eta}")
+            try:
+                done = train_or_resume(run, replace(cfg, folds=1, out=str(run), split=str(split_file)), fold_log)
+            except KeyboardInterrupt:
+                log(f"interrupted in fold {k}: finished folds are kept; run the same command again to continue")
+                raise
+            if done is None:
+                log(f"fold {k}/{cfg.folds}: finished earlier, kept")
+            else:
+                trained += 1
+        return summarise_folds(out, cfg, folds, log)
 
 
 def summarise_folds(out: Path, cfg: TrainConfig, folds: pd.DataFrame, log=print) -> dict:
@@ -158,7 +151,7 @@ def summarise_folds(out: Path, cfg: TrainConfig, folds: pd.DataFrame, log=print)
         "fold_std": {k: float(fold_table[k].std(ddof=1)) for k in SUMMARY_KEYS if fold_table[k].notna().all()},
         "per_fold": per_fold,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    write_json(out / "summary.json", summary)
     m, s = summary["fold_mean"], summary["fold_std"]
     log(
         f"{cfg.folds}-fold CV: per fold ROC AUC {m['val_roc_auc']:.4f} ± {s['val_roc_auc']:.4f}, log loss "

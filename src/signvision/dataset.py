@@ -19,12 +19,22 @@ from signvision.runtime import cpu_threads
 
 
 class ImageDataset(Dataset):
-    """Images (from the cache, or decoded on the fly) with integer targets, or unlabelled with ids.
+    """The course's Dataset: images read with OpenCV (or taken from the decoded-image cache), targets from a
+    pandas column, an albumentations `transform` for augmentation.
 
-    Labelled items are `(image, target)`, unlabelled items `(image, img_id)`; `image` is a uint8 tensor
-    (3, size, size). `transform` is an albumentations pipeline that keeps the size (augmentation).
-    `__getitems__` fetches a whole batch at once, so a batch of cached images costs one numpy
-    fancy-index instead of `batch_size` Python calls.
+    Args:
+        paths: image files.   size: images are resized to size x size.
+        targets: integer targets (None: unlabelled, items are (image, id)).   ids: names (default: file stems).
+        images: a cache of decoded images (N, size, size, 3) uint8, or None to decode on the fly.
+        transform: an albumentations pipeline that keeps the size.
+
+    Returns items `(image, target)` with image a uint8 tensor (3, size, size); `__getitems__` gives a whole
+    batch at once (one numpy fancy-index for cached images).
+
+    Example:
+        >>> table = read_data("../shared/data/sign-digits").train                    # doctest: +SKIP
+        >>> ds = ImageDataset(table["path"], 64, targets=table["Label"].astype("category").cat.codes)   # doctest: +SKIP
+        >>> image, target = ds[0]                                                   # doctest: +SKIP
     """
 
     def __init__(
@@ -145,8 +155,19 @@ def make_loader(
     sampler: Sampler | None = None,
     drop_last: bool = False,
 ) -> DataLoader:
-    """Shuffling draws from torch's global generator, which `fit` seeds at every epoch, so that a
-    resumed run sees the same batches as an uninterrupted one."""
+    """A DataLoader of uint8 batches for an ImageDataset (batches come whole from `__getitems__`).
+
+    Args:
+        dataset: an ImageDataset.   batch_size: images a batch.   shuffle: draw from torch's global generator,
+        which training reseeds every epoch (a resumed run sees the same batches).   workers: loader processes.
+        pin_memory: for CUDA.   sampler: e.g. a DistributedSampler.   drop_last: drop a last partial batch.
+
+    Returns:
+        a DataLoader of (images uint8 (B, 3, S, S), targets (B,) or ids).
+
+    Example:
+        >>> images, y = next(iter(make_loader(ds, batch_size=32, shuffle=True)))   # doctest: +SKIP
+    """
     return ImageLoader(
         dataset,
         batch_size=batch_size,

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from signvision.errors import UserError
+from signvision.errors import DataError, MissingError, OptionError
 
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 FASHION_CLASSES = [
@@ -78,7 +78,7 @@ def read_idx(path: Path) -> np.ndarray:
     with opener(path, "rb") as f:
         zero, dtype, ndim = struct.unpack(">HBB", f.read(4))
         if zero != 0 or dtype != 0x08:
-            raise UserError(f"{path}: not an idx file of unsigned bytes")
+            raise DataError(f"{path}: not an idx file of unsigned bytes")
         shape = struct.unpack(">" + "I" * ndim, f.read(4 * ndim))
         return np.frombuffer(f.read(), dtype=np.uint8).reshape(shape)
 
@@ -92,9 +92,10 @@ def fashion_images(folder: Path = FASHION_DIR) -> tuple[np.ndarray, list[str], n
         "t10k-labels-idx1-ubyte.gz",
     ]
     if not all((folder / f).is_file() for f in files):
-        raise UserError(
-            f"--source fashion-mnist: {folder} lacks the Fashion-MNIST files; install them with "
-            "`sudo apt-get install dataset-fashion-mnist`"
+        raise MissingError(
+            f"{folder} lacks the Fashion-MNIST files; install them with: sudo apt-get install dataset-fashion-mnist",
+            option="source",
+            value="fashion-mnist",
         )
     arrays = [read_idx(folder / f) for f in files]
     images = np.concatenate([arrays[0], arrays[2]])
@@ -110,7 +111,9 @@ def prepare_demo_data(workdir: Path, source: str) -> Path:
     if marker.is_file():
         return dest
     if dest.exists() and any(dest.iterdir()):
-        raise UserError(f"{dest}: exists but was not written by the demo; remove it or pick another --workdir")
+        raise OptionError(
+            f"{dest}: exists but was not written by the demo; remove it or pick another one", option="workdir"
+        )
     if source == "digits":
         images, labels = digits_images()
         write_zindi(dest, images, labels)
@@ -118,7 +121,7 @@ def prepare_demo_data(workdir: Path, source: str) -> Path:
         images, labels, is_test = fashion_images()
         write_zindi(dest, images, labels, is_test=is_test)
     else:
-        raise UserError(f"--source {source}: expected digits or fashion-mnist")
+        raise OptionError("expected digits or fashion-mnist", option="source", value=source)
     marker.write_text(json.dumps({"source": source}) + "\n")
     return dest
 
@@ -154,7 +157,7 @@ def run_demo(
     from signvision.config import TrainConfig
     from signvision.inference import evaluate_run, predict
     from signvision.report import write_report
-    from signvision.train import fit
+    from signvision.training import fit
 
     started = time.perf_counter()
     workdir = Path(workdir)

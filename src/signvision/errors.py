@@ -30,7 +30,14 @@ _NOTHING = object()
 
 
 class SignvisionError(Exception):
-    """Base of signvision's exceptions. `option` is the argument at fault and `value` the value it had."""
+    """Base of signvision's exceptions. `option` is the argument at fault and `value` the value it had;
+    `wording(flags=True)` words the message as the command line does.
+
+    Example:
+        >>> e = OptionError("at most 1024 pixels a side", option="image_size", value=4096)
+        >>> str(e), e.wording(flags=True)
+        ('image_size=4096: at most 1024 pixels a side', '--image-size 4096: at most 1024 pixels a side')
+    """
 
     def __init__(self, message: str, *, option: str | None = None, value=_NOTHING):
         super().__init__(message)
@@ -56,24 +63,51 @@ class SignvisionError(Exception):
 
 
 class OptionError(SignvisionError, ValueError):
-    """An argument whose value cannot work."""
+    """An argument whose value cannot work (also a ValueError).
+
+    Example:
+        >>> isinstance(OptionError("must be positive", option="epochs", value=0), ValueError)
+        True
+    """
 
 
 class DataError(SignvisionError, ValueError):
-    """Bad data: a table, a row, a CSV file, a data folder."""
+    """Bad data: a table, a row, a CSV file, a data folder (also a ValueError).
+
+    Example:
+        >>> str(DataError("Train.csv row 7: empty 'Label' for img_IDS='ImageID_1'"))
+        "Train.csv row 7: empty 'Label' for img_IDS='ImageID_1'"
+    """
 
 
 class BadImage(DataError):
-    """An image file that cannot be decoded (empty, corrupt, truncated, too large, not a file)."""
+    """An image file that cannot be decoded (empty, corrupt, truncated, too large, not a file).
+
+    Example:
+        >>> read_image("/dev/null")                    # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        signvision.errors.BadImage: /dev/null: not a regular file (a FIFO, socket or device), not an image file
+    """
 
 
 class MissingError(SignvisionError, FileNotFoundError):
-    """A file or folder that is not there."""
+    """A file or folder that is not there (also a FileNotFoundError).
+
+    Example:
+        >>> isinstance(MissingError("folder not found", option="data", value="/nowhere"), FileNotFoundError)
+        True
+    """
 
 
 class RunError(SignvisionError, ValueError):
     """A run (or audit) folder that cannot be used as asked: unfinished, foreign, or being written by another
-    process."""
+    process (also a ValueError).
+
+    Example:
+        >>> load_run("/tmp")                           # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+        signvision.errors.RunError: run='/tmp': no best.pt (not a signvision run, or no epoch finished yet)
+    """
 
 
 class DivergedError(SignvisionError, FloatingPointError):

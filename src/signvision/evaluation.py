@@ -44,27 +44,37 @@ def labelled_targets(task, table: pd.DataFrame, data) -> np.ndarray:
     return task.encode(table["Label"])
 
 
-def test_leak(run_members, table: pd.DataFrame) -> float | None:
-    """The share of scored images that have a near copy among the images the run trained on."""
-    from signvision.nearcopies import fingerprint_images, leak_check
+def training_paths(run) -> list[str] | None:
+    """The files a run trained on (its split's training side), or None when they cannot be found now."""
     from signvision.rundata import read_training_table
-    from signvision.split import read_split
+    from signvision.splits import read_split
 
-    m = run_members[0]
+    prepared = getattr(run, "_prepared", None)
+    if prepared is not None:  # a run in memory
+        return prepared.data.table.train["path"].iloc[prepared.data.rows("train")].tolist()
     try:
-        train_table = read_training_table(m.cfg, dropped=[])[0].train
-        fold = read_split(m.folder / "split.csv", train_table["img_IDS"]).set_index("img_IDS")["fold"]
+        train = read_training_table(run.members[0].cfg, dropped=[])[0].train
+        fold = read_split(run.members[0].folder / "split.csv", train["img_IDS"]).set_index("img_IDS")["fold"]
     except Exception:  # the training images moved or changed: the check is skipped, not the evaluation
         return None
-    train_paths = train_table.loc[train_table["img_IDS"].map(fold).eq("train").to_numpy(), "path"].tolist()
-    fp = fingerprint_images(train_paths + table["path"].tolist())
-    is_scored = np.r_[np.zeros(len(train_paths), bool), np.ones(len(table), bool)]
-    labels = np.r_[np.zeros(len(train_paths)), np.ones(len(table))]  # labels unused: only the share is read
+    return train.loc[train["img_IDS"].map(fold).eq("train").to_numpy(), "path"].tolist()
+
+
+def test_leak(run, table: pd.DataFrame) -> float | None:
+    """The share of scored images that have a near copy among the images the run trained on."""
+    from signvision.nearcopies import fingerprint_images, leak_check
+
+    paths = training_paths(run)
+    if paths is None:
+        return None
+    fp = fingerprint_images(paths + table["path"].tolist())
+    is_scored = np.r_[np.zeros(len(paths), bool), np.ones(len(table), bool)]
+    labels = np.r_[np.zeros(len(paths)), np.ones(len(table))]  # labels unused: only the share is read
     return leak_check(fp, labels, is_scored)["val_near_copy_share"]
 
 
 def evaluate_labelled(
-    run: str | Path,
+    run,
     data: str | Path,
     *,
     tta: str = "none",
@@ -75,7 +85,8 @@ def evaluate_labelled(
     workers: int = -1,
     log=print,
 ) -> dict:
-    """Score RUN on the labelled images of DATA; write RUN/evaluations/<name>/evaluation.json and .html.
+    """Score a run (a run folder, or a `Run`) on the labelled images of DATA; write
+    RUN/evaluations/<name>/evaluation.json and evaluation.html (a run in memory writes no files).
 
     Returns the figures: images, groups, accuracy, log_loss, roc_auc, ece (each with an `_ci` interval
     where defined), per_class_roc_auc, near_copy_share (test images with a near copy in training).
@@ -83,15 +94,17 @@ def evaluate_labelled(
     Example:
         >>> evaluate_labelled("runs/lenet", "data/sessions")      # its test/ folder   # doctest: +SKIP
     """
-    from signvision.images import load_resized
+    from types import SimpleNamespace
+
     from signvision.inference import load_members, predict_images
-    from signvision.metrics import group_bootstrap
+    from signvision.metrics import compute_metrics, group_bootstrap
     from signvision.nearcopies import fingerprint_images, group_near_copies
-    from signvision.report import scored_sections
     from signvision.tables import read_labelled
 
-    run, data = Path(run), Path(data)
-    members = load_members(run)
+    data = Path(data)
+    if isinstance(run, (str, Path)):  # a run folder; otherwise a Run (its members, folder, and data in memory)
+        run = SimpleNamespace(members=load_members(run), folder=Path(run))
+    members, folder = run.members, run.folder
     table = read_labelled(data)
     labelled = table.train
     task = members[0].task
@@ -109,21 +122,9 @@ def evaluate_labelled(
     groups = group_near_copies(fingerprint_images(labelled["path"].tolist()))
     keys = np.where(groups >= 0, groups.astype(str), "solo:" + labelled["img_IDS"].to_numpy())
     interval = group_bootstrap(y, probs, keys)
-    folder = output_folder(run, data, tta)
-    folder.mkdir(parents=True, exist_ok=True)
-    size = members[0].cfg.image_size
-    sections, metrics = scored_sections(
-        folder,
-        y,
-        probs,
-        None,
-        task.names,
-        lambda i: load_resized(labelled["path"].iloc[i], size),
-        lambda i: str(labelled["img_IDS"].iloc[i]),
-        what="scored images",
-    )
+    metrics = compute_metrics(y, probs, task.names)
     result = {
-        "run": str(run),
+        "run": str(folder) if folder is not None else "in memory",
         "data": str(data),
         "layout": table.layout,
         "tta": tta,
@@ -133,15 +134,36 @@ def evaluate_labelled(
         "accuracy_ci": interval["accuracy"],
         "log_loss_ci": interval["log_loss"],
         "per_class_roc_auc": metrics["per_class_roc_auc"],
-        "near_copy_share": test_leak(members, labelled),
+        "near_copy_share": test_leak(run, labelled),
     }
-    (folder / "evaluation.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    write_page(
-        folder / "evaluation.html", f"signvision: {run.name} on {data.name}", page_head(result) + "".join(sections)
-    )
     log(describe(result))
-    log(f"page: {folder / 'evaluation.html'}")
+    if folder is not None:
+        page = write_evaluation(
+            output_folder(folder, data, tta), result, y, probs, task, labelled, members[0].cfg.image_size
+        )
+        log(f"page: {page}")
     return result
+
+
+def write_evaluation(out: Path, result: dict, y, probs, task, labelled: pd.DataFrame, size: int) -> Path:
+    """evaluation.json, the figures and evaluation.html of a scored set, in `out`."""
+    from signvision.images import load_resized
+    from signvision.report import scored_sections
+
+    out.mkdir(parents=True, exist_ok=True)
+    sections, _ = scored_sections(
+        out,
+        y,
+        probs,
+        None,
+        task.names,
+        lambda i: load_resized(labelled["path"].iloc[i], size),
+        lambda i: str(labelled["img_IDS"].iloc[i]),
+        what="scored images",
+    )
+    (out / "evaluation.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    title = f"signvision: {Path(result['run']).name} on {Path(result['data']).name}"
+    return write_page(out / "evaluation.html", title, page_head(result) + "".join(sections))
 
 
 def describe(result: dict) -> str:

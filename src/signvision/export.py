@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from signvision.errors import UserError, refuse_overwrite
+from signvision.errors import MissingError, OptionError, atomic_write, refuse_overwrite
 from signvision.task import Task
 
 OPSETS = range(9, 21)  # what torch's TorchScript-based ONNX exporter writes
@@ -42,7 +42,7 @@ def check_export_installed() -> None:
     try:
         import onnx  # noqa: F401
     except ImportError:
-        raise UserError(
+        raise MissingError(
             "export: the ONNX packages are not installed; pip install 'signvision[export]' (onnx, onnxruntime)"
         ) from None
 
@@ -52,26 +52,28 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, opset: int = 
     from signvision.inference import is_cv_run, load_run
 
     if opset not in OPSETS:
-        raise UserError(f"--opset {opset}: expected {OPSETS.start} to {OPSETS.stop - 1}")
+        raise OptionError(f"expected {OPSETS.start} to {OPSETS.stop - 1}", option="opset", value=opset)
     check_export_installed()
     run = Path(run)
     if is_cv_run(run):
-        raise UserError(f"--run {run}: a cross-validated run holds several models; export one fold, e.g. {run}/fold1")
+        raise OptionError(
+            f"a cross-validated run holds several models; export one fold, e.g. {run}/fold1", option="run", value=run
+        )
     out = Path(out) if out else run / "model.onnx"
     if out.suffix.lower() != ".onnx":
-        raise UserError(f"--out {out}: the file name must end in .onnx")
+        raise OptionError("the file name must end in .onnx", option="out", value=out)
     meta_path = out.with_suffix(".json")
     refuse_overwrite(out, overwrite)
     refuse_overwrite(meta_path, overwrite)  # the description written beside it
     m = load_run(run)
     wrapped = Deployable(m.model, m.ckpt["norm"]["mean"], m.ckpt["norm"]["std"], m.task, m.temperature).eval()
     example = torch.zeros(2, 3, m.cfg.image_size, m.cfg.image_size, dtype=torch.uint8)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), atomic_write(out, "wb") as f:  # a full disk leaves no half-written file
         warnings.simplefilter("ignore")  # the TorchScript-based exporter warns that it is the older one
         torch.onnx.export(
             wrapped,
             (example,),
-            str(out),
+            f,
             dynamo=False,
             opset_version=opset,
             input_names=["images"],
@@ -87,5 +89,6 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, opset: int = 
         "model": m.cfg.model,
         "epoch": m.ckpt["epoch"],
     }
-    meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    with atomic_write(meta_path) as f:
+        f.write(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     return out

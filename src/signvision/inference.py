@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from torch import nn
 
 from signvision.augment import TTA
@@ -22,10 +23,10 @@ from signvision.calibrate import scaled_probs
 from signvision.checkpoint import load_checkpoint, model_from_checkpoint
 from signvision.config import TrainConfig, read_json
 from signvision.dataset import ImageDataset, auto_workers, make_loader
-from signvision.errors import BadImage, UserError, refuse_overwrite
+from signvision.errors import BadImage, MissingError, RunError, atomic_write, refuse_overwrite
 from signvision.loop import Outputs, evaluate
-from signvision.loop import predict as predict_outputs
 from signvision.metrics import SCORES, compute_metrics
+from signvision.progress import progress_bar
 from signvision.rundata import prepare_run_data
 from signvision.runtime import Runtime, pick_device
 from signvision.tables import read_unlabelled
@@ -51,14 +52,16 @@ def is_cv_run(run: str | Path) -> bool:
 
 
 def fold_folders(run: Path) -> list[Path]:
-    """The fold runs of a cross-validated run, each finished (UserError otherwise)."""
+    """The fold runs of a cross-validated run, each finished (a RunError otherwise)."""
     spec = read_json(run / "cv.json")
     folders = [run / f"fold{k}" for k in range(1, int(spec.get("folds", 0)) + 1)]
     unfinished = [f.name for f in folders if not (f / "best.pt").is_file()]
     if not folders or unfinished:
-        raise UserError(
-            f"--run {run}: cross-validation not finished (no best.pt in {', '.join(unfinished) or 'any fold'}); "
-            "run the same train command again to finish it"
+        raise RunError(
+            f"cross-validation not finished (no best.pt in {', '.join(unfinished) or 'any fold'}); run the same "
+            "train command again to finish it",
+            option="run",
+            value=run,
         )
     return folders
 
@@ -67,11 +70,11 @@ def check_run_folder(run: str | Path) -> Path:
     """The run folder exists and is finished enough to use (one line otherwise)."""
     run = Path(run)
     if not run.is_dir():
-        raise UserError(f"--run {run}: folder not found")
+        raise MissingError("folder not found", option="run", value=run)
     if is_cv_run(run):
         fold_folders(run)
     elif not (run / "best.pt").is_file():
-        raise UserError(f"--run {run}: no best.pt (not a signvision run, or no epoch finished yet)")
+        raise RunError("no best.pt (not a signvision run, or no epoch finished yet)", option="run", value=run)
     return run
 
 
@@ -166,45 +169,51 @@ def evaluate_run(
     tta_views: int = 4,
     device: str = "auto",
     batch_size: int = 128,
+    skip_bad_images: bool = False,
     log=print,
 ) -> dict:
     """Validation metrics without calibration, calibrated, and calibrated with TTA; saved as
     evaluation*.json in the run. A cross-validated run is scored on its out-of-fold predictions.
 
-    `data`: where the run's own images are now (they moved), or other labelled images (a test set, a folder
-    of class sub-folders, a CSV), which `evaluation.evaluate_labelled` scores instead."""
+    `data`: where the run's own images are now, if they moved (other labelled images, a test set: see
+    `evaluation.evaluate_labelled`)."""
     members = load_members(run)
-    if data is not None and not holds_run_images(members[0], data):
-        from signvision.evaluation import evaluate_labelled
-
-        return evaluate_labelled(
-            run, data, tta=tta, tta_merge=tta_merge, tta_views=tta_views, device=device, batch_size=batch_size, log=log
-        )
-    tta_views = TTA(
-        tta, merge=tta_merge, views=tta_views, image_size=members[0].cfg.image_size, seed=members[0].cfg.seed
+    for m in members:
+        m.cfg.skip_bad_images = m.cfg.skip_bad_images or skip_bad_images
+    loaders = [make_loader(validation_set(m, data), batch_size=batch_size) for m in members]
+    result = evaluate_members(
+        members, loaders, tta=tta, tta_merge=tta_merge, tta_views=tta_views, device=device, log=log
     )
+    result["run"] = str(run)
+    (Path(run) / evaluation_file(tta)).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    return result
+
+
+def evaluate_members(
+    members: list[RunModel], loaders, *, tta="none", tta_merge="mean", tta_views=4, device="auto", log=print
+) -> dict:
+    """Each member scored on its own labelled loader (together: a run's validation images, or every training
+    image once for a cross-validated run): uncalibrated, calibrated, and calibrated with TTA."""
+    dev = pick_device(device)
+    size, seed = members[0].cfg.image_size, members[0].cfg.seed
+    views = TTA(tta, merge=tta_merge, views=tta_views, image_size=size, seed=seed)
     pools: dict[str, list] = {"uncalibrated": [], "calibrated": [], "tta": [], "y": []}
-    for scored in score_members(members, data, device, batch_size):
-        pools["uncalibrated"].append(scored.outputs.probs)
-        pools["calibrated"].append(scored.calibrated)
+    for m, loader in zip(members, loaders):
+        runtime = runtime_for(m, dev)
+        m.model.to(dev)
+        _, outputs, y = evaluate(m.model, loader, runtime, m.task)
+        pools["uncalibrated"].append(outputs.probs)
+        t = m.temperature
+        pools["calibrated"].append(scaled_probs(outputs.logits, t) if t is not None else outputs.probs)
         if tta != "none":
-            m = scored.member
-            _, with_tta, _ = evaluate(
-                m.model, scored.loader, scored.runtime, m.task, temperature=m.temperature, tta=tta_views
-            )
-            pools["tta"].append(with_tta.probs)
-        pools["y"].append(scored.y)
+            pools["tta"].append(evaluate(m.model, loader, runtime, m.task, temperature=t, tta=views)[1].probs)
+        pools["y"].append(y)
     y = np.concatenate(pools["y"])
     names = members[0].task.names
-    columns = {
-        "uncalibrated": compute_metrics(y, np.concatenate(pools["uncalibrated"]), names),
-        "calibrated": compute_metrics(y, np.concatenate(pools["calibrated"]), names),
-    }
+    columns = {k: compute_metrics(y, np.concatenate(pools[k]), names) for k in ("uncalibrated", "calibrated")}
     if tta != "none":
         columns[f"TTA {tta}"] = compute_metrics(y, np.concatenate(pools["tta"]), names)
-    run = Path(run)
     result = {
-        "run": str(run),
         "cross_validated": len(members) > 1,
         "images": int(len(y)),
         "temperature": members[0].temperature,
@@ -214,53 +223,88 @@ def evaluate_run(
     }
     if tta != "none":
         result["with_tta"] = _scalar(columns[f"TTA {tta}"])
+    log(describe_columns(columns, members, tta, len(y)))
+    return result
+
+
+def describe_columns(columns: dict, members, tta: str, n: int) -> str:
+    """The table `evaluate` prints: one column per set of probabilities, and the TTA gain."""
     what = "out-of-fold images" if len(members) > 1 else "validation images"
     t = members[0].temperature
-    log(f"{what}: {len(y)} (run {run}" + (f", temperature {t:.3f})" if t else ", not calibrated)"))
+    where = f", run {members[0].folder}" if members[0].folder is not None else ""
+    lines = [f"{what}: {n} (" + (f"temperature {t:.3f}" if t else "not calibrated") + f"{where})"]
     header = f"{'metric':<10}" + "".join(f" {name:>16}" for name in columns)
-    log(header + (f" {'TTA gain':>9}" if tta != "none" else ""))
+    lines.append(header + (f" {'TTA gain':>9}" if tta != "none" else ""))
     for key in SCORES:
         line = f"{key:<10}" + "".join(f" {c[key]:>16.4f}" for c in columns.values())
         if tta != "none":
             line += f" {columns[f'TTA {tta}'][key] - columns['calibrated'][key]:>+9.4f}"
-        log(line)
-    (run / evaluation_file(tta)).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    return result
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def _scalar(metrics: dict) -> dict:
     return {k: metrics[k] for k in (*SCORES, "loss", "per_class_roc_auc") if k in metrics}
 
 
+@torch.no_grad()
+def ensemble_probs(members: list[RunModel], runtimes: list[Runtime], images: torch.Tensor, tta: TTA | None = None):
+    """uint8 images (B, 3, S, S) -> the mean over a run's members (its folds) of calibrated probabilities,
+    (B, K) or (B,) P(positive), as a numpy array: what `predict`, `evaluate --data` and `serve` all use."""
+    total = None
+    for m, runtime in zip(members, runtimes):
+
+        def probs(x: torch.Tensor, m=m, runtime=runtime) -> torch.Tensor:
+            with runtime.autocast():
+                logits = m.model(x).float()
+            return m.task.probs(logits, m.temperature)
+
+        p = (
+            tta(probs, images, runtime.prepare)
+            if tta is not None and tta.spec != "none"
+            else probs(runtime.prepare(images))
+        )
+        p = p.cpu().numpy()
+        total = p if total is None else total + p
+    return total / len(members)
+
+
 def predict_images(
     members: list[RunModel],
     table: pd.DataFrame,
     *,
-    tta: str,
-    tta_merge: str,
-    device: str,
-    batch_size: int,
-    workers: int,
+    tta: str = "none",
+    tta_merge: str = "mean",
+    device: str = "auto",
+    batch_size: int = 128,
+    workers: int = -1,
     tta_views: int = 4,
 ) -> np.ndarray:
-    """Probabilities (N, K) or (N,) for the images of `table` (img_IDS, path): the mean over members."""
+    """Probabilities (N, K) or (N,) for the images of `table` (img_IDS, path): the mean over members. Each
+    image is decoded once, whatever the number of members."""
     dev = pick_device(device)
     image_size = members[0].cfg.image_size
     dataset = ImageDataset(table["path"].tolist(), image_size, ids=table[ID_COLUMN].tolist())
     n_workers = auto_workers(workers, cached=False, augmented=True, cuda=dev.type == "cuda")
     loader = make_loader(dataset, batch_size=batch_size, workers=n_workers, pin_memory=dev.type == "cuda")
     views = TTA(tta, merge=tta_merge, views=tta_views, image_size=image_size, seed=members[0].cfg.seed)
-    total = None
     for m in members:
-        m.model.to(dev)
-        try:
-            out = predict_outputs(m.model, loader, runtime_for(m, dev), m.task, temperature=m.temperature, tta=views)
-        except BadImage as e:  # a corrupt image; from a loader process the message ends with the original
-            raise UserError(str(e).strip().splitlines()[-1].removeprefix("signvision.errors.BadImage: ")) from None
-        if out.keys != table[ID_COLUMN].tolist():
-            raise RuntimeError("predictions came back out of order")
-        total = out.probs if total is None else total + out.probs
-    return total / len(members)
+        m.model.to(dev).eval()
+    runtimes = [runtime_for(m, dev) for m in members]
+    probs, ids = [], []
+    bar = progress_bar(total=len(dataset), desc="predict", unit="img", min_total=500)
+    try:
+        for images, keys in loader:
+            probs.append(ensemble_probs(members, runtimes, images, views))
+            ids += list(keys)
+            bar.update(len(keys))
+    except BadImage as e:  # a corrupt image; from a loader process the message ends with the original
+        raise BadImage(str(e).strip().splitlines()[-1].removeprefix("signvision.errors.BadImage: ")) from None
+    finally:
+        bar.close()
+    if ids != table[ID_COLUMN].tolist():
+        raise RuntimeError("predictions came back out of order")
+    return np.concatenate(probs) if probs else np.zeros((0,))
 
 
 def probability_columns(task: Task) -> list[str]:
@@ -318,7 +362,8 @@ def predict(
     )
     frame = submission_frame(members[0].task, table[ID_COLUMN].tolist(), probs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out, index=False, float_format="%.6f")
+    with atomic_write(out, newline="") as f:  # a full disk or Ctrl-C leaves the earlier file, not half of one
+        frame.to_csv(f, index=False, float_format="%.6f")
     ensemble = f", mean of {len(members)} fold models" if len(members) > 1 else ""
     log(f"wrote {out}: {len(frame)} images x {frame.shape[1] - 1} probability column(s){ensemble}")
     return frame

@@ -7,6 +7,7 @@ float input on the device (`Runtime.prepare`); logits are (B, K), or (B, 1) for 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ import torch.distributed as dist
 from torch import nn
 
 from signvision.augment import TTA
+from signvision.errors import DivergedError
 from signvision.metrics import compute_metrics
 from signvision.mix import Mixer
 from signvision.progress import progress_bar
@@ -37,7 +39,19 @@ def train_one_epoch(
     grad_clip: float = 0.0,
     ema=None,
 ) -> dict:
-    """One pass over the training loader; returns the mean loss, ROC AUC of the batches seen, images/s."""
+    """One pass over the training loader: forward, loss, backward, optimizer and schedule steps (with MixUp or
+    CutMix, the fp16 scaler, gradient clipping and EMA when given).
+
+    Args:
+        model, loader, optimizer, scheduler: as PyTorch makes them.   runtime: device and normalisation.
+        task: targets and the loss.   epoch: for the progress bar.   mixer, scaler, grad_clip, ema: optional.
+
+    Returns:
+        {"loss": mean loss, "roc_auc": of the batches seen, "images_per_s", "seconds"}.
+
+    Example:
+        >>> stats = train_one_epoch(model, loader, optimizer, scheduler, runtime, task, epoch=0)  # doctest: +SKIP
+    """
     model.train()
     loss_fn = task.loss_fn()
     total_loss, seen, probs, labels = 0.0, 0, [], []
@@ -68,8 +82,13 @@ def train_one_epoch(
         scheduler.step()
         if ema is not None:
             ema.update_parameters(unwrap(model))
-        n = images.shape[0]
-        total_loss += loss.item() * n
+        n, value = images.shape[0], loss.item()
+        if not math.isfinite(value):
+            raise DivergedError(
+                f"training diverged: the loss is {value} in epoch {epoch + 1} (weights holding NaN, or a learning "
+                "rate too high); use a lower `lr`"
+            )
+        total_loss += value * n
         seen += n
         probs.append(task.probs(logits.detach()).cpu())
         labels.append(y.cpu())
@@ -153,7 +172,19 @@ def evaluate(
     tta: TTA | None = None,
     world: int = 1,
 ) -> tuple[dict, Outputs, np.ndarray]:
-    """Metrics over the loader's labelled images, gathered from every process; also the outputs and labels."""
+    """Metrics over the loader's labelled images, gathered from every process (`world`); also the outputs.
+
+    Args:
+        model, loader, runtime, task: as for `train_one_epoch`.   temperature: divide the logits by it.
+        tta: a TTA to merge views.   world: processes in a distributed run.
+
+    Returns:
+        (metrics: compute_metrics's dict + "loss", outputs: Outputs (probs, keys, logits), labels (N,)).
+
+    Example:
+        >>> metrics, outputs, y = evaluate(model, val_loader, runtime, task)   # doctest: +SKIP
+        >>> metrics["roc_auc"], metrics["loss"]                                # doctest: +SKIP
+    """
     out = predict(model, loader, runtime, task, temperature=temperature, tta=tta, desc="validate")
     if world > 1:  # each rank holds a disjoint shard (ShardSampler): gather them all, exactly once
         gathered: list = [None] * world
@@ -165,6 +196,10 @@ def evaluate(
             loss_sum=None if out.loss_sum is None else sum(g.loss_sum for g in gathered),
         )
     y = np.asarray(out.keys, dtype=np.int64)
+    if not np.isfinite(out.probs).all():
+        raise DivergedError(
+            "the model's outputs are NaN or infinite (weights holding NaN, or a learning rate too high)"
+        )
     metrics = compute_metrics(y, out.probs, task.names)
     metrics["loss"] = out.loss_sum / len(y) if out.loss_sum is not None and len(y) else None
     return metrics, out, y

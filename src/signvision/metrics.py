@@ -21,8 +21,17 @@ SCORES = ("roc_auc", "log_loss", "accuracy", "ece")  # the figures tables of run
 def compute_metrics(y: np.ndarray, probs: np.ndarray, class_names: list[str]) -> dict:
     """ROC AUC (binary, or macro one-vs-rest plus one per class), log loss, accuracy and calibration error.
 
-    `class_names` are the columns of `probs` (or [negative, positive] for a binary task). A class
-    absent from `y` has no defined AUC: it is left out of the macro mean and reported as None.
+    Args:
+        y: integer labels (N,).   probs: (N, K) rows summing to 1, or (N,) P(positive).
+        class_names: the columns of `probs` (or [negative, positive] for a binary task).
+
+    Returns:
+        {"roc_auc", "log_loss", "accuracy", "ece", "per_class_roc_auc", "n"}. A class absent from `y` has no
+        defined AUC: it is left out of the macro mean and reported as None.
+
+    Example:
+        >>> compute_metrics(np.array([0, 1]), np.array([[0.8, 0.2], [0.3, 0.7]]), ["a", "b"])["accuracy"]
+        1.0
     """
     y = np.asarray(y)
     probs = np.asarray(probs, dtype=np.float64)
@@ -74,7 +83,19 @@ def group_bootstrap(
 
     Near copies and the frames of one clip are not independent evidence: 726 validation frames that are 60
     clips are 60 samples. Each draw takes as many groups as there are, with replacement (a cluster
-    bootstrap), and pools their images. Returns {"groups", "accuracy": [low, high], "log_loss": [low, high]}.
+    bootstrap), and pools their images.
+
+    Args:
+        y: labels (N,).   probs: (N, K) or (N,) probabilities.   groups: each image's group (N,).
+        draws, seed, confidence: the bootstrap's size, stream and level.
+
+    Returns:
+        {"groups": how many, "accuracy": [low, high], "log_loss": [low, high]} (None below two groups).
+
+    Example:
+        >>> y, probs = np.array([0, 0, 1, 1]), np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.8, 0.2]])
+        >>> group_bootstrap(y, probs, ["a", "a", "b", "c"])["groups"]
+        3
     """
     correct, loss = per_image_figures(y, probs)
     _, which = np.unique(np.asarray(groups).astype(str), return_inverse=True)

@@ -35,12 +35,39 @@ def mix_target(target: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.Te
 
 
 def mixup(x: torch.Tensor, target: torch.Tensor, lam: float, perm: torch.Tensor):
-    """Blend each image with its partner: lam * x + (1 - lam) * x[perm]."""
+    """MixUp (Zhang et al., 2018): blend each image with its partner, lam * x + (1 - lam) * x[perm], and the
+    targets the same way.
+
+    Args:
+        x: images (B, C, H, W).   target: (B, K) targets.   lam: the blend.   perm: each image's partner.
+
+    Returns:
+        (images, targets).
+
+    Example:
+        >>> x, t = mixup(torch.ones(2, 1, 2, 2), torch.eye(2), 0.75, torch.tensor([1, 0]))
+        >>> t[0].tolist()
+        [0.75, 0.25]
+    """
     return x * lam + x[perm] * (1.0 - lam), mix_target(target, perm, lam)
 
 
 def cutmix(x: torch.Tensor, target: torch.Tensor, lam: float, perm: torch.Tensor, rng: np.random.Generator):
-    """Paste a box of the partner image; returns (images, targets, lam actually used)."""
+    """CutMix (Yun et al., 2019): paste a box of each image's partner into it.
+
+    Args:
+        x: images (B, C, H, W).   target: (B, K) targets.   lam: the share of the image kept (~ Beta).
+        perm: each image's partner (a permutation of the batch).   rng: draws the box's centre.
+
+    Returns:
+        (images, targets mixed by the box's real share, the lam actually used after clipping the box).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> x, t, lam = cutmix(torch.rand(2, 3, 8, 8), torch.eye(2), 0.75, torch.tensor([1, 0]), rng)
+        >>> round(float(t[0, 0]), 4) == round(lam, 4)
+        True
+    """
     height, width = x.shape[-2:]
     y0, y1, x0, x1 = rand_bbox(height, width, lam, rng)
     x = x.clone()
@@ -50,10 +77,17 @@ def cutmix(x: torch.Tensor, target: torch.Tensor, lam: float, perm: torch.Tensor
 
 
 class Mixer:
-    """`Mixer(mode="both", alpha=1.0, prob=1.0)(x, target) -> (x, target)`, for a training batch.
+    """MixUp and CutMix for a training batch: `Mixer(mode="both", alpha=1.0, prob=1.0)(x, target) -> (x, target)`.
 
-    mode: "mixup", "cutmix" or "both" (one of the two, chosen at random per batch).
-    prob: probability that a batch is mixed at all. `enabled` switches it off (for the last epochs).
+    Args:
+        mode: "mixup", "cutmix" or "both" (one of the two, chosen at random per batch).
+        alpha: lambda ~ Beta(alpha, alpha).   prob: probability that a batch is mixed at all.   seed: its stream.
+    `enabled` switches it off (for the last epochs).
+
+    Example:
+        >>> x, target = Mixer(mode="mixup", seed=0)(torch.rand(4, 3, 8, 8), torch.eye(4))
+        >>> target.sum(1).tolist()
+        [1.0, 1.0, 1.0, 1.0]
     """
 
     def __init__(self, *, mode: str = "both", alpha: float = 1.0, prob: float = 1.0, seed: int = 0):

@@ -18,18 +18,25 @@ import timm
 import torch
 from torch import nn
 
-from signvision.errors import UserError
+from signvision.errors import DataError, MissingError, OptionError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class LeNet(nn.Module):
-    """LeNet-5 (LeCun et al., 1998, "Gradient-based learning applied to document recognition"):
-    two convolution + pooling stages, then three fully connected layers, with ReLU for the original
-    tanh and Dropout between the fully connected layers. Any input size, channel count and outputs.
+    """LeNet-5 (LeCun et al., 1998, "Gradient-based learning applied to document recognition"): two convolution +
+    pooling stages, then three fully connected layers, with ReLU for the original tanh and Dropout between the
+    fully connected layers. Any input size, channel count and number of outputs.
 
-    `width` scales the channel counts (6 and 16 in the paper) for photos richer than 32x32 digits.
+    Args:
+        num_outputs: K for K classes, 1 for a binary task.   in_chans: input channels.
+        image_size: the input side (>= 12).   width: scales the channel counts (6 and 16 in the paper).
+        dropout: between the fully connected layers.
+
+    Example:
+        >>> LeNet(10, image_size=32)(torch.zeros(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
     """
 
     def __init__(
@@ -47,7 +54,7 @@ class LeNet(nn.Module):
         )
         side = (image_size // 2 - 4) // 2
         if side < 1:
-            raise UserError(f"--image-size {image_size}: LeNet needs at least 12 pixels")
+            raise OptionError("LeNet needs at least 12 pixels", option="image_size", value=image_size)
         self.classifier = nn.Sequential(
             nn.Flatten(),  # (B, c2*side*side)
             nn.Linear(c2 * side * side, 120 * width),
@@ -69,7 +76,18 @@ class LeNet(nn.Module):
 
 
 def available_models(pattern: str = "") -> list[str]:
-    """`lenet` plus timm's model names matching a wildcard pattern (`resnet*`; a bare word matches anywhere)."""
+    """Model names: `lenet` plus timm's names matching a wildcard pattern (a bare word matches anywhere).
+
+    Args:
+        pattern: "resnet*", "efficientnet_b?", or a bare word such as "lite".
+
+    Returns:
+        the names, `lenet` first when it matches.
+
+    Example:
+        >>> "resnet18" in list_models("resnet18")
+        True
+    """
     pattern = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
     return [n for n in ["lenet"] if fnmatch.fnmatch(n, pattern)] + timm.list_models(pattern)
 
@@ -84,7 +102,7 @@ def check_model_name(name: str) -> None:
     if name not in known and name.split(".")[0] not in known:
         close = difflib.get_close_matches(name, ["lenet"] + known, n=4, cutoff=0.6)
         hint = f"; close matches: {', '.join(close)}" if close else "; `signvision models PATTERN` lists names"
-        raise UserError(f"--model {name}: unknown model{hint}")
+        raise OptionError(f"unknown model{hint}", option="model", value=name)
 
 
 def build_model(
@@ -96,19 +114,33 @@ def build_model(
     pretrained: bool = False,
     lenet_width: int = 4,
 ) -> nn.Module:
-    """LeNet or a timm backbone with a new `num_outputs`-way linear head."""
+    """LeNet or any timm backbone with a new `num_outputs`-way linear head.
+
+    Args:
+        name: "lenet" or a timm model name (`list_models("resnet*")`).
+        num_outputs: K for K classes, 1 for a binary task.   image_size: LeNet's input side.
+        pretrained: timm's hub weights (online).   lenet_width: LeNet's channel multiplier.
+
+    Returns:
+        a torch.nn.Module whose output is (B, num_outputs) logits.
+
+    Example:
+        >>> build_model("resnet18", 1).get_classifier().out_features
+        1
+    """
     if name == "lenet":
         if pretrained:
-            raise UserError("--pretrained: there are no pretrained LeNet weights; use --weights FILE")
+            raise OptionError("there are no pretrained LeNet weights; use `weights` FILE", option="pretrained")
         return LeNet(num_outputs, in_chans=in_chans, image_size=image_size, width=lenet_width)
     check_model_name(name)
     try:
         return timm.create_model(name, pretrained=pretrained, num_classes=num_outputs, in_chans=in_chans)
     except Exception as e:  # no network, hub unreachable, no weights published for this name
         if pretrained:
-            raise UserError(
-                f"--pretrained: could not fetch {name} weights from timm's hub "
-                f"({type(e).__name__}); offline, download them elsewhere and pass --weights FILE"
+            raise OptionError(
+                f"could not fetch {name} weights from timm's hub ({type(e).__name__}); offline, download them "
+                "elsewhere and pass `weights` FILE",
+                option="pretrained",
             ) from None
         raise
 
@@ -129,8 +161,12 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from .safetensors, a timm .pth/.bin, or a signvision checkpoint (its 'model' entry).
     `torch.load(weights_only=True)`: a downloaded file cannot run code."""
     path = Path(path)
+    if path.is_dir():
+        raise OptionError(
+            "is a folder; give a weights file (.safetensors, .pth or a run's best.pt)", option="weights", value=path
+        )
     if not path.is_file():
-        raise UserError(f"--weights {path}: file not found")
+        raise MissingError("file not found", option="weights", value=path)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -138,14 +174,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise UserError(f"--weights {path}: not a weights file this can read safely ({type(e).__name__})") from None
+        raise OptionError(
+            f"not a weights file this can read safely ({type(e).__name__})", option="weights", value=path
+        ) from None
     if isinstance(obj, dict):
         for key in ("model", "state_dict", "model_state_dict"):
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise UserError(f"--weights {path}: holds no state dict of tensors")
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+        raise DataError("holds no state dict of named tensors", option="weights", value=path)
     return {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in obj.items()}
 
 
@@ -155,8 +193,18 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
     Tensors are matched by name; a file saved under other key names (e.g. efficientnet_pytorch's
     `_conv_stem.weight`, `_blocks.0...` for timm's `conv_stem.weight`, `blocks.0.0...`) is matched by
     order instead, with timm's `remap_state_dict`, when every tensor's shape lines up in order. Either
-    way a head whose shape does not fit the new task is dropped and trained from scratch. Returns
-    {"loaded", "dropped", "new", "unknown", "remapped"}.
+    way a head whose shape does not fit the new task is left out and trained from scratch.
+
+    Args:
+        model: the model to load into.   path: a .safetensors/.pth file or a signvision best.pt.
+
+    Returns:
+        {"loaded", "dropped", "dropped_what" (in words), "new", "unknown", "remapped"}.
+
+    Example:
+        >>> model = build_model("tf_efficientnet_lite0", 10)                          # doctest: +SKIP
+        >>> load_weights(model, "efficientnet-lite0.pth")["dropped_what"]              # doctest: +SKIP
+        'the old head'
     """
     state = read_state_dict(path)
     own = model.state_dict()
@@ -171,13 +219,28 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
     unknown = sorted(k for k in state if k not in own)
     if not loadable or len(unknown) > len(loadable):
         example = f" (e.g. {unknown[0]!r})" if unknown else ""
-        raise UserError(
-            f"--weights {path}: its tensors neither match this model's names nor line up with its shapes in "
-            f"order{example}; is it for another architecture than {type(model).__name__}?"
+        raise DataError(
+            f"its tensors neither match this model's names nor line up with its shapes in order{example}; is it "
+            f"for another architecture than {type(model).__name__}?",
+            option="weights",
+            value=path,
         )
     model.load_state_dict(loadable, strict=False)
     new = sorted(k for k in own if k not in loadable)
-    return {"loaded": sorted(loadable), "dropped": dropped, "new": new, "unknown": unknown, "remapped": remapped}
+    heads = tuple(f"{p}." for p in classifier_prefixes(model))
+    if all(k.startswith(heads) for k in dropped):
+        what = "the old head"
+    else:
+        shown = ", ".join(k for k in dropped if not k.startswith(heads))
+        what = f"not only the head: {shown[:120]}; the file's model differs (another image size or width?)"
+    return {
+        "loaded": sorted(loadable),
+        "dropped": dropped,
+        "dropped_what": what,
+        "new": new,
+        "unknown": unknown,
+        "remapped": remapped,
+    }
 
 
 def _remap_by_order(model: nn.Module, state: dict, path) -> dict | None:

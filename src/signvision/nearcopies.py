@@ -201,3 +201,20 @@ def measures_memory(leak: dict, model_accuracy: float | None, margin: float = 0.
     if memory is None or copied is None or model_accuracy is None:
         return False
     return copied >= share and memory >= model_accuracy - margin
+
+
+def near_copy_groups(paths) -> np.ndarray:
+    """The near copies and neighbouring frames among image files, as `split` finds them.
+
+    Args:
+        paths: image files (any iterable of paths).
+
+    Returns:
+        one group number per file (int array; -1 where the image has no near copy).
+
+    Example:
+        >>> groups = near_copy_groups(["a_f0.jpg", "a_f1.jpg", "b.jpg"])   # doctest: +SKIP
+        >>> groups                                                          # doctest: +SKIP
+        array([ 0,  0, -1])
+    """
+    return group_near_copies(fingerprint_images([str(p) for p in paths]))

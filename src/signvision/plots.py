@@ -19,12 +19,12 @@ from sklearn.metrics import confusion_matrix, roc_curve  # noqa: E402
 plt.rcParams["text.parse_math"] = False
 
 
-def save_figure(fig, path: Path, dpi: int = 90) -> Path:
-    """tight_layout, write the PNG, free the figure."""
+def save_figure(fig, path, dpi: int = 90):
+    """tight_layout, write the PNG (to a path, or a file object such as BytesIO), free the figure."""
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=dpi, format="png")
     plt.close(fig)
-    return Path(path)
+    return Path(path) if isinstance(path, (str, Path)) else path
 
 
 def plot_curves(metrics: pd.DataFrame, path: Path) -> Path:

@@ -81,13 +81,15 @@ class _Silent(LineProgress):
         pass
 
 
-def progress_bar(iterable=None, *, total=None, desc: str = "", unit: str = "it", rank: int = 0, min_total: int = 0):
+def progress_bar(
+    iterable=None, *, total=None, desc: str = "", unit: str = "it", rank: int = 0, min_total: int = 0, show: bool = True
+):
     """A progress bar over `iterable` (or updated by hand with `update(n)`) that suits where output goes.
-    Nothing is drawn on processes other than the first, with SIGNVISION_PROGRESS=0, or when `total` is
-    under `min_total` (a bar for a second's work is noise)."""
+    Nothing is drawn when `show` is off, on processes other than the first, with SIGNVISION_PROGRESS=0, or
+    when `total` is under `min_total` (a bar for a second's work is noise)."""
     if total is None and hasattr(iterable, "__len__"):
         total = len(iterable)
-    if not show_progress(rank) or (total is not None and total < min_total):
+    if not show or not show_progress(rank) or (total is not None and total < min_total):
         return _Silent(iterable, total=total)
     if in_notebook():
         from tqdm.auto import tqdm

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from signvision.config import read_json
-from signvision.errors import UserError, refuse_overwrite
+from signvision.errors import OptionError, RunError, refuse_overwrite
 from signvision.pages import escape, png_tag, write_page
 
 
@@ -198,12 +198,22 @@ FIGURES = (
 
 
 def compare_runs(runs: list[str | Path], out: str | Path | None = None) -> pd.DataFrame:
-    """One row per run: the settings that differ between the runs, then validation figures
-    (pooled out-of-fold figures for a cross-validated run)."""
+    """One row per run: the settings that differ between the runs, then validation figures (with the
+    accuracy's interval, the leak share and the memory baseline; pooled out-of-fold for a `--folds` run).
+
+    Args:
+        runs: run folders.   out: a folder for compare.csv and compare.png (optional).
+
+    Returns:
+        the table (a DataFrame).
+
+    Example:
+        >>> compare_runs(["runs/lenet", "runs/r18"])   # doctest: +SKIP
+    """
     rows = []
     for run in map(Path, runs):
         if not (run / "summary.json").is_file() or not (run / "config.json").is_file():
-            raise UserError(f"{run}: not a finished signvision run (no summary.json/config.json)")
+            raise RunError(f"{run}: not a finished signvision run (no summary.json/config.json)")
         summary, config = read_json(run / "summary.json"), read_json(run / "config.json")
         row = {"run": str(run)}
         row.update({k: v for k, v in config.items() if k not in IGNORED_SETTINGS})
@@ -241,13 +251,15 @@ def augment_grid(
     seed: int = 0,
     overwrite: bool = False,
 ) -> Path:
-    """Each row: one training image, then cols-1 augmented draws of it."""
+    """Each row: one training image, then cols-1 augmented draws of it; `out` a .png file."""
     from signvision.augment import build_augment
     from signvision.images import load_resized
     from signvision.plots import plot_gallery
     from signvision.tables import read_data
 
     out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise OptionError("the picture is a PNG file: give a name ending in .png", option="out", value=out)
     refuse_overwrite(out, overwrite)
     transform = build_augment(augment, image_size=image_size, seed=seed)
     table = read_data(data)

@@ -18,7 +18,7 @@ from signvision.cache import decode_all
 from signvision.config import TrainConfig
 from signvision.dataset import ImageDataset
 from signvision.errors import DataError, MissingError, OptionError
-from signvision.split import SPLIT_BY, SplitInfo, join_groups, make_split, read_split, single_group_classes
+from signvision.splits import SPLIT_BY, SplitInfo, join_groups, make_split, read_split, single_group_classes
 from signvision.tables import DataTable, read_csv, read_data_of
 from signvision.task import Task
 
@@ -41,7 +41,7 @@ class RunData:
 
     def groups(self, fold: str) -> np.ndarray:
         """The group key of each image of one side (its near-copy group, or itself), in `rows(fold)` order."""
-        from signvision.split import group_keys
+        from signvision.splits import group_keys
 
         keyed = pd.Series(group_keys(self.split), index=self.split["img_IDS"])
         return keyed.loc[self.table.train["img_IDS"].iloc[self.rows(fold)]].to_numpy()
@@ -108,12 +108,16 @@ def audit_groups(ids: pd.Series, dups: pd.DataFrame | None) -> pd.Series | None:
 
 
 def read_training_table(
-    cfg: TrainConfig, dropped: list[str]
+    cfg: TrainConfig, dropped: list[str], table: DataTable | None = None
 ) -> tuple[DataTable, pd.DataFrame | None, pd.DataFrame | None]:
     """The labelled images of `cfg` (a layout's own validation folder included), cut to the audit's clean.csv
     with `audit`; the audit's duplicates.csv (None without one); the layout's own split (None if it gives no
-    validation folder). Rows without an image are dropped into `dropped` with `skip_bad_images`."""
-    table = read_data_of(cfg, skip_missing=cfg.skip_bad_images, dropped=dropped)
+    validation folder). Rows without an image are dropped into `dropped` with `skip_bad_images`. `table`: the
+    data already read (a DataFrame's), instead of the config's data options."""
+    if table is None:
+        table = read_data_of(cfg, skip_missing=cfg.skip_bad_images, dropped=dropped)
+    else:
+        table = DataTable(table.train.copy(), table.test, table.layout, table.root, table.val)
     given = None
     if table.val is not None:
         given = pd.DataFrame(
@@ -244,12 +248,13 @@ def prepare_run_data(
     rank: int = 0,
     classes: list[str] | None = None,
     leak_check: bool = False,
+    table: DataTable | None = None,
 ) -> RunData:
     """Read the table, drop what the audit or bad files say, decode (cache) every image, split.
     `classes`: the classes the data must have (a resumed or evaluated run's), checked before decoding.
-    `leak_check`: also measure what the split leaks (RunData.info.leak)."""
+    `leak_check`: also measure what the split leaks (RunData.info.leak). `table`: data already read."""
     dropped: list[str] = []
-    table, dups, given = read_training_table(cfg, dropped)
+    table, dups, given = read_training_table(cfg, dropped, table)
     if classes is not None and table.classes != list(classes):
         raise DataError(
             f"its classes ({', '.join(table.classes)}) differ from the run's ({', '.join(classes)})",

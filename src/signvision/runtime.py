@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from signvision.errors import UserError
+from signvision.errors import OptionError
 
 
 def cpu_threads(limit: int = 8) -> int:
@@ -35,13 +35,15 @@ def pick_device(spec: str = "auto") -> torch.device:
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         return torch.device("cpu")
     if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {spec}: CUDA is not available on this machine (use --device cpu or auto)")
+        raise OptionError(
+            "CUDA is not available on this machine (use `device` cpu or auto)", option="device", value=spec
+        )
     if spec != "cpu" and not spec.startswith("cuda"):
-        raise UserError(f"--device {spec}: expected auto, cpu, cuda or cuda:N")
+        raise OptionError("expected auto, cpu, cuda or cuda:N", option="device", value=spec)
     try:
         return torch.device(spec)
     except RuntimeError:
-        raise UserError(f"--device {spec}: expected auto, cpu, cuda or cuda:N") from None
+        raise OptionError("expected auto, cpu, cuda or cuda:N", option="device", value=spec) from None
 
 
 def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
@@ -76,8 +78,14 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 @dataclass
 class Runtime:
-    """What a pass over images needs besides the model and the data: where the model runs, how a uint8
-    batch becomes its input (normalisation, memory layout) and in which precision it computes."""
+    """Where a model runs and how a uint8 batch becomes its input: the device, the normalisation (mean, std as
+    (1, 3, 1, 1) tensors on the device), the AMP precision and channels-last layout, and the process rank.
+
+    Example:
+        >>> rt = Runtime.create(torch.device("cpu"), (0.5,) * 3, (0.5,) * 3)
+        >>> rt.prepare(torch.zeros(2, 3, 8, 8, dtype=torch.uint8)).min().item()
+        -1.0
+    """
 
     device: torch.device
     mean: torch.Tensor  # (1, 3, 1, 1) on device

@@ -7,215 +7,151 @@
     GET  /info          classes, model, image size, validation figures
     GET  /report        the run's report.html
     GET  /openapi.json  the API described by FastAPI (OpenAPI 3)
+    (HEAD too, on every GET route)
 
-Images are decoded and resized exactly as `predict` does (data.decode_image, data.resize). Requests that
-arrive together are run through the model as one batch: each request puts its images on a queue, and
-one worker takes whatever is waiting (up to `max_batch` images) for every forward pass.
+Requests that arrive together share a forward pass (batcher.py). Safe defaults, each of them tested:
 
-Safe defaults: binds 127.0.0.1; a request body over `--max-upload-mb` or with more than `--max-images`
-files is refused (413); a file is an image only if it decodes (its name and declared type are not
-trusted); images over `MAX_SERVE_PIXELS` are refused before they are decoded. Every error is JSON:
-{"error": "..."} with a 4xx status, and the server keeps serving.
+    the address     binds 127.0.0.1; then only Host names of this machine are answered (a page elsewhere cannot
+                    reach the server through DNS rebinding); `allowed_hosts` adds others
+    the body        over `max_upload_mb` is refused as it arrives (413), with or without a Content-Length;
+                    at most `max_images` files; uploads read and decoded at once are bounded (memory)
+    the files       an image only if it decodes; over 40 megapixels (JPEG) or 16 (other formats) refused
+                    before decoding; a format whose size cannot be read first is refused
+    the answers     every error is JSON {"error": ...} with a 4xx status, even for a request the HTTP layer
+                    cannot parse; every response says nosniff, the page has a content security policy and
+                    cannot be framed; the server keeps serving
 """
 
 import asyncio
 import json
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from signvision.augment import TTA
-from signvision.errors import BadImage, UserError
-from signvision.images import decode_image, read_header, resize
-from signvision.inference import check_run_folder, load_members, probability_columns, probability_table, runtime_for
+from signvision.batcher import Batcher, RequestError
+from signvision.errors import MissingError, OptionError
+from signvision.inference import check_run_folder, load_members, probability_columns, probability_table
 from signvision.runtime import cpu_threads, pick_device
 
-MAX_SERVE_PIXELS = 40_000_000  # a 50-megapixel upload is refused; phone photos (12-24 MP) pass
-MAX_BATCH_WAIT = 0.1  # seconds: the longest the batcher waits for a batch to fill
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; "
+        b"style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; connect-src 'self'; "
+        b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+]
+LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 
 
-class RequestError(Exception):
-    """A client's mistake: answered with `status` and {"error": message}."""
+def served_hosts(host: str) -> set[str] | None:
+    """The Host names a server bound to `host` answers: the loopback names when it listens on this machine
+    only (a page elsewhere cannot reach it through DNS rebinding), any when bound to all interfaces or
+    another address (then `allowed_hosts` narrows it)."""
+    import ipaddress
 
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-@dataclass
-class Batcher:
-    """Runs the run's model(s) on batches of images gathered from concurrent requests (dynamic batching,
-    as Triton's and TorchServe's batchers do).
-
-    `submit_files([(bytes, name), ...])` decodes each request's uploads in a small thread pool, off the
-    event loop (a 24 MP photo holds up no other request), then queues them, and returns a Future of
-    probabilities (N, K) or (N,); `submit(images)` takes images already decoded, uint8 (N, S, S, 3).
-    A worker thread takes every waiting request, up to `max_batch` images, and runs them as one forward
-    pass per member.
-
-    Waiting for the rest of a batch: requests are counted while they are in the server (`in_flight`).
-    When fewer are queued than were in the server at once during the last second, the worker waits for
-    the others, at most as long as its last forward pass took. Under a steady load of N clients every
-    batch then holds all N requests (instead of two half-batches chasing each other, each paying the
-    model's per-batch cost), and a lone client waits for nobody.
-    """
-
-    members: list
-    device: torch.device
-    tta: TTA | None = None
-    max_batch: int = 64
-    queue: list = field(default_factory=list)  # [(images uint8 (N, S, S, 3), Future)]
-    lock: threading.Condition = field(default_factory=threading.Condition)
-    batches: int = 0  # forward passes made (the test of batching reads it)
-    in_server: int = 0  # requests between arriving and being answered
-    most_in_server: tuple = (0, 0)  # the most at once during (the last whole second, this second)
-    second: int = 0
-    wait_limit: float = 0.005  # seconds the worker may wait for a batch to fill: the last forward pass
-
-    def __post_init__(self):
-        self.runtimes = [runtime_for(m, self.device) for m in self.members]
-        self.image_size = self.members[0].cfg.image_size
-        for m in self.members:
-            m.model.to(self.device).eval()
-        self.decoders = ThreadPoolExecutor(max_workers=cpu_threads(), thread_name_prefix="signvision-decode")
-        threading.Thread(target=self._work, daemon=True, name="signvision-batcher").start()
-
-    @contextmanager
-    def in_flight(self):
-        """Count a request for as long as it is in the server (the batch the worker waits for)."""
-        with self.lock:
-            self.in_server += 1
-            now = int(time.monotonic())
-            if now != self.second:  # a new second: this one's count becomes the last whole second's
-                last = self.most_in_server[1] if now == self.second + 1 else 0
-                self.most_in_server, self.second = (last, 0), now
-            self.most_in_server = (self.most_in_server[0], max(self.most_in_server[1], self.in_server))
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.in_server -= 1
-
-    def submit(self, images: np.ndarray, future: Future | None = None) -> Future:
-        """Decoded images, uint8 (N, S, S, 3) -> a Future of their probabilities (N, K) or (N,)."""
-        future = future or Future()
-        with self.lock:
-            self.queue.append((images, future))
-            self.lock.notify()
-        return future
-
-    def submit_files(self, files: list[tuple[bytes, str]]) -> Future:
-        """Uploaded files [(bytes, name)] -> a Future of their probabilities, or of the RequestError of the
-        first that is not an image. Decoded in the pool, then queued: the worker sees decoded images only."""
-        future: Future = Future()
-
-        def decode_then_submit():
-            try:
-                images = np.stack([read_upload(data, name, self.image_size) for data, name in files])
-            except Exception as e:
-                future.set_exception(e)
-                return
-            self.submit(images, future)
-
-        self.decoders.submit(decode_then_submit)
-        return future
-
-    def _take(self) -> list:
-        """Wait for work, and for the requests still in the server (see the class docstring); then take
-        every waiting request up to max_batch images (at least one request)."""
-        with self.lock:
-            while not self.queue:
-                self.lock.wait()
-            deadline = time.perf_counter() + self.wait_limit
-            while len(self.queue) < max(self.most_in_server) and self._queued_images() < self.max_batch:
-                left = deadline - time.perf_counter()
-                if left <= 0:
-                    break
-                self.lock.wait(left)
-            jobs, size = [], 0
-            while self.queue and (not jobs or size + len(self.queue[0][0]) <= self.max_batch):
-                jobs.append(self.queue.pop(0))
-                size += len(jobs[-1][0])
-        return jobs
-
-    def _queued_images(self) -> int:
-        return sum(len(images) for images, _ in self.queue)
-
-    def _work(self) -> None:
-        while True:
-            jobs = self._take()
-            started = time.perf_counter()
-            try:
-                probs = self.predict(np.concatenate([images for images, _ in jobs]))
-            except Exception as e:  # a model failure answers every waiting request, the worker lives on
-                for _, future in jobs:
-                    future.set_exception(e)
-                continue
-            self.wait_limit = min(time.perf_counter() - started, MAX_BATCH_WAIT)
-            start = 0
-            for images, future in jobs:
-                future.set_result(probs[start : start + len(images)])
-                start += len(images)
-
-    @torch.no_grad()
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """uint8 (N, S, S, 3) -> the mean over members of calibrated probabilities (N, K) or (N,)."""
-        self.batches += 1
-        batch = torch.from_numpy(images).permute(0, 3, 1, 2)  # (N, 3, S, S) uint8
-        total = None
-        for m, runtime in zip(self.members, self.runtimes):
-            if self.tta is not None and self.tta.spec != "none":
-                p = self.tta(lambda x, m=m: m.task.probs(m.model(x), m.temperature), batch, runtime.prepare)
-            else:
-                p = m.task.probs(m.model(runtime.prepare(batch)), m.temperature)
-            p = p.float().cpu().numpy()
-            total = p if total is None else total + p
-        return total / len(self.members)
-
-
-def read_upload(data: bytes, name: str, image_size: int) -> np.ndarray:
-    """One uploaded file -> uint8 (S, S, 3), decoded as `predict` decodes files; RequestError otherwise."""
-    if not data:
-        raise RequestError(400, f"{name}: the file is empty")
-    buf = np.frombuffer(data, dtype=np.uint8)
     try:
-        header = read_header(buf, name)
-        if header.pixels > MAX_SERVE_PIXELS:
-            pixels = header.pixels / 1e6
-            raise RequestError(413, f"{name}: {pixels:.0f} megapixels; the limit is {MAX_SERVE_PIXELS / 1e6:.0f}")
-        return resize(decode_image(buf, name, header), image_size)
-    except BadImage as e:
-        raise RequestError(422, str(e)) from None
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return set(LOOPBACK_NAMES) if loopback else None
 
 
-def create_app(
-    run: str | Path, *, tta: str = "none", device: str = "auto", max_images: int = 16, max_upload_mb: int = 20
-):
-    """The FastAPI application serving RUN (checked first: a missing or unfinished run is a UserError)."""
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-    from starlette.exceptions import HTTPException
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port ('[::1]:8000' -> '::1')."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
-    run = check_run_folder(run)
-    members = load_members(run)
+
+async def json_reply(send, status: int, message: str) -> None:
+    """A whole JSON error response, sent from below the application."""
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *SECURITY_HEADERS]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Guard:
+    """ASGI middleware in front of the application: refuses a Host the server does not answer, refuses a
+    body over `max_bytes` as it arrives (with or without a Content-Length, which must be a number) instead of
+    after reading it whole, and adds the security headers (nosniff, a content security policy, no framing) to
+    every response."""
+
+    def __init__(self, app, *, max_bytes: int, hosts: set[str] | None):
+        self.app, self.max_bytes, self.hosts = app, max_bytes, hosts
+
+    @property
+    def state(self):
+        """The application's state (its batcher)."""
+        return self.app.state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if self.hosts is not None and host_name(host) not in self.hosts:
+            allowed = ", ".join(sorted(self.hosts))
+            return await json_reply(send, 400, f"Host {host!r} is not served here (this server answers {allowed})")
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                return await json_reply(send, 400, f"Content-Length {declared.decode('latin-1')!r} is not a number")
+            if int(declared) > self.max_bytes:
+                limit = self.max_bytes / 1e6
+                return await json_reply(
+                    send, 413, f"the request is {int(declared) / 1e6:.1f} MB; the limit is {limit:.0f} MB"
+                )
+        received = 0
+
+        async def capped_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise RequestError(413, f"the request is over the limit of {self.max_bytes / 1e6:.0f} MB")
+            return message
+
+        async def secure_send(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
+        await self.app(scope, capped_receive, secure_send)
+
+
+def json_error_protocol():
+    """uvicorn's HTTP protocol, with its answer to a malformed request (a bad Content-Length, a broken header)
+    in JSON like every other error, not plain text."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+    except ImportError:  # without httptools
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base
+
+    class JsonErrorProtocol(Base):
+        def send_400_response(self, msg: str) -> None:
+            body = json.dumps({"error": f"not a readable HTTP request ({msg.rstrip('.')})"}).encode()
+            head = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nx-content-type-options: nosniff\r\n"
+            self.transport.write(head + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body)
+            self.transport.close()
+
+    return JsonErrorProtocol
+
+
+def run_info(run: Path, members: list, tta: str, max_images: int, max_upload_mb: int) -> dict:
+    """GET /info: the run's classes, model, image size and validation figures, and the server's limits."""
     first = members[0]
-    image_size = first.cfg.image_size
-    views = TTA(tta, image_size=image_size)
-    batcher = Batcher(members, pick_device(device), views)
-    columns = probability_columns(first.task)
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
-    info = {
+    return {
         "run": run.name,
         "model": first.cfg.model,
-        "image_size": image_size,
-        "classes": columns,
+        "image_size": first.cfg.image_size,
+        "classes": probability_columns(first.task),
         "folds": len(members),
         "temperature": first.temperature,
         "tta": tta,
@@ -223,7 +159,26 @@ def create_app(
         "max_images": max_images,
         "max_upload_mb": max_upload_mb,
     }
-    max_bytes = max_upload_mb * 1_000_000
+
+
+def create_app(
+    run: str | Path,
+    *,
+    tta: str = "none",
+    device: str = "auto",
+    max_images: int = 16,
+    max_upload_mb: int = 20,
+    host: str = "127.0.0.1",
+    allowed_hosts: list[str] | None = None,
+):
+    """The application serving RUN (checked first: a missing or unfinished run is a RunError), behind its
+    Guard. `allowed_hosts`: Host names to answer besides those of `host` (e.g. a reverse proxy's name)."""
+    from fastapi import FastAPI
+
+    run = check_run_folder(run)
+    members = load_members(run)
+    batcher = Batcher(members, pick_device(device), TTA(tta, image_size=members[0].cfg.image_size))
+    info = run_info(run, members, tta, max_images, max_upload_mb)
     app = FastAPI(
         title=f"signvision: {run.name}",
         description="Try a trained signvision model.",
@@ -232,6 +187,22 @@ def create_app(
         redoc_url=None,
     )
     app.state.batcher = batcher
+    add_error_handlers(app)
+    add_routes(app, run, info, batcher, members[0].task, max_images, max_upload_mb)
+    hosts = served_hosts(host)
+    if hosts is not None and allowed_hosts:
+        hosts |= set(allowed_hosts)
+    elif allowed_hosts:
+        hosts = set(allowed_hosts)
+    return Guard(app, max_bytes=max_upload_mb * 1_000_000, hosts=hosts)
+
+
+def add_error_handlers(app) -> None:
+    """Every error a JSON {"error": ...} with its 4xx status."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException
 
     @app.exception_handler(RequestError)
     async def request_error(_, e: RequestError):
@@ -249,20 +220,32 @@ def create_app(
     async def validation_error(_, e: RequestValidationError):
         return JSONResponse({"error": f"bad request: {e.errors()[0].get('msg', 'invalid')}"}, status_code=422)
 
+
+def add_routes(app, run: Path, info: dict, batcher: Batcher, task, max_images: int, max_upload_mb: int) -> None:
+    """GET|HEAD /, /health, /info, /report; POST /predict."""
+    from fastapi import Request
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+
+    reading = asyncio.Semaphore(2 * cpu_threads())  # uploads read and decoded at once: bounds the memory they take
+
+    @app.head("/", include_in_schema=False)
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
         return HTMLResponse(render_page(info))
 
+    @app.head("/health", include_in_schema=False)
     @app.get("/health")
     async def health():
         """Liveness: the model is loaded."""
         return {"status": "ok"}
 
+    @app.head("/info", include_in_schema=False)
     @app.get("/info")
     async def get_info():
         """The run: classes (the order of the probabilities), model, image size, validation figures."""
         return info
 
+    @app.head("/report", include_in_schema=False)
     @app.get("/report", response_class=HTMLResponse)
     async def report():
         """The run's report.html (curves, ROC, confusion matrix, reliability)."""
@@ -275,45 +258,60 @@ def create_app(
         """Multipart form with one or several files in the field `images`. Returns, per image, the
         calibrated probabilities of every class in the run's class order, and the top classes."""
         with batcher.in_flight():
-            return await answer(request)
+            started = time.perf_counter()
+            async with reading:
+                uploads = await read_uploads(request, max_images, max_upload_mb)
+                probs = await asyncio.wrap_future(batcher.submit_files(uploads))
+            columns = info["classes"]
+            results = []
+            for (_, name), row in zip(uploads, probability_table(task, probs)):
+                pairs = sorted(zip(columns, row.tolist()), key=lambda t: -t[1])
+                results.append({"filename": name, "probabilities": dict(zip(columns, row.tolist())), "top": pairs[:5]})
+            seconds = round(time.perf_counter() - started, 4)
+            return JSONResponse({"classes": columns, "results": results, "seconds": seconds})
 
-    async def answer(request: Request):
-        started = time.perf_counter()
-        kind = request.headers.get("content-type", "")
-        if not kind.startswith("multipart/form-data"):
-            raise RequestError(415, f"content type {kind or '(none)'}: send multipart/form-data with files in 'images'")
-        declared = int(request.headers.get("content-length") or 0)
-        if declared > max_bytes:
-            raise RequestError(413, f"the request is {declared / 1e6:.1f} MB; the limit is {max_upload_mb} MB")
-        try:
-            form = await request.form(max_files=max_images, max_fields=8, max_part_size=max_bytes)
-        except HTTPException as e:
-            status = 413 if "Too many" in str(e.detail) else 400
-            raise RequestError(status, f"{e.detail} (at most {max_images} images)") from None
-        except Exception as e:
-            raise RequestError(400, f"not a readable multipart body ({type(e).__name__})") from None
-        files = [f for f in form.getlist("images") if hasattr(f, "read")]
-        if not files:
-            raise RequestError(400, "no files in the form field 'images'")
-        if len(files) > max_images:
-            raise RequestError(413, f"{len(files)} images; at most {max_images} per request")
-        uploads, total = [], 0
-        for f in files:
-            data = await f.read()
-            total += len(data)
-            if total > max_bytes:
-                raise RequestError(413, f"the images add up to over {max_upload_mb} MB")
-            uploads.append((data, f.filename or f"image {len(uploads) + 1}"))
-        probs = await asyncio.wrap_future(batcher.submit_files(uploads))
-        table = probability_table(first.task, probs)
-        results = []
-        for (_, name), row in zip(uploads, table):
-            pairs = sorted(zip(columns, row.tolist()), key=lambda t: -t[1])
-            results.append({"filename": name, "probabilities": dict(zip(columns, row.tolist())), "top": pairs[:5]})
-        seconds = round(time.perf_counter() - started, 4)
-        return JSONResponse({"classes": columns, "results": results, "seconds": seconds})
 
-    return app
+def form_error(e: Exception, max_images: int) -> RequestError:
+    """What was wrong with a multipart body that Starlette could not read, in words."""
+    detail = str(getattr(e, "detail", e)).rstrip(".")
+    chain, link = [], e.__cause__ or e.__context__
+    while link is not None and len(chain) < 5:  # what python-multipart said, beneath Starlette's words
+        chain.append(str(link))
+        link = link.__cause__ or link.__context__
+    cause = "; ".join(c for c in chain if c and c.rstrip(".") != detail)
+    if "Too many files" in detail:
+        return RequestError(413, f"{detail} (at most {max_images} images)")
+    if "header size" in cause:
+        return RequestError(400, "a part's header is over 4 KB (a file name that long?); send a shorter file name")
+    return RequestError(400, f"not a readable multipart body ({detail}{': ' + cause[:120] if cause else ''})")
+
+
+async def read_uploads(request, max_images: int, max_upload_mb: int) -> list[tuple[bytes, str]]:
+    """The files of a POST /predict request [(bytes, name)], or the RequestError that says what is wrong."""
+    kind = request.headers.get("content-type", "")
+    if not kind.startswith("multipart/form-data"):
+        raise RequestError(415, f"content type {kind or '(none)'}: send multipart/form-data with files in 'images'")
+    max_bytes = max_upload_mb * 1_000_000
+    try:
+        form = await request.form(max_files=max_images, max_fields=8, max_part_size=max_bytes)
+    except RequestError:
+        raise
+    except Exception as e:  # Starlette's words, and python-multipart's reason beneath them
+        raise form_error(e, max_images) from None
+    files = [f for f in form.getlist("images") if hasattr(f, "read")]
+    if not files:
+        raise RequestError(400, "no files in the form field 'images'")
+    if len(files) > max_images:
+        raise RequestError(413, f"{len(files)} images; at most {max_images} per request")
+    uploads, total = [], 0
+    for f in files:
+        data = await f.read()
+        total += len(data)
+        if total > max_bytes:
+            raise RequestError(413, f"the images add up to over {max_upload_mb} MB")
+        name = f.filename or f"image {len(uploads) + 1}"
+        uploads.append((data, name if len(name) <= 200 else name[:200] + "..."))
+    return uploads
 
 
 def check_address(host: str, port: int) -> None:
@@ -327,7 +325,9 @@ def check_address(host: str, port: int) -> None:
         with socket.socket(family, kind, proto) as probe:
             probe.bind(address)
     except OSError as e:
-        raise UserError(f"--host {host} --port {port}: cannot listen there ({e.strerror or e})") from None
+        raise OptionError(
+            f"cannot listen there on port {port} ({e.strerror or e})", option="host", value=host
+        ) from None
 
 
 def serve(
@@ -339,18 +339,27 @@ def serve(
     device: str = "auto",
     max_images: int = 16,
     max_upload_mb: int = 20,
+    allowed_hosts: list[str] | None = None,
 ) -> None:
-    """Check the run, build the app, serve it with uvicorn until Ctrl-C."""
+    """Check the run, build the app, serve it with uvicorn until Ctrl-C (the CLI's `serve`)."""
     try:
         import uvicorn
     except ImportError:
-        raise UserError("serve: the web packages are not installed; pip install 'signvision[serve]'") from None
+        raise MissingError("serve: the web packages are not installed; pip install 'signvision[serve]'") from None
     if not 0 < port < 65536:
-        raise UserError(f"--port {port}: expected 1 to 65535")
+        raise OptionError("expected 1 to 65535", option="port", value=port)
     check_address(host, port)
-    app = create_app(run, tta=tta, device=device, max_images=max_images, max_upload_mb=max_upload_mb)
+    app = create_app(
+        run,
+        tta=tta,
+        device=device,
+        max_images=max_images,
+        max_upload_mb=max_upload_mb,
+        host=host,
+        allowed_hosts=allowed_hosts,
+    )
     print(f"serving {run} on http://{host}:{port}  (API: POST /predict, GET /info, /health; Ctrl-C stops)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", http=json_error_protocol())
     print("stopped", flush=True)
 
 

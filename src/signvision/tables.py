@@ -38,8 +38,18 @@ SIGNVISION_FILES = ("config.json", "best.pt", "last.pt", "cv.json", "ablation.js
 
 @dataclass
 class DataTable:
-    """What `read_data` found: labelled training images, an optional given validation set, optional test
-    images (labelled or not), the layout's name and where it lies."""
+    """What `read_data` found: the labelled training images, an optional given validation set, optional test
+    images (labelled or not), the layout's name and where it lies.
+
+    Attributes:
+        train: img_IDS, path, Label, row (the row or line where the image was listed, for messages).
+        val: the layout's own validation images (split folders with a val/ folder), else None.
+        test: img_IDS, path (+ Label when labelled), else None.   layout, root: what and where.
+
+    Example:
+        >>> table = read_data("../shared/data/sign-digits")    # doctest: +SKIP
+        >>> table.classes[:2], table.train.head(2)              # doctest: +SKIP
+    """
 
     train: pd.DataFrame  # img_IDS, path, Label, row
     test: pd.DataFrame | None  # img_IDS, path (+ Label when the test images are labelled)
@@ -89,6 +99,14 @@ def read_csv(path: Path, required: Sequence[str], what: str = "") -> pd.DataFram
     return df
 
 
+def _is_file(entry: os.DirEntry) -> bool:
+    """A regular file (not a folder, FIFO or device; a symlink loop or a dangling link is not one either)."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
 def _index_images(image_dir: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
     """Map both 'name.ext' and 'name' (extension any case) to the file name, listing the folder once; also
     the names without extension that more than one file answers to ('X' for X.jpg and X.png)."""
@@ -97,7 +115,7 @@ def _index_images(image_dir: Path) -> tuple[dict[str, str], dict[str, list[str]]
     with os.scandir(image_dir) as it:
         for entry in it:
             stem, ext = os.path.splitext(entry.name)
-            if ext.lower() in IMAGE_EXTENSIONS and not is_hidden(entry.name) and entry.is_file():
+            if ext.lower() in IMAGE_EXTENSIONS and not is_hidden(entry.name) and _is_file(entry):
                 index[entry.name] = entry.name
                 stems.setdefault(stem, []).append(entry.name)
     for stem, names in stems.items():
@@ -257,10 +275,17 @@ def read_data(
     skip_missing: bool = False,
     dropped: list[str] | None = None,
 ) -> DataTable:
-    """Read a data set into a `DataTable`: a folder in any layout above, a CSV (`csv`, `image_col`,
-    `label_col`, `image_dir`), or a DataFrame of paths and labels (see `table_from_frame`).
+    """Read a data set into a `DataTable`: a folder in any layout (module docstring), a CSV, or a DataFrame.
 
-    Rows without an image raise `DataError`, or with `skip_missing` are dropped and described in `dropped`.
+    Args:
+        data: a data folder, a DataFrame of `path` and `Label` (see `table_from_frame`), a saved frame CSV,
+            or a DataTable (returned as it is).
+        csv, image_col, label_col, image_dir: any other CSV: its image and label columns, and the folder its
+            image names are relative to.
+        skip_missing: drop rows without an image (described in `dropped`) instead of raising DataError.
+
+    Returns:
+        a DataTable (train, val, test, layout, root; `classes`).
 
     Example:
         >>> table = read_data("../shared/data/sign-digits")          # doctest: +SKIP
@@ -282,6 +307,8 @@ def read_data(
     root = Path(data)
     if not root.exists():
         raise MissingError("folder not found", option="data", value=root)
+    if root.is_file() and root.suffix.lower() == ".csv":  # a DataFrame saved with its paths (a run's data.csv)
+        return table_from_frame(read_csv(root, ["path", label_col], " (a CSV of path,Label)"), label_col=label_col)
     layout = detect_layout(root)
     if layout == "zindi":
         train_csv = root / "Train.csv"

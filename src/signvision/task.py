@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from signvision.errors import UserError
+from signvision.errors import DataError, OptionError
 
 ID_COLUMN = "img_IDS"
 LOSSES = ("bce", "ce")
@@ -32,7 +32,19 @@ LOSSES = ("bce", "ce")
 
 @dataclass
 class Task:
-    """The classes, the target of a binary task, the loss and label smoothing of a run."""
+    """The classes, the target of a binary task, the loss and label smoothing of a run: K classes get K outputs,
+    a `target` (or two classes) one output. Turns labels into targets and logits into probabilities.
+
+    Args:
+        classes: the class names (sorted).   target: a class to tell from the rest (one output), or None.
+        loss: "ce" (softmax cross-entropy) or "bce" (one-vs-rest sigmoids, the course's).
+        label_smoothing: targets pulled this far towards uniform.
+
+    Example:
+        >>> task = Task(["cat", "dog", "owl"], loss="ce")
+        >>> task.num_outputs, task.encode(["dog", "owl"]).tolist()
+        (3, [1, 2])
+    """
 
     classes: list[str]
     target: str | None = None
@@ -41,16 +53,18 @@ class Task:
 
     def __post_init__(self):
         if self.target is not None and self.target not in self.classes:
-            raise UserError(f"--target {self.target}: not a class of this data (classes: {', '.join(self.classes)})")
+            raise OptionError(
+                f"not a class of this data (classes: {', '.join(self.classes)})", option="target", value=self.target
+            )
         if len(self.classes) < 2:
             shown = ", ".join(repr(c) for c in self.classes) or "none left"
-            raise UserError(f"the data has only one class ({shown}); need at least two")
+            raise DataError(f"the data has only one class ({shown}); need at least two")
         if ID_COLUMN in self.classes:
-            raise UserError(
+            raise DataError(
                 f"class {ID_COLUMN!r}: a class may not be named like the id column; a submission could not hold both"
             )
         if self.loss not in LOSSES:
-            raise UserError(f"--loss {self.loss}: expected one of {', '.join(LOSSES)}")
+            raise OptionError(f"expected one of {', '.join(LOSSES)}", option="loss", value=self.loss)
 
     @property
     def binary(self) -> bool:

@@ -26,7 +26,19 @@ SPLIT_BY = ("near-copies", "random")
 
 @dataclass
 class SplitInfo:
-    """How a split was made and what it leaks (saved as the run's split.json)."""
+    """How a split was made and what it leaks (what `split` returns beside the split; a run's split.json).
+
+    Attributes:
+        split_by: near-copies | random | file | folders.
+        grouping: images, grouped_images, groups, largest_group (near copies and neighbouring frames found).
+        leak: val_images, val_near_copy_share (validation images with a near copy in training),
+            memory_accuracy (a 1-nearest-neighbour on thumbnails across the split).
+        train_only_classes: classes whose images are all one group, kept in training.
+
+    Example:
+        >>> split, info = signvision.split("../shared/data/sign-digits")   # doctest: +SKIP
+        >>> print(info.describe())                                          # doctest: +SKIP
+    """
 
     split_by: str  # near-copies | random | file | folders
     grouping: dict = field(default_factory=dict)  # images, grouped_images, groups, largest_group
@@ -97,6 +109,12 @@ def make_split(
             value=val_fraction,
         )
     stratify = candidates.to_numpy() if counts.min() >= 2 and n_val >= len(counts) else None
+    if len(names) - n_val < len(counts):
+        raise OptionError(
+            f"leaves {len(names) - n_val} training images (or groups) for {len(counts)} classes; use a smaller one",
+            option="val_fraction",
+            value=val_fraction,
+        )
     _, val_groups = train_test_split(names, test_size=val_fraction, random_state=seed, shuffle=True, stratify=stratify)
     fold = np.where(table["group"].isin(set(val_groups)), "val", "train")
     return pd.DataFrame({"img_IDS": ids, "fold": fold, "group": grouped.where(grouped.notna(), "").astype(str)})

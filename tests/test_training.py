@@ -11,13 +11,13 @@ import pytest
 import torch
 from helpers import make_zindi, tiny_config
 
-import signvision.train as train_module
+import signvision.engine as engine_module
 from signvision.checkpoint import load_checkpoint
 from signvision.cli import main
 from signvision.config import TrainConfig
 from signvision.errors import UserError
 from signvision.inference import evaluate_run, predict
-from signvision.train import fit
+from signvision.training import fit
 
 
 def test_run_folder_contents(tiny_zindi, tmp_path):
@@ -44,7 +44,7 @@ def test_out_folder_with_a_run_is_not_overwritten(tiny_zindi, tmp_path):
 
 def test_interrupt_then_resume_matches_uninterrupted(tiny_zindi, tmp_path, monkeypatch):
     fit(tiny_config(tiny_zindi, tmp_path / "full", epochs=3), log=lambda *_: None)
-    real = train_module.train_one_epoch
+    real = engine_module.train_one_epoch
     calls = {"n": 0}
 
     def interrupt_second_epoch(*args, **kwargs):
@@ -53,12 +53,12 @@ def test_interrupt_then_resume_matches_uninterrupted(tiny_zindi, tmp_path, monke
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "train_one_epoch", interrupt_second_epoch)
+    monkeypatch.setattr(engine_module, "train_one_epoch", interrupt_second_epoch)
     with pytest.raises(KeyboardInterrupt):
         fit(tiny_config(tiny_zindi, tmp_path / "cut", epochs=3), log=lambda *_: None)
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1
     assert json.loads((tmp_path / "cut" / "summary.json").read_text())["status"] == "interrupted"
-    monkeypatch.setattr(train_module, "train_one_epoch", real)
+    monkeypatch.setattr(engine_module, "train_one_epoch", real)
     resumed = fit(TrainConfig.load(tmp_path / "cut" / "config.json"), resume=True, log=lambda *_: None)
     assert resumed["epochs"] == 3
     a, b = pd.read_csv(tmp_path / "full" / "metrics.csv"), pd.read_csv(tmp_path / "cut" / "metrics.csv")

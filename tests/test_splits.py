@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from signvision.errors import UserError
-from signvision.split import join_groups, make_split, read_split, single_group_classes
+from signvision.splits import join_groups, make_split, read_split, single_group_classes
 
 
 def test_stratified_and_seeded():

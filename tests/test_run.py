@@ -1,0 +1,130 @@
+"""Training from Python, as in a notebook: a run in memory with its history and figures, predictions from any
+kind of images, saving it as a run folder the command line takes, Ctrl-C and continuing, and two trainings in
+one process that give the same figures and leave the process's state as it was."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from helpers import tiny_config
+
+import signvision as sv
+import signvision.engine as engine_module
+from signvision.cli import main
+
+TINY = dict(model="lenet", lenet_width=1, epochs=2, image_size=16, batch_size=8, lr=5e-3, device="cpu", augment="none")
+QUIET = {"log": lambda *_: None}
+
+
+def test_a_run_in_memory_shows_itself_predicts_and_saves(tiny_zindi, tmp_path, capsys):
+    run = sv.train(tiny_zindi, **TINY, **QUIET)
+    assert run.folder is None and isinstance(run.model, torch.nn.Module)
+    assert list(run.history["epoch"]) == [1, 2] and {"val_log_loss", "train_loss"} <= set(run.history.columns)
+    assert run.summary["status"] == "finished" and run.summary["val_accuracy_ci"] is not None
+    html = run._repr_html_()
+    assert "validation accuracy" in html and "<img" in html  # its figures and learning curves
+    evaluation = run.evaluate(**QUIET)
+    assert evaluation["without_tta"]["accuracy"] == pytest.approx(run.summary["val_accuracy"])
+    test = pd.read_csv(tiny_zindi / "Test.csv")
+    paths = [str(tiny_zindi / "Images" / f"{i}.jpg") for i in test["img_IDS"]]
+    by_folder = run.predict(tiny_zindi)  # the Zindi folder's Test.csv
+    by_files = run.predict(paths)
+    by_frame = run.predict(pd.DataFrame({"path": paths, "img_IDS": test["img_IDS"]}))
+    arrays = [cv2.imread(p)[..., ::-1].copy() for p in paths]
+    by_arrays = run.predict(arrays)
+    for p in (by_files, by_frame, by_arrays):
+        assert np.allclose(p.frame[p.classes].to_numpy(), by_folder.frame[by_folder.classes].to_numpy(), atol=1e-5)
+    assert list(by_frame.frame["img_IDS"]) == list(test["img_IDS"]) and len(by_folder.top(2).columns) == 5
+    assert "<img" in by_files._repr_html_() and "<tr>" in by_arrays._repr_html_()
+    folder = run.save(tmp_path / "saved")
+    assert (folder / "best.pt").is_file() and (folder / "report.html").is_file()
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(folder), "--device", "cpu"]) == 0  # the command line takes it
+    assert f"{run.summary['val_accuracy']:.4f}" in capsys.readouterr().out
+    loaded = sv.load_run(folder)
+    again = loaded.predict(paths)
+    assert np.allclose(again.frame[again.classes].to_numpy(), by_files.frame[by_files.classes].to_numpy(), atol=1e-5)
+    written = by_folder.to_csv(tmp_path / "sub.csv")
+    with pytest.raises(sv.OptionError, match="already exists"):
+        by_folder.to_csv(written)
+
+
+def test_ctrl_c_then_fit_again_continues_and_matches(tiny_zindi, monkeypatch):
+    whole = sv.train(tiny_zindi, **{**TINY, "epochs": 3}, **QUIET)
+    real = engine_module.train_one_epoch
+    calls = {"n": 0}
+
+    def interrupt_the_second_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # a kernel interrupt, mid-epoch
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "train_one_epoch", interrupt_the_second_epoch)
+    run = sv.Run.new(tiny_zindi, **{**TINY, "epochs": 3})
+    with pytest.raises(KeyboardInterrupt):
+        run.fit(**QUIET)
+    assert list(run.history["epoch"]) == [1]  # the last finished epoch
+    monkeypatch.setattr(engine_module, "train_one_epoch", real)
+    run.fit(**QUIET)
+    assert list(run.history["epoch"]) == [1, 2, 3]
+    assert run.history["val_log_loss"].tolist() == pytest.approx(whole.history["val_log_loss"].tolist(), rel=1e-5)
+
+
+def test_two_trainings_give_the_same_figures_and_leave_the_process_as_it_was(tiny_zindi):
+    torch.manual_seed(123)
+    np.random.seed(123)
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    expected_torch, expected_numpy = torch.rand(3), np.random.rand(3)
+    torch.manual_seed(123)
+    np.random.seed(123)
+    first = sv.train(tiny_zindi, **TINY, **QUIET)
+    second = sv.train(tiny_zindi, **TINY, **QUIET)
+    assert first.history.drop(columns=["seconds", "train_images_per_s"]).equals(
+        second.history.drop(columns=["seconds", "train_images_per_s"])
+    )
+    assert first.summary["val_log_loss"] == second.summary["val_log_loss"]
+    assert torch.equal(torch.rand(3), expected_torch) and np.array_equal(np.random.rand(3), expected_numpy)
+    assert torch.get_num_threads() == threads and cv2.getNumThreads() == cv_threads
+
+
+def test_train_into_a_folder_and_resume_it_from_python(tiny_zindi, tmp_path):
+    run = sv.train(tiny_zindi, out=tmp_path / "run", **TINY, **QUIET)
+    assert run.folder == tmp_path / "run" and run.summary["epochs"] == 2
+    longer = sv.train(resume=tmp_path / "run", epochs=3, **QUIET)
+    assert longer.summary["epochs"] == 3 and len(longer.history) == 3
+    with pytest.raises(sv.OptionError, match="already trained 3 epochs"):
+        sv.train(resume=tmp_path / "run", epochs=2, **QUIET)
+
+
+def test_train_from_a_dataframe_in_memory_and_into_folds(tiny_zindi, tmp_path):
+    table = sv.read_data(tiny_zindi).train
+    frame = table[["path", "Label"]]
+    run = sv.train(frame, **TINY, **QUIET)
+    assert run.summary["train_images"] + run.summary["val_images"] == len(frame)
+    cv = sv.train(frame, out=tmp_path / "cv", folds=2, **{**TINY, "epochs": 1}, **QUIET)
+    assert len(cv.members) == 2 and (tmp_path / "cv" / "data.csv").is_file()
+    assert len(cv.predict(list(table["path"][:3]))) == 3
+
+
+def test_library_errors_name_the_argument_not_a_flag(tiny_zindi):
+    with pytest.raises(ValueError, match=r"image_size=10000: at most 1024") as e:
+        sv.train(tiny_zindi, image_size=10000, **QUIET)
+    assert isinstance(e.value, sv.OptionError) and "--" not in str(e.value)
+    assert e.value.wording(flags=True).startswith("--image-size 10000:")
+    with pytest.raises(FileNotFoundError, match="data="):
+        sv.train("/nowhere/at/all", **QUIET)
+    with pytest.raises(sv.OptionError, match="epoch: not a training setting"):
+        sv.train(tiny_zindi, epoch=3)
+    with pytest.raises(sv.RunError, match="not trained yet"):
+        sv.Run.new(tiny_zindi).predict([])
+
+
+def test_fit_helper_config_still_trains_in_a_folder(tiny_zindi, tmp_path):
+    from signvision.training import fit
+
+    summary = fit(tiny_config(tiny_zindi, tmp_path / "r"), **QUIET)
+    assert summary["status"] == "finished" and sv.load_run(tmp_path / "r").summary == summary
