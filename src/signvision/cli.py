@@ -252,6 +252,7 @@ def cmd_serve(args) -> int:
         device=args.device,
         max_images=args.max_images,
         max_upload_mb=args.max_upload_mb,
+        allowed_hosts=args.allowed_hosts,
     )
     return 0
 

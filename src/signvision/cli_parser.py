@@ -228,6 +228,11 @@ def options_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--max-images", type=positive_int, default=16, help="images per request at most")
     p.add_argument("--max-upload-mb", type=positive_int, default=20, help="request body size at most, in MB")
+    p.add_argument(
+        "--allowed-hosts",
+        type=lambda text: [h.strip() for h in text.split(",") if h.strip()],
+        help="Host names to answer besides this machine's (comma-separated; e.g. a reverse proxy's)",
+    )
 
 
 def options_demo(p: argparse.ArgumentParser) -> None:

@@ -89,11 +89,13 @@ def load_audit(audit_dir: str | Path) -> tuple[set[str], pd.DataFrame]:
     dups_path = audit_dir / "duplicates.csv"
     dups = pd.DataFrame(columns=["group", "img_IDS"])
     if dups_path.is_file() and dups_path.stat().st_size > 0:
-        found = read_csv(dups_path, ["img_IDS"], " (an audit's duplicates.csv)")
-        key = "sequence" if "sequence" in found.columns else "group"
-        if key not in found.columns:
-            raise DataError(f"{dups_path}: no column 'sequence' or 'group' (is `audit` an audit folder?)")
-        dups = found
+        try:
+            found = pd.read_csv(dups_path, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+            raise DataError(f"{dups_path}: not a readable CSV ({str(e).splitlines()[0]})") from None
+        if "img_IDS" not in found.columns or not ({"sequence", "group"} & set(found.columns)):
+            raise DataError(f"{dups_path}: no columns img_IDS and sequence or group (is `audit` an audit folder?)")
+        dups = found  # no rows: the audit found no copies
     return set(clean["img_IDS"]), dups
 
 

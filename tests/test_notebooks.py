@@ -1,0 +1,41 @@
+"""The course notebook and the Zindi notebook run top to bottom in a fresh Jupyter kernel, with small settings
+(`SIGNVISION_NOTEBOOK_SMALL=1`: 30 photos a class, an epoch or two); any cell that fails fails the test. The
+committed copies hold the outputs of a full run (`notebooks/execute.py`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "notebooks"))
+
+
+@pytest.mark.parametrize("name", ["course.ipynb", "zindi.ipynb"])
+def test_the_notebook_runs_top_to_bottom(name, sign_digits, tmp_path, monkeypatch):
+    pytest.importorskip("nbclient")
+    from execute import execute
+
+    monkeypatch.setenv("SIGNVISION_NOTEBOOK_SMALL", "1")
+    monkeypatch.setenv("SIGNVISION_DATA", str(sign_digits))
+    monkeypatch.setenv("SIGNVISION_NOTEBOOK_WORK", str(tmp_path / "work"))
+    execute(ROOT / "notebooks" / name, write=False, timeout=600)  # raises CellExecutionError on a failing cell
+    assert (tmp_path / "work" / "submission.csv").is_file()
+
+
+@pytest.mark.parametrize("name", ["course.ipynb", "zindi.ipynb"])
+def test_the_committed_notebook_holds_the_outputs_of_a_full_run(name):
+    import nbformat
+
+    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code), "a cell was not run"
+    outputs = [o for c in code for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "no picture among the outputs"
+    text = "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert "small settings" not in text, "the committed copy comes from a quick pass, not a full run"
+    assert os.path.getsize(ROOT / "notebooks" / name) < 5_000_000
