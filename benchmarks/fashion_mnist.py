@@ -4,6 +4,7 @@ images in a disk-backed memmap cache (--cache disk), and report peak memory.
 
     python benchmarks/fashion_mnist.py --workdir /tmp/fmnist train --epochs 2
     python benchmarks/fashion_mnist.py --workdir /tmp/fmnist audit
+    python benchmarks/fashion_mnist.py --workdir /tmp/fmnist prepare   # only write the data (fashion-all/)
 """
 
 from __future__ import annotations
@@ -42,13 +43,15 @@ def ensure_data(workdir: Path) -> Path:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", default="/tmp/signvision-fashion")
-    p.add_argument("job", choices=["train", "audit"])
+    p.add_argument("job", choices=["train", "audit", "prepare"])
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--model", default="lenet")
     p.add_argument("--image-size", type=int, default=32)
     a = p.parse_args()
     workdir = Path(a.workdir)
     data = ensure_data(workdir)
+    if a.job == "prepare":
+        return
     start = time.perf_counter()
     if a.job == "train":
         from signvision.config import TrainConfig

@@ -362,3 +362,33 @@ def test_page_in_a_real_browser_upload_and_webcam(sign_run, tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
+
+
+def test_large_uploads_decode_two_at_a_time_whatever_the_core_count(monkeypatch):
+    """The server's peak memory is bounded by two large decodes, not by the decoder pool's size."""
+    import threading
+    import time
+
+    from signvision import batcher
+
+    big = cv2.imencode(".jpg", np.full((2000, 2500, 3), 90, np.uint8))[1].tobytes()  # 5 MP: a large upload
+    state = {"now": 0, "most": 0}
+    guard = threading.Lock()
+    real_decode = batcher.decode_image
+
+    def slow_decode(*args):
+        with guard:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.2)
+        with guard:
+            state["now"] -= 1
+        return real_decode(*args)
+
+    monkeypatch.setattr(batcher, "decode_image", slow_decode)
+    threads = [threading.Thread(target=batcher.read_upload, args=(big, "big.jpg", 32)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert state["most"] == 2

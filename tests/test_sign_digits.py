@@ -1,5 +1,7 @@
-"""The README's sign-digits figures, re-checked: LeNet from scratch (15 epochs) and resnet18 from scratch
-(4 epochs at 96 px) on the CPU. Skipped where ../shared/data/sign-digits is absent."""
+"""The README's worked example on sign-digits, run as written (LeNet from scratch with the defaults: 64 px,
+15 epochs, the capture augmentation, split with near copies kept together), and its figures re-checked
+against the 3-seed measurements in the README (validation accuracy 0.979 ± 0.004, log loss 0.074 ± 0.025).
+Skipped where ../shared/data/sign-digits is absent."""
 
 from __future__ import annotations
 
@@ -8,61 +10,22 @@ import json
 from signvision.cli import main
 
 
-def test_lenet_readme_command(sign_digits, tmp_path, capsys):
+def test_the_worked_example_as_written(sign_digits, tmp_path, capsys):
     run = tmp_path / "lenet"
-    code = main(
-        [
-            "train",
-            "--data",
-            str(sign_digits),
-            "--model",
-            "lenet",
-            "--epochs",
-            "15",
-            "--image-size",
-            "64",
-            "--batch-size",
-            "64",
-            "--lr",
-            "0.002",
-            "--val-fraction",
-            "0.33",
-            "--seed",
-            "0",
-            "--out",
-            str(run),
-        ]
-    )
-    assert code == 0
+    assert main(["train", "--data", str(sign_digits), "--model", "lenet", "--out", str(run)]) == 0
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["val_roc_auc"] >= 0.97 and summary["val_accuracy"] >= 0.85, summary
-    assert main(["predict", "--run", str(run), "--data", str(sign_digits), "--out", str(tmp_path / "sub.csv")]) == 0
-    header = (tmp_path / "sub.csv").read_text().splitlines()[0]
+    assert summary["val_accuracy"] >= 0.95 and summary["val_log_loss"] <= 0.2, summary
+    assert summary["val_roc_auc"] >= 0.99, summary
+    assert summary["val_near_copy_share"] == 0.0 and not summary["measures_memory"], summary
+    capsys.readouterr()
+
+    assert main(["evaluate", "--run", str(run), "--tta", "hflip"]) == 0
+    printed = capsys.readouterr().out
+    assert "hflip" in printed and "log loss" in printed
+
+    submission = tmp_path / "submission.csv"
+    assert main(["predict", "--run", str(run), "--data", str(sign_digits), "--out", str(submission)]) == 0
+    header = submission.read_text().splitlines()[0]
     sample = (sign_digits / "SampleSubmission.csv").read_text().splitlines()[0]
     assert sorted(header.split(",")) == sorted(sample.split(","))
-
-
-def test_resnet18_readme_command(sign_digits, tmp_path):
-    run = tmp_path / "r18"
-    code = main(
-        [
-            "train",
-            "--data",
-            str(sign_digits),
-            "--model",
-            "resnet18",
-            "--epochs",
-            "4",
-            "--image-size",
-            "96",
-            "--batch-size",
-            "32",
-            "--lr",
-            "0.002",
-            "--out",
-            str(run),
-        ]
-    )
-    assert code == 0
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["val_roc_auc"] >= 0.98 and summary["val_accuracy"] >= 0.90, summary
+    assert len(submission.read_text().splitlines()) == 1 + 412

@@ -23,6 +23,8 @@ from signvision.runtime import cpu_threads
 
 MAX_SERVE_PIXELS = 40_000_000  # a 50-megapixel JPEG is refused; phone photos (12-24 MP) pass (decoded at 1/2)
 MAX_SERVE_OTHER_PIXELS = 16_000_000  # PNG, WebP, TIFF...: decoded whole (RGBA, 16 bits: 8 bytes a pixel)
+LARGE_UPLOAD_PIXELS = 4_000_000  # uploads above this decode two at a time, however many cores decode
+LARGE_DECODES = threading.BoundedSemaphore(2)  # so the server's peak memory does not grow with the core count
 MAX_BATCH_WAIT = 0.1  # seconds: the longest the batcher waits for a batch to fill
 
 
@@ -169,6 +171,9 @@ def read_upload(data: bytes, name: str, image_size: int) -> np.ndarray:
             raise RequestError(
                 413, f"{name}: {pixels:.0f} megapixels; the limit is {limit / 1e6:.0f} for {header.kind}"
             )
-        return resize(decode_image(buf, name, header), image_size)
+        if header.pixels <= LARGE_UPLOAD_PIXELS:
+            return resize(decode_image(buf, name, header), image_size)
+        with LARGE_DECODES:
+            return resize(decode_image(buf, name, header), image_size)
     except BadImage as e:
         raise RequestError(422, str(e)) from None
