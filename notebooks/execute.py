@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 NOTEBOOKS = ("course.ipynb", "zindi.ipynb")
 
 
-def execute(path: Path, *, write: bool, timeout: int = 1800) -> float:
+def execute(path: Path, *, write: bool, timeout: int = 3600) -> float:
     """Run one notebook in a fresh kernel; returns the seconds it took (raises on the first failing cell)."""
     import nbformat
     from nbclient import NotebookClient

@@ -35,7 +35,12 @@ def test_the_committed_notebook_holds_the_outputs_of_a_full_run(name):
     assert all(c.get("execution_count") for c in code), "a cell was not run"
     outputs = [o for c in code for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    assert any("image/png" in o.get("data", {}) for o in outputs), "no picture among the outputs"
+    pictures = [
+        o
+        for o in outputs
+        if "image/png" in o.get("data", {}) or "data:image/" in o.get("data", {}).get("text/html", "")
+    ]
+    assert pictures, "no picture among the outputs (a plot, or a run's curves shown as HTML)"
     text = "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
     assert "small settings" not in text, "the committed copy comes from a quick pass, not a full run"
     assert os.path.getsize(ROOT / "notebooks" / name) < 5_000_000

@@ -21,7 +21,7 @@ def test_the_worked_example_as_written(sign_digits, tmp_path, capsys):
 
     assert main(["evaluate", "--run", str(run), "--tta", "hflip"]) == 0
     printed = capsys.readouterr().out
-    assert "hflip" in printed and "log loss" in printed
+    assert "TTA hflip" in printed and "log_loss" in printed
 
     submission = tmp_path / "submission.csv"
     assert main(["predict", "--run", str(run), "--data", str(sign_digits), "--out", str(submission)]) == 0

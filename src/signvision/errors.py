@@ -22,7 +22,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -162,6 +161,8 @@ def atomic_write(path: str | Path, mode: str = "w", **kw):
     file is then either the whole new one or, after any failure (a full disk, Ctrl-C), the old one, and no
     partial or empty file is left behind. A full disk is a `DiskFullError` naming `path`."""
     path = Path(path)
+    import tempfile  # here, not at the top: the command line imports this module and should answer at once
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, **kw) as f:
