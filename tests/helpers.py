@@ -65,6 +65,12 @@ def tiny_config(data, out, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
+def tiny_args(epochs: int = 2) -> list[str]:
+    """The command line's smallest training on the tiny data (tiny_config's settings, but the default lr)."""
+    sizes = ["--lenet-width", "1", "--epochs", str(epochs), "--image-size", "16", "--batch-size", "8"]
+    return ["--model", "lenet", "--augment", "none", *sizes, "--device", "cpu"]
+
+
 QUIET = {"log": lambda *_: None}
 
 

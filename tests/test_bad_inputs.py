@@ -20,25 +20,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from helpers import make_zindi, write_images
+from helpers import make_zindi, tiny_args, write_images
 
 from signvision.cli import main
 
-TINY = [
-    "--model",
-    "lenet",
-    "--augment",
-    "none",
-    "--lenet-width",
-    "1",
-    "--epochs",
-    "1",
-    "--image-size",
-    "16",
-    "--batch-size",
-    "8",
-]
-TINY += ["--device", "cpu"]
+TINY = tiny_args(epochs=1)
 
 
 @dataclass

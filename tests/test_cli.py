@@ -8,7 +8,7 @@ import sys
 
 import pandas as pd
 import pytest
-from helpers import assert_picture
+from helpers import assert_picture, tiny_args
 
 from signvision.cli import main
 
@@ -27,23 +27,7 @@ def assert_one_line_error(capsys, argv, pattern):
     assert len(err.splitlines()) == 1 and pattern in err, err
 
 
-TRAIN = [
-    "train",
-    "--augment",
-    "none",
-    "--model",
-    "lenet",
-    "--lenet-width",
-    "1",
-    "--epochs",
-    "2",
-    "--image-size",
-    "16",
-    "--batch-size",
-    "8",
-    "--device",
-    "cpu",
-]
+TRAIN = ["train", *tiny_args()]
 
 
 def test_end_to_end_train_predict_evaluate(tiny_zindi, tmp_path, capsys):

@@ -6,26 +6,12 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-from helpers import assert_picture, write_images
+from helpers import assert_picture, tiny_args, write_images
 from test_tables import split_folders
 
 from signvision.cli import main
 
-TINY = [
-    "--model",
-    "lenet",
-    "--augment",
-    "none",
-    "--lenet-width",
-    "1",
-    "--epochs",
-    "2",
-    "--image-size",
-    "16",
-    "--batch-size",
-    "8",
-]
-TINY += ["--device", "cpu"]
+TINY = tiny_args()
 
 
 def test_train_on_split_folders_then_score_the_test_folder(tmp_path, capsys):

@@ -13,7 +13,7 @@ import time
 
 import pandas as pd
 import pytest
-from helpers import QUIET, tiny_config
+from helpers import QUIET, tiny_args, tiny_config
 
 import signvision.runfolder as runfolder_module
 from signvision.cli import main
@@ -22,21 +22,7 @@ from signvision.errors import DiskFullError, RunError
 from signvision.runfolder import claim_folder, release_folder
 from signvision.training import fit
 
-TINY = [
-    "--model",
-    "lenet",
-    "--augment",
-    "none",
-    "--lenet-width",
-    "1",
-    "--epochs",
-    "2",
-    "--image-size",
-    "16",
-    "--batch-size",
-    "8",
-]
-TINY += ["--device", "cpu"]
+TINY = tiny_args()
 
 
 def test_a_folder_has_one_writer(tmp_path):

@@ -9,7 +9,7 @@ decoded (as `predict` decodes files) in a small thread pool, off the event loop,
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,9 +171,7 @@ def read_upload(data: bytes, name: str, image_size: int) -> np.ndarray:
             raise RequestError(
                 413, f"{name}: {pixels:.0f} megapixels; the limit is {limit / 1e6:.0f} for {header.kind}"
             )
-        if header.pixels <= LARGE_UPLOAD_PIXELS:
-            return resize(decode_image(buf, name, header), image_size)
-        with LARGE_DECODES:
+        with LARGE_DECODES if header.pixels > LARGE_UPLOAD_PIXELS else nullcontext():
             return resize(decode_image(buf, name, header), image_size)
     except BadImage as e:
         raise RequestError(422, str(e)) from None
