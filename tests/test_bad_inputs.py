@@ -319,6 +319,11 @@ CASES = [
     ("report a run whose images moved", lambda e: ["report", e.run, "--data", e.tmp / "gone"], "gone"),
     ("--resume a folder that is no run", lambda e: ["train", "--resume", e.tmp], "config.json: not found"),
     ("serve on a port in use", port_in_use, "cannot listen there"),
+    (
+        "serve --allowed-hosts given a URL",
+        lambda e: ["serve", "--run", e.run, "--allowed-hosts", "http://proxy.example/"],
+        "--allowed-hosts: 'http://proxy.example/' is not a host name",
+    ),
     ("evaluate --data of unknown classes", evaluate_other_classes, "class 'x' (2 images"),
     ("evaluate --data of unlabelled images", evaluate_unlabelled, "holds images but no labels"),
     ("--split-by sideways", lambda e: e.train("--split-by", "sideways", "--out", e.tmp / "r"), "--split-by"),

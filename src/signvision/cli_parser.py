@@ -29,6 +29,15 @@ def positive_int(text: str) -> int:
     return value
 
 
+def host_names(text: str) -> list[str]:
+    """argparse type: comma-separated host names, as a Host header gives them (no scheme, path or port)."""
+    names = [h.strip() for h in text.split(",") if h.strip()]
+    wrong = [h for h in names if any(c in h for c in "/:@ ")]
+    if wrong or not names:
+        raise argparse.ArgumentTypeError(f"{wrong[0] if wrong else text!r} is not a host name (e.g. proxy.example)")
+    return names
+
+
 def add_data_args(p: argparse.ArgumentParser, *, suppress_defaults: bool = False) -> None:
     """--data, or --csv with its columns and image folder."""
     image_col, label_col = (S, S) if suppress_defaults else ("img_IDS", "Label")
@@ -230,7 +239,7 @@ def options_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-upload-mb", type=positive_int, default=20, help="request body size at most, in MB")
     p.add_argument(
         "--allowed-hosts",
-        type=lambda text: [h.strip() for h in text.split(",") if h.strip()],
+        type=host_names,
         help="Host names to answer besides this machine's (comma-separated; e.g. a reverse proxy's)",
     )
 
