@@ -19,7 +19,7 @@ from pathlib import Path
 
 os.environ.setdefault("SIGNVISION_PROGRESS", "0")
 
-from signvision.demo import fashion_images, write_zindi  # noqa: E402
+from signvision.cli.demo import fashion_images, write_zindi  # noqa: E402
 
 
 def peak_rss_mib() -> tuple[float, float]:
@@ -55,7 +55,7 @@ def main() -> None:
     start = time.perf_counter()
     if a.job == "train":
         from signvision.config import TrainConfig
-        from signvision.training import fit
+        from signvision.training.setup import fit
 
         run = workdir / "run"
         shutil.rmtree(run, ignore_errors=True)
@@ -76,7 +76,7 @@ def main() -> None:
         print(json.dumps({k: summary[k] for k in ("val_roc_auc", "val_log_loss", "val_accuracy", "train_seconds")}))
         print(f"disk cache: {cache_files[-1].name} {cache_files[-1].stat().st_size / 2**20:.0f} MiB")
     else:
-        from signvision.auditing import run_audit
+        from signvision.auditing.audit import run_audit
         from signvision.config import AuditConfig
 
         out = workdir / "audit"

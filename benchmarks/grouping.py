@@ -1,6 +1,6 @@
 """How fast is the default near-copy grouping that every split runs, and what does it find?
 
-Times `signvision.rundata.split_data` (read every file, fingerprint it, find and join near copies, split,
+Times `signvision.training.rundata.split_data` (read every file, fingerprint it, find and join near copies, split,
 check the split's leaks) on image folders, and prints the figures docs/benchmarks.md quotes:
 
     python benchmarks/sessions.py --out /tmp/sessions6k --photos 60 --frames 10     # 6,000 real frames
@@ -34,9 +34,9 @@ def main(argv=None) -> int:
     import os
 
     os.environ.setdefault("SIGNVISION_PROGRESS", "0")
-    from signvision.nearcopies import fingerprint_images, group_near_copies
-    from signvision.rundata import split_data
-    from signvision.tables import read_data
+    from signvision.data.tables import read_data
+    from signvision.grouping.nearcopies import fingerprint_images, group_near_copies
+    from signvision.training.rundata import split_data
 
     print(
         "| data | images | read + fingerprint | group | whole split + leak check | grouped images | groups | largest "

@@ -118,8 +118,8 @@ def model_rate(run: str, image: bytes, batch: int, seconds: float = 6.0) -> floa
     """Images/s of the run's model alone on decoded images, in batches of `batch` (the serve code path)."""
     import torch
 
-    from signvision.batcher import Batcher, read_upload
-    from signvision.inference import load_members
+    from signvision.inference.batcher import Batcher, read_upload
+    from signvision.inference.members import load_members
 
     members = load_members(run)
     batcher = Batcher(members, torch.device("cpu"))
@@ -150,9 +150,9 @@ def onnx_rate(run: str, image: bytes, batch: int, seconds: float = 6.0) -> float
         import onnxruntime as ort
     except ImportError:
         return None
-    from signvision.batcher import read_upload
-    from signvision.export import export_onnx
-    from signvision.inference import load_members
+    from signvision.inference.batcher import read_upload
+    from signvision.inference.export import export_onnx
+    from signvision.inference.members import load_members
 
     size = load_members(run)[0].cfg.image_size
     images = np.stack([read_upload(image, "a.jpg", size)] * batch).transpose(0, 3, 1, 2).copy()

@@ -16,9 +16,9 @@ import sys
 import torch
 import uvicorn
 
-from signvision.batcher import Batcher
-from signvision.errors import UserError
-from signvision.inference import check_run_folder, load_members
+from signvision.errors import SignvisionError
+from signvision.inference.batcher import Batcher
+from signvision.inference.members import check_run_folder, load_members
 
 
 def make_app(run: str):
@@ -51,7 +51,7 @@ def make_app(run: str):
 if __name__ == "__main__":
     try:
         app = make_app(sys.argv[1])
-    except UserError as e:  # a missing or unfinished run: one line, as `signvision serve` says it
+    except SignvisionError as e:  # a missing or unfinished run: one line, as `signvision serve` says it
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")

@@ -16,14 +16,14 @@ import torch
 
 os.environ.setdefault("SIGNVISION_PROGRESS", "0")
 
-from signvision.augment import build_augment  # noqa: E402
 from signvision.config import TrainConfig  # noqa: E402
-from signvision.dataset import auto_workers, make_loader  # noqa: E402
-from signvision.engine import make_scheduler  # noqa: E402
-from signvision.loop import train_one_epoch  # noqa: E402
-from signvision.models import build_model, model_norm  # noqa: E402
-from signvision.rundata import prepare_run_data  # noqa: E402
-from signvision.runtime import Runtime  # noqa: E402
+from signvision.data.dataset import auto_workers, make_loader  # noqa: E402
+from signvision.models.augment import build_augment  # noqa: E402
+from signvision.models.factory import build_model, model_norm  # noqa: E402
+from signvision.training.loop import train_one_epoch  # noqa: E402
+from signvision.training.rundata import prepare_run_data  # noqa: E402
+from signvision.training.runtime import Runtime  # noqa: E402
+from signvision.training.trainer import make_scheduler  # noqa: E402
 
 
 def main() -> None:

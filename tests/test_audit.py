@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signvision.audit_copies import verify_pair
-from signvision.auditing import run_audit
-from signvision.cli import main
+from signvision.auditing.audit import run_audit
+from signvision.cli.commands import main
 from signvision.config import AuditConfig
+from signvision.grouping.verify import verify_pair
 
 NEAR_KINDS = ("jpeg", "down", "crop", "bright", "zoom", "shift")
 
@@ -231,11 +231,11 @@ def test_verify_pair_tells_copies_from_other_photos():
 
 
 def test_audit_refuses_existing_out(tiny_zindi, tmp_path):
-    from signvision.errors import UserError
+    from signvision.errors import SignvisionError
 
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "keep.txt").write_text("mine")
-    with pytest.raises(UserError, match="not empty"):
+    with pytest.raises(SignvisionError, match="not empty"):
         run_audit(AuditConfig(data=str(tiny_zindi), out=str(tmp_path / "a")), log=lambda *_: None, progress=False)
     assert (tmp_path / "a" / "keep.txt").read_text() == "mine"
 
@@ -243,7 +243,7 @@ def test_audit_refuses_existing_out(tiny_zindi, tmp_path):
 def test_train_with_audit_uses_clean_table(tmp_path):
     from helpers import make_zindi, tiny_config
 
-    from signvision.training import fit
+    from signvision.training.setup import fit
 
     root = make_zindi(tmp_path / "z", n_per_class=8)
     shutil.copyfile(root / "Images" / "ImageID_0000.jpg", root / "Images" / "ImageID_9999.jpg")
@@ -337,7 +337,7 @@ def video_frames(sign_digits: Path, dest: Path, photos_per_class: int = 4, frame
 def test_video_frames_stay_on_one_side_and_a_random_split_flatters(sign_digits, tmp_path):
     from helpers import tiny_config
 
-    from signvision.training import fit
+    from signvision.training.setup import fit
 
     data = video_frames(sign_digits, tmp_path / "frames")
     summary = run_audit(

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from signvision.augment import STRENGTH, TTA, build_augment, crop_views, merge_probs
-from signvision.errors import UserError
+from signvision.errors import SignvisionError
+from signvision.models.augment import STRENGTH, TTA, build_augment, crop_views, merge_probs
 
 
 def test_presets_keep_size_and_grow_in_strength():
@@ -41,9 +41,9 @@ def test_user_pipeline_file(tmp_path):
     img = np.arange(8 * 8 * 3, dtype=np.uint8).reshape(8, 8, 3)
     assert np.array_equal(t(image=img)["image"], img[:, ::-1])
     A.save(A.Compose([A.Resize(4, 4)]), str(tmp_path / "shrink.json"))
-    with pytest.raises(UserError, match="changes the image shape"):
+    with pytest.raises(SignvisionError, match="changes the image shape"):
         build_augment(str(tmp_path / "shrink.json"), image_size=8)
-    with pytest.raises(UserError, match="augment='wild'"):
+    with pytest.raises(SignvisionError, match="augment='wild'"):
         build_augment("wild", image_size=8)
 
 

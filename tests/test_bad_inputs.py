@@ -22,7 +22,7 @@ import pytest
 import torch
 from helpers import make_zindi, tiny_args, write_images
 
-from signvision.cli import main
+from signvision.cli.commands import main
 
 TINY = tiny_args(epochs=1)
 
@@ -401,7 +401,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_changes(what, setup, words, sh
 
 def test_debug_after_the_sub_command_shows_the_traceback(shared, tmp_path):
     data, _ = shared
-    from signvision.errors import UserError
+    from signvision.errors import SignvisionError
 
-    with pytest.raises(UserError, match="lr=inf"):
+    with pytest.raises(SignvisionError, match="lr=inf"):
         main(["train", "--debug", "--data", str(data), *TINY, "--lr", "inf", "--out", str(tmp_path / "r")])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from signvision.calibrate import expected_calibration_error, fit_temperature, nll, reliability, scaled_probs
-from signvision.errors import UserError
+from signvision.errors import SignvisionError
+from signvision.training.calibrate import expected_calibration_error, fit_temperature, nll, reliability, scaled_probs
 
 
 def sample(temperature: float, n: int = 4000, k: int = 5, seed: int = 0):
@@ -48,5 +48,5 @@ def test_reliability_bins_and_perfect_calibration():
 
 
 def test_one_class_cannot_be_calibrated():
-    with pytest.raises(UserError, match="only one class"):
+    with pytest.raises(SignvisionError, match="only one class"):
         fit_temperature(np.zeros((5, 3)), np.zeros(5, dtype=int))

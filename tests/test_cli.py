@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from helpers import assert_picture, tiny_args
 
-from signvision.cli import main
+from signvision.cli.commands import main
 
 
 def run_cli(capsys, *argv):
@@ -98,12 +98,12 @@ def test_cli_module_imports_nothing_heavy():
     """`signvision --help` and every argument error answer at once: the CLI module imports no torch,
     timm, pandas, scipy or matplotlib (each sub-command imports them when it runs)."""
     code = (
-        "import sys, signvision.cli; "
+        "import sys, signvision.cli.commands; "
         "heavy = [m for m in ('torch', 'timm', 'pandas', 'scipy', 'matplotlib', 'cv2') if m in sys.modules]; "
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == "", f"signvision.cli imports {out}"
+    assert out == "", f"signvision.cli.commands imports {out}"
 
 
 def test_demo_end_to_end(tmp_path, capsys):

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from helpers import QUIET, tiny_config
 
-import signvision.training as train_module
-from signvision.cli import main
-from signvision.crossval import fit_folds
-from signvision.inference import evaluate_run, predict
-from signvision.report import compare_runs, write_report
+import signvision.training.setup as train_module
+from signvision.cli.commands import main
+from signvision.inference.members import evaluate_run, predict
+from signvision.reports.run_report import compare_runs, write_report
+from signvision.runs.crossval import fit_folds
 
 
 def test_three_folds_oof_ensemble_and_resume(tiny_zindi, tmp_path, monkeypatch):

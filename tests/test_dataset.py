@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from signvision.cache import decode_all
-from signvision.dataset import ImageDataset, collate_batch, make_loader
-from signvision.tables import read_data
+from signvision.data.cache import decode_all
+from signvision.data.dataset import ImageDataset, collate_batch, make_loader
+from signvision.data.tables import read_data
 
 
 def test_decode_all_reports_bad_images_and_caches(tiny_zindi, tmp_path):

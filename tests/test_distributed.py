@@ -11,7 +11,7 @@ import sys
 import pytest
 from helpers import make_zindi
 
-from signvision.inference import evaluate_run
+from signvision.inference.members import evaluate_run
 
 
 def test_two_processes_match_single_process_evaluation(tmp_path):

@@ -9,7 +9,7 @@ import pandas as pd
 from helpers import assert_picture, tiny_args, write_images
 from test_tables import split_folders
 
-from signvision.cli import main
+from signvision.cli.commands import main
 
 TINY = tiny_args()
 

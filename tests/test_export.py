@@ -9,9 +9,9 @@ import pytest
 import torch
 from helpers import tiny_config
 
-from signvision.export import Deployable, export_onnx
-from signvision.inference import load_run
-from signvision.training import fit
+from signvision.inference.export import Deployable, export_onnx
+from signvision.inference.members import load_run
+from signvision.training.setup import fit
 
 
 @pytest.mark.parametrize("model,target", [("lenet", None), ("resnet18", "Me voy")])

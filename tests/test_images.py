@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
+from signvision.data.images import read_image
 from signvision.errors import BadImage
-from signvision.images import read_image
 
 
 def test_read_image_channels_and_depths(tmp_path):
@@ -44,7 +44,7 @@ def test_corrupt_and_truncated_jpeg(tmp_path):
 
 def test_huge_jpeg_is_decoded_at_reduced_size(tmp_path):
     """Over 16 megapixels, a JPEG is decoded at 1/2, 1/4 or 1/8 of its side (never whole in memory)."""
-    from signvision.images import LARGE_PIXELS, read_image
+    from signvision.data.images import LARGE_PIXELS, read_image
 
     big = np.zeros((4000, 5000, 3), np.uint8)  # 20 megapixels
     big[:, 2500:] = (0, 0, 255)  # right half red (BGR)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from sklearn.metrics import log_loss, roc_auc_score
 
-from signvision.metrics import compute_metrics
-from signvision.task import Task
+from signvision.models.task import Task
+from signvision.training.metrics import compute_metrics
 
 
 def test_multiclass_against_sklearn():
@@ -59,14 +59,14 @@ def test_task_targets_and_bce_with_soft_targets():
 
 
 def test_unknown_target_class():
-    from signvision.errors import UserError
+    from signvision.errors import SignvisionError
 
-    with pytest.raises(UserError, match="target='six': not a class"):
+    with pytest.raises(SignvisionError, match="target='six': not a class"):
         Task(["five", "four"], target="six")
 
 
 def test_bootstrap_over_groups_counts_clips_not_frames():
-    from signvision.metrics import group_bootstrap
+    from signvision.training.metrics import group_bootstrap
 
     rng = np.random.default_rng(0)
     right = rng.random(60) < 0.7  # 60 clips, each right or wrong as a whole

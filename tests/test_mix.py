@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from signvision.mix import Mixer, cutmix, mixup, rand_bbox
+from signvision.models.mix import Mixer, cutmix, mixup, rand_bbox
 
 
 def batch(b=5, k=4, size=16):

@@ -8,8 +8,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from signvision.errors import UserError
-from signvision.models import LeNet, available_models, build_model, load_weights, model_norm, set_backbone_trainable
+from signvision.errors import SignvisionError
+from signvision.models.factory import (
+    LeNet,
+    available_models,
+    build_model,
+    load_weights,
+    model_norm,
+    set_backbone_trainable,
+)
 
 
 @pytest.mark.parametrize("size,chans,outputs,width", [(32, 3, 10, 1), (28, 1, 1, 1), (64, 3, 9, 4), (97, 4, 2, 2)])
@@ -23,7 +30,7 @@ def test_lenet_shapes(size, chans, outputs, width):
 
 
 def test_lenet_too_small():
-    with pytest.raises(UserError, match="image_size=8"):
+    with pytest.raises(SignvisionError, match="image_size=8"):
         LeNet(3, image_size=8)
 
 
@@ -36,7 +43,7 @@ def test_timm_backbone_gets_new_head():
 
 
 def test_unknown_model_suggests_close_names():
-    with pytest.raises(UserError, match="close matches: .*resnet18"):
+    with pytest.raises(SignvisionError, match="close matches: .*resnet18"):
         build_model("resnet81", 3)
 
 
@@ -60,10 +67,10 @@ def test_weights_drop_head_of_other_shape(tmp_path):
 
 def test_weights_for_another_architecture(tmp_path):
     torch.save(build_model("lenet", 3).state_dict(), tmp_path / "lenet.pth")
-    with pytest.raises(UserError, match="another architecture"):
+    with pytest.raises(SignvisionError, match="another architecture"):
         load_weights(build_model("resnet18", 3), tmp_path / "lenet.pth")
     (tmp_path / "junk.pth").write_bytes(b"junk")
-    with pytest.raises(UserError, match="junk.pth"):
+    with pytest.raises(SignvisionError, match="junk.pth"):
         load_weights(build_model("resnet18", 3), tmp_path / "junk.pth")
 
 
@@ -86,7 +93,7 @@ def test_weights_under_other_key_names_are_matched_by_order(tmp_path):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():  # the backbone is the source's, exactly
         assert torch.allclose(target.forward_features(x), source.forward_features(x))
-    with pytest.raises(UserError, match="another architecture"):
+    with pytest.raises(SignvisionError, match="another architecture"):
         load_weights(build_model("lenet", 3, image_size=32), tmp_path / "renamed.pth")
 
 
@@ -99,8 +106,8 @@ def test_offline_imagenet_weights_see_photos_as_imagenet_does():
     """Through signvision's own reading, resizing and normalisation, the packaged ImageNet weights must put
     scikit-image's photos in their ImageNet classes; a colour-order or normalisation bug fails this."""
     skimage_data = pytest.importorskip("skimage.data")
-    from signvision.images import load_resized
-    from signvision.runtime import Runtime
+    from signvision.data.images import load_resized
+    from signvision.training.runtime import Runtime
 
     model = build_model("tf_efficientnet_lite0", 1000, image_size=224).eval()
     report = load_weights(model, pretrained_lite0_file())
@@ -117,7 +124,7 @@ def test_offline_imagenet_weights_see_photos_as_imagenet_does():
 
 
 def test_train_from_the_packaged_weights(tiny_zindi, tmp_path, capsys):
-    from signvision.cli import main
+    from signvision.cli.commands import main
 
     weights = pretrained_lite0_file()
     argv = ["train", "--data", str(tiny_zindi), "--model", "tf_efficientnet_lite0", "--weights", weights]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from helpers import tiny_config
 
-from signvision.nearcopies import (
+from signvision.grouping.nearcopies import (
     Fingerprints,
     fingerprint_arrays,
     fingerprint_images,
@@ -61,7 +61,7 @@ def clip_of(ids: pd.Series) -> pd.Series:
 
 
 def test_clips_are_one_group_each_and_stills_stay_alone(tmp_path):
-    from signvision.tables import read_data
+    from signvision.data.tables import read_data
 
     table = read_data(write_clips(tmp_path / "clips"))
     group = group_near_copies(fingerprint_images(table.train["path"].tolist()))
@@ -125,7 +125,7 @@ def test_unreadable_files_are_left_out_of_every_group(tmp_path):
 
 
 def test_a_run_records_its_leak_figures_and_the_default_split_keeps_clips_together(tmp_path):
-    from signvision.training import fit
+    from signvision.training.setup import fit
 
     data = write_clips(tmp_path / "clips", clips_per_class=6, stills=4)
     summary = fit(tiny_config(data, tmp_path / "run", epochs=1, image_size=16), log=lambda *_: None)

@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 from helpers import assert_picture, tiny_config
 
-from signvision.ablate import paired_interval, parse_grid, run_ablation
-from signvision.cli import main
-from signvision.errors import UserError
-from signvision.report import compare_runs, write_report
-from signvision.training import fit
+from signvision.cli.commands import main
+from signvision.errors import SignvisionError
+from signvision.reports.run_report import compare_runs, write_report
+from signvision.runs.ablate import paired_interval, parse_grid, run_ablation
+from signvision.training.setup import fit
 
 
 def test_report_pictures_and_page(tiny_zindi, tmp_path):
@@ -32,7 +32,7 @@ def test_compare_shows_only_differing_settings(tiny_zindi, tmp_path, capsys):
     assert saved["augment"].tolist() == ["none", "light"] and saved["val_roc_auc"].notna().all()
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     assert "val_roc_auc" in capsys.readouterr().out
-    with pytest.raises(UserError, match="not a finished signvision run"):
+    with pytest.raises(SignvisionError, match="not a finished signvision run"):
         compare_runs([tmp_path / "nope"])
 
 
@@ -42,12 +42,12 @@ def test_paired_interval_and_grid_parsing():
     mean, low, high = paired_interval([0.02, -0.02, 0.01])
     assert low < 0 < high
     assert parse_grid(["augment=none,light", "epochs=1,2"]) == {"augment": ["none", "light"], "epochs": [1, 2]}
-    with pytest.raises(UserError, match="not a training setting"):
+    with pytest.raises(SignvisionError, match="not a training setting"):
         parse_grid(["colour=red"])
 
 
 def test_ablation_interrupted_then_resumed(tiny_zindi, tmp_path, monkeypatch):
-    import signvision.training as train_module
+    import signvision.training.setup as train_module
 
     base = tiny_config(tiny_zindi, None, epochs=1)
     grid = {"augment": ["none", "light"]}
@@ -81,7 +81,7 @@ def test_ablation_interrupted_then_resumed(tiny_zindi, tmp_path, monkeypatch):
     # every setting of one seed used the same split
     runs = list((tmp_path / "abl" / "runs").glob("*-seed0"))
     assert len({(r / "split.csv").read_text() for r in runs}) == 1
-    with pytest.raises(UserError, match="other settings"):
+    with pytest.raises(SignvisionError, match="other settings"):
         run_ablation(base, {"augment": ["none", "heavy"]}, ["none"], 2, tmp_path / "abl", log=lambda *_: None)
 
 

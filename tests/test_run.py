@@ -12,8 +12,8 @@ import torch
 from helpers import tiny_config
 
 import signvision as sv
-import signvision.engine as engine_module
-from signvision.cli import main
+import signvision.training.trainer as engine_module
+from signvision.cli.commands import main
 
 TINY = dict(model="lenet", lenet_width=1, epochs=2, image_size=16, batch_size=8, lr=5e-3, device="cpu", augment="none")
 QUIET = {"log": lambda *_: None}
@@ -124,7 +124,7 @@ def test_library_errors_name_the_argument_not_a_flag(tiny_zindi):
 
 
 def test_fit_helper_config_still_trains_in_a_folder(tiny_zindi, tmp_path):
-    from signvision.training import fit
+    from signvision.training.setup import fit
 
     summary = fit(tiny_config(tiny_zindi, tmp_path / "r"), **QUIET)
     assert summary["status"] == "finished" and sv.load_run(tmp_path / "r").summary == summary

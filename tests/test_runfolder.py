@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 from helpers import QUIET, tiny_args, tiny_config
 
-import signvision.runfolder as runfolder_module
-from signvision.cli import main
-from signvision.crossval import fit_folds
+import signvision.training.folder as runfolder_module
+from signvision.cli.commands import main
 from signvision.errors import DiskFullError, RunError
-from signvision.runfolder import claim_folder, release_folder
-from signvision.training import fit
+from signvision.runs.crossval import fit_folds
+from signvision.training.folder import claim_folder, release_folder
+from signvision.training.setup import fit
 
 TINY = tiny_args()
 

@@ -20,14 +20,14 @@ import pandas as pd
 import pytest
 from helpers import QUIET, tiny_config
 
-from signvision.inference import predict
-from signvision.training import fit
+from signvision.inference.members import predict
+from signvision.training.setup import fit
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from signvision.batcher import RequestError  # noqa: E402
-from signvision.serve import create_app  # noqa: E402
+from signvision.inference.batcher import RequestError  # noqa: E402
+from signvision.inference.serve import create_app  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

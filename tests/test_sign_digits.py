@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from signvision.cli import main
+from signvision.cli.commands import main
 
 
 def test_the_worked_example_as_written(sign_digits, tmp_path, capsys):

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signvision.errors import UserError
-from signvision.splits import join_groups, make_split, read_split, single_group_classes
+from signvision.errors import SignvisionError
+from signvision.grouping.splits import join_groups, make_split, read_split, single_group_classes
 
 
 def test_stratified_and_seeded():
@@ -37,12 +37,12 @@ def test_groups_never_straddle():
 def test_read_split_checks(tmp_path):
     ids = pd.Series(["a", "b", "c"])
     pd.DataFrame({"img_IDS": ["a", "b"], "fold": ["train", "val"]}).to_csv(tmp_path / "s.csv", index=False)
-    with pytest.raises(UserError, match="1 images of the data are not in it"):
+    with pytest.raises(SignvisionError, match="1 images of the data are not in it"):
         read_split(tmp_path / "s.csv", ids)
     pd.DataFrame({"img_IDS": ["a", "b", "c"], "fold": ["train", "val", "test"]}).to_csv(tmp_path / "s.csv", index=False)
-    with pytest.raises(UserError, match="row 4: fold 'test'"):
+    with pytest.raises(SignvisionError, match="row 4: fold 'test'"):
         read_split(tmp_path / "s.csv", ids)
-    with pytest.raises(UserError, match="val_fraction=1.5"):
+    with pytest.raises(SignvisionError, match="val_fraction=1.5"):
         make_split(ids, ids, val_fraction=1.5)
 
 
@@ -70,7 +70,7 @@ def test_join_groups_links_through_either_grouping():
 def test_split_data_reports_groups_and_leaks(tmp_path):
     from test_nearcopies import write_clips
 
-    from signvision.rundata import split_data
+    from signvision.training.rundata import split_data
 
     data = write_clips(tmp_path / "clips", clips_per_class=4, stills=6)
     split, info = split_data(data, val_fraction=0.33, seed=0)

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from helpers import CLASSES, make_zindi, write_images
 
-from signvision.dataset import ImageDataset
-from signvision.errors import UserError
-from signvision.tables import read_data, read_labelled, read_unlabelled
+from signvision.data.dataset import ImageDataset
+from signvision.data.tables import read_data, read_labelled, read_unlabelled
+from signvision.errors import SignvisionError
 
 
 def test_zindi_layout(tiny_zindi):
@@ -51,13 +51,13 @@ def test_csv_layout(tmp_path):
 
 def test_missing_train_csv(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="no Train.csv"):
+    with pytest.raises(SignvisionError, match="no Train.csv"):
         read_data(tmp_path / "empty")
 
 
 def test_row_without_image_names_the_row(tiny_zindi):
     (tiny_zindi / "Images" / "ImageID_0004.jpg").unlink()
-    with pytest.raises(UserError, match=r"Train.csv row 6: no image for img_IDS='ImageID_0004'"):
+    with pytest.raises(SignvisionError, match=r"Train.csv row 6: no image for img_IDS='ImageID_0004'"):
         read_data(tiny_zindi)
     dropped: list[str] = []
     table = read_data(tiny_zindi, skip_missing=True, dropped=dropped)
@@ -66,7 +66,7 @@ def test_row_without_image_names_the_row(tiny_zindi):
 
 def test_empty_csv(tiny_zindi):
     (tiny_zindi / "Train.csv").write_text("")
-    with pytest.raises(UserError, match="Train.csv: the file is empty"):
+    with pytest.raises(SignvisionError, match="Train.csv: the file is empty"):
         read_data(tiny_zindi)
 
 
@@ -74,7 +74,7 @@ def test_missing_label_column(tiny_zindi):
     pd.read_csv(tiny_zindi / "Train.csv").rename(columns={"Label": "Class"}).to_csv(
         tiny_zindi / "Train.csv", index=False
     )
-    with pytest.raises(UserError, match="no column 'Label'"):
+    with pytest.raises(SignvisionError, match="no column 'Label'"):
         read_data(tiny_zindi)
 
 
@@ -119,7 +119,7 @@ def test_split_folders_layout_names_its_parts(tmp_path):
     assert len(read_labelled(tmp_path / "sf").train) == 4  # the labelled test set
     flat = read_data(split_folders(tmp_path / "flat", test_labelled=False))
     assert "Label" not in flat.test.columns and len(flat.test) == 2
-    with pytest.raises(UserError, match="test/ folder holds images without class sub-folders"):
+    with pytest.raises(SignvisionError, match="test/ folder holds images without class sub-folders"):
         read_labelled(tmp_path / "flat")
     assert list(read_unlabelled(tmp_path / "flat")["img_IDS"]) == ["ImageID_0000.jpg", "ImageID_0001.jpg"]
 
@@ -127,7 +127,7 @@ def test_split_folders_layout_names_its_parts(tmp_path):
 def test_a_given_validation_folder_is_the_validation_set(tmp_path):
     from helpers import tiny_config
 
-    from signvision.rundata import prepare_run_data
+    from signvision.training.rundata import prepare_run_data
 
     data = prepare_run_data(tiny_config(split_folders(tmp_path / "sf"), None), leak_check=True)
     val_ids = data.table.train["img_IDS"].iloc[data.rows("val")]
@@ -152,7 +152,7 @@ def test_x_jpg_and_x_png_is_refused_by_name(tmp_path):
     root = make_zindi(tmp_path / "z", n_per_class=3)
     cv2.imwrite(str(root / "Images" / "ImageID_0001.png"), np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(
-        UserError, match=r"row 3: img_IDS='ImageID_0001' could be any of ImageID_0001.jpg, ImageID_0001.png"
+        SignvisionError, match=r"row 3: img_IDS='ImageID_0001' could be any of ImageID_0001.jpg, ImageID_0001.png"
     ):
         read_data(root)
 
@@ -161,7 +161,7 @@ def test_a_folder_or_fifo_named_like_an_image_is_no_image(tmp_path):
     root = make_zindi(tmp_path / "z", n_per_class=3)
     (root / "Images" / "ImageID_0001.jpg").unlink()
     (root / "Images" / "ImageID_0001.jpg").mkdir()
-    with pytest.raises(UserError, match="row 3: no image for img_IDS='ImageID_0001'"):
+    with pytest.raises(SignvisionError, match="row 3: no image for img_IDS='ImageID_0001'"):
         read_data(root)
     dropped = []
     assert len(read_data(root, skip_missing=True, dropped=dropped).train) == 8 and len(dropped) == 1
@@ -172,12 +172,12 @@ def test_a_dataframe_of_paths_and_labels(tmp_path):
     frame = pd.DataFrame({"path": [str(tmp_path / "pics" / f"{i}.jpg") for i in ids], "Label": ["a", "b", "a"]})
     table = read_data(frame)
     assert table.layout == "frame" and table.classes == ["a", "b"] and len(table.train) == 3
-    with pytest.raises(UserError, match="file not found"):
+    with pytest.raises(SignvisionError, match="file not found"):
         read_data(frame.assign(path=frame["path"] + ".gone"))
 
 
 def test_labelled_data_that_is_not(tmp_path):
     folder = tmp_path / "flat"
     write_images(folder, ["a", "b"], ["a", "b"])
-    with pytest.raises(UserError, match="holds images but no labels"):
+    with pytest.raises(SignvisionError, match="holds images but no labels"):
         read_labelled(folder)

@@ -7,10 +7,10 @@ import pytest
 import torch
 from helpers import make_zindi, tiny_config
 
-from signvision.checkpoint import load_checkpoint
-from signvision.errors import UserError
-from signvision.inference import evaluate_run, predict
-from signvision.training import fit
+from signvision.errors import SignvisionError
+from signvision.inference.members import evaluate_run, predict
+from signvision.training.checkpoint import load_checkpoint
+from signvision.training.setup import fit
 
 QUIET = {"log": lambda *_: None}
 
@@ -104,7 +104,7 @@ def test_pretrained_offline_points_at_weights(tiny_zindi, tmp_path, monkeypatch)
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # read at import time, so also set the constant
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(UserError, match="`weights` FILE"):
+    with pytest.raises(SignvisionError, match="`weights` FILE"):
         fit(tiny_config(tiny_zindi, tmp_path / "p", model="resnet18", pretrained=True), **QUIET)
 
 

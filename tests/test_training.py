@@ -11,13 +11,13 @@ import pytest
 import torch
 from helpers import make_zindi, tiny_config
 
-import signvision.engine as engine_module
-from signvision.checkpoint import load_checkpoint
-from signvision.cli import main
+import signvision.training.trainer as engine_module
+from signvision.cli.commands import main
 from signvision.config import TrainConfig
-from signvision.errors import UserError
-from signvision.inference import evaluate_run, predict
-from signvision.training import fit
+from signvision.errors import SignvisionError
+from signvision.inference.members import evaluate_run, predict
+from signvision.training.checkpoint import load_checkpoint
+from signvision.training.setup import fit
 
 
 def test_run_folder_contents(tiny_zindi, tmp_path):
@@ -37,7 +37,7 @@ def test_run_folder_contents(tiny_zindi, tmp_path):
 def test_out_folder_with_a_run_is_not_overwritten(tiny_zindi, tmp_path):
     fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=1), log=lambda *_: None)
     before = (tmp_path / "run" / "best.pt").read_bytes()
-    with pytest.raises(UserError, match="already holds a run"):
+    with pytest.raises(SignvisionError, match="already holds a run"):
         fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=1), log=lambda *_: None)
     assert (tmp_path / "run" / "best.pt").read_bytes() == before
 
@@ -68,10 +68,10 @@ def test_interrupt_then_resume_matches_uninterrupted(tiny_zindi, tmp_path, monke
 
 def test_not_a_checkpoint(tmp_path):
     (tmp_path / "x.pt").write_bytes(b"\x80\x04junk")
-    with pytest.raises(UserError, match="x.pt: not a signvision checkpoint"):
+    with pytest.raises(SignvisionError, match="x.pt: not a signvision checkpoint"):
         load_checkpoint(tmp_path / "x.pt")
     torch.save({"weights": torch.zeros(1)}, tmp_path / "y.pt")
-    with pytest.raises(UserError, match="y.pt: not a signvision checkpoint"):
+    with pytest.raises(SignvisionError, match="y.pt: not a signvision checkpoint"):
         load_checkpoint(tmp_path / "y.pt")
 
 
@@ -83,7 +83,7 @@ def test_predict_file_format(tiny_zindi, tmp_path):
     assert written["img_IDS"].tolist() == test_ids
     assert list(written.columns[1:]) == sorted(["Enough/Satisfied", "Me voy", "Ñandú"])
     assert (written.iloc[:, 1:].sum(axis=1) - 1).abs().max() < 1e-4
-    with pytest.raises(UserError, match="already exists"):
+    with pytest.raises(SignvisionError, match="already exists"):
         predict(tmp_path / "run", tiny_zindi, tmp_path / "sub.csv", device="cpu", log=lambda *_: None)
     assert len(sub) == len(test_ids)
 
@@ -101,7 +101,7 @@ def test_binary_target_one_output(tiny_zindi, tmp_path):
 
 def test_skip_bad_images_drops_and_lists(tiny_zindi, tmp_path):
     (tiny_zindi / "Images" / "ImageID_0002.jpg").write_bytes(b"\xff\xd8broken")
-    with pytest.raises(UserError, match="ImageID_0002.jpg.*skip_bad_images"):
+    with pytest.raises(SignvisionError, match="ImageID_0002.jpg.*skip_bad_images"):
         fit(tiny_config(tiny_zindi, tmp_path / "run"), log=lambda *_: None)
     assert not (tmp_path / "run").exists()
     summary = fit(tiny_config(tiny_zindi, tmp_path / "run", skip_bad_images=True), log=lambda *_: None)
@@ -111,7 +111,7 @@ def test_skip_bad_images_drops_and_lists(tiny_zindi, tmp_path):
 
 
 def test_run_works_from_another_directory(tiny_zindi, tmp_path, monkeypatch):
-    from signvision.inference import evaluate_run
+    from signvision.inference.members import evaluate_run
 
     monkeypatch.chdir(tiny_zindi.parent)
     fit(tiny_config(tiny_zindi.name, "run", epochs=1), log=lambda *_: None)  # relative --data and --out
@@ -172,7 +172,7 @@ def test_awkward_names_are_data_not_syntax(tmp_path):
 
 
 def test_interrupt_while_writing_best_leaves_no_temporary_and_a_true_summary(tiny_zindi, tmp_path, monkeypatch):
-    import signvision.checkpoint as checkpoint_module
+    import signvision.training.checkpoint as checkpoint_module
 
     real_save = torch.save
     calls = {"best": 0}

@@ -16,10 +16,18 @@ and its pieces, for the course: `ImageDataset` and `make_loader`, `LeNet` and `b
 `Mixer`/`mixup`/`cutmix`, `TTA`, `train_one_epoch` and `evaluate` (the loop), `fit_temperature`.
 
 Importing signvision loads nothing heavy: each name is imported from its module the first time it is used.
-Modules, one concern each (in the order a run meets them): tables, images, cache, dataset, nearcopies,
-splits, rundata, task, models, augment, mix, runtime, loop, engine, checkpoint, runfolder, training, run,
-crossval, jobs, calibrate, metrics, inference, evaluation, predictions, audit_copies, audit_labels,
-audit_page, auditing, report, plots, pages, ablate, export, serve, demo, progress, errors, config, cli.
+The package is folders by concern that form layers; each imports only from the ones above it in this list:
+
+    errors, files, config, progress   shared: the exception tree, safe writes, the settings, progress bars
+    data/       files -> tables -> decoded images -> batches
+    models/     LeNet and timm backbones, the task (loss, probabilities), augmentation, MixUp/CutMix
+    grouping/   near copies and clips, splits that keep them on one side, the leak check
+    training/   a config -> trained, calibrated weights (the loop, the trainer, the run folder, checkpoints)
+    reports/    pages and pictures (they render scores, never compute them)
+    inference/  a trained run's models: one scoring engine, predictions and submissions, export, serve
+    auditing/   sv.audit
+    runs/       Run: the one orchestrator of a run, in memory or in a folder; folds, ablations
+    cli/        the `signvision` command, a thin layer over the API
 """
 
 from __future__ import annotations
@@ -31,46 +39,46 @@ __version__ = "0.3.0"
 # public name -> (module, name in that module)
 _EXPORTS = {
     # data
-    "read_data": ("tables", "read_data"),
-    "DataTable": ("tables", "DataTable"),
-    "read_image": ("images", "read_image"),
-    "ImageDataset": ("dataset", "ImageDataset"),
-    "make_loader": ("dataset", "make_loader"),
+    "read_data": ("data.tables", "read_data"),
+    "DataTable": ("data.tables", "DataTable"),
+    "read_image": ("data.images", "read_image"),
+    "ImageDataset": ("data.dataset", "ImageDataset"),
+    "make_loader": ("data.dataset", "make_loader"),
     # what is wrong with it
-    "audit": ("auditing", "audit"),
-    "Audit": ("auditing", "Audit"),
+    "audit": ("auditing.audit", "audit"),
+    "Audit": ("auditing.audit", "Audit"),
     "AuditConfig": ("config", "AuditConfig"),
-    "near_copy_groups": ("nearcopies", "near_copy_groups"),
-    "split": ("rundata", "split_data"),
-    "SplitInfo": ("splits", "SplitInfo"),
+    "near_copy_groups": ("grouping.nearcopies", "near_copy_groups"),
+    "split": ("training.rundata", "split_data"),
+    "SplitInfo": ("grouping.splits", "SplitInfo"),
     # models and augmentation
-    "LeNet": ("models", "LeNet"),
-    "build_model": ("models", "build_model"),
-    "list_models": ("models", "available_models"),
-    "load_weights": ("models", "load_weights"),
-    "build_augment": ("augment", "build_augment"),
-    "AugmentPreset": ("augment", "AugmentPreset"),
-    "Mixer": ("mix", "Mixer"),
-    "mixup": ("mix", "mixup"),
-    "cutmix": ("mix", "cutmix"),
-    "TTA": ("augment", "TTA"),
+    "LeNet": ("models.factory", "LeNet"),
+    "build_model": ("models.factory", "build_model"),
+    "list_models": ("models.factory", "available_models"),
+    "load_weights": ("models.factory", "load_weights"),
+    "build_augment": ("models.augment", "build_augment"),
+    "AugmentPreset": ("models.augment", "AugmentPreset"),
+    "Mixer": ("models.mix", "Mixer"),
+    "mixup": ("models.mix", "mixup"),
+    "cutmix": ("models.mix", "cutmix"),
+    "TTA": ("models.augment", "TTA"),
     # training
     "TrainConfig": ("config", "TrainConfig"),
-    "train": ("run", "train"),
-    "Run": ("run", "Run"),
-    "load_run": ("run", "load_run"),
-    "Task": ("task", "Task"),
-    "Runtime": ("runtime", "Runtime"),
-    "train_one_epoch": ("loop", "train_one_epoch"),
-    "evaluate": ("loop", "evaluate"),
+    "train": ("runs.run", "train"),
+    "Run": ("runs.run", "Run"),
+    "load_run": ("runs.run", "load_run"),
+    "Task": ("models.task", "Task"),
+    "Runtime": ("training.runtime", "Runtime"),
+    "train_one_epoch": ("training.loop", "train_one_epoch"),
+    "evaluate": ("training.loop", "evaluate"),
     # figures, calibration, predictions
-    "compute_metrics": ("metrics", "compute_metrics"),
-    "group_bootstrap": ("metrics", "group_bootstrap"),
-    "fit_temperature": ("calibrate", "fit_temperature"),
-    "scaled_probs": ("calibrate", "scaled_probs"),
-    "evaluate_labelled": ("evaluation", "evaluate_labelled"),
-    "Predictions": ("predictions", "Predictions"),
-    "compare_runs": ("report", "compare_runs"),
+    "compute_metrics": ("training.metrics", "compute_metrics"),
+    "group_bootstrap": ("training.metrics", "group_bootstrap"),
+    "fit_temperature": ("training.calibrate", "fit_temperature"),
+    "scaled_probs": ("training.calibrate", "scaled_probs"),
+    "evaluate_labelled": ("inference.evaluate", "evaluate_labelled"),
+    "Predictions": ("inference.predict", "Predictions"),
+    "compare_runs": ("reports.run_report", "compare_runs"),
     # errors
     "SignvisionError": ("errors", "SignvisionError"),
     "OptionError": ("errors", "OptionError"),

@@ -1,6 +1,6 @@
 """`python -m signvision ...` is the same as the `signvision` console script."""
 
-from signvision.cli import main
+from signvision.cli.commands import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -9,7 +9,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from signvision.errors import DataError, MissingError, OptionError, RunError
+from signvision.errors import OptionError, RunError
+from signvision.files import read_json
 
 
 @dataclass
@@ -173,20 +174,6 @@ def _fits(value, type_name: str) -> bool:
     if isinstance(value, bool):
         return "bool" in kinds
     return any(isinstance(value, allowed.get(k, ())) for k in kinds)
-
-
-def read_json(path: Path, hint: str = "") -> dict:
-    """A JSON file as a dict, with one-line errors naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingError(f"{path}: not found{hint}")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({str(e).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise DataError(f"{path}: expected a JSON object")
-    return raw
 
 
 @dataclass

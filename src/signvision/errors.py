@@ -1,4 +1,5 @@
-"""What signvision raises when what it was given cannot work, and the checks that keep a user's files safe.
+"""What signvision raises when what it was given cannot work (the exception tree; `files.py` keeps a user's
+files safe).
 
 Every exception below is a `SignvisionError`, with a message that names what is at fault on one line:
 the argument (`image_size=10000: at most 1024 pixels a side`), the file, or the row. Each also derives from
@@ -19,10 +20,7 @@ error with its flags: `--image-size 10000: ...`, `--skip-bad-images` (`Signvisio
 
 from __future__ import annotations
 
-import errno
-import os
 import re
-from contextlib import contextmanager
 from pathlib import Path
 
 _NOTHING = object()
@@ -115,69 +113,3 @@ class DivergedError(SignvisionError, FloatingPointError):
 
 class DiskFullError(SignvisionError, OSError):
     """The disk filled up while writing a file (the earlier file, if any, is kept)."""
-
-
-def refuse_overwrite(path: Path, overwrite: bool = False, option: str = "out") -> None:
-    """A user's file is never replaced unless they said so, and a folder never by a file."""
-    path = Path(path)
-    if path.is_dir():
-        raise OptionError("is a folder; give a file name", option=option, value=path)
-    if path.exists() and not overwrite:
-        raise OptionError("already exists; choose another name or pass `overwrite`", option=option, value=path)
-    check_writable_folder(path.parent, option, value=path)
-
-
-def check_writable_folder(folder: Path, option: str = "out", value=_NOTHING) -> None:
-    """Fail now, with one line, if `folder` cannot be created and written (a permission or disk problem
-    must show before hours of work, not after). Folders made for the test are removed again."""
-    folder = Path(folder)
-    value = folder if value is _NOTHING else value
-    made = [p for p in [folder, *folder.parents] if not p.exists()]
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".signvision-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise OptionError(
-            f"cannot write there ({e.strerror or type(e).__name__})", option=option, value=value
-        ) from None
-    finally:
-        for p in made:  # deepest first
-            try:
-                p.rmdir()
-            except OSError:
-                pass
-
-
-def disk_full(e: OSError, path: Path) -> bool:
-    """Whether an OSError (or a RuntimeError that torch raised from one) means the disk is full."""
-    return getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(e)
-
-
-@contextmanager
-def atomic_write(path: str | Path, mode: str = "w", **kw):
-    """Open a temporary file beside `path` and rename it over `path` when the block ends without error: the
-    file is then either the whole new one or, after any failure (a full disk, Ctrl-C), the old one, and no
-    partial or empty file is left behind. A full disk is a `DiskFullError` naming `path`."""
-    path = Path(path)
-    import tempfile  # here, not at the top: the command line imports this module and should answer at once
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **kw) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        if disk_full(e, path):
-            raise DiskFullError(f"{path}: the disk is full; nothing was written (an earlier file is kept)") from None
-        raise
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-# the name of the base class before the hierarchy; kept for code and tests written against it
-UserError = SignvisionError

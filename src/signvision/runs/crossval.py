@@ -1,0 +1,163 @@
+"""k-fold cross-validation and the fold ensemble: `signvision train --folds K ...`.
+
+The training images are cut into K stratified folds (scikit-learn's `StratifiedGroupKFold`; with
+`--audit`, copies of one image share a fold). Fold k's model trains on the other K-1 folds and is
+validated on fold k, as an ordinary run in OUT/fold<k>/, so every training image gets a probability
+from a model that never saw it: the out-of-fold (OOF) predictions. One temperature is fitted on the
+pooled OOF logits; `predict --run OUT` averages the K calibrated models (a fold ensemble).
+
+    OUT/cv.json        the settings (a rerun of the same command continues; other settings are refused)
+    OUT/folds.csv      img_IDS,Label,fold
+    OUT/fold<k>/       one ordinary run per fold (its split.csv: fold k = val)
+    OUT/oof.csv        img_IDS,Label,fold + calibrated out-of-fold probabilities
+    OUT/summary.json   CV figures: mean ± std over folds, pooled OOF figures, the temperature
+
+Interrupted? Run the same command again: finished folds are kept, an unfinished one resumes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from signvision.config import TrainConfig
+from signvision.errors import OptionError
+from signvision.files import atomic_write, read_json, write_json
+from signvision.grouping.splits import single_group_classes
+from signvision.training.calibrate import fit_temperature, scaled_probs
+from signvision.training.metrics import compute_metrics
+from signvision.training.rundata import read_training_table, split_groups
+
+SUMMARY_KEYS = ("val_roc_auc", "val_log_loss", "val_accuracy", "val_ece")
+
+
+def assign_folds(cfg: TrainConfig, log=print) -> pd.DataFrame:
+    """img_IDS, Label, fold (1..K): stratified by label; near copies and neighbouring frames (unless
+    `split_by` is random) and an audit's copies and sequences kept in one fold."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    table, dups, _ = read_training_table(cfg, dropped=[])
+    train = table.train
+    counts = train["Label"].value_counts()
+    if cfg.folds > counts.min():
+        raise OptionError(
+            f"the rarest class {counts.idxmin()!r} has only {counts.min()} images; use at most {counts.min()}",
+            option="folds",
+            value=cfg.folds,
+        )
+    groups, stats, _ = split_groups(table, split_by=cfg.split_by, dups=dups)
+    alone = single_group_classes(train["Label"], groups)
+    if alone:
+        log(
+            f"classes whose images are all one group of near copies (in one fold, so that fold's model never "
+            f"trains on them): {', '.join(alone)}"
+        )
+    group_ids = (groups.fillna("solo:" + train["img_IDS"]) if groups is not None else train["img_IDS"]).astype(str)
+    splitter = StratifiedGroupKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
+    fold = np.zeros(len(train), dtype=int)
+    for k, (_, val) in enumerate(splitter.split(train, train["Label"], group_ids), start=1):
+        fold[val] = k
+    return pd.DataFrame({"img_IDS": train["img_IDS"], "Label": train["Label"], "fold": fold})
+
+
+def fit_folds(cfg: TrainConfig, log=print, table=None) -> dict:
+    """Train the K fold runs (skipping finished ones), then the OOF predictions, temperature and summary.
+    `table`: data already read (a DataFrame's), saved in OUT as data.csv."""
+    from signvision.runs.jobs import job_folder, train_or_resume
+    from signvision.runs.save import write_data_csv
+
+    cfg.absolute_paths()
+    out = Path(cfg.out)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "device", "workers")}
+    with job_folder(out, {"folds": cfg.folds, "config": settings}, "cv.json", "a cross-validation"):
+        if table is not None:
+            cfg = replace(cfg, data=str(write_data_csv(table, out)))
+        if (out / "folds.csv").is_file():  # the folds drawn when the job started
+            folds = pd.read_csv(out / "folds.csv", dtype={"img_IDS": str, "Label": str}, keep_default_na=False)
+        else:
+            folds = assign_folds(cfg, log)  # its checks fail before anything is written
+            with atomic_write(out / "folds.csv", newline="") as f:
+                folds.to_csv(f, index=False)
+            write_json(out / "config.json", asdict(cfg))
+        (out / "splits").mkdir(exist_ok=True)
+        started, trained = time.perf_counter(), 0
+        for k in range(1, cfg.folds + 1):
+            run = out / f"fold{k}"
+            split_file = out / "splits" / f"fold{k}.csv"
+            folds.assign(fold=np.where(folds["fold"] == k, "val", "train"))[["img_IDS", "fold"]].to_csv(
+                split_file, index=False
+            )
+            left = cfg.folds - k + 1
+            eta = f", about {(time.perf_counter() - started) / trained * left:.0f} s left" if trained else ""
+            fold_log = lambda msg, k=k: log(f"  [fold {k}] {msg}")  # noqa: E731
+            log(f"fold {k}/{cfg.folds}: training on {int((folds['fold'] != k).sum())} images{eta}")
+            try:
+                done = train_or_resume(run, replace(cfg, folds=1, out=str(run), split=str(split_file)), fold_log)
+            except KeyboardInterrupt:
+                log(f"interrupted in fold {k}: finished folds are kept; run the same command again to continue")
+                raise
+            if done is None:
+                log(f"fold {k}/{cfg.folds}: finished earlier, kept")
+            else:
+                trained += 1
+        return summarise_folds(out, cfg, folds, log)
+
+
+def summarise_folds(out: Path, cfg: TrainConfig, folds: pd.DataFrame, log=print) -> dict:
+    """Out-of-fold logits of every training image, one temperature fitted on them, summary.json."""
+    from signvision.inference.members import load_run, score_members
+
+    members = [load_run(out / f"fold{k}") for k in range(1, cfg.folds + 1)]
+    scored = list(score_members(members, None, cfg.device, batch_size=256))
+    ids = [i for s in scored for i in s.images.ids]
+    fold_of = [k for k, s in enumerate(scored, start=1) for _ in s.images.ids]
+    fold_summaries = [read_json(m.folder / "summary.json") for m in members]
+    per_fold = [{key: fs.get(key) for key in SUMMARY_KEYS} for fs in fold_summaries]
+    task = members[0].task
+    logits_all, y_all = np.concatenate([s.outputs.logits for s in scored]), np.concatenate([s.y for s in scored])
+    temperature = fit_temperature(logits_all, y_all)
+    raw = compute_metrics(y_all, np.concatenate([s.outputs.probs for s in scored]), task.names)
+    probs = scaled_probs(logits_all, temperature)
+    pooled = compute_metrics(y_all, probs, task.names)
+    label_of = dict(zip(folds["img_IDS"], folds["Label"]))
+    oof = pd.DataFrame({"img_IDS": ids, "Label": [label_of[i] for i in ids], "fold": fold_of})
+    columns = task.names[-1:] if task.binary else task.classes
+    oof = pd.concat([oof, pd.DataFrame(probs.reshape(len(ids), -1), columns=columns)], axis=1)
+    oof.to_csv(out / "oof.csv", index=False, float_format="%.6f")
+    fold_table = pd.DataFrame(per_fold)
+    summary = {
+        "status": "finished",
+        "cross_validated": True,
+        "folds": cfg.folds,
+        "classes": task.classes,
+        "target": cfg.target,
+        "model": cfg.model,
+        "loss": cfg.loss,
+        "epochs": cfg.epochs,
+        "train_seconds": round(sum(s.get("train_seconds", 0) for s in fold_summaries), 2),
+        "oof_images": int(len(y_all)),
+        "temperature": temperature,
+        "val_roc_auc": pooled["roc_auc"],
+        "val_log_loss": pooled["log_loss"],
+        "val_accuracy": pooled["accuracy"],
+        "val_ece": pooled["ece"],
+        "val_log_loss_uncalibrated": raw["log_loss"],
+        "val_ece_uncalibrated": raw["ece"],
+        "fold_mean": {k: float(fold_table[k].mean()) for k in SUMMARY_KEYS if fold_table[k].notna().all()},
+        "fold_std": {k: float(fold_table[k].std(ddof=1)) for k in SUMMARY_KEYS if fold_table[k].notna().all()},
+        "per_fold": per_fold,
+    }
+    write_json(out / "summary.json", summary)
+    m, s = summary["fold_mean"], summary["fold_std"]
+    log(
+        f"{cfg.folds}-fold CV: per fold ROC AUC {m['val_roc_auc']:.4f} ± {s['val_roc_auc']:.4f}, log loss "
+        f"{m['val_log_loss']:.4f} ± {s['val_log_loss']:.4f}, accuracy {m['val_accuracy']:.4f} ± "
+        f"{s['val_accuracy']:.4f}; pooled out-of-fold ({len(y_all)} images, temperature {temperature:.3f}): "
+        f"ROC AUC {pooled['roc_auc']:.4f}, log loss {raw['log_loss']:.4f} -> {pooled['log_loss']:.4f}, "
+        f"accuracy {pooled['accuracy']:.4f}"
+    )
+    return summary

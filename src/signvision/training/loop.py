@@ -1,0 +1,205 @@
+"""The training loop, written out: one epoch of training, one pass of prediction, one evaluation.
+
+These are the three functions a reader of torchvision's `references/classification` expects; `train.py`
+wires them into a run. Shapes: images arrive as uint8 (B, 3, S, S) on the CPU and become normalised
+float input on the device (`Runtime.prepare`); logits are (B, K), or (B, 1) for a binary task.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from signvision.errors import DivergedError
+from signvision.models.augment import TTA
+from signvision.models.mix import Mixer
+from signvision.models.task import Task
+from signvision.progress import progress_bar
+from signvision.training.metrics import compute_metrics
+from signvision.training.runtime import Runtime, unwrap
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader,
+    optimizer,
+    scheduler,
+    runtime: Runtime,
+    task: Task,
+    *,
+    epoch: int,
+    mixer: Mixer | None = None,
+    scaler=None,
+    grad_clip: float = 0.0,
+    ema=None,
+) -> dict:
+    """One pass over the training loader: forward, loss, backward, optimizer and schedule steps (with MixUp or
+    CutMix, the fp16 scaler, gradient clipping and EMA when given).
+
+    Args:
+        model, loader, optimizer, scheduler: as PyTorch makes them.   runtime: device and normalisation.
+        task: targets and the loss.   epoch: for the progress bar.   mixer, scaler, grad_clip, ema: optional.
+
+    Returns:
+        {"loss": mean loss, "roc_auc": of the batches seen, "images_per_s", "seconds"}.
+
+    Example:
+        >>> stats = train_one_epoch(model, loader, optimizer, scheduler, runtime, task, epoch=0)  # doctest: +SKIP
+    """
+    model.train()
+    loss_fn = task.loss_fn()
+    total_loss, seen, probs, labels = 0.0, 0, [], []
+    bar = progress_bar(total=len(loader.dataset), desc=f"epoch {epoch + 1} train", unit="img", rank=runtime.rank)
+    start = time.perf_counter()
+    for images, y in loader:
+        x = runtime.prepare(images)  # (B, 3, H, W) float, normalised
+        y = y.to(runtime.device, non_blocking=True)
+        target = task.one_hot(y)  # (B, K) or (B, 1)
+        if mixer is not None:
+            x, target = mixer(x, target)
+        with runtime.autocast():
+            logits = model(x)  # (B, K) or (B, 1)
+            loss = loss_fn(logits.float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:  # fp16 on older GPUs: scale the loss so small gradients survive
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        scheduler.step()
+        if ema is not None:
+            ema.update_parameters(unwrap(model))
+        n, value = images.shape[0], loss.item()
+        if not math.isfinite(value):
+            raise DivergedError(
+                f"training diverged: the loss is {value} in epoch {epoch + 1} (weights holding NaN, or a learning "
+                "rate too high); use a lower `lr`"
+            )
+        total_loss += value * n
+        seen += n
+        probs.append(task.probs(logits.detach()).cpu())
+        labels.append(y.cpu())
+        bar.update(n)
+        bar.set_postfix(loss=f"{total_loss / seen:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+    bar.close()
+    seconds = time.perf_counter() - start
+    metrics = compute_metrics(torch.cat(labels).numpy(), torch.cat(probs).numpy(), task.names)
+    return {
+        "loss": total_loss / max(seen, 1),
+        "roc_auc": metrics["roc_auc"],
+        "images_per_s": seen / seconds,
+        "seconds": seconds,
+    }
+
+
+@dataclass
+class Outputs:
+    """What a prediction pass gives: probabilities (N, K) or (N,), the batches' second items (labels or
+    ids), the raw logits (N, K or 1; None with TTA, which merges probabilities) and the summed loss."""
+
+    probs: np.ndarray
+    keys: list
+    logits: np.ndarray | None
+    loss_sum: float | None
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    loader,
+    runtime: Runtime,
+    task: Task,
+    *,
+    temperature: float | None = None,
+    tta: TTA | None = None,
+    desc: str = "predict",
+) -> Outputs:
+    """Run the model over the loader. Labelled batches also give the loss; TTA merges several views."""
+    model.eval()
+    if tta is not None and tta.spec == "none":
+        tta = None
+    loss_fn = task.loss_fn(reduction="sum")
+    probs, logits_all, keys, loss_sum = [], [], [], 0.0
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with runtime.autocast():
+            return model(x).float()
+
+    total = len(loader.sampler) if loader.sampler is not None else None
+    bar = progress_bar(total=total, desc=desc, unit="img", rank=runtime.rank)
+    for images, second in loader:
+        if tta is not None:
+            p = tta(lambda x: task.probs(forward(x), temperature), images, runtime.prepare)
+        else:
+            logits = forward(runtime.prepare(images))
+            p = task.probs(logits, temperature)
+            logits_all.append(logits.cpu())
+            if isinstance(second, torch.Tensor):
+                per_output = loss_fn(logits, task.one_hot(second.to(runtime.device))).item()
+                loss_sum += per_output / (logits.shape[1] if task.loss == "bce" or task.binary else 1)
+        probs.append(p.cpu())
+        keys += second.tolist() if isinstance(second, torch.Tensor) else list(second)
+        bar.update(images.shape[0])
+    bar.close()
+    return Outputs(
+        probs=torch.cat(probs).numpy() if probs else np.zeros((0,)),
+        keys=keys,
+        logits=torch.cat(logits_all).numpy() if logits_all else None,
+        loss_sum=None if tta is not None else loss_sum,
+    )
+
+
+def evaluate(
+    model: nn.Module,
+    loader,
+    runtime: Runtime,
+    task: Task,
+    *,
+    temperature: float | None = None,
+    tta: TTA | None = None,
+    world: int = 1,
+) -> tuple[dict, Outputs, np.ndarray]:
+    """Metrics over the loader's labelled images, gathered from every process (`world`); also the outputs.
+
+    Args:
+        model, loader, runtime, task: as for `train_one_epoch`.   temperature: divide the logits by it.
+        tta: a TTA to merge views.   world: processes in a distributed run.
+
+    Returns:
+        (metrics: compute_metrics's dict + "loss", outputs: Outputs (probs, keys, logits), labels (N,)).
+
+    Example:
+        >>> metrics, outputs, y = evaluate(model, val_loader, runtime, task)   # doctest: +SKIP
+        >>> metrics["roc_auc"], metrics["loss"]                                # doctest: +SKIP
+    """
+    out = predict(model, loader, runtime, task, temperature=temperature, tta=tta, desc="validate")
+    if world > 1:  # each rank holds a disjoint shard (ShardSampler): gather them all, exactly once
+        gathered: list = [None] * world
+        dist.all_gather_object(gathered, out)
+        out = Outputs(
+            probs=np.concatenate([g.probs for g in gathered]),
+            keys=sum((g.keys for g in gathered), []),
+            logits=None if out.logits is None else np.concatenate([g.logits for g in gathered]),
+            loss_sum=None if out.loss_sum is None else sum(g.loss_sum for g in gathered),
+        )
+    y = np.asarray(out.keys, dtype=np.int64)
+    if not np.isfinite(out.probs).all():
+        raise DivergedError(
+            "the model's outputs are NaN or infinite (weights holding NaN, or a learning rate too high)"
+        )
+    metrics = compute_metrics(y, out.probs, task.names)
+    metrics["loss"] = out.loss_sum / len(y) if out.loss_sum is not None and len(y) else None
+    return metrics, out, y

@@ -1,0 +1,327 @@
+"""A run's images: read the table, apply the audit, decode every image once into the cache, split, and check
+what the split leaks.
+
+`prepare_run_data(cfg)` is what `train`, `evaluate`, `report` and `ablate` call to get the same images in
+the same order with the same split; `RunData.subset("train" | "val")` gives a `Dataset` of one side.
+Every check that can fail is made here, before any training starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from signvision.config import TrainConfig
+from signvision.data.cache import decode_all
+from signvision.data.dataset import ImageDataset
+from signvision.data.tables import DataTable, read_csv, read_data_of
+from signvision.errors import DataError, MissingError, OptionError
+from signvision.grouping.splits import SPLIT_BY, SplitInfo, join_groups, make_split, read_split, single_group_classes
+from signvision.models.task import Task
+
+
+@dataclass
+class RunData:
+    """A run's images: the table, the task, the split and the decoded-image cache (rows aligned)."""
+
+    table: DataTable
+    task: Task
+    split: pd.DataFrame  # img_IDS, fold ("train" | "val"), group ("" = no near copy)
+    images: np.ndarray | None  # (N, S, S, 3) uint8 in RAM, a disk memmap, or None (decode on the fly)
+    dropped: list[str]
+    image_size: int
+    info: SplitInfo | None = None  # how the split was made, what it leaks
+
+    def rows(self, fold: str) -> np.ndarray:
+        folds = self.split.set_index("img_IDS")["fold"]
+        return np.flatnonzero((folds.loc[self.table.train["img_IDS"]] == fold).to_numpy())
+
+    def groups(self, fold: str) -> np.ndarray:
+        """The group key of each image of one side (its near-copy group, or itself), in `rows(fold)` order."""
+        from signvision.grouping.splits import group_keys
+
+        keyed = pd.Series(group_keys(self.split), index=self.split["img_IDS"])
+        return keyed.loc[self.table.train["img_IDS"].iloc[self.rows(fold)]].to_numpy()
+
+    def subset(self, fold: str, *, transform=None) -> ImageDataset:
+        rows = self.rows(fold)
+        part = self.table.train.iloc[rows]
+        images = None
+        if isinstance(self.images, np.memmap):
+            images = RowView(self.images, rows)  # stays on disk
+        elif self.images is not None:
+            images = self.images[rows]
+        return ImageDataset(
+            part["path"].tolist(),
+            self.image_size,
+            targets=self.task.encode(part["Label"]),
+            ids=part["img_IDS"].tolist(),
+            images=images,
+            transform=transform,
+        )
+
+
+class RowView:
+    """Rows `rows` of a disk memmap, read lazily (copying them would defeat a cache larger than RAM)."""
+
+    def __init__(self, array: np.ndarray, rows: np.ndarray):
+        self.array, self.rows = array, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.array[self.rows[i]]
+
+
+# ----------------------------------------------------------------------------------------------------
+# The audit's findings
+# ----------------------------------------------------------------------------------------------------
+def load_audit(audit_dir: str | Path) -> tuple[set[str], pd.DataFrame]:
+    """(ids kept by the audit's clean.csv, duplicates.csv) for `train --audit` and `split --audit`."""
+    audit_dir = Path(audit_dir)
+    if not audit_dir.is_dir():
+        raise MissingError("folder not found", option="audit", value=audit_dir)
+    clean = read_csv(audit_dir / "clean.csv", ["img_IDS"], " (is `audit` an audit folder?)")
+    dups_path = audit_dir / "duplicates.csv"
+    dups = pd.DataFrame(columns=["group", "img_IDS"])
+    if dups_path.is_file() and dups_path.stat().st_size > 0:
+        try:
+            found = pd.read_csv(dups_path, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+            raise DataError(f"{dups_path}: not a readable CSV ({str(e).splitlines()[0]})") from None
+        if "img_IDS" not in found.columns or not ({"sequence", "group"} & set(found.columns)):
+            raise DataError(f"{dups_path}: no columns img_IDS and sequence or group (is `audit` an audit folder?)")
+        dups = found  # no rows: the audit found no copies
+    return set(clean["img_IDS"]), dups
+
+
+def audit_groups(ids: pd.Series, dups: pd.DataFrame | None) -> pd.Series | None:
+    """The audit's sequence of each image (its copies and neighbouring video frames; NaN where it has none),
+    from the audit's duplicates.csv, or None without an audit. A sequence must stay on one side of a split."""
+    if dups is None:
+        return None
+    key = "sequence" if "sequence" in dups.columns else "group"  # sequences hold the groups and video frames
+    named = {i: f"audit:{g}" for i, g in zip(dups["img_IDS"], dups[key], strict=False) if str(g).strip()}
+    return pd.Series(ids).reset_index(drop=True).map(named)
+
+
+def read_training_table(
+    cfg: TrainConfig, dropped: list[str], table: DataTable | None = None
+) -> tuple[DataTable, pd.DataFrame | None, pd.DataFrame | None]:
+    """The labelled images of `cfg` (a layout's own validation folder included), cut to the audit's clean.csv
+    with `audit`; the audit's duplicates.csv (None without one); the layout's own split (None if it gives no
+    validation folder). Rows without an image are dropped into `dropped` with `skip_bad_images`. `table`: the
+    data already read (a DataFrame's), instead of the config's data options."""
+    if table is None:
+        table = read_data_of(cfg, skip_missing=cfg.skip_bad_images, dropped=dropped)
+    else:
+        table = DataTable(table.train.copy(), table.test, table.layout, table.root, table.val)
+    given = None
+    if table.val is not None:
+        given = pd.DataFrame(
+            {"img_IDS": table.labelled["img_IDS"], "fold": ["train"] * len(table.train) + ["val"] * len(table.val)}
+        )
+        table.train, table.val = table.labelled, None
+    if not cfg.audit:
+        return table, None, given
+    keep, dups = load_audit(cfg.audit)
+    table.train = table.train[table.train["img_IDS"].isin(keep)].reset_index(drop=True)
+    if len(table.train) == 0:
+        raise DataError(
+            "its clean.csv keeps none of this data's images (another data set?)", option="audit", value=cfg.audit
+        )
+    return table, dups, given
+
+
+def check_cache_fits(n: int, cfg: TrainConfig) -> None:
+    """Refuse a decoded-image cache that cannot fit, before decoding anything."""
+    need = n * cfg.image_size * cfg.image_size * 3
+    if cfg.cache == "memory":
+        import psutil
+
+        free = psutil.virtual_memory().available
+        if need > 0.7 * free:
+            raise OptionError(
+                f"caching {n} images needs {need / 2**30:.1f} GiB of memory, {free / 2**30:.1f} GiB is free; use a "
+                "smaller `image_size` or `cache` disk|none",
+                option="image_size",
+                value=cfg.image_size,
+            )
+    elif cfg.cache == "disk":
+        import shutil
+
+        where = Path(cfg.cache_dir or Path.home() / ".cache" / "signvision")
+        if where.exists() and not where.is_dir():
+            raise OptionError("is a file, not a folder", option="cache_dir", value=where)
+        probe = next((p for p in [where, *where.parents] if p.exists()), Path("/"))
+        free = shutil.disk_usage(probe).free
+        if need > 0.9 * free:
+            raise OptionError(
+                f"caching {n} images needs {need / 2**30:.1f} GiB on disk, {free / 2**30:.1f} GiB is free; use a "
+                "smaller `image_size` or `cache` none",
+                option="cache_dir",
+                value=where,
+            )
+
+
+# ----------------------------------------------------------------------------------------------------
+# The split
+# ----------------------------------------------------------------------------------------------------
+def split_groups(
+    table: DataTable, *, split_by: str = "near-copies", dups: pd.DataFrame | None = None, fingerprints=None
+) -> tuple[pd.Series | None, dict, object]:
+    """The groups a split of `table.train` keeps on one side: near copies and neighbouring frames (unless
+    `split_by` is "random") joined with an audit's copies and sequences (its duplicates.csv, `dups`).
+    Returns (group per image, NaN alone, or None for none at all; how many are grouped; the fingerprints)."""
+    from signvision.grouping.nearcopies import describe_groups, fingerprint_images, group_near_copies
+
+    if split_by not in SPLIT_BY:
+        raise OptionError(f"expected one of {', '.join(SPLIT_BY)}", option="split_by", value=split_by)
+    near = None
+    if split_by == "near-copies":
+        fingerprints = fingerprints or fingerprint_images(table.train["path"].tolist())
+        group = group_near_copies(fingerprints)
+        near = pd.Series([f"n{g}" if g >= 0 else np.nan for g in group], dtype=object)
+    groups = join_groups(near, audit_groups(table.train["img_IDS"], dups))
+    stats = describe_groups(pd.factorize(groups)[0] if groups is not None else np.full(len(table.train), -1))
+    return groups, stats, fingerprints
+
+
+def draw_split(
+    table: DataTable,
+    *,
+    split_by: str = "near-copies",
+    val_fraction: float = 0.33,
+    seed: int = 0,
+    dups: pd.DataFrame | None = None,
+    fingerprints=None,
+) -> tuple[pd.DataFrame, SplitInfo, object]:
+    """A new split of `table.train` with the groups of `split_groups` kept on one side. Returns (split, info,
+    the fingerprints it computed or was given)."""
+    groups, stats, fingerprints = split_groups(table, split_by=split_by, dups=dups, fingerprints=fingerprints)
+    labels = table.train["Label"]
+    split = make_split(table.train["img_IDS"], labels, val_fraction=val_fraction, seed=seed, groups=groups)
+    info = SplitInfo(split_by, grouping=stats, train_only_classes=single_group_classes(labels, groups))
+    return split, info, fingerprints
+
+
+def check_leaks(train: pd.DataFrame, split: pd.DataFrame, info: SplitInfo, fingerprints=None) -> SplitInfo:
+    """Fill `info.leak` for the images `train` (img_IDS, path, Label) split by `split` (img_IDS, fold): the
+    share of validation images with a near copy in training, and the memory baseline."""
+    from signvision.grouping.nearcopies import fingerprint_images, leak_check
+
+    fingerprints = fingerprints or fingerprint_images(train["path"].tolist())
+    fold = split.set_index("img_IDS")["fold"].loc[train["img_IDS"]].to_numpy()
+    info.leak = leak_check(fingerprints, train["Label"].to_numpy(), fold == "val")
+    return info
+
+
+def split_data(
+    data, *, audit: str | Path | None = None, split_by: str = "near-copies", val_fraction: float = 0.33, seed: int = 0
+) -> tuple[pd.DataFrame, SplitInfo]:
+    """A validation split of a data set (a folder, CSV or DataFrame that `read_data` reads, or a DataTable):
+    near copies and neighbouring frames kept on one side (unless `split_by="random"`), with an audit's
+    copies and sequences too when `audit` is given, and what the split leaks measured.
+
+    Returns (split, info): split has the columns img_IDS, fold ("train" | "val"), group; info says how
+    many images were grouped, the largest group, and the leak check (`info.describe()` in words).
+
+    Example:
+        >>> split, info = split_data("../shared/data/sign-digits", val_fraction=0.33, seed=0)   # doctest: +SKIP
+        >>> split["fold"].value_counts()["val"], info.leak["val_near_copy_share"]              # doctest: +SKIP
+        (545, 0.0)
+    """
+    from signvision.data.tables import read_data
+
+    table = read_data(data)
+    dups = load_audit(audit)[1] if audit else None
+    split, info, fingerprints = draw_split(table, split_by=split_by, val_fraction=val_fraction, seed=seed, dups=dups)
+    return split, check_leaks(table.train, split, info, fingerprints)
+
+
+def prepare_run_data(
+    cfg: TrainConfig,
+    split_file: str | Path | None = None,
+    *,
+    rank: int = 0,
+    classes: list[str] | None = None,
+    leak_check: bool = False,
+    table: DataTable | None = None,
+) -> RunData:
+    """Read the table, drop what the audit or bad files say, decode (cache) every image, split.
+    `classes`: the classes the data must have (a resumed or evaluated run's), checked before decoding.
+    `leak_check`: also measure what the split leaks (RunData.info.leak). `table`: data already read."""
+    dropped: list[str] = []
+    table, dups, given = read_training_table(cfg, dropped, table)
+    if classes is not None and table.classes != list(classes):
+        raise DataError(
+            f"its classes ({', '.join(table.classes)}) differ from the run's ({', '.join(classes)})",
+            option="data",
+            value=cfg.data or cfg.csv,
+        )
+    check_cache_fits(len(table.train), cfg)
+    paths = table.train["path"].tolist()
+    images, bad, messages = decode_all(paths, cfg.image_size, cache=cfg.cache, cache_dir=cfg.cache_dir, rank=rank)
+    if bad:
+        if not cfg.skip_bad_images:
+            raise DataError(f"{messages[0]} ({len(bad)} bad image(s) in all; `skip_bad_images` drops them)")
+        dropped += messages
+        keep_rows = np.setdiff1d(np.arange(len(paths)), bad)
+        table.train = table.train.iloc[keep_rows].reset_index(drop=True)
+        if images is not None:
+            images = images[keep_rows]
+    if len(table.train) == 0:
+        raise DataError(f"every image was dropped ({len(dropped)}); first: {dropped[0]}", option="skip_bad_images")
+    task = Task(table.classes, cfg.target, loss=cfg.loss, label_smoothing=cfg.label_smoothing)
+    fingerprints = None
+    if split_file is not None:
+        split, info = read_split(split_file, table.train["img_IDS"]), SplitInfo("file")
+    elif given is not None:
+        split, info = given.assign(group="")[given["img_IDS"].isin(set(table.train["img_IDS"]))], SplitInfo("folders")
+    else:
+        split, info, fingerprints = draw_split(
+            table, split_by=cfg.split_by, val_fraction=cfg.val_fraction, seed=cfg.seed, dups=dups
+        )
+    data = RunData(table, task, split, images, dropped, cfg.image_size, info)
+    if split_file is not None:
+        check_split(data, option="split", value=split_file)
+    elif given is not None:
+        check_split(data)
+    else:
+        check_split(data, option="val_fraction", value=cfg.val_fraction)
+    if leak_check:
+        check_leaks(table.train, split, info, fingerprints)
+    return data
+
+
+def check_split(data: RunData, **blame) -> None:
+    """Both sides need images, every class needs training images, and validation needs two classes (ROC
+    AUC and the temperature need them) and at least as many images as there are classes. `blame`: the
+    option and value an error names (the split file, or the validation fraction that drew the split)."""
+    train, val = data.rows("train"), data.rows("val")
+    if len(train) == 0 or len(val) == 0:
+        raise DataError(f"the split leaves no {'training' if len(train) == 0 else 'validation'} images", **blame)
+    labels = data.table.train["Label"]
+    untrained = sorted(set(labels) - set(labels.iloc[train]))
+    if untrained:
+        raise DataError(
+            f"the split leaves class {untrained[0]!r} without a training image ({len(untrained)} class(es) in all)",
+            **blame,
+        )
+    val_targets = np.unique(data.task.encode(labels.iloc[val]))
+    if len(val_targets) < 2:
+        raise DataError(
+            f"the validation side has {len(val)} image(s) of one class only; ROC AUC and calibration need two "
+            "(use a larger `val_fraction`)",
+            **blame,
+        )
+    if len(val) < data.task.num_outputs:
+        raise DataError(
+            f"the validation side has {len(val)} images for {len(data.task.classes)} classes; use a larger "
+            "`val_fraction`",
+            **blame,
+        )

@@ -1,0 +1,347 @@
+"""A training run from a config: `prepare_training` builds what the engine needs, `fit` trains into a run
+folder (the command line's `train`), and `Run.fit` (run.py) trains the same way in memory.
+
+    prepare_training   the data (rundata.py: table, audit, cache, split, leak check), the model (LeNet or
+                       timm, local weights), the loaders, the training state and the runtime
+    fit                claim the folder, write config/split, train_epochs with the folder's recorder,
+                       validate_best (temperature, intervals over groups), summary.json
+    summarise          the figures summary.json holds: the best epoch's, calibrated, with intervals and the
+                       split's leak figures
+
+Several processes: launch with `torchrun`; each process trains on its share of the batches
+(DistributedDataParallel), evaluation gathers every image exactly once, and only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DistributedSampler
+
+from signvision.config import TrainConfig
+from signvision.data.dataset import ShardSampler, auto_workers, make_loader
+from signvision.errors import OptionError
+from signvision.files import read_json, write_json
+from signvision.grouping.nearcopies import measures_memory
+from signvision.grouping.splits import SplitInfo
+from signvision.models.augment import build_augment
+from signvision.models.factory import build_model, load_weights, model_norm
+from signvision.training.checkpoint import load_checkpoint
+from signvision.training.rundata import RunData, prepare_run_data
+from signvision.training.runtime import Runtime, dist_setup, pick_device
+from signvision.training.trainer import (
+    Recorder,
+    TrainingState,
+    describe_validation,
+    own_random_state,
+    train_epochs,
+    validate_best,
+)
+
+
+@dataclass
+class Prepared:
+    """What the engine trains: the data, model, state, runtime and loaders of one run on one process."""
+
+    cfg: TrainConfig
+    data: RunData
+    model: nn.Module
+    weights_report: dict | None
+    state: TrainingState
+    runtime: Runtime
+    train_loader: object
+    sampler: object
+    val_loader: object
+    transform: object
+    world: int = 1
+
+    def train(self, recorder: Recorder, log=print) -> str:
+        """The engine's epochs for this run; "finished" or "interrupted"."""
+        return train_epochs(
+            self.state,
+            self.train_loader,
+            self.val_loader,
+            self.runtime,
+            self.data.task,
+            recorder=recorder,
+            sampler=self.sampler,
+            transform=self.transform,
+            world=self.world,
+            log=log,
+        )
+
+    def validate(self, best: dict) -> tuple[dict, float | None]:
+        """validate_best on this run's validation images and their groups."""
+        groups = self.data.groups("val")
+        return validate_best(
+            self.model,
+            best,
+            self.val_loader,
+            self.runtime,
+            self.data.task,
+            groups,
+            world=self.world,
+            calibrate=self.cfg.calibrate,
+        )
+
+
+def build_run_model(cfg: TrainConfig, num_outputs: int) -> tuple[nn.Module, dict | None]:
+    """The model of the config, with local weights loaded if asked; returns (model, what was loaded)."""
+    model = build_model(
+        cfg.model, num_outputs, image_size=cfg.image_size, pretrained=cfg.pretrained, lenet_width=cfg.lenet_width
+    )
+    report = load_weights(model, cfg.weights) if cfg.weights else None
+    return model, report
+
+
+def make_loaders(data: RunData, cfg: TrainConfig, transform, device: torch.device, rank: int, world: int):
+    """(training loader, its DistributedSampler or None, validation loader)."""
+    train_set, val_set = data.subset("train", transform=transform), data.subset("val")
+    cuda = device.type == "cuda"
+    workers = auto_workers(cfg.workers, cached=data.images is not None, augmented=transform is not None, cuda=cuda)
+    sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=cfg.seed) if world > 1 else None
+    train_loader = make_loader(
+        train_set,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        workers=workers,
+        pin_memory=cuda,
+        sampler=sampler,
+        drop_last=len(train_set) // world > cfg.batch_size,
+    )
+    val_loader = make_loader(
+        val_set,
+        batch_size=cfg.batch_size * 2,
+        workers=min(workers, 2),
+        pin_memory=cuda,
+        sampler=ShardSampler(len(val_set), rank, world) if world > 1 else None,
+    )
+    return train_loader, sampler, val_loader
+
+
+def prepare_training(
+    cfg: TrainConfig,
+    *,
+    split_file=None,
+    classes: list[str] | None = None,
+    leak_check: bool = True,
+    device: torch.device | None = None,
+    rank: int = 0,
+    world: int = 1,
+    table=None,
+) -> Prepared:
+    """Everything a run trains with, made from its config (data checked before any model is built); `table`:
+    the data already read (instead of the config's data options)."""
+    device = device or pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    data = prepare_run_data(
+        cfg, split_file, rank=rank, classes=classes, leak_check=leak_check and rank == 0, table=table
+    )
+    model, weights_report = build_run_model(cfg, data.task.num_outputs)
+    norm = model_norm(model)
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    transform = build_augment(cfg.augment, image_size=cfg.image_size, seed=cfg.seed + rank)
+    train_loader, sampler, val_loader = make_loaders(data, cfg, transform, device, rank, world)
+    state = TrainingState.create(model, cfg, data.task.classes, norm, len(train_loader), device)
+    runtime = Runtime.create(device, *norm, amp=cfg.amp, channels_last=cfg.channels_last, rank=rank)
+    return Prepared(
+        cfg, data, model, weights_report, state, runtime, train_loader, sampler, val_loader, transform, world
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# fit: a run folder
+# ----------------------------------------------------------------------------------------------------
+def fit(cfg: TrainConfig, *, resume: bool = False, log=print, table=None) -> dict:
+    """Train `cfg` into the run folder `cfg.out`; with `resume`, carry on from its last.pt (a run killed
+    before its first checkpoint starts again). Returns the summary (empty on processes other than the first).
+    Ctrl-C raises KeyboardInterrupt after the folder holds the last finished epoch. `table`: data already
+    read (a DataFrame's), saved in the run as data.csv."""
+    from signvision.runs.save import write_data_csv
+    from signvision.training import folder as rf
+
+    cfg.check()
+    if cfg.out is None:
+        raise OptionError("give a folder for the run", option="out")
+    if cfg.folds > 1:
+        raise OptionError(
+            "k-fold runs are trained by `crossval.fit_folds`, or `signvision.train`", option="folds", value=cfg.folds
+        )
+    if not resume:
+        cfg.absolute_paths()
+    out = Path(cfg.out)
+    device = pick_device(cfg.device)
+    rank, world = dist_setup(device)
+    is_main = rank == 0
+    created = not out.exists()
+    if is_main:
+        rf.check_out_folder(out, resume=resume)
+        rf.claim_folder(out, "resume" if resume else "out")
+    try:
+        if world > 1:
+            dist.barrier()  # every rank waits for the check before rank 0 writes into the folder
+        with own_random_state():
+            if table is not None and is_main:
+                cfg.data = str(write_data_csv(table, out))
+            summary, status = _fit_folder(cfg, out, resume, device, rank, world, log)
+    finally:
+        if is_main:
+            rf.release_folder(out)
+            if created and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()  # a run that failed before writing anything leaves no empty folder
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    if status == "interrupted":
+        raise KeyboardInterrupt
+    return summary
+
+
+def _fit_folder(cfg: TrainConfig, out: Path, resume: bool, device, rank: int, world: int, log) -> tuple[dict, str]:
+    from signvision.training import folder as rf
+
+    is_main = rank == 0
+    last = load_checkpoint(out / "last.pt") if resume and (out / "last.pt").is_file() else None
+    if last is not None and cfg.epochs < int(last["epoch"]):
+        raise OptionError(
+            f"the run has already trained {last['epoch']} epochs; give at least as many",
+            option="epochs",
+            value=cfg.epochs,
+        )
+    started = resume and (out / "split.csv").is_file()
+    prepared = prepare_training(
+        cfg,
+        split_file=out / "split.csv" if started else cfg.split,
+        classes=list(last["classes"]) if last is not None else None,
+        leak_check=not started,
+        device=device,
+        rank=rank,
+        world=world,
+    )
+    data, state = prepared.data, prepared.state
+    if started and (out / "split.json").is_file():
+        data.info = SplitInfo(**read_json(out / "split.json"))
+    if last is not None:
+        state.restore(last, out / "last.pt")
+    recorder = rf.FolderRecorder(out) if is_main else Recorder()
+    if is_main:
+        rf.write_run_start(out, cfg, data, resume=started)
+        recorder.start(state)
+        log(describe_run(cfg, data, prepared.model, device, world, prepared.weights_report))
+        if not started and data.info is not None:
+            log(data.info.describe())
+    status = prepared.train(recorder, log)
+    figures = None
+    if status == "finished":
+        if world > 1:
+            dist.barrier()  # best.pt is written
+        try:
+            figures, temperature = prepared.validate(load_checkpoint(out / "best.pt"))
+            if is_main and temperature is not None:
+                rf.store_temperature(out, temperature)
+                log(describe_validation(figures, len(data.rows("val"))))
+            elif is_main:
+                log(describe_validation(figures, len(data.rows("val"))))
+        except KeyboardInterrupt:  # training is done; `resume` only calibrates
+            status = "interrupted"
+            if is_main:
+                log(f"interrupted while calibrating; finish with: signvision train --resume {out}")
+    summary = {}
+    if is_main:
+        best_epoch = load_checkpoint(out / "best.pt")["epoch"] if (out / "best.pt").is_file() else None
+        summary = summarise(
+            cfg, data, recorder.history, best_epoch, figures, status=status, seconds=state.train_seconds
+        )
+        write_json(out / "summary.json", summary)
+        if summary.get("measures_memory"):
+            log(memory_warning(summary))
+    return summary, status
+
+
+def describe_run(cfg: TrainConfig, data: RunData, model: nn.Module, device, world: int, weights: dict | None) -> str:
+    """The lines that open a run's log: data, model, and what was loaded from `weights`."""
+    task = data.task
+    where = f" at {data.table.root}" if data.table.root is not None else ""
+    lines = [
+        f"data: {data.table.layout} layout{where}, {len(task.classes)} classes, "
+        f"{len(data.rows('train'))} train / {len(data.rows('val'))} val images"
+        + (f", {len(data.dropped)} dropped (see dropped.txt)" if data.dropped else ""),
+        f"model: {cfg.model}, {task.num_outputs} output(s)"
+        f"{' (' + task.positive + ' vs rest)' if task.binary else ''}, loss {cfg.loss}, "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters, device {device}"
+        + (f", {world} processes" if world > 1 else ""),
+    ]
+    if weights:
+        lines.append(
+            f"weights from {cfg.weights}: {len(weights['loaded'])} tensors loaded"
+            + (" (matched by order and shape: its key names differ)" if weights.get("remapped") else "")
+            + (
+                f", {len(weights['dropped'])} left out (shapes differ: {weights['dropped_what']})"
+                if weights["dropped"]
+                else ""
+            )
+            + f", {len(weights['new'])} new"
+        )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The summary
+# ----------------------------------------------------------------------------------------------------
+def summarise(
+    cfg: TrainConfig, data: RunData, history, best_epoch, figures: dict | None, *, status: str, seconds: float
+) -> dict:
+    """summary.json: the validation figures of the best epoch, calibrated (when `figures` has them), with
+    their intervals, and what the split leaks."""
+    task = data.task
+    summary: dict = {
+        "status": status,
+        "classes": task.classes,
+        "target": cfg.target,
+        "model": cfg.model,
+        "loss": cfg.loss,
+        "select": cfg.select,
+        "epochs": int(len(history)),
+        "train_seconds": round(seconds, 2),
+        "dropped_images": len(data.dropped),
+        "train_images": int(len(data.rows("train"))),
+        "val_images": int(len(data.rows("val"))),
+    }
+    rows = history[history["epoch"] == best_epoch] if best_epoch is not None and len(history) else []
+    if len(rows):
+        best = rows.iloc[0]
+        summary["best_epoch"] = int(best_epoch)
+        summary.update({k: float(best[k]) for k in ("val_roc_auc", "val_log_loss", "val_accuracy")})
+    summary.update(figures or {"temperature": None})
+    summary.update(leak_summary(data.info, summary.get("val_accuracy")))
+    return summary
+
+
+def memory_warning(summary: dict) -> str:
+    """The line a run prints when remembering the nearest training image scores about as well as the model."""
+    return (
+        f"warning: this validation figure measures memory: a 1-nearest-neighbour on thumbnails (no learning) "
+        f"scores accuracy {summary['memory_accuracy']:.3f} against the model's {summary['val_accuracy']:.3f}, and "
+        f"{summary['val_near_copy_share']:.0%} of the validation images have a near copy in training"
+        + ("; the split was random: drop `split_by` random" if summary.get("split_by") == "random" else "")
+    )
+
+
+def leak_summary(info: SplitInfo | None, val_accuracy: float | None) -> dict:
+    """The split's leak figures for summary.json, and whether the validation accuracy measures memory."""
+    leak = (info.leak if info is not None else None) or {}
+    grouping = (info.grouping if info is not None else None) or {}
+    return {
+        "split_by": info.split_by if info is not None else None,
+        "grouped_images": grouping.get("grouped_images"),
+        "largest_group": grouping.get("largest_group"),
+        "val_near_copy_share": leak.get("val_near_copy_share"),
+        "memory_accuracy": leak.get("memory_accuracy"),
+        "measures_memory": measures_memory(leak, val_accuracy),
+    }
