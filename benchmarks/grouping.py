@@ -1,6 +1,6 @@
 """How fast is the default near-copy grouping that every split runs, and what does it find?
 
-Times `signvision.training.rundata.split_data` (read every file, fingerprint it, find and join near copies, split,
+Times `signvision.split` (read every file, fingerprint it, find and join near copies, split,
 check the split's leaks) on image folders, and prints the figures docs/benchmarks.md quotes:
 
     python benchmarks/sessions.py --out /tmp/sessions6k --photos 60 --frames 10     # 6,000 real frames
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("SIGNVISION_PROGRESS", "0")
     from signvision.data.tables import read_data
     from signvision.grouping.nearcopies import fingerprint_images, group_near_copies
-    from signvision.training.rundata import split_data
+    from signvision.training.rundata import split as split_data
 
     print(
         "| data | images | read + fingerprint | group | whole split + leak check | grouped images | groups | largest "

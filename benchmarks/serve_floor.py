@@ -18,7 +18,8 @@ import uvicorn
 
 from signvision.errors import SignvisionError
 from signvision.inference.batcher import Batcher
-from signvision.inference.members import check_run_folder, load_members
+from signvision.inference.members import load_members
+from signvision.training.folder import check_run_folder
 
 
 def make_app(run: str):

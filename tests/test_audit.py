@@ -243,7 +243,7 @@ def test_audit_refuses_existing_out(tiny_zindi, tmp_path):
 def test_train_with_audit_uses_clean_table(tmp_path):
     from helpers import make_zindi, tiny_config
 
-    from signvision.training.setup import fit
+    from signvision.runs.run import fit
 
     root = make_zindi(tmp_path / "z", n_per_class=8)
     shutil.copyfile(root / "Images" / "ImageID_0000.jpg", root / "Images" / "ImageID_9999.jpg")
@@ -337,7 +337,7 @@ def video_frames(sign_digits: Path, dest: Path, photos_per_class: int = 4, frame
 def test_video_frames_stay_on_one_side_and_a_random_split_flatters(sign_digits, tmp_path):
     from helpers import tiny_config
 
-    from signvision.training.setup import fit
+    from signvision.runs.run import fit
 
     data = video_frames(sign_digits, tmp_path / "frames")
     summary = run_audit(

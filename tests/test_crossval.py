@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 from helpers import QUIET, tiny_config
 
-import signvision.training.setup as train_module
+import signvision.runs.run as train_module
 from signvision.cli.commands import main
-from signvision.inference.members import evaluate_run, predict
-from signvision.reports.run_report import compare_runs, write_report
+from signvision.inference.evaluate import evaluate_run
+from signvision.inference.evaluate import report_run as write_report
+from signvision.inference.predict import predict
+from signvision.reports.compare import compare_runs
 from signvision.runs.crossval import fit_folds
 
 
@@ -21,11 +23,11 @@ def test_three_folds_oof_ensemble_and_resume(tiny_zindi, tmp_path, monkeypatch):
     real_fit = train_module.fit
     calls = []
 
-    def interrupt_second_fold(c, resume=False, log=print):
+    def interrupt_second_fold(c, resume=False, log=print, **kw):
         calls.append(c.out)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_fit(c, resume=resume, log=log)
+        return real_fit(c, resume=resume, log=log, **kw)
 
     monkeypatch.setattr(train_module, "fit", interrupt_second_fold)
     with pytest.raises(KeyboardInterrupt):
@@ -33,7 +35,7 @@ def test_three_folds_oof_ensemble_and_resume(tiny_zindi, tmp_path, monkeypatch):
     monkeypatch.setattr(
         train_module,
         "fit",
-        lambda c, resume=False, log=print: calls.append(c.out) or real_fit(c, resume=resume, log=log),
+        lambda c, resume=False, log=print, **kw: calls.append(c.out) or real_fit(c, resume=resume, log=log, **kw),
     )
     calls.clear()
     summary = fit_folds(tiny_config(tiny_zindi, tmp_path / "cv", folds=3, epochs=1), **QUIET)  # the same command again

@@ -11,7 +11,7 @@ import sys
 import pytest
 from helpers import make_zindi
 
-from signvision.inference.members import evaluate_run
+from signvision.inference.evaluate import evaluate_run
 
 
 def test_two_processes_match_single_process_evaluation(tmp_path):
@@ -53,7 +53,7 @@ def test_two_processes_match_single_process_evaluation(tmp_path):
     assert single["log_loss"] == pytest.approx(summary["val_log_loss"], abs=1e-6)
     assert single["accuracy"] == pytest.approx(summary["val_accuracy"], abs=1e-9)
     n_val = (run / "split.csv").read_text().count(",val")
-    assert json.loads((run / "evaluation.json").read_text())["images"] == n_val
+    assert json.loads((run / "evaluations" / "run-validation" / "evaluation.json").read_text())["images"] == n_val
     # resume under torchrun: two more epochs continue the same run
     resume = cmd[: cmd.index("train") + 1] + ["--resume", str(run), "--epochs", "4"]
     result = subprocess.run(resume, capture_output=True, text=True, env=env, timeout=300)

@@ -10,8 +10,8 @@ import torch
 from helpers import tiny_config
 
 from signvision.inference.export import Deployable, export_onnx
-from signvision.inference.members import load_run
-from signvision.training.setup import fit
+from signvision.inference.members import load_run_model as load_run
+from signvision.runs.run import fit
 
 
 @pytest.mark.parametrize("model,target", [("lenet", None), ("resnet18", "Me voy")])

@@ -125,7 +125,7 @@ def test_unreadable_files_are_left_out_of_every_group(tmp_path):
 
 
 def test_a_run_records_its_leak_figures_and_the_default_split_keeps_clips_together(tmp_path):
-    from signvision.training.setup import fit
+    from signvision.runs.run import fit
 
     data = write_clips(tmp_path / "clips", clips_per_class=6, stills=4)
     summary = fit(tiny_config(data, tmp_path / "run", epochs=1, image_size=16), log=lambda *_: None)

@@ -8,9 +8,10 @@ from helpers import assert_picture, tiny_config
 
 from signvision.cli.commands import main
 from signvision.errors import SignvisionError
-from signvision.reports.run_report import compare_runs, write_report
+from signvision.inference.evaluate import report_run as write_report
+from signvision.reports.compare import compare_runs
 from signvision.runs.ablate import paired_interval, parse_grid, run_ablation
-from signvision.training.setup import fit
+from signvision.runs.run import fit
 
 
 def test_report_pictures_and_page(tiny_zindi, tmp_path):
@@ -47,18 +48,18 @@ def test_paired_interval_and_grid_parsing():
 
 
 def test_ablation_interrupted_then_resumed(tiny_zindi, tmp_path, monkeypatch):
-    import signvision.training.setup as train_module
+    import signvision.runs.run as train_module
 
     base = tiny_config(tiny_zindi, None, epochs=1)
     grid = {"augment": ["none", "light"]}
     real_fit = train_module.fit
     calls = []
 
-    def flaky_fit(cfg, resume=False, log=print):
+    def flaky_fit(cfg, resume=False, log=print, **kw):
         calls.append((cfg.out, resume))
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real_fit(cfg, resume=resume, log=log)
+        return real_fit(cfg, resume=resume, log=log, **kw)
 
     monkeypatch.setattr(train_module, "fit", flaky_fit)
     with pytest.raises(KeyboardInterrupt):
@@ -68,7 +69,7 @@ def test_ablation_interrupted_then_resumed(tiny_zindi, tmp_path, monkeypatch):
     monkeypatch.setattr(
         train_module,
         "fit",
-        lambda cfg, resume=False, log=print: calls.append(cfg.out) or real_fit(cfg, resume=resume, log=log),
+        lambda cfg, resume=False, log=print, **kw: calls.append(cfg.out) or real_fit(cfg, resume=resume, log=log, **kw),
     )
     table = run_ablation(base, grid, ["none", "hflip"], 2, tmp_path / "abl", log=lambda *_: None)
     assert len(calls) == 2  # the two runs not finished before the interruption, nothing redone

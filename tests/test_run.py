@@ -124,7 +124,49 @@ def test_library_errors_name_the_argument_not_a_flag(tiny_zindi):
 
 
 def test_fit_helper_config_still_trains_in_a_folder(tiny_zindi, tmp_path):
-    from signvision.training.setup import fit
+    from signvision.runs.run import fit
 
     summary = fit(tiny_config(tiny_zindi, tmp_path / "r"), **QUIET)
     assert summary["status"] == "finished" and sv.load_run(tmp_path / "r").summary == summary
+
+
+def run_files(folder) -> list[str]:
+    """A run folder's files, by path inside it (the per-set evaluation folders aside)."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def figures(folder) -> pd.DataFrame:
+    """metrics.csv without its timings (the same run takes other seconds)."""
+    return pd.read_csv(folder / "metrics.csv").drop(columns=["seconds", "train_images_per_s"])
+
+
+def test_one_orchestrator_the_command_line_the_api_and_save_leave_the_same_run(tiny_zindi, tmp_path, capsys):
+    args = ["--lenet-width", "1", "--epochs", "2", "--image-size", "16", "--batch-size", "8", "--lr", "0.005"]
+    assert main(["train", "--data", str(tiny_zindi), "--out", str(tmp_path / "a"), "--augment", "none", *args]) == 0
+    api = sv.train(tiny_zindi, out=tmp_path / "b", **TINY, **QUIET)
+    memory = sv.train(tiny_zindi, **TINY, **QUIET)
+    memory.save(tmp_path / "c")
+    names = run_files(tmp_path / "a")
+    assert "report.html" in names and "summary.json" in names and "best.pt" in names
+    assert run_files(tmp_path / "b") == names and run_files(tmp_path / "c") == names
+    pd.testing.assert_frame_equal(figures(tmp_path / "b"), figures(tmp_path / "a"))
+    pd.testing.assert_frame_equal(figures(tmp_path / "c"), figures(tmp_path / "a"))
+    summaries = [sv.load_run(tmp_path / x).summary for x in "abc"]
+    for key in ("val_log_loss", "val_accuracy", "temperature", "best_epoch"):
+        assert summaries[1][key] == pytest.approx(summaries[0][key]) == pytest.approx(summaries[2][key])
+    # the temperature is in best.pt, and the model the API returns is the one the folder holds
+    reloaded = sv.load_run(tmp_path / "b")
+    assert reloaded.temperature == pytest.approx(api.temperature)
+    assert "data: " in capsys.readouterr().out  # the in-memory run says what it trains on, as the folder run does
+
+
+def test_resume_refuses_in_the_api_what_the_command_line_refuses(tiny_zindi, tmp_path, capsys):
+    sv.train(tiny_zindi, out=tmp_path / "r", **TINY, **QUIET)
+    before = (tmp_path / "r" / "config.json").read_text()
+    with pytest.raises(sv.OptionError, match="`lr`"):
+        sv.train(resume=tmp_path / "r", lr=1e-4, **QUIET)
+    assert main(["train", "--resume", str(tmp_path / "r"), "--lr", "0.0001"]) == 2
+    assert "--lr" in capsys.readouterr().err
+    assert (tmp_path / "r" / "config.json").read_text() == before  # nothing recorded of the refused change
+    longer = sv.train(resume=tmp_path / "r", epochs=3, **QUIET)
+    assert list(longer.history["epoch"]) == [1, 2, 3] and longer.summary["epochs"] == 3

@@ -19,8 +19,8 @@ import signvision.training.folder as runfolder_module
 from signvision.cli.commands import main
 from signvision.errors import DiskFullError, RunError
 from signvision.runs.crossval import fit_folds
+from signvision.runs.run import fit
 from signvision.training.folder import claim_folder, release_folder
-from signvision.training.setup import fit
 
 TINY = tiny_args()
 

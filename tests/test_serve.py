@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 from helpers import QUIET, tiny_config
 
-from signvision.inference.members import predict
-from signvision.training.setup import fit
+from signvision.inference.predict import predict
+from signvision.runs.run import fit
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -369,7 +369,7 @@ def test_large_uploads_decode_two_at_a_time_whatever_the_core_count(monkeypatch)
     import threading
     import time
 
-    from signvision import batcher
+    from signvision.inference import batcher
 
     big = cv2.imencode(".jpg", np.full((2000, 2500, 3), 90, np.uint8))[1].tobytes()  # 5 MP: a large upload
     state = {"now": 0, "most": 0}

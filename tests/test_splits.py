@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from signvision.errors import SignvisionError
-from signvision.grouping.splits import join_groups, make_split, read_split, single_group_classes
+from signvision.grouping.groups import join_groups
+from signvision.grouping.splits import make_split, read_split, single_group_classes
 
 
 def test_stratified_and_seeded():
@@ -70,7 +71,7 @@ def test_join_groups_links_through_either_grouping():
 def test_split_data_reports_groups_and_leaks(tmp_path):
     from test_nearcopies import write_clips
 
-    from signvision.training.rundata import split_data
+    from signvision.training.rundata import split as split_data
 
     data = write_clips(tmp_path / "clips", clips_per_class=4, stills=6)
     split, info = split_data(data, val_fraction=0.33, seed=0)

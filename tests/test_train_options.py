@@ -8,9 +8,11 @@ import torch
 from helpers import make_zindi, tiny_config
 
 from signvision.errors import SignvisionError
-from signvision.inference.members import evaluate_run, predict
+from signvision.inference.evaluate import evaluate_run
+from signvision.inference.predict import predict
+from signvision.models.augment import TTA
+from signvision.runs.run import fit
 from signvision.training.checkpoint import load_checkpoint
-from signvision.training.setup import fit
 
 QUIET = {"log": lambda *_: None}
 
@@ -37,8 +39,7 @@ def test_resnet_binary_with_cutmix_and_tta(tiny_zindi, tmp_path):
         tmp_path / "r18",
         tiny_zindi,
         tmp_path / "s.csv",
-        tta="hflip",
-        tta_merge="gmean",
+        tta=TTA("hflip", merge="gmean"),
         device="cpu",
         workers=0,
         **QUIET,

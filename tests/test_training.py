@@ -15,9 +15,10 @@ import signvision.training.trainer as engine_module
 from signvision.cli.commands import main
 from signvision.config import TrainConfig
 from signvision.errors import SignvisionError
-from signvision.inference.members import evaluate_run, predict
+from signvision.inference.evaluate import evaluate_run
+from signvision.inference.predict import predict
+from signvision.runs.run import fit
 from signvision.training.checkpoint import load_checkpoint
-from signvision.training.setup import fit
 
 
 def test_run_folder_contents(tiny_zindi, tmp_path):
@@ -111,7 +112,7 @@ def test_skip_bad_images_drops_and_lists(tiny_zindi, tmp_path):
 
 
 def test_run_works_from_another_directory(tiny_zindi, tmp_path, monkeypatch):
-    from signvision.inference.members import evaluate_run
+    from signvision.inference.evaluate import evaluate_run
 
     monkeypatch.chdir(tiny_zindi.parent)
     fit(tiny_config(tiny_zindi.name, "run", epochs=1), log=lambda *_: None)  # relative --data and --out

@@ -49,10 +49,11 @@ _EXPORTS = {
     "Audit": ("auditing.audit", "Audit"),
     "AuditConfig": ("config", "AuditConfig"),
     "near_copy_groups": ("grouping.nearcopies", "near_copy_groups"),
-    "split": ("training.rundata", "split_data"),
+    "split": ("training.rundata", "split"),
+    "Split": ("training.rundata", "Split"),
     "SplitInfo": ("grouping.splits", "SplitInfo"),
     # models and augmentation
-    "LeNet": ("models.factory", "LeNet"),
+    "LeNet": ("models.lenet", "LeNet"),
     "build_model": ("models.factory", "build_model"),
     "list_models": ("models.factory", "available_models"),
     "load_weights": ("models.factory", "load_weights"),
@@ -64,21 +65,22 @@ _EXPORTS = {
     "TTA": ("models.augment", "TTA"),
     # training
     "TrainConfig": ("config", "TrainConfig"),
-    "train": ("runs.run", "train"),
+    "train": ("runs.api", "train"),
     "Run": ("runs.run", "Run"),
     "load_run": ("runs.run", "load_run"),
     "Task": ("models.task", "Task"),
     "Runtime": ("training.runtime", "Runtime"),
     "train_one_epoch": ("training.loop", "train_one_epoch"),
-    "evaluate": ("training.loop", "evaluate"),
+    "evaluate_loader": ("training.loop", "evaluate_loader"),
+    "predict_batches": ("training.loop", "predict_batches"),
     # figures, calibration, predictions
     "compute_metrics": ("training.metrics", "compute_metrics"),
     "group_bootstrap": ("training.metrics", "group_bootstrap"),
     "fit_temperature": ("training.calibrate", "fit_temperature"),
     "scaled_probs": ("training.calibrate", "scaled_probs"),
-    "evaluate_labelled": ("inference.evaluate", "evaluate_labelled"),
+    "evaluate_labelled": ("runs.api", "evaluate_labelled"),
     "Predictions": ("inference.predict", "Predictions"),
-    "compare_runs": ("reports.run_report", "compare_runs"),
+    "compare_runs": ("reports.compare", "compare_runs"),
     # errors
     "SignvisionError": ("errors", "SignvisionError"),
     "OptionError": ("errors", "OptionError"),
@@ -88,13 +90,17 @@ _EXPORTS = {
     "RunError": ("errors", "RunError"),
 }
 
+# names of earlier versions, still answered (not listed): the loop's `evaluate` is now `evaluate_loader`, named
+# apart from `Run.evaluate`
+_ALIASES = {"evaluate": "evaluate_loader"}
+
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
     """Import a public name from its module on first use (so that `import signvision` answers at once)."""
-    if name in _EXPORTS:
-        module, attribute = _EXPORTS[name]
+    if name in _EXPORTS or name in _ALIASES:
+        module, attribute = _EXPORTS[_ALIASES.get(name, name)]
         value = getattr(importlib.import_module(f"signvision.{module}"), attribute)
         globals()[name] = value  # later uses skip this function
         return value

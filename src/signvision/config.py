@@ -4,9 +4,8 @@ commented. Nothing heavy is imported here, so the command line can show its help
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from signvision.errors import OptionError, RunError
@@ -14,24 +13,25 @@ from signvision.files import read_json
 
 
 @dataclass
-class TrainConfig:
-    """Every setting of a training run, with its default (commented below); saved as the run's config.json.
+class DataSource:
+    """Where a run's images are: a data folder, or a CSV with its columns and image folder. What may change when
+    a run is resumed (the images moved), and what `read_data` takes."""
 
-    `signvision.train(data, **settings)` takes any of these by name; the command line has one `--flag` each.
-
-    Example:
-        >>> cfg = TrainConfig(model="resnet18", epochs=4, image_size=96)
-        >>> cfg.loss, cfg.split_by, cfg.select
-        ('ce', 'near-copies', 'log_loss')
-    """
-
-    # --- data
-    data: str | None = None  # data folder (Zindi or class-folder layout)
+    data: str | None = None  # data folder (Zindi, class folders, split folders)
     csv: str | None = None  # or any CSV of image names and labels ...
     image_col: str = "img_IDS"  # ... its image column
     label_col: str = "Label"  # ... its label column
     image_dir: str | None = None  # ... and the folder its image names are relative to
     skip_bad_images: bool = False  # drop (and list) rows whose image is missing or corrupt instead of failing
+
+
+@dataclass
+class Recipe:
+    """What identifies an experiment: which images and split, the model, the loss and optimiser, the
+    augmentation, the seed. Two runs with the same recipe and data are the same experiment (`compare` shows
+    the recipe settings that differ; a `--folds` job holds one recipe)."""
+
+    # --- which images, which split
     audit: str | None = None  # an audit folder: train on its clean.csv, split by its duplicate groups
     target: str | None = None  # binary task: this class vs the rest, with one output
     val_fraction: float = 0.33  # share of images (of duplicate groups) held out for validation
@@ -39,9 +39,6 @@ class TrainConfig:
     split: str | None = None  # reuse this split.csv instead of drawing one
     split_by: str = "near-copies"  # near-copies: near copies and neighbouring frames stay on one side | random
     image_size: int = 64  # images are resized to image_size x image_size
-    cache: str = "memory"  # decoded-image cache: memory | disk | none
-    cache_dir: str | None = None  # where --cache disk keeps its memmaps (default ~/.cache/signvision)
-    workers: int = -1  # DataLoader processes; -1 chooses from the core count and the cache
     # --- model
     model: str = "lenet"  # lenet or any timm model name
     lenet_width: int = 4  # LeNet channel multiplier (1 = the paper's 6/16 channels)
@@ -68,15 +65,54 @@ class TrainConfig:
     mix_alpha: float = 1.0  # lambda ~ Beta(alpha, alpha)
     mix_prob: float = 1.0  # share of batches that are mixed
     mix_off_epochs: int = 0  # plain batches for the last N epochs
-    # --- speed
+    ema: bool = False  # also keep an exponential moving average of the weights, evaluated each epoch
+    ema_decay: float = 0.998
+
+
+@dataclass
+class Machine:
+    """Where and how fast a run trains: none of it changes what is learnt beyond floating-point noise, so all of
+    it may change when a run is resumed."""
+
+    cache: str = "memory"  # decoded-image cache: memory | disk | none
+    cache_dir: str | None = None  # where --cache disk keeps its memmaps (default ~/.cache/signvision)
+    workers: int = -1  # DataLoader processes; -1 chooses from the core count and the cache
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: bool = False  # mixed precision: bf16 (fp16 on GPUs without bf16) on CUDA, bf16 on CPU
     channels_last: bool = False  # NHWC memory layout (faster convolutions on recent GPUs)
     compile: bool = False  # torch.compile the model
-    ema: bool = False  # also keep an exponential moving average of the weights, evaluated each epoch
-    ema_decay: float = 0.998
-    # --- output
+
+
+def names_of(*parts) -> tuple[str, ...]:
+    """The field names of dataclasses, in order."""
+    return tuple(f.name for part in parts for f in fields(part))
+
+
+@dataclass
+class TrainConfig(Machine, Recipe, DataSource):
+    """Every setting of a training run, with its default: the data source, the recipe and the machine (each
+    commented above), and the run folder; saved as the run's config.json.
+
+    `signvision.train(data, **settings)` takes any of these by name; the command line has one `--flag` each,
+    made from these dataclasses (cli/parser.py), so that every default is written once, here.
+
+    Example:
+        >>> cfg = TrainConfig(model="resnet18", epochs=4, image_size=96)
+        >>> cfg.loss, cfg.split_by, cfg.select
+        ('ce', 'near-copies', 'log_loss')
+        >>> cfg.recipe()["model"], "device" in cfg.recipe()
+        ('resnet18', False)
+    """
+
     out: str | None = None  # the run folder (must not already hold a run)
+
+    def recipe(self) -> dict:
+        """The settings that identify the experiment (the Recipe's fields), as a dict."""
+        return {name: getattr(self, name) for name in RECIPE}
+
+    def experiment(self) -> dict:
+        """The data source and the recipe: what a `--folds` job or an ablation holds fixed."""
+        return {name: getattr(self, name) for name in (*SOURCE, *RECIPE)}
 
     def check(self) -> TrainConfig:
         """One-line errors for values that cannot work."""
@@ -89,9 +125,7 @@ class TrainConfig:
         if self.image_size > MAX_IMAGE_SIZE:
             raise OptionError(f"at most {MAX_IMAGE_SIZE} pixels a side", option="image_size", value=self.image_size)
         if self.folds < 1:
-            raise OptionError("must be 2 or more (1 = a single validation split)", option="folds", value=self.folds)
-        if self.loss not in ("bce", "ce"):
-            raise OptionError("expected bce or ce", option="loss", value=self.loss)
+            raise OptionError("must be 1 (one validation split) or more (k-fold)", option="folds", value=self.folds)
         if not 0 <= self.label_smoothing < 1:
             raise OptionError("must be in [0, 1)", option="label_smoothing", value=self.label_smoothing)
         positive = {
@@ -106,14 +140,7 @@ class TrainConfig:
                 raise OptionError("must be positive", option=name, value=value)
         if not 0 < self.val_fraction < 1:
             raise OptionError("must be between 0 and 1", option="val_fraction", value=self.val_fraction)
-        choices = {
-            "schedule": ("cosine", "onecycle"),
-            "mix": ("none", "mixup", "cutmix", "both"),
-            "cache": ("memory", "disk", "none"),
-            "split_by": ("near-copies", "random"),
-            "select": ("log_loss", "roc_auc", "accuracy"),
-        }
-        for name, allowed in choices.items():
+        for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise OptionError(f"expected one of {', '.join(allowed)}", option=name, value=getattr(self, name))
         if self.mix_alpha <= 0 or not 0 <= self.mix_prob <= 1:
@@ -138,9 +165,6 @@ class TrainConfig:
                 setattr(self, name, str(Path(value).resolve()))
         return self
 
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n")
-
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
         """Read a run's config.json (an error naming the file if it is missing or not a config)."""
@@ -162,6 +186,22 @@ class TrainConfig:
         return cls(**kept).check()
 
 
+# the settings whose values are one of a few words (the command line offers them as choices)
+CHOICES = {
+    "loss": ("ce", "bce"),
+    "schedule": ("cosine", "onecycle"),
+    "mix": ("none", "mixup", "cutmix", "both"),
+    "cache": ("memory", "disk", "none"),
+    "split_by": ("near-copies", "random"),
+    "select": ("log_loss", "roc_auc", "accuracy"),
+}
+SERVE_MAX_IMAGES = 16  # `signvision serve`: images per request at most
+SERVE_MAX_UPLOAD_MB = 20  # ... and a request body's size at most, in MB
+SOURCE = names_of(DataSource)
+RECIPE = names_of(Recipe)
+MACHINE = names_of(Machine)
+# what a resumed run may change: where its images are now, the machine, and how many epochs it trains in all
+RESUMABLE = frozenset({*SOURCE, *MACHINE, "epochs"})
 MAX_IMAGE_SIZE = 1024  # training image side; larger squares make caches and models no CPU or GPU holds
 
 
@@ -206,3 +246,20 @@ class AuditConfig:
     skip_label_issues: bool = False  # skip the (slowest) mislabel search
     seed: int = 0
     device: str = "auto"
+
+
+def field_help(cls) -> dict[str, str]:
+    """The comment after each field of a config dataclass (its help text on the command line), read from this
+    file: the defaults and their explanations are written once, above."""
+    import re
+
+    lines = Path(__file__).read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"class {cls.__name__}"))
+    found = {}
+    for line in lines[start + 1 :]:
+        if line.startswith(("class ", "def ", "@")):
+            break
+        m = re.match(r"    (\w+): [^=]+=.*?#\s*(.+)$", line)
+        if m:
+            found[m.group(1)] = m.group(2)
+    return found

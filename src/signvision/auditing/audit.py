@@ -89,7 +89,7 @@ class Audit:
         return folder
 
     def _repr_html_(self) -> str:
-        from signvision.reports.audit_report import audit_card
+        from signvision.reports.cards import audit_card
 
         return audit_card(self)
 

@@ -25,7 +25,7 @@ def out_of_fold_probs(
     from signvision.data.dataset import ImageDataset, make_loader
     from signvision.models.factory import build_model, model_norm
     from signvision.models.task import Task
-    from signvision.training.loop import predict
+    from signvision.training.loop import predict_batches
     from signvision.training.runtime import Runtime, pick_device
     from signvision.training.trainer import Recorder, TrainingState, own_random_state, train_epochs
 
@@ -36,7 +36,7 @@ def out_of_fold_probs(
             "and needs 2 or more of each (or `skip_label_issues`)"
         )
     device = pick_device(cfg.device)
-    task = Task([str(c) for c in range(len(classes))], loss="ce")
+    task = Task([str(c) for c in range(len(classes))], loss="ce", label_smoothing=0.0)
     size, folds = images.shape[1], min(cfg.folds, int(counts.min()))
     epochs = cfg.epochs or auto_epochs(len(y))
     oof = np.zeros((len(y), len(classes)), np.float32)
@@ -59,7 +59,7 @@ def out_of_fold_probs(
             if status != "finished":
                 raise KeyboardInterrupt
             val = ImageDataset([""] * len(va), size, targets=y[va], images=images[va])
-            probs = predict(model, make_loader(val, batch_size=256), runtime, task).probs
+            probs = predict_batches(model, make_loader(val, batch_size=256), runtime, task).probs
             oof[va] = probs if probs.ndim == 2 else np.stack([1 - probs, probs], 1)  # two classes: one output
     bar.close()
     return oof

@@ -1,4 +1,5 @@
-"""The `signvision` command: one sub-command per job, each a thin layer over a library function.
+"""The `signvision` command: one sub-command per job, each a thin layer over the Python API (`sv.train`,
+`sv.load_run(...).evaluate` / `.predict`, `sv.split`, `sv.audit`, ...).
 
 This module imports nothing heavy (no torch, timm, pandas or matplotlib): `signvision --help`, every
 sub-command's `--help` and every argument error answer at once; a sub-command imports what it uses
@@ -15,34 +16,17 @@ from pathlib import Path
 
 from signvision.cli.parser import build_parser
 from signvision.config import AuditConfig, TrainConfig
-from signvision.errors import MissingError, OptionError, SignvisionError
-
-RESUMABLE = {"epochs", "device", "workers", "data", "csv", "image_dir", "cache", "cache_dir", "skip_bad_images"}
+from signvision.errors import OptionError, SignvisionError
 
 
-def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
-    """The TrainConfig the options describe, and whether it resumes a run (which may change only a few)."""
+def train_settings(args: argparse.Namespace) -> dict:
+    """The training settings the user gave (options not given stay out, so the config's defaults hold)."""
     names = {f.name for f in fields(TrainConfig)}
-    given = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    if getattr(args, "resume", None):
-        run = Path(args.resume)
-        if not run.is_dir():
-            raise MissingError("folder not found", option="resume", value=run)
-        cfg = TrainConfig.load(run / "config.json")
-        extra = sorted(set(given) - RESUMABLE)
-        if extra:
-            raise OptionError(
-                f"cannot change `{extra[0]}` of an existing run (only "
-                f"{', '.join(f'`{a}`' for a in sorted(RESUMABLE))})",
-                option="resume",
-                value=run,
-            )
-        for k, v in given.items():
-            setattr(cfg, k, v)
-        if "data" in given or "csv" in given or "image_dir" in given:
-            cfg.absolute_paths()
-        cfg.out = str(run)
-        return cfg.check(), True
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
+def check_new_run(given: dict) -> None:
+    """What a new run needs on the command line: a folder, data, and `--folds` of 2 or more if given."""
     if "folds" in given and given["folds"] < 2:
         raise OptionError(
             "must be 2 or more (leave it out for one validation split)", option="folds", value=given["folds"]
@@ -51,67 +35,66 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
         raise OptionError("give a new folder for the run (or `resume` RUN)", option="out")
     if "data" not in given and "csv" not in given:
         raise OptionError("give a data folder (or `csv` FILE `image_dir` DIR)", option="data")
-    return TrainConfig(**given).check(), False
 
 
 # ----------------------------------------------------------------------------------------------------
-# The sub-commands: each imports what it needs when it runs
+# The sub-commands: each a thin call to the Python API, importing what it needs when it runs
 # ----------------------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
-    from signvision.inference.members import check_run_folder
-    from signvision.models.factory import check_model_name
-    from signvision.training.setup import fit
+    import signvision as sv
 
-    cfg, resume = config_from_args(args)
-    check_model_name(cfg.model)
-    if cfg.folds > 1:
-        from signvision.runs.crossval import fit_folds
-
-        summary = fit_folds(cfg)
+    given = train_settings(args)
+    if args.resume:
+        run = sv.train(resume=args.resume, **given)
     else:
-        summary = fit(cfg, resume=resume)
-    if summary:
-        nan = float("nan")
-        auc, loss, acc = (summary.get(k, nan) for k in ("val_roc_auc", "val_log_loss", "val_accuracy"))
-        what = "pooled out-of-fold" if summary.get("cross_validated") else f"best epoch {summary.get('best_epoch')}:"
-        print(
-            f"{what} val ROC AUC {auc:.4f}, log loss {loss:.4f}, accuracy {acc:.4f}"
-            f" ({summary['train_seconds']:.0f} s of training). Run: {cfg.out}"
-        )
-        from signvision.reports.run_report import write_report
-
-        check_run_folder(cfg.out)
-        print(f"report: {write_report(Path(cfg.out), device=cfg.device)}")
+        check_new_run(given)
+        run = sv.train(**given)
+    s = run.summary
+    if not s:  # the other processes of a torchrun: the first one reports
+        return 0
+    nan = float("nan")
+    auc, loss, acc = (s.get(k, nan) for k in ("val_roc_auc", "val_log_loss", "val_accuracy"))
+    what = "pooled out-of-fold" if s.get("cross_validated") else f"best epoch {s.get('best_epoch')}:"
+    print(
+        f"{what} val ROC AUC {auc:.4f}, log loss {loss:.4f}, accuracy {acc:.4f}"
+        f" ({s['train_seconds']:.0f} s of training). Run: {run.folder}"
+    )
+    print(f"report: {run.folder / 'report.html'}")
     return 0
 
 
-def cmd_evaluate(args) -> int:
-    from signvision.inference.evaluate import evaluate_labelled
-    from signvision.inference.members import evaluate_run, holds_run_images, load_members
+def tta_of(args, run):
+    """The TTA that --tta, --tta-merge and --tta-views describe, made for the run's image size."""
+    from signvision.models.augment import TTA
 
-    options = dict(tta=args.tta, tta_merge=args.tta_merge, tta_views=args.tta_views, device=args.device)
-    if args.data and not holds_run_images(load_members(args.run)[0], args.data):  # a labelled test set
-        evaluate_labelled(args.run, args.data, batch_size=args.batch_size, **options)
-    else:  # the run's validation images (from where they are now, with --data)
-        evaluate_run(args.run, args.data, batch_size=args.batch_size, skip_bad_images=args.skip_bad_images, **options)
+    return TTA(args.tta, merge=args.tta_merge, views=args.tta_views, image_size=run.cfg.image_size, seed=run.cfg.seed)
+
+
+def cmd_evaluate(args) -> int:
+    import signvision as sv
+
+    run = sv.load_run(args.run)
+    run.evaluate(
+        args.data,
+        tta=tta_of(args, run),
+        device=args.device,
+        batch_size=args.batch_size,
+        skip_bad_images=args.skip_bad_images,
+    )
     return 0
 
 
 def cmd_predict(args) -> int:
-    from signvision.inference.members import predict
+    import signvision as sv
+    from signvision.files import refuse_overwrite
 
-    predict(
-        args.run,
-        args.data,
-        args.out,
-        tta=args.tta,
-        tta_merge=args.tta_merge,
-        tta_views=args.tta_views,
-        device=args.device,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        overwrite=args.overwrite,
-    )
+    refuse_overwrite(Path(args.out), args.overwrite)
+    run = sv.load_run(args.run)
+    tta = tta_of(args, run)  # a bad --tta fails before any image is read
+    predictions = run.predict(args.data, tta=tta, device=args.device, batch_size=args.batch_size, workers=args.workers)
+    predictions.to_csv(args.out, overwrite=args.overwrite)
+    folds = f", mean of {len(run.members)} fold models" if len(run.members) > 1 else ""
+    print(f"wrote {args.out}: {len(predictions)} images x {len(predictions.classes)} probability column(s){folds}")
     return 0
 
 
@@ -138,30 +121,20 @@ def cmd_audit(args) -> int:
 
 
 def cmd_split(args) -> int:
-    import json
-    from dataclasses import asdict
-
-    from signvision.files import atomic_write, refuse_overwrite
-    from signvision.training.rundata import split_data
+    import signvision as sv
+    from signvision.files import refuse_overwrite
 
     out = Path(args.out)
     refuse_overwrite(out, args.overwrite)
     data = args.data
     if args.csv:
-        from signvision.data.tables import read_data
-
-        data = read_data(
+        data = sv.read_data(
             args.data, csv=args.csv, image_col=args.image_col, label_col=args.label_col, image_dir=args.image_dir
         )
-    split, info = split_data(
-        data, audit=args.audit, split_by=args.split_by, val_fraction=args.val_fraction, seed=args.seed
-    )
-    with atomic_write(out) as f:
-        split.to_csv(f, index=False)
-    with atomic_write(out.with_suffix(".json")) as f:
-        f.write(json.dumps(asdict(info), indent=2, ensure_ascii=False) + "\n")
-    counts = split["fold"].value_counts()
-    print(info.describe())
+    split = sv.split(data, audit=args.audit, split_by=args.split_by, val_fraction=args.val_fraction, seed=args.seed)
+    split.to_csv(out)
+    counts = split.table["fold"].value_counts()
+    print(split.info.describe())
     print(
         f"wrote {out} ({counts.get('train', 0)} train, {counts.get('val', 0)} val images) "
         f"and {out.with_suffix('.json')}"
@@ -170,17 +143,17 @@ def cmd_split(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from signvision.inference.members import check_run_folder
-    from signvision.reports.run_report import write_report
+    from signvision.inference.evaluate import report_run
+    from signvision.training.folder import check_run_folder
 
-    print(f"wrote {write_report(check_run_folder(args.run), data=args.data, device=args.device)}")
+    print(f"wrote {report_run(check_run_folder(args.run), data=args.data, device=args.device)}")
     return 0
 
 
 def cmd_compare(args) -> int:
     import pandas as pd
 
-    from signvision.reports.run_report import compare_runs
+    from signvision.reports.compare import compare_runs
 
     table = compare_runs(args.runs, args.out)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
@@ -195,7 +168,9 @@ def cmd_ablate(args) -> int:
 
     if args.resume:
         raise OptionError("an ablation resumes by running the same command again", option="resume")
-    base, _ = config_from_args(args)
+    given = train_settings(args)
+    check_new_run(given)
+    base = TrainConfig(**given).check()
     tta = [t.strip() for t in args.tta.split(",") if t.strip()]
     run_ablation(base, parse_grid(args.grid), tta, args.seeds, base.out, test_data=args.test_data)
     return 0
@@ -217,15 +192,15 @@ def cmd_demo(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from signvision.models.factory import available_models
+    import signvision as sv
 
-    names = available_models(args.pattern or "")
+    names = sv.list_models(args.pattern or "")
     print("\n".join(names) if names else f"no model name matches {args.pattern!r}")
     return 0
 
 
 def cmd_show_augment(args) -> int:
-    from signvision.reports.run_report import augment_grid
+    from signvision.reports.augment_grid import augment_grid
 
     path = augment_grid(
         args.data,

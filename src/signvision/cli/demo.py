@@ -154,10 +154,7 @@ def run_demo(
     """Write the demo data, train LeNet, evaluate, predict the test images, score them."""
     import time
 
-    from signvision.config import TrainConfig
-    from signvision.inference.members import evaluate_run, predict
-    from signvision.reports.run_report import write_report
-    from signvision.training.setup import fit
+    import signvision as sv
 
     started = time.perf_counter()
     workdir = Path(workdir)
@@ -165,9 +162,10 @@ def run_demo(
     log(f"demo data ({source}): {data} (Zindi layout; test labels withheld in TestLabels.csv)")
     run = next_run_dir(workdir / "runs", f"lenet-{source}")
     small = source == "digits"
-    cfg = TrainConfig(
-        data=str(data),
-        out=str(run),
+    trained = sv.train(
+        data,
+        out=run,
+        log=log,
         model="lenet",
         image_size=32,
         epochs=epochs or (12 if small else 3),
@@ -176,10 +174,13 @@ def run_demo(
         device=device,
         seed=0,
     )
-    summary = fit(cfg, log=log)
-    log(f"report: {write_report(run, device=device)}")
-    evaluation = evaluate_run(run, tta="hflip" if not small else "none", device=device, log=log)
-    submission = predict(run, data, run / "submission.csv", device=device, log=log)
+    summary = trained.summary
+    log(f"report: {run / 'report.html'}")
+    evaluation = trained.evaluate(tta="hflip" if not small else "none", device=device, log=log)
+    predictions = trained.predict(data, device=device, workers=-1)
+    predictions.to_csv(run / "submission.csv")
+    log(f"wrote {run / 'submission.csv'}: {len(predictions)} images x {len(predictions.classes)} probability column(s)")
+    submission = predictions.frame
     test = score_submission(submission, data / "TestLabels.csv", summary["classes"])
     log(
         f"test images ({len(submission)}), scored against the withheld labels: ROC AUC {test['roc_auc']:.4f}  "

@@ -5,8 +5,19 @@ table of sub-commands. Nothing heavy is imported here (argparse and the config d
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 
-from signvision.config import AuditConfig, TrainConfig
+from signvision.config import (
+    CHOICES,
+    SERVE_MAX_IMAGES,
+    SERVE_MAX_UPLOAD_MB,
+    AuditConfig,
+    DataSource,
+    Machine,
+    Recipe,
+    TrainConfig,
+    field_help,
+)
 
 S = argparse.SUPPRESS  # an option not given stays out of the namespace (so --resume can tell what was given)
 
@@ -57,86 +68,39 @@ def add_data_args(p: argparse.ArgumentParser, *, suppress_defaults: bool = False
     )
 
 
+# the flags whose help says more than the config's comment, or whose type is stricter
+TRAIN_HELP = {
+    "data": "data folder: Zindi layout (Train.csv, Images/), class sub-folders, or train/ val/ test/ folders",
+    "split_by": "near-copies: near copies and neighbouring frames stay on one side; random: the course's plain "
+    "random split (the run warns how much it leaks)",
+    "model": "lenet or any timm name, see `signvision models`",
+    "seed": "seed for the split, the initial weights and the shuffling",
+}
+STRICT_TYPES = {"lenet_width": positive_int}
+GROUPS = (("data", DataSource), ("recipe", Recipe), ("machine", Machine), ("output", None))
+
+
+def add_config_arg(g, name: str, type_name: str, default, help_text: str) -> None:
+    """One config field as a `--flag` (not given: it stays out of the namespace, so the config's default holds)."""
+    flag = "--" + name.replace("_", "-")
+    shown = f" (default {default})" if default not in (None, False, "") else ""
+    if type_name == "bool":
+        action = argparse.BooleanOptionalAction if default else "store_true"
+        g.add_argument(flag, action=action, default=S, help=help_text + shown)
+        return
+    kind = STRICT_TYPES.get(name) or {"int": int, "float": float}.get(type_name.split(" |")[0], str)
+    g.add_argument(flag, type=kind, default=S, choices=CHOICES.get(name), help=help_text + shown)
+
+
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    """Every TrainConfig setting as an option; options not given stay out of the namespace."""
-    d = TrainConfig()
-    add_data_args(p, suppress_defaults=True)
-    g = p.add_argument_group("task and split")
-    g.add_argument("--target", default=S, help="binary task: this class vs the rest (one output)")
-    g.add_argument("--val-fraction", type=float, default=S, help=f"validation share (default {d.val_fraction})")
-    g.add_argument("--folds", type=int, default=S, help="K-fold cross-validation and a fold ensemble")
-    g.add_argument("--split", default=S, help="reuse a split.csv (img_IDS,fold) instead of drawing one")
-    g.add_argument(
-        "--split-by",
-        default=S,
-        choices=["near-copies", "random"],
-        help="near-copies (default): near copies and neighbouring frames stay on one side; random: the course's "
-        "plain random split (the run warns how much it leaks)",
-    )
-    g.add_argument("--audit", default=S, help="an audit folder: train on its clean.csv, keep duplicate groups together")
-    g.add_argument("--skip-bad-images", action="store_true", default=S, help="drop and list missing/corrupt images")
-    g.add_argument("--seed", type=int, default=S, help=f"seed for split, init and shuffling (default {d.seed})")
-    g = p.add_argument_group("model")
-    g.add_argument("--model", default=S, help=f"lenet or any timm name, see `signvision models` (default {d.model})")
-    g.add_argument("--lenet-width", type=positive_int, default=S, help=f"LeNet width (default {d.lenet_width})")
-    g.add_argument("--pretrained", action="store_true", default=S, help="start from timm's hub weights (online)")
-    g.add_argument("--weights", default=S, help="start from local weights: .safetensors/.pth or a run's best.pt")
-    g.add_argument("--freeze-backbone-epochs", type=int, default=S, help="train only the new head for N epochs")
-    g.add_argument("--backbone-lr-scale", type=float, default=S, help="backbone lr = lr x this (default 1)")
-    g = p.add_argument_group("loss and calibration")
-    g.add_argument(
-        "--loss",
-        default=S,
-        choices=["bce", "ce"],
-        help="ce (softmax cross-entropy, the default) or bce (the course's one-vs-rest)",
-    )
-    g.add_argument(
-        "--label-smoothing", type=float, default=S, help=f"pull targets towards uniform (default {d.label_smoothing})"
-    )
-    g.add_argument(
-        "--select",
-        default=S,
-        choices=["log_loss", "roc_auc", "accuracy"],
-        help=f"the epoch best.pt keeps: best validation figure of this kind (default {d.select})",
-    )
-    g.add_argument(
-        "--calibrate",
-        action=argparse.BooleanOptionalAction,
-        default=S,
-        help="fit a temperature on the validation logits after training (default on)",
-    )
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=S, help=f"default {d.epochs}")
-    g.add_argument("--image-size", type=int, default=S, help=f"images are resized to SxS (default {d.image_size})")
-    g.add_argument("--batch-size", type=int, default=S, help=f"default {d.batch_size}")
-    g.add_argument("--lr", type=float, default=S, help=f"peak AdamW learning rate (default {d.lr})")
-    g.add_argument("--weight-decay", type=float, default=S, help=f"default {d.weight_decay}")
-    g.add_argument("--schedule", default=S, help="cosine (warm-up + cosine) or onecycle (default cosine)")
-    g.add_argument("--warmup-epochs", type=float, default=S, help=f"default {d.warmup_epochs}")
-    g.add_argument("--grad-clip", type=float, default=S, help="clip the gradient norm (default off)")
-    g = p.add_argument_group("augmentation")
-    g.add_argument(
-        "--augment",
-        default=S,
-        help="capture (the default: moves, zooms, turns, relights; no flip)|none|light|medium|heavy or a .json",
-    )
-    g.add_argument("--mix", default=S, help="none|mixup|cutmix|both (default none)")
-    g.add_argument("--mix-alpha", type=float, default=S, help=f"Beta(alpha, alpha) (default {d.mix_alpha})")
-    g.add_argument("--mix-prob", type=float, default=S, help=f"share of batches mixed (default {d.mix_prob})")
-    g.add_argument("--mix-off-epochs", type=int, default=S, help="plain batches for the last N epochs")
-    g = p.add_argument_group("speed")
-    g.add_argument("--device", default=S, help="auto|cpu|cuda|cuda:N (default auto: CUDA when present)")
-    g.add_argument("--workers", type=int, default=S, help="DataLoader processes (default: chosen from the cores)")
-    g.add_argument("--cache", default=S, help="decoded-image cache: memory|disk|none (default memory)")
-    g.add_argument("--cache-dir", default=S, help="where --cache disk keeps its files")
-    g.add_argument("--amp", action="store_true", default=S, help="mixed precision (bf16, or fp16 on older GPUs)")
-    g.add_argument("--channels-last", action="store_true", default=S, help="NHWC memory layout")
-    g.add_argument("--compile", action="store_true", default=S, help="torch.compile the model")
-    g.add_argument("--ema", action="store_true", default=S, help="evaluate and keep an EMA of the weights")
-    g.add_argument("--ema-decay", type=float, default=S, help=f"default {d.ema_decay}")
-    g = p.add_argument_group("output")
-    g.add_argument("--out", default=S, help="the run folder to create (new or empty)")
-    g.add_argument("--resume", metavar="RUN", help="continue RUN from its last.pt (optionally with more --epochs)")
+    """Every TrainConfig setting as an option, made from the config's dataclasses (their defaults and comments),
+    grouped as they are: the data source, the recipe, the machine, the output."""
+    for title, part in GROUPS:
+        g = p.add_argument_group(title)
+        helps = field_help(part or TrainConfig)
+        for f in fields(part) if part is not None else [f for f in fields(TrainConfig) if f.name == "out"]:
+            add_config_arg(g, f.name, f.type, f.default, TRAIN_HELP.get(f.name, helps.get(f.name, "")))
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last.pt (optionally with more --epochs)")
 
 
 def _tta_args(p) -> None:
@@ -192,8 +156,8 @@ def options_audit(p: argparse.ArgumentParser) -> None:
 def options_split(p: argparse.ArgumentParser) -> None:
     add_data_args(p)
     p.add_argument("--audit", help="an audit folder: its duplicate groups are kept on one side")
-    p.add_argument("--split-by", default="near-copies", choices=["near-copies", "random"])
-    p.add_argument("--val-fraction", type=float, default=0.33)
+    p.add_argument("--split-by", default=Recipe.split_by, choices=CHOICES["split_by"])
+    p.add_argument("--val-fraction", type=float, default=Recipe.val_fraction)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="the split CSV to write (its split.json is written beside it)")
     p.add_argument("--overwrite", action="store_true")
@@ -235,8 +199,10 @@ def options_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--tta", default="none", help="none|hflip|hflip+crops")
     p.add_argument("--device", default="auto")
-    p.add_argument("--max-images", type=positive_int, default=16, help="images per request at most")
-    p.add_argument("--max-upload-mb", type=positive_int, default=20, help="request body size at most, in MB")
+    p.add_argument("--max-images", type=positive_int, default=SERVE_MAX_IMAGES, help="images per request at most")
+    p.add_argument(
+        "--max-upload-mb", type=positive_int, default=SERVE_MAX_UPLOAD_MB, help="request body size at most, in MB"
+    )
     p.add_argument(
         "--allowed-hosts",
         type=host_names,

@@ -30,17 +30,15 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from signvision.data.images import read_grey_small
 from signvision.data.threads import cpu_threads
+from signvision.grouping.fingerprints import SIDE, TINY, mutual, nearest, neighbour_links, thumbnail
 from signvision.progress import progress_bar
 
-SIDE = 16  # thumbnail side: 256 numbers per image
 SIMILAR = 0.92  # thumbnail cosine that links two photos (measured: docs/benchmarks.md#near-copy-grouping)
 SIMILAR_TINY = 0.995  # ... two images of which one is under TINY px a side
-TINY = 48
 NEIGHBOURS = 10  # nearest images looked at per image
 
 
@@ -58,13 +56,6 @@ class Fingerprints:
 
     def subset(self, rows: np.ndarray) -> Fingerprints:
         return Fingerprints(self.vectors[rows], self.ok[rows], self.tiny[rows])
-
-
-def thumbnail(grey: np.ndarray) -> np.ndarray:
-    """A grey image -> its SIDE x SIDE thumbnail, flattened, zero mean, unit length (float32)."""
-    t = cv2.resize(grey, (SIDE, SIDE), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
-    t -= t.mean()
-    return t / max(float(np.linalg.norm(t)), 1e-6)
 
 
 def fingerprint_images(
@@ -100,31 +91,16 @@ def fingerprint_arrays(images: np.ndarray, original_side: int | None = None) -> 
     return Fingerprints(vectors, np.ones(len(images), bool), np.full(len(images), side < TINY))
 
 
-def _nearest(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(cosine, index) of each query's k nearest vectors (unit vectors: cosine = 1 - distance^2 / 2)."""
-    from sklearn.neighbors import NearestNeighbors
-
-    k = min(k, len(vectors))
-    distance, index = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(vectors).kneighbors(queries)
-    return 1 - distance.astype(np.float32) ** 2 / 2, index
-
-
 def links(fp: Fingerprints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The near-copy links (i, j, cosine), i < j: mutual nearest neighbours at or above the threshold."""
     rows = np.flatnonzero(fp.ok)
     if len(rows) < 2:
         return np.zeros(0, int), np.zeros(0, int), np.zeros(0, np.float32)
-    similarity, neighbour = _nearest(fp.vectors[rows], fp.vectors[rows], NEIGHBOURS + 1)
-    a = np.repeat(np.arange(len(rows)), neighbour.shape[1])
-    b, s = neighbour.ravel(), similarity.ravel()
+    a, b, s = neighbour_links(fp.vectors[rows], NEIGHBOURS)
     tiny = fp.tiny[rows]
-    threshold = np.where(tiny[a] | tiny[b], SIMILAR_TINY, SIMILAR)
-    keep = (a != b) & (s >= threshold)
+    keep = s >= np.where(tiny[a] | tiny[b], SIMILAR_TINY, SIMILAR)
     a, b, s = a[keep], b[keep], s[keep]
-    directed = set(zip(a.tolist(), b.tolist()))
-    mutual = np.array([(j, i) in directed for i, j in zip(a.tolist(), b.tolist())], bool)
-    lower = a < b
-    keep = mutual & lower if len(a) else np.zeros(0, bool)
+    keep = mutual(a, b)
     return rows[a[keep]], rows[b[keep]], s[keep]
 
 
@@ -184,12 +160,12 @@ def leak_check(fp: Fingerprints, labels: np.ndarray, is_val: np.ndarray) -> dict
     result = {"val_images": int(len(val)), "val_near_copy_share": None, "memory_accuracy": None}
     if len(train) == 0 or len(val) == 0:
         return result
-    similarity, nearest = _nearest(fp.vectors[train], fp.vectors[val], 1)
-    similarity, nearest = similarity[:, 0], train[nearest[:, 0]]
-    threshold = np.where(fp.tiny[val] | fp.tiny[nearest], SIMILAR_TINY, SIMILAR)
+    similarity, closest = nearest(fp.vectors[train], fp.vectors[val], 1)
+    similarity, closest = similarity[:, 0], train[closest[:, 0]]
+    threshold = np.where(fp.tiny[val] | fp.tiny[closest], SIMILAR_TINY, SIMILAR)
     copied = (similarity >= threshold) & fp.ok[val]
     result["val_near_copy_share"] = float(copied.mean())
-    result["memory_accuracy"] = float((labels[nearest] == labels[val]).mean())
+    result["memory_accuracy"] = float((labels[closest] == labels[val]).mean())
     return result
 
 

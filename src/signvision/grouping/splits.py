@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from signvision.errors import DataError, MissingError, OptionError
+from signvision.grouping.groups import group_keys
 
 SPLIT_BY = ("near-copies", "random")
 
@@ -91,7 +92,7 @@ def make_split(
     ids = pd.Series(ids).reset_index(drop=True).astype(str)
     labels = pd.Series(labels).reset_index(drop=True)
     grouped = pd.Series(groups).reset_index(drop=True) if groups is not None else pd.Series([np.nan] * len(ids))
-    group_of = grouped.where(grouped.notna(), "solo:" + ids).astype(str)
+    group_of = pd.Series(group_keys(grouped, ids)).astype(str)
     table = pd.DataFrame({"img_IDS": ids, "label": labels, "group": group_of})
     group_label = table.groupby("group")["label"].agg(lambda s: s.value_counts().index[0])
     groups_per_class = group_label.value_counts()
@@ -130,28 +131,6 @@ def single_group_classes(labels: pd.Series, groups: pd.Series | None) -> list[st
     return sorted(per_class[per_class < 2].index.astype(str))
 
 
-def join_groups(*labelings: pd.Series | None) -> pd.Series | None:
-    """One grouping from several (near copies, an audit's sequences): two images share a group when any
-    labeling puts them together. NaN = alone. None when every labeling is None."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    given = [pd.Series(g).reset_index(drop=True) for g in labelings if g is not None]
-    if not given:
-        return None
-    n = len(given[0])
-    rows, cols = [], []
-    for g in given:
-        for members in g.dropna().groupby(g.dropna()).indices.values():
-            index = g.dropna().index.to_numpy()[members]
-            rows += index[:-1].tolist()
-            cols += index[1:].tolist()
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    _, component = connected_components(graph, directed=False)
-    sizes = np.bincount(component, minlength=n)
-    return pd.Series([f"g{c}" if sizes[c] > 1 else np.nan for c in component], dtype=object)
-
-
 def read_split(path: str | Path, ids: pd.Series) -> pd.DataFrame:
     """Read a split.csv and check it covers exactly the given images (a `group` column is optional)."""
     path = Path(path)
@@ -182,7 +161,6 @@ def read_split(path: str | Path, ids: pd.Series) -> pd.DataFrame:
     return df[["img_IDS", "fold", "group"]].reset_index(drop=True)
 
 
-def group_keys(split: pd.DataFrame) -> np.ndarray:
-    """Each image's group for statistics: its group, or itself when it has none."""
-    group = split["group"].fillna("").astype(str) if "group" in split.columns else pd.Series([""] * len(split))
-    return np.where(group.to_numpy() != "", group.to_numpy(), "solo:" + split["img_IDS"].astype(str).to_numpy())
+def split_group_keys(split: pd.DataFrame) -> np.ndarray:
+    """Each image of a split's group key for statistics (`groups.group_keys` of its `group` column)."""
+    return group_keys(split["group"] if "group" in split.columns else None, split["img_IDS"])

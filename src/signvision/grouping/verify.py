@@ -30,6 +30,8 @@ from signvision.config import AuditConfig
 from signvision.data.images import decode_image, read_bytes, resize
 from signvision.data.threads import cpu_threads
 from signvision.errors import BadImage
+from signvision.grouping.fingerprints import TINY, mutual, nearest, neighbour_links, thumbnail, unit
+from signvision.grouping.groups import components
 from signvision.progress import progress_bar
 
 VERIFY_SIZE = 96  # verification compares images at up to this many pixels a side
@@ -213,19 +215,12 @@ def verify_pair(
     return Match(score, subject_agreement(region, template), zoom)
 
 
-def _unit(values: np.ndarray) -> np.ndarray:
-    """Flattened, zero mean, unit norm (float32): a descriptor whose dot products are cosines."""
-    v = values.astype(np.float32).ravel()
-    v -= v.mean()
-    return v / max(float(np.linalg.norm(v)), 1e-6)
-
-
 def zoomed_thumbnail(grey: np.ndarray, zoom: float) -> np.ndarray:
     """The candidate-search thumbnail (THUMB x THUMB, zero mean, unit norm) of the central 1/zoom of an image."""
     h, w = grey.shape
     ch, cw = max(2, round(h / zoom)), max(2, round(w / zoom))
     y, x = (h - ch) // 2, (w - cw) // 2
-    return _unit(cv2.resize(grey[y : y + ch, x : x + cw], (THUMB, THUMB), interpolation=cv2.INTER_AREA))
+    return thumbnail(grey[y : y + ch, x : x + cw], THUMB)
 
 
 _WINDOW = np.outer(np.hanning(32), np.hanning(32)).astype(np.float32)
@@ -237,7 +232,7 @@ def shift_invariant_descriptor(grey: np.ndarray, k: int = 8) -> np.ndarray:
     t = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
     t = (t - t.mean()) * _WINDOW
     spectrum = np.fft.fftshift(np.abs(np.fft.fft2(t)))[16 - k : 16 + k, 16 - k : 16 + k]
-    return _unit(np.log1p(spectrum))
+    return unit(np.log1p(spectrum))
 
 
 def find_duplicates(
@@ -245,7 +240,6 @@ def find_duplicates(
 ) -> tuple[list[tuple[int, int, str, float]], int]:
     """Pairs (i, j, kind, score) of copies among the readable images; kind is 'exact' or 'near'.
     Also returns how many candidate pairs were verified."""
-    from sklearn.neighbors import NearestNeighbors
 
     idx = np.flatnonzero(scan.ok)
     pairs: dict[tuple[int, int], tuple[str, float]] = {}
@@ -257,19 +251,14 @@ def find_duplicates(
                 pairs[(j, i)] = ("exact", 1.0)
     if len(idx) < 2:
         return [(i, j, k, s) for (i, j), (k, s) in pairs.items()], []
-    k = min(cfg.neighbours + 1, len(idx))
-    nn = NearestNeighbors(n_neighbors=k).fit(scan.thumbs[idx])
-    dist, nbr = nn.kneighbors(scan.thumbs[idx])
-    similarity = 1 - dist**2 / 2  # unit vectors: cosine from Euclidean distance
-    directed = set()
-    for row in range(len(idx)):
-        for col in range(1, k):
-            if similarity[row, col] >= cfg.candidate_similarity and nbr[row, col] != row:
-                directed.add((int(idx[row]), int(idx[nbr[row, col]])))
-    # mutual neighbours only: a copy is among its original's nearest images and the other way round,
-    # which stops chains of merely similar images from growing through dense regions
-    # candidate pair -> the zooms at which the searches saw it (1.0: as they are)
-    candidates = {(i, j): {1.0} for i, j in directed if i < j and (j, i) in directed and (i, j) not in pairs}
+    a, b, s = neighbour_links(scan.thumbs[idx], cfg.neighbours)
+    keep = s >= cfg.candidate_similarity
+    a, b = a[keep], b[keep]
+    keep = mutual(a, b)
+    # mutual neighbours only (fingerprints.mutual); candidate pair -> the zooms at which the searches saw it
+    # (1.0: as they are)
+    mutual_pairs = zip(idx[a[keep]].tolist(), idx[b[keep]].tolist())
+    candidates = {(i, j): {1.0} for i, j in mutual_pairs if (i, j) not in pairs}
     # zoomed copies: a copy zoomed in by z looks like the central 1/z of its original, so every image's
     # thumbnail is also looked up among the thumbnails of the others' central crops (its nearest 3);
     # shifted copies: the magnitude of the Fourier transform does not change when a picture moves, so each
@@ -282,16 +271,16 @@ def find_duplicates(
         (spectra, idx, np.ones(len(idx)), spectra, cfg.shift_candidate_similarity),
     )
     for index, owner, zoom, query, threshold in searches:
-        dist, nbr = NearestNeighbors(n_neighbors=min(3, len(index))).fit(index).kneighbors(query)
+        similarity, nbr = nearest(index, query, 3)
         for row in range(len(idx)):
-            for col in range(dist.shape[1]):
+            for col in range(similarity.shape[1]):
                 i, j = sorted((int(idx[row]), int(owner[nbr[row, col]])))
-                if i != j and 1 - dist[row, col] ** 2 / 2 >= threshold and (i, j) not in pairs:
+                if i != j and similarity[row, col] >= threshold and (i, j) not in pairs:
                     candidates.setdefault((i, j), set()).add(float(zoom[nbr[row, col]]))
     candidates_list = sorted(candidates)
 
     def threshold(i: int, j: int) -> float:  # tiny images look alike more easily
-        tiny = min(max(scan.grey[i].shape), max(scan.grey[j].shape)) < 48
+        tiny = min(max(scan.grey[i].shape), max(scan.grey[j].shape)) < TINY
         return cfg.small_near_threshold if tiny else cfg.near_threshold
 
     def check(pair):
@@ -322,13 +311,7 @@ def group_pairs(n: int, pairs: list[tuple[int, int, str, float]]) -> tuple[np.nd
     with the most verified copies) and the images verified as its copies, taken greedily, so that every
     member is a copy of the centre. Returns (group per image, -1 = none; each group's kind, exact if every
     link to its centre is exact; sequence per image, -1 = none)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    rows = [i for i, _, _, _ in pairs]
-    cols = [j for _, j, _, _ in pairs]
-    graph = coo_matrix((np.ones(len(pairs)), (rows, cols)), shape=(n, n))
-    _, component = connected_components(graph, directed=False)
+    component = components(n, [i for i, _, _, _ in pairs], [j for _, j, _, _ in pairs])
     sizes = np.bincount(component, minlength=n)
     sequence = np.full(n, -1)
     numbering: dict[int, int] = {}

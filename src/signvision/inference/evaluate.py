@@ -1,34 +1,230 @@
-"""Scoring a run on labelled images it never trained on: a labelled test set (the `test/` folder of the
-split-folders layout), another folder of class sub-folders, or a CSV of img_IDS,Label.
+"""Scoring a trained run: one engine for its validation images, a labelled test set and a fold ensemble.
 
-`evaluate_labelled(RUN, DATA)` predicts every image with the run's calibrated model (the mean of the folds
-for a cross-validated run, with TTA if asked) and writes RUN/evaluations/<name>/: evaluation.json and
-evaluation.html (accuracy, log loss, ROC AUC, calibration, per-class figures, the confusion matrix, the
-most confidently wrong images). Each figure has a 95% interval from a bootstrap over the test images'
-groups of near copies, and the page says how many test images have a near copy among the run's training
-images (a test set that leaks from training scores memory, too).
+    score_members      each member on its own labelled images, one loop: a run's validation images, or every
+                       training image once by the fold model that did not train on it (`--folds`)
+    evaluate_members   their figures uncalibrated, calibrated and with test-time views (`Run.evaluate()`)
+    evaluate_run       the same for a run folder, kept in RUN/evaluations/run-validation[-tta-<mode>]/
+    evaluate_labelled  labelled images the run never trained on (a test folder, class folders, a CSV), scored
+                       by the members' mean (with TTA if asked), with 95% intervals over groups of near copies,
+                       kept with their page in RUN/evaluations/<name>[-tta-<mode>]/
+    report_run         a run folder's validation images scored again, rendered as report.html
+
+Every set a run is scored on is kept in one layout, RUN/evaluations/<name>/evaluation.json (+ the page of a
+labelled set), and every forward pass is `training.loop.view_probs` (through `evaluate_loader` or
+`ensemble_probs`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from signvision.data.dataset import ImageDataset, make_loader
 from signvision.errors import DataError
+from signvision.files import atomic_write, read_json
+from signvision.inference.members import RunModel, load_members, runtime_for
+from signvision.inference.predict import predict_images
+from signvision.models.augment import TTA, as_tta
 from signvision.reports.html import escape, write_page
+from signvision.reports.run_report import ScoredSet, scored_sections, write_report
+from signvision.training.calibrate import scaled_probs
+from signvision.training.loop import Outputs, evaluate_loader
+from signvision.training.metrics import SCORES, compute_metrics, group_bootstrap
+from signvision.training.runtime import Runtime, pick_device
+
+VALIDATION = "run-validation"  # the name of a run's own validation images under RUN/evaluations/
 
 
-def output_folder(run: Path, data: Path, tta: str) -> Path:
-    """RUN/evaluations/<data's name>[-tta-<mode>]: one folder per scored set (a rerun replaces it)."""
-    name = data.parent.name + "-" + data.stem if data.suffix.lower() == ".csv" else data.name
+def output_folder(run: Path, name: str, tta: TTA | str | None) -> Path:
+    """RUN/evaluations/<name>[-tta-<mode>]: one folder per scored set (a rerun replaces its files)."""
     name = re.sub(r"[^A-Za-z0-9_.=-]+", "-", name).strip("-") or "data"
-    return run / "evaluations" / (name + ("" if tta == "none" else f"-tta-{Path(tta).stem}"))
+    spec = tta.spec if isinstance(tta, TTA) else (tta or "none")
+    return Path(run) / "evaluations" / (name + ("" if spec == "none" else f"-tta-{Path(spec).stem}"))
 
 
+def data_name(data: Path) -> str:
+    """The name a labelled set is kept under: its folder's name, or <folder>-<stem> for a CSV."""
+    return data.parent.name + "-" + data.stem if data.suffix.lower() == ".csv" else data.name
+
+
+def write_result(folder: Path, result: dict) -> Path:
+    """evaluation.json of a scored set, written atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_write(folder / "evaluation.json") as f:
+        f.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    return folder / "evaluation.json"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Each member on its own labelled images
+# ----------------------------------------------------------------------------------------------------
+@dataclass
+class Scored:
+    """One member scored on its own labelled images: the images, their loader, the runtime, the outputs of the
+    plain (no TTA) pass and the labels; `calibrated`: the probabilities with the member's temperature."""
+
+    member: RunModel
+    images: ImageDataset
+    loader: object
+    runtime: Runtime
+    outputs: Outputs
+    y: np.ndarray
+
+    @property
+    def calibrated(self) -> np.ndarray:
+        t = self.member.temperature
+        return scaled_probs(self.outputs.logits, t) if t is not None else self.outputs.probs
+
+
+def validation_set(member: RunModel, data: str | None, skip_bad_images: bool = False) -> ImageDataset:
+    """The member's own validation images, rebuilt from its split.csv (and `data` if they moved)."""
+    from signvision.training.rundata import prepare_run_data
+
+    cfg = member.cfg
+    cfg.target = member.ckpt["target"]
+    cfg.skip_bad_images = cfg.skip_bad_images or skip_bad_images
+    if data is not None:
+        cfg.data, cfg.csv = data, None
+    return prepare_run_data(cfg, member.folder / "split.csv", classes=member.task.classes).subset("val")
+
+
+def score_members(members: list[RunModel], loaders: list, device: str = "auto") -> list[Scored]:
+    """Each member on its own labelled loader (together: a run's validation set, or every training image once
+    for a cross-validated run): what evaluate, the report and the CV summary share."""
+    dev = pick_device(device)
+    scored = []
+    for m, loader in zip(members, loaders):
+        runtime = runtime_for(m, dev)
+        m.model.to(dev)
+        _, outputs, y = evaluate_loader(m.model, loader, runtime, m.task)
+        scored.append(Scored(m, loader.dataset, loader, runtime, outputs, y))
+    return scored
+
+
+def score_validation(
+    run: str | Path, data: str | None = None, device: str = "auto", batch_size: int = 128, skip_bad_images=False
+) -> tuple[list[RunModel], list[Scored]]:
+    """A run folder's members, each scored on its validation images (rebuilt from `data` if they moved)."""
+    members = load_members(run)
+    loaders = [make_loader(validation_set(m, data, skip_bad_images), batch_size=batch_size) for m in members]
+    return members, score_members(members, loaders, device)
+
+
+def scored_set(scored: list[Scored]) -> ScoredSet:
+    """What the report shows of scored members: their images pooled, in order."""
+    images = [(s.images, i) for s in scored for i in range(len(s.images))]
+    return ScoredSet(
+        y=np.concatenate([s.y for s in scored]),
+        probs=np.concatenate([s.calibrated for s in scored]),
+        raw=np.concatenate([s.outputs.probs for s in scored]),
+        names=scored[0].member.task.names,
+        picture=lambda i: images[i][0].load(images[i][1]),
+        caption=lambda i: images[i][0].ids[images[i][1]],
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# A run's validation figures
+# ----------------------------------------------------------------------------------------------------
+def evaluate_members(scored: list[Scored], tta: TTA | None = None, log=print) -> dict:
+    """Figures of scored members pooled: uncalibrated, calibrated, and calibrated with `tta`'s views."""
+    members = [s.member for s in scored]
+    y = np.concatenate([s.y for s in scored])
+    names = members[0].task.names
+    columns = {
+        "uncalibrated": compute_metrics(y, np.concatenate([s.outputs.probs for s in scored]), names),
+        "calibrated": compute_metrics(y, np.concatenate([s.calibrated for s in scored]), names),
+    }
+    if tta is not None:
+        views = [
+            evaluate_loader(
+                s.member.model, s.loader, s.runtime, s.member.task, temperature=s.member.temperature, tta=tta
+            )
+            for s in scored
+        ]
+        columns[f"TTA {tta.spec}"] = compute_metrics(y, np.concatenate([o.probs for _, o, _ in views]), names)
+    result = {
+        "cross_validated": len(members) > 1,
+        "images": int(len(y)),
+        "temperature": members[0].temperature,
+        "tta": tta.spec if tta is not None else "none",
+        "uncalibrated": _scalar(columns["uncalibrated"]),
+        "without_tta": _scalar(columns["calibrated"]),
+    }
+    if tta is not None:
+        result["with_tta"] = _scalar(columns[f"TTA {tta.spec}"])
+    log(describe_columns(columns, members, len(y)))
+    return result
+
+
+def evaluate_run(
+    run: str | Path,
+    data: str | None = None,
+    *,
+    tta: TTA | str | None = None,
+    device: str = "auto",
+    batch_size: int = 128,
+    skip_bad_images: bool = False,
+    log=print,
+) -> dict:
+    """A run folder's validation figures (a cross-validated run: out-of-fold), uncalibrated, calibrated and
+    with TTA, kept in RUN/evaluations/run-validation[-tta-<mode>]/evaluation.json. `data`: where the run's
+    own images are now, if they moved."""
+    members, scored = score_validation(run, data, device, batch_size, skip_bad_images)
+    views = as_tta(tta, image_size=members[0].cfg.image_size, seed=members[0].cfg.seed)
+    result = {**evaluate_members(scored, views, log), "run": str(run)}
+    write_result(output_folder(run, VALIDATION, views), result)
+    return result
+
+
+def describe_columns(columns: dict, members, n: int) -> str:
+    """The table `evaluate` prints: one column per set of probabilities, and the TTA gain."""
+    what = "out-of-fold images" if len(members) > 1 else "validation images"
+    t = members[0].temperature
+    where = f", run {members[0].folder}" if members[0].folder is not None else ""
+    tta = next((name for name in columns if name.startswith("TTA ")), None)
+    lines = [f"{what}: {n} (" + (f"temperature {t:.3f}" if t else "not calibrated") + f"{where})"]
+    header = f"{'metric':<10}" + "".join(f" {name:>16}" for name in columns)
+    lines.append(header + (f" {'TTA gain':>9}" if tta else ""))
+    for key in SCORES:
+        line = f"{key:<10}" + "".join(f" {c[key]:>16.4f}" for c in columns.values())
+        if tta:
+            line += f" {columns[tta][key] - columns['calibrated'][key]:>+9.4f}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _scalar(metrics: dict) -> dict:
+    return {k: metrics[k] for k in (*SCORES, "loss", "per_class_roc_auc") if k in metrics}
+
+
+def report_run(run: str | Path, *, data: str | None = None, device: str = "auto") -> Path:
+    """Score a run folder's best model(s) on its validation images again and write report.html into it."""
+    run = Path(run)
+    members, scored = score_validation(run, data, device)
+    histories = {
+        (f"-{m.folder.name}" if len(members) > 1 else ""): pd.read_csv(m.folder / "metrics.csv") for m in members
+    }
+    return write_report(
+        run,
+        scored_set(scored),
+        summary=read_json(run / "summary.json") if (run / "summary.json").is_file() else {},
+        histories=histories,
+        config=members[0].ckpt["config"],
+        temperature=members[0].temperature,
+        best_epoch=members[0].ckpt["epoch"],
+        folds=len(members),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Labelled images the run never trained on
+# ----------------------------------------------------------------------------------------------------
 def labelled_targets(task, table: pd.DataFrame, data) -> np.ndarray:
     """The labels of a scored set as the run's targets; DataError naming a class the run does not know."""
     if task.target is None:
@@ -44,27 +240,23 @@ def labelled_targets(task, table: pd.DataFrame, data) -> np.ndarray:
     return task.encode(table["Label"])
 
 
-def training_paths(run) -> list[str] | None:
-    """The files a run trained on (its split's training side), or None when they cannot be found now."""
+def training_paths(member: RunModel) -> list[str] | None:
+    """The files a run folder trained on (its split's training side), or None when they cannot be found now."""
     from signvision.grouping.splits import read_split
     from signvision.training.rundata import read_training_table
 
-    prepared = getattr(run, "_prepared", None)
-    if prepared is not None:  # a run in memory
-        return prepared.data.table.train["path"].iloc[prepared.data.rows("train")].tolist()
     try:
-        train = read_training_table(run.members[0].cfg, dropped=[])[0].train
-        fold = read_split(run.members[0].folder / "split.csv", train["img_IDS"]).set_index("img_IDS")["fold"]
+        train = read_training_table(member.cfg, dropped=[])[0].train
+        fold = read_split(member.folder / "split.csv", train["img_IDS"]).set_index("img_IDS")["fold"]
     except Exception:  # the training images moved or changed: the check is skipped, not the evaluation
         return None
     return train.loc[train["img_IDS"].map(fold).eq("train").to_numpy(), "path"].tolist()
 
 
-def test_leak(run, table: pd.DataFrame) -> float | None:
-    """The share of scored images that have a near copy among the images the run trained on."""
+def test_leak(paths: list[str] | None, table: pd.DataFrame) -> float | None:
+    """The share of scored images that have a near copy among the images the run trained on (`paths`)."""
     from signvision.grouping.nearcopies import fingerprint_images, leak_check
 
-    paths = training_paths(run)
     if paths is None:
         return None
     fp = fingerprint_images(paths + table["path"].tolist())
@@ -74,94 +266,77 @@ def test_leak(run, table: pd.DataFrame) -> float | None:
 
 
 def evaluate_labelled(
-    run,
+    members: list[RunModel],
     data: str | Path,
     *,
-    tta: str = "none",
-    tta_merge: str = "mean",
-    tta_views: int = 4,
+    folder: Path | None = None,
+    train_paths: list[str] | None = None,
+    tta: TTA | str | None = None,
     device: str = "auto",
     batch_size: int = 128,
     workers: int = -1,
     log=print,
 ) -> dict:
-    """Score a run (a run folder, or a `Run`) on the labelled images of DATA; write
-    RUN/evaluations/<name>/evaluation.json and evaluation.html (a run in memory writes no files).
+    """Score a run's members on the labelled images of DATA; with the run's `folder`, write
+    FOLDER/evaluations/<name>/evaluation.json and evaluation.html. `train_paths`: the images the run trained on
+    (read from the folder's split when None). `sv.load_run(RUN).evaluate(data=DATA)` is the public call.
 
     Returns the figures: images, groups, accuracy, log_loss, roc_auc, ece (each with an `_ci` interval
-    where defined), per_class_roc_auc, near_copy_share (test images with a near copy in training).
-
-    Example:
-        >>> evaluate_labelled("runs/lenet", "data/sessions")      # its test/ folder   # doctest: +SKIP
-    """
-    from types import SimpleNamespace
-
+    where defined), per_class_roc_auc, near_copy_share (test images with a near copy in training)."""
     from signvision.data.tables import read_labelled
+    from signvision.grouping.groups import group_keys
     from signvision.grouping.nearcopies import fingerprint_images, group_near_copies
-    from signvision.inference.members import load_members, predict_images
-    from signvision.training.metrics import compute_metrics, group_bootstrap
 
     data = Path(data)
-    if isinstance(run, (str, Path)):  # a run folder; otherwise a Run (its members, folder, and data in memory)
-        run = SimpleNamespace(members=load_members(run), folder=Path(run))
-    members, folder = run.members, run.folder
+    views = as_tta(tta, image_size=members[0].cfg.image_size, seed=members[0].cfg.seed)
     table = read_labelled(data)
-    labelled = table.train
-    task = members[0].task
+    labelled, task = table.train, members[0].task
     y = labelled_targets(task, labelled, data)
-    probs = predict_images(
-        members,
-        labelled,
-        tta=tta,
-        tta_merge=tta_merge,
-        tta_views=tta_views,
-        device=device,
-        batch_size=batch_size,
-        workers=workers,
-    )
+    probs = predict_images(members, labelled, tta=views, device=device, batch_size=batch_size, workers=workers)
     groups = group_near_copies(fingerprint_images(labelled["path"].tolist()))
-    keys = np.where(groups >= 0, groups.astype(str), "solo:" + labelled["img_IDS"].to_numpy())
-    interval = group_bootstrap(y, probs, keys)
+    interval = group_bootstrap(y, probs, group_keys(groups, labelled["img_IDS"]))
     metrics = compute_metrics(y, probs, task.names)
+    if train_paths is None and folder is not None:
+        train_paths = training_paths(members[0])
     result = {
         "run": str(folder) if folder is not None else "in memory",
         "data": str(data),
         "layout": table.layout,
-        "tta": tta,
+        "tta": views.spec if views is not None else "none",
         "images": int(len(y)),
         "groups": interval["groups"],
         **{k: metrics[k] for k in ("accuracy", "log_loss", "roc_auc", "ece")},
         "accuracy_ci": interval["accuracy"],
         "log_loss_ci": interval["log_loss"],
         "per_class_roc_auc": metrics["per_class_roc_auc"],
-        "near_copy_share": test_leak(run, labelled),
+        "near_copy_share": test_leak(train_paths, labelled),
     }
     log(describe(result))
     if folder is not None:
-        page = write_evaluation(
-            output_folder(folder, data, tta), result, y, probs, task, labelled, members[0].cfg.image_size
+        scored = ScoredSet(
+            y=y,
+            probs=probs,
+            raw=None,
+            names=task.names,
+            picture=lambda i: _load(labelled["path"].iloc[i], members[0].cfg.image_size),
+            caption=lambda i: str(labelled["img_IDS"].iloc[i]),
         )
+        page = write_evaluation(output_folder(folder, data_name(data), views), result, scored)
         log(f"page: {page}")
     return result
 
 
-def write_evaluation(out: Path, result: dict, y, probs, task, labelled: pd.DataFrame, size: int) -> Path:
-    """evaluation.json, the figures and evaluation.html of a scored set, in `out`."""
+def _load(path: str, size: int) -> np.ndarray:
     from signvision.data.images import load_resized
-    from signvision.reports.run_report import scored_sections
 
+    return load_resized(path, size)
+
+
+def write_evaluation(out: Path, result: dict, scored: ScoredSet) -> Path:
+    """evaluation.json, the figures and evaluation.html of a scored set, in `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    sections, _ = scored_sections(
-        out,
-        y,
-        probs,
-        None,
-        task.names,
-        lambda i: load_resized(labelled["path"].iloc[i], size),
-        lambda i: str(labelled["img_IDS"].iloc[i]),
-        what="scored images",
-    )
-    (out / "evaluation.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    sections, _ = scored_sections(out, scored, what="scored images")
+    write_result(out, result)
     title = f"signvision: {Path(result['run']).name} on {Path(result['data']).name}"
     return write_page(out / "evaluation.html", title, page_head(result) + "".join(sections))
 

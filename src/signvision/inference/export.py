@@ -50,7 +50,8 @@ def check_export_installed() -> None:
 
 def export_onnx(run: str | Path, out: str | Path | None = None, *, opset: int = 17, overwrite: bool = False) -> Path:
     """Write RUN's best model as ONNX (and its description as JSON beside it); returns the ONNX path."""
-    from signvision.inference.members import is_cv_run, load_run
+    from signvision.inference.members import load_run_model
+    from signvision.training.folder import is_cv_run
 
     if opset not in OPSETS:
         raise OptionError(f"expected {OPSETS.start} to {OPSETS.stop - 1}", option="opset", value=opset)
@@ -66,7 +67,7 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, opset: int = 
     meta_path = out.with_suffix(".json")
     refuse_overwrite(out, overwrite)
     refuse_overwrite(meta_path, overwrite)  # the description written beside it
-    m = load_run(run)
+    m = load_run_model(run)
     wrapped = Deployable(m.model, m.ckpt["norm"]["mean"], m.ckpt["norm"]["std"], m.task, m.temperature).eval()
     example = torch.zeros(2, 3, m.cfg.image_size, m.cfg.image_size, dtype=torch.uint8)
     with warnings.catch_warnings(), atomic_write(out, "wb") as f:  # a full disk leaves no half-written file

@@ -1,8 +1,13 @@
-"""What `Run.predict` returns, and the forms of "images" it takes.
+"""Predicting new images with a trained run, and the one submission writer.
 
-`Predictions` holds calibrated probabilities, one row per image, one column per class in the run's class
-order (one column, P(target), for a `target` run): the rows of a submission. In a notebook it shows each
-image with its top classes as bars.
+    predict_images   the images of a table (img_IDS, path) -> probabilities: each image decoded once, the
+                     members' mean, TTA as one `TTA` object
+    image_table      the forms "images" take (a folder, a Zindi folder, a CSV, files, a DataFrame, arrays)
+    Predictions      what `Run.predict` returns: one row per image, one column per class in the run's class
+                     order (one column, P(target), for a `target` run); `to_csv` writes the submission
+    predict          a run folder + images -> a submission file (the command line's `predict`)
+
+In a notebook `Predictions` shows each image with its top classes as bars.
 """
 
 from __future__ import annotations
@@ -12,15 +17,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from signvision.errors import DataError
+from signvision.data.dataset import ImageDataset, auto_workers, make_loader
+from signvision.data.images import resize
+from signvision.data.tables import read_unlabelled
+from signvision.errors import BadImage, DataError
 from signvision.files import atomic_write, refuse_overwrite
+from signvision.inference.members import RunModel, ensemble_probs, load_members, runtime_for
+from signvision.models.augment import TTA, as_tta
+from signvision.models.task import ID_COLUMN, Task
+from signvision.progress import progress_bar
+from signvision.training.runtime import pick_device
 
 
 def image_table(images) -> tuple[pd.DataFrame, list[np.ndarray] | None]:
     """(img_IDS + path table, None) for a folder, a Zindi folder, a CSV, a list of files or a DataFrame with a
     `path` column; (img_IDS table, the arrays) for image arrays (H, W, 3) uint8 RGB or one (N, H, W, 3)."""
-    from signvision.data.tables import read_unlabelled
-
     if isinstance(images, np.ndarray) and images.ndim == 4:
         images = list(images)
     if isinstance(images, (list, tuple)) and images and isinstance(images[0], np.ndarray):
@@ -56,8 +67,6 @@ class Predictions:
 
     @classmethod
     def of(cls, task, table: pd.DataFrame, probs: np.ndarray, arrays=None) -> Predictions:
-        from signvision.inference.members import submission_frame
-
         frame = submission_frame(task, table["img_IDS"].tolist(), probs)
         return cls(frame, table["path"].tolist() if "path" in table.columns else None, arrays)
 
@@ -87,19 +96,113 @@ class Predictions:
         return pd.DataFrame(out)
 
     def to_csv(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the submission (img_IDS + probability columns) atomically; an existing file only with
-        `overwrite`."""
+        """Write the submission (img_IDS + probability columns) atomically: the one submission writer (the
+        command line's `predict` writes through it). An existing file is replaced only with `overwrite`."""
         path = Path(path)
         refuse_overwrite(path, overwrite)
-        with atomic_write(path, newline="") as f:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, newline="") as f:  # a full disk or Ctrl-C leaves the earlier file, not half of one
             self.frame.to_csv(f, index=False, float_format="%.6f")
         return path
 
     def _repr_html_(self) -> str:
-        from signvision.reports.html import predictions_card
+        from signvision.reports.cards import predictions_card
 
         return predictions_card(self)
 
     def __repr__(self) -> str:
         head = self.top(3).head(10).to_string(index=False)
         return f"<Predictions: {len(self)} images x {len(self.classes)} classes>\n{head}"
+
+
+def predict_images(
+    members: list[RunModel],
+    table: pd.DataFrame,
+    *,
+    tta: TTA | str | None = None,
+    device: str = "auto",
+    batch_size: int = 128,
+    workers: int = -1,
+    arrays: list[np.ndarray] | None = None,
+) -> np.ndarray:
+    """Probabilities (N, K) or (N,) for the images of `table` (img_IDS, path; or `arrays`, RGB uint8 images in
+    the table's order): the mean over members, merged over the views of `tta`. Each image is decoded once,
+    whatever the number of members."""
+    dev = pick_device(device)
+    size, seed = members[0].cfg.image_size, members[0].cfg.seed
+    views = as_tta(tta, image_size=size, seed=seed)
+    ids = table[ID_COLUMN].tolist()
+    if arrays is not None:
+        cached = np.stack([resize(a, size) for a in arrays]) if arrays else np.zeros((0, size, size, 3), np.uint8)
+        dataset = ImageDataset([""] * len(ids), size, ids=ids, images=cached)
+    else:
+        dataset = ImageDataset(table["path"].tolist(), size, ids=ids)
+    cuda = dev.type == "cuda"
+    n_workers = 0 if arrays is not None else auto_workers(workers, cached=False, augmented=True, cuda=cuda)
+    loader = make_loader(dataset, batch_size=batch_size, workers=n_workers, pin_memory=dev.type == "cuda")
+    for m in members:
+        m.model.to(dev).eval()
+    runtimes = [runtime_for(m, dev) for m in members]
+    probs, seen = [], []
+    bar = progress_bar(total=len(dataset), desc="predict", unit="img", min_total=500)
+    try:
+        for images, keys in loader:
+            probs.append(ensemble_probs(members, runtimes, images, views))
+            seen += list(keys)
+            bar.update(len(keys))
+    except BadImage as e:  # a corrupt image; from a loader process the message ends with the original
+        raise BadImage(str(e).strip().splitlines()[-1].removeprefix("signvision.errors.BadImage: ")) from None
+    finally:
+        bar.close()
+    if seen != ids:
+        raise RuntimeError("predictions came back out of order")
+    return np.concatenate(probs) if probs else np.zeros((0,))
+
+
+def probability_columns(task: Task) -> list[str]:
+    """The probability columns of a submission: one per class, in the run's class order (rows sum to 1),
+    or the target alone for a `--target` run."""
+    return [task.target] if task.target is not None else list(task.classes)
+
+
+def probability_table(task: Task, probs: np.ndarray) -> np.ndarray:
+    """Probabilities (N, K), or P(positive) (N,) of a binary run, as the columns of `probability_columns`."""
+    if task.target is not None:
+        return probs.reshape(-1, 1)
+    if task.binary:
+        return np.stack([1 - probs, probs], axis=1)
+    return probs
+
+
+def submission_frame(task: Task, ids: list[str], probs: np.ndarray) -> pd.DataFrame:
+    """img_IDS + the probability columns (what `predict` writes)."""
+    frame = pd.DataFrame(probability_table(task, probs), columns=probability_columns(task))
+    frame.insert(0, ID_COLUMN, ids)
+    return frame
+
+
+def predict(
+    run: str | Path,
+    data: str | Path | None,
+    out: str | Path,
+    *,
+    tta: TTA | str | None = None,
+    device: str = "auto",
+    batch_size: int = 128,
+    workers: int = -1,
+    overwrite: bool = False,
+    log=print,
+) -> pd.DataFrame:
+    """Write a submission for Test.csv's images (or a folder of images) of DATA (the run's own data when None):
+    calibrated probabilities, averaged over the folds of a cross-validated run. Streams: images are decoded
+    batch by batch."""
+    refuse_overwrite(Path(out), overwrite)
+    members = load_members(run)
+    views = as_tta(tta, image_size=members[0].cfg.image_size, seed=members[0].cfg.seed)  # a bad --tta fails now
+    table = read_unlabelled(data if data is not None else members[0].cfg.data)
+    probs = predict_images(members, table, tta=views, device=device, batch_size=batch_size, workers=workers)
+    predictions = Predictions.of(members[0].task, table, probs)
+    predictions.to_csv(out, overwrite=overwrite)
+    ensemble = f", mean of {len(members)} fold models" if len(members) > 1 else ""
+    log(f"wrote {out}: {len(predictions)} images x {len(predictions.classes)} probability column(s){ensemble}")
+    return predictions.frame

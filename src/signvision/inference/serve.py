@@ -27,11 +27,14 @@ import json
 import time
 from pathlib import Path
 
+from signvision.config import SERVE_MAX_IMAGES, SERVE_MAX_UPLOAD_MB
 from signvision.data.threads import cpu_threads
 from signvision.errors import MissingError, OptionError
 from signvision.inference.batcher import Batcher, RequestError
-from signvision.inference.members import check_run_folder, load_members, probability_columns, probability_table
+from signvision.inference.members import load_members
+from signvision.inference.predict import probability_columns, probability_table
 from signvision.models.augment import TTA
+from signvision.training.folder import check_run_folder
 from signvision.training.runtime import pick_device
 
 SECURITY_HEADERS = [
@@ -167,8 +170,8 @@ def create_app(
     *,
     tta: str = "none",
     device: str = "auto",
-    max_images: int = 16,
-    max_upload_mb: int = 20,
+    max_images: int = SERVE_MAX_IMAGES,
+    max_upload_mb: int = SERVE_MAX_UPLOAD_MB,
     host: str = "127.0.0.1",
     allowed_hosts: list[str] | None = None,
 ):
@@ -338,8 +341,8 @@ def serve(
     port: int = 8000,
     tta: str = "none",
     device: str = "auto",
-    max_images: int = 16,
-    max_upload_mb: int = 20,
+    max_images: int = SERVE_MAX_IMAGES,
+    max_upload_mb: int = SERVE_MAX_UPLOAD_MB,
     allowed_hosts: list[str] | None = None,
 ) -> None:
     """Check the run, build the app, serve it with uvicorn until Ctrl-C (the CLI's `serve`)."""

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from signvision.config import TrainConfig
 from signvision.errors import OptionError
 
 PRESETS = ("none", "capture", "light", "medium", "heavy")
@@ -191,7 +192,15 @@ class TTA:
         >>> tta(lambda x: torch.softmax(model(x), 1), images, runtime.prepare)   # doctest: +SKIP
     """
 
-    def __init__(self, spec: str = "none", *, merge: str = "mean", views: int = 4, image_size: int = 64, seed: int = 0):
+    def __init__(
+        self,
+        spec: str = "none",
+        *,
+        merge: str = "mean",
+        views: int = 4,
+        image_size: int = TrainConfig.image_size,
+        seed: int = 0,
+    ):
         if merge not in ("mean", "gmean"):
             raise OptionError("expected mean or gmean", option="tta_merge", value=merge)
         self.spec, self.merge, self.n_views = spec, merge, views
@@ -222,3 +231,11 @@ class TTA:
                 views.append(prepare(torch.from_numpy(aug).permute(0, 3, 1, 2)))
         probs = [predict(v) for v in views]
         return probs[0] if len(probs) == 1 else merge_probs(probs, self.merge)
+
+
+def as_tta(tta: TTA | str | None, *, image_size: int, seed: int = 0) -> TTA | None:
+    """A TTA from what a caller gave: a TTA as it is, a mode name ("hflip", a .json file) made for the model's
+    `image_size` and `seed`, or None / "none" for no test-time views (None)."""
+    if tta is None or isinstance(tta, TTA):
+        return tta if tta is None or tta.spec != "none" else None
+    return None if tta == "none" else TTA(tta, image_size=image_size, seed=seed)

@@ -1,4 +1,4 @@
-"""Models: LeNet written out layer by layer, and any timm backbone with a new linear head.
+"""Building a model: LeNet (lenet.py) or any timm backbone with a new linear head; listing names; local weights.
 
 `build_model(name, num_outputs)` is the one entry point. `lenet` is ours; every other name goes to
 `timm.create_model(name, num_classes=num_outputs)`, which replaces the backbone's classifier with a
@@ -18,61 +18,12 @@ import timm
 import torch
 from torch import nn
 
+from signvision.config import TrainConfig
 from signvision.errors import DataError, MissingError, OptionError
+from signvision.models.lenet import LeNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class LeNet(nn.Module):
-    """LeNet-5 (LeCun et al., 1998, "Gradient-based learning applied to document recognition"): two convolution +
-    pooling stages, then three fully connected layers, with ReLU for the original tanh and Dropout between the
-    fully connected layers. Any input size, channel count and number of outputs.
-
-    Args:
-        num_outputs: K for K classes, 1 for a binary task.   in_chans: input channels.
-        image_size: the input side (>= 12).   width: scales the channel counts (6 and 16 in the paper).
-        dropout: between the fully connected layers.
-
-    Example:
-        >>> LeNet(10, image_size=32)(torch.zeros(2, 3, 32, 32)).shape
-        torch.Size([2, 10])
-    """
-
-    def __init__(
-        self, num_outputs: int, *, in_chans: int = 3, image_size: int = 32, width: int = 1, dropout: float = 0.3
-    ):
-        super().__init__()
-        c1, c2 = 6 * width, 16 * width
-        self.features = nn.Sequential(
-            nn.Conv2d(in_chans, c1, kernel_size=5, padding=2),  # (B, c1, S, S)
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),  # (B, c1, S/2, S/2)
-            nn.Conv2d(c1, c2, kernel_size=5),  # (B, c2, S/2-4, S/2-4)
-            nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),  # (B, c2, (S/2-4)/2, ...)
-        )
-        side = (image_size // 2 - 4) // 2
-        if side < 1:
-            raise OptionError("LeNet needs at least 12 pixels", option="image_size", value=image_size)
-        self.classifier = nn.Sequential(
-            nn.Flatten(),  # (B, c2*side*side)
-            nn.Linear(c2 * side * side, 120 * width),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(120 * width, 84 * width),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(84 * width, num_outputs),  # (B, num_outputs) logits
-        )
-        # timm-like attributes so that the rest of the code treats both kinds of model alike
-        self.pretrained_cfg = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier[-1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
 
 
 def available_models(pattern: str = "") -> list[str]:
@@ -109,10 +60,10 @@ def build_model(
     name: str,
     num_outputs: int,
     *,
-    image_size: int = 64,
+    image_size: int = TrainConfig.image_size,
     in_chans: int = 3,
     pretrained: bool = False,
-    lenet_width: int = 4,
+    lenet_width: int = TrainConfig.lenet_width,
 ) -> nn.Module:
     """LeNet or any timm backbone with a new `num_outputs`-way linear head.
 

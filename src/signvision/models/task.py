@@ -6,9 +6,9 @@
 
 Losses (`--loss`):
 
-    bce   BCEWithLogitsLoss on one-hot targets (the default the course asks for). Each output is a
+    bce   BCEWithLogitsLoss on one-hot targets (the course's loss). Each output is a
           one-vs-rest score; before calibration, probabilities are the sigmoids divided by their sum
-    ce    cross-entropy on softmax, with optional label smoothing; a binary task keeps one output and
+    ce    cross-entropy on softmax (the default), with label smoothing; a binary task keeps one output and
           BCE, which is the same thing as a two-way softmax
 
 After training a temperature T is fitted on validation logits (`calibrate.py`); from then on the
@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from signvision.config import TrainConfig
 from signvision.errors import DataError, OptionError
 
 ID_COLUMN = "img_IDS"
@@ -38,7 +39,7 @@ class Task:
     Args:
         classes: the class names (sorted).   target: a class to tell from the rest (one output), or None.
         loss: "ce" (softmax cross-entropy) or "bce" (one-vs-rest sigmoids, the course's).
-        label_smoothing: targets pulled this far towards uniform.
+        label_smoothing: targets pulled this far towards uniform (0.1, as for training; 0 for plain targets).
 
     Example:
         >>> task = Task(["cat", "dog", "owl"], loss="ce")
@@ -48,8 +49,8 @@ class Task:
 
     classes: list[str]
     target: str | None = None
-    loss: str = "bce"
-    label_smoothing: float = 0.0
+    loss: str = TrainConfig.loss  # "ce": the training default, one home for it (config.py)
+    label_smoothing: float = TrainConfig.label_smoothing  # 0.1
 
     def __post_init__(self):
         if self.target is not None and self.target not in self.classes:

@@ -1,19 +1,16 @@
 """audit.html: one page, thumbnails embedded (it opens offline): the summary, class balance, image sizes,
 broken files, each duplicate group side by side, each video-like sequence, and each suspect beside typical
-images of its given and its suggested class. `audit_card` is the same findings in a notebook, shorter."""
+images of its given and its suggested class. (`cards.audit_card` is the same findings in a notebook, shorter.)"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import cv2
 import pandas as pd
 
-from signvision.data.images import read_image, resize
-from signvision.errors import BadImage
 from signvision.grouping.verify import VIDEO_FRAMES
-from signvision.reports.html import escape, img_tag, write_page
+from signvision.reports.html import escape, thumbnail, write_page
 
 SUMMARY_KEYS = (
     "images",
@@ -46,17 +43,8 @@ STYLE = (
 )
 
 
-def _thumb(path: str, size: int = 96) -> str:
-    try:
-        img = resize(read_image(path), size)
-    except (BadImage, OSError):
-        return '<div class="broken">unreadable</div>'
-    ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
-    return img_tag(buf.tobytes(), Path(path).name, "image/jpeg", width=size, height=size)
-
-
 def _figure(path: str, caption: str) -> str:
-    return f"<figure>{_thumb(path)}<figcaption>{caption}</figcaption></figure>"
+    return f"<figure>{thumbnail(path, size=96, alt=Path(path).name)}<figcaption>{caption}</figcaption></figure>"
 
 
 def _member_figures(members: pd.DataFrame, by_id: pd.DataFrame, limit: int | None = None) -> str:
@@ -175,30 +163,3 @@ def write_html(path: Path, audit, max_groups: int = 200, max_issues: int = 100) 
         + suspects_section(audit.label_issues, by_id, audit.summary, max_issues)
     )
     return write_page(path, f"signvision audit of {audit.summary['data']}", body, STYLE)
-
-
-def audit_card(audit, max_groups: int = 12) -> str:
-    """The audit in a notebook: its counts, and the largest groups of copies as thumbnails."""
-    s = audit.summary
-    rows = "".join(
-        f"<tr><th class=l>{escape(k.replace('_', ' '))}</th><td>{escape(str(s[k]))}</td></tr>"
-        for k in (
-            "images",
-            "broken_images",
-            "images_in_duplicate_groups",
-            "conflicting_groups",
-            "video_like_sequences",
-            "label_issues",
-            "leaked_test_images",
-            "clean_images",
-        )
-    )
-    by_id = audit.images.set_index("img_IDS")
-    groups = sorted(audit.duplicates.dropna(subset=["group"]).groupby("group"), key=lambda t: -len(t[1]))
-    cards = "".join(
-        f'<div class="group"><b>group {g}</b> ({len(m)}){" CONFLICT" if g in audit.conflicts else ""}'
-        f'<div class="row">{_member_figures(m, by_id, 6)}</div></div>'
-        for g, m in groups[:max_groups]
-    )
-    more = f"<p>... {len(groups) - max_groups} more groups in audit.html</p>" if len(groups) > max_groups else ""
-    return f"<style>{STYLE}</style><div><b>signvision audit</b><table>{rows}</table>{cards}{more}</div>"

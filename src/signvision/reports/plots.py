@@ -42,7 +42,7 @@ def plot_curves(metrics: pd.DataFrame, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_roc(y: np.ndarray, probs: np.ndarray, names: list[str], path: Path) -> Path:
+def plot_roc(y: np.ndarray, probs: np.ndarray, names: list[str], path: Path, what: str = "validation") -> Path:
     """ROC curves per class and their macro average (or the one binary curve)."""
     fig, ax = plt.subplots(figsize=(6, 5.5))
     if probs.ndim == 1:
@@ -60,12 +60,12 @@ def plot_roc(y: np.ndarray, probs: np.ndarray, names: list[str], path: Path) -> 
                 drawn += 1
         ax.plot(grid, mean_tpr / max(drawn, 1), "k-", lw=2.5, label="macro average")
     ax.plot([0, 1], [0, 1], ":", color="grey")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC on validation images")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC on {what} images")
     ax.legend(fontsize=7, loc="lower right")
     return save_figure(fig, path)
 
 
-def plot_confusion(y: np.ndarray, pred: np.ndarray, names: list[str], path: Path) -> Path:
+def plot_confusion(y: np.ndarray, pred: np.ndarray, names: list[str], path: Path, what: str = "validation") -> Path:
     """The confusion matrix of given against predicted labels, with counts."""
     cm = confusion_matrix(y, pred, labels=list(range(len(names))))
     size = max(4.5, 0.55 * len(names) + 2)
@@ -76,11 +76,11 @@ def plot_confusion(y: np.ndarray, pred: np.ndarray, names: list[str], path: Path
             ax.text(j, i, cm[i, j], ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black")
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)
-    ax.set(xlabel="predicted", ylabel="given label", title="confusion matrix (validation)")
+    ax.set(xlabel="predicted", ylabel="given label", title=f"confusion matrix ({what})")
     return save_figure(fig, path)
 
 
-def plot_reliability(curves: dict[str, list[dict]], path: Path) -> Path:
+def plot_reliability(curves: dict[str, list[dict]], path: Path, what: str = "validation") -> Path:
     """Reliability diagram: accuracy against confidence per bin, one line per set of probabilities
     (e.g. before and after calibration); the diagonal is perfect calibration."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
@@ -92,7 +92,7 @@ def plot_reliability(curves: dict[str, list[dict]], path: Path) -> Path:
     ax.set(
         xlabel="confidence of the predicted class",
         ylabel="accuracy",
-        title="reliability (validation)",
+        title=f"reliability ({what})",
         xlim=(0, 1.02),
         ylim=(0, 1.02),
     )

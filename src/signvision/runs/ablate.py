@@ -136,31 +136,30 @@ def draw_seed_splits(base: TrainConfig, seeds: int, folder: Path) -> None:
 
 def train_cell(base: TrainConfig, setting: dict, seed: int, run: Path, split_file: Path) -> None:
     """One run of the grid: trained (or continued) unless finished, with its report."""
-    from signvision.reports.run_report import write_report
     from signvision.runs.jobs import train_or_resume
 
     cfg = TrainConfig(**{**asdict(base), **setting, "seed": seed, "out": str(run), "split": str(split_file)})
-    if train_or_resume(run, cfg, log=lambda *_: None) is not None:
-        write_report(run, device=base.device)
+    train_or_resume(run, cfg, log=lambda *_: None, report=True)
 
 
 def validation_scores(run: Path, tta: str, device: str) -> dict:
     """A run's calibrated validation figures with a TTA mode (computed once, then read from the run)."""
-    from signvision.inference.members import evaluate_run, evaluation_file
+    from signvision.inference.evaluate import VALIDATION, evaluate_run, output_folder
 
-    name = evaluation_file(tta)
-    if not (run / name).is_file():
+    saved = output_folder(run, VALIDATION, tta) / "evaluation.json"
+    if not saved.is_file():
         evaluate_run(run, tta=tta, device=device, log=lambda *_: None)
-    result = json.loads((run / name).read_text())
+    result = json.loads(saved.read_text())
     metrics = result["without_tta"] if tta == "none" else result["with_tta"]
     return {m: metrics[m] for m in METRICS}
 
 
 def test_scores(run: Path, test_data: str | Path, tta: str, device: str) -> dict:
     """A run's figures on a labelled test set (computed once, then read from its evaluations/ folder)."""
-    from signvision.inference.evaluate import evaluate_labelled, output_folder
+    from signvision.inference.evaluate import data_name, output_folder
+    from signvision.runs.api import evaluate_labelled
 
-    saved = output_folder(run, Path(test_data), tta) / "evaluation.json"
+    saved = output_folder(run, data_name(Path(test_data)), tta) / "evaluation.json"
     result = json.loads(saved.read_text()) if saved.is_file() else None
     if result is None:
         result = evaluate_labelled(run, test_data, tta=tta, device=device, log=lambda *_: None)

@@ -27,8 +27,10 @@ import pandas as pd
 from signvision.config import TrainConfig
 from signvision.errors import OptionError
 from signvision.files import atomic_write, read_json, write_json
+from signvision.grouping.groups import group_keys
 from signvision.grouping.splits import single_group_classes
 from signvision.training.calibrate import fit_temperature, scaled_probs
+from signvision.training.folder import write_data_csv
 from signvision.training.metrics import compute_metrics
 from signvision.training.rundata import read_training_table, split_groups
 
@@ -56,7 +58,7 @@ def assign_folds(cfg: TrainConfig, log=print) -> pd.DataFrame:
             f"classes whose images are all one group of near copies (in one fold, so that fold's model never "
             f"trains on them): {', '.join(alone)}"
         )
-    group_ids = (groups.fillna("solo:" + train["img_IDS"]) if groups is not None else train["img_IDS"]).astype(str)
+    group_ids = group_keys(groups, train["img_IDS"]) if groups is not None else train["img_IDS"].astype(str)
     splitter = StratifiedGroupKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
     fold = np.zeros(len(train), dtype=int)
     for k, (_, val) in enumerate(splitter.split(train, train["Label"], group_ids), start=1):
@@ -64,16 +66,16 @@ def assign_folds(cfg: TrainConfig, log=print) -> pd.DataFrame:
     return pd.DataFrame({"img_IDS": train["img_IDS"], "Label": train["Label"], "fold": fold})
 
 
-def fit_folds(cfg: TrainConfig, log=print, table=None) -> dict:
-    """Train the K fold runs (skipping finished ones), then the OOF predictions, temperature and summary.
-    `table`: data already read (a DataFrame's), saved in OUT as data.csv."""
+def fit_folds(cfg: TrainConfig, log=print, table=None, report: bool = False) -> dict:
+    """Train the K fold runs (skipping finished ones), then the OOF predictions, temperature and summary, and
+    with `report` the report.html of the out-of-fold images. `table`: data already read (a DataFrame's), saved
+    in OUT as data.csv."""
     from signvision.runs.jobs import job_folder, train_or_resume
-    from signvision.runs.save import write_data_csv
 
     cfg.absolute_paths()
     out = Path(cfg.out)
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "device", "workers")}
-    with job_folder(out, {"folds": cfg.folds, "config": settings}, "cv.json", "a cross-validation"):
+    spec = {"folds": cfg.folds, "config": cfg.experiment()}  # the data and the recipe, not the machine
+    with job_folder(out, spec, "cv.json", "a cross-validation"):
         if table is not None:
             cfg = replace(cfg, data=str(write_data_csv(table, out)))
         if (out / "folds.csv").is_file():  # the folds drawn when the job started
@@ -104,15 +106,40 @@ def fit_folds(cfg: TrainConfig, log=print, table=None) -> dict:
                 log(f"fold {k}/{cfg.folds}: finished earlier, kept")
             else:
                 trained += 1
-        return summarise_folds(out, cfg, folds, log)
+        summary, scored = summarise_folds(out, cfg, folds, log)
+        if report:
+            write_folds_report(out, summary, scored)
+        return summary
 
 
-def summarise_folds(out: Path, cfg: TrainConfig, folds: pd.DataFrame, log=print) -> dict:
-    """Out-of-fold logits of every training image, one temperature fitted on them, summary.json."""
-    from signvision.inference.members import load_run, score_members
+def write_folds_report(out: Path, summary: dict, scored: list) -> Path:
+    """report.html of a `--folds` run from the out-of-fold scores its summary computed."""
+    from signvision.inference.evaluate import scored_set
+    from signvision.reports.run_report import write_report
 
-    members = [load_run(out / f"fold{k}") for k in range(1, cfg.folds + 1)]
-    scored = list(score_members(members, None, cfg.device, batch_size=256))
+    members = [s.member for s in scored]
+    return write_report(
+        out,
+        scored_set(scored),
+        summary=summary,
+        histories={f"-{m.folder.name}": pd.read_csv(m.folder / "metrics.csv") for m in members},
+        config=members[0].ckpt["config"],
+        temperature=summary["temperature"],
+        best_epoch=None,
+        folds=len(members),
+    )
+
+
+def summarise_folds(out: Path, cfg: TrainConfig, folds: pd.DataFrame, log=print) -> tuple[dict, list]:
+    """Out-of-fold logits of every training image, one temperature fitted on them, oof.csv and summary.json.
+    Returns the summary and the folds' scores (inference.evaluate.Scored), calibrated with that temperature."""
+    from signvision.data.dataset import make_loader
+    from signvision.inference.evaluate import score_members, validation_set
+    from signvision.inference.members import load_run_model
+
+    members = [load_run_model(out / f"fold{k}") for k in range(1, cfg.folds + 1)]
+    loaders = [make_loader(validation_set(m, None), batch_size=256) for m in members]
+    scored = score_members(members, loaders, cfg.device)
     ids = [i for s in scored for i in s.images.ids]
     fold_of = [k for k, s in enumerate(scored, start=1) for _ in s.images.ids]
     fold_summaries = [read_json(m.folder / "summary.json") for m in members]
@@ -127,7 +154,8 @@ def summarise_folds(out: Path, cfg: TrainConfig, folds: pd.DataFrame, log=print)
     oof = pd.DataFrame({"img_IDS": ids, "Label": [label_of[i] for i in ids], "fold": fold_of})
     columns = task.names[-1:] if task.binary else task.classes
     oof = pd.concat([oof, pd.DataFrame(probs.reshape(len(ids), -1), columns=columns)], axis=1)
-    oof.to_csv(out / "oof.csv", index=False, float_format="%.6f")
+    with atomic_write(out / "oof.csv", newline="") as f:
+        oof.to_csv(f, index=False, float_format="%.6f")
     fold_table = pd.DataFrame(per_fold)
     summary = {
         "status": "finished",
@@ -160,4 +188,6 @@ def summarise_folds(out: Path, cfg: TrainConfig, folds: pd.DataFrame, log=print)
         f"ROC AUC {pooled['roc_auc']:.4f}, log loss {raw['log_loss']:.4f} -> {pooled['log_loss']:.4f}, "
         f"accuracy {pooled['accuracy']:.4f}"
     )
-    return summary
+    for m in members:
+        m.temperature = temperature  # the fold ensemble's one temperature
+    return summary, scored

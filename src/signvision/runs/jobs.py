@@ -58,12 +58,13 @@ def finished(run: Path) -> bool:
     return summary.is_file() and read_json(summary).get("status") == "finished"
 
 
-def train_or_resume(run: Path, cfg: TrainConfig, log=print) -> dict | None:
-    """Train `cfg` into `run`, continue it if it was started, or skip it if it is finished (None)."""
-    from signvision.training.setup import fit
+def train_or_resume(run: Path, cfg: TrainConfig, log=print, report: bool = False) -> dict | None:
+    """Train `cfg` into `run`, continue it if it was started, or skip it if it is finished (None); `report`:
+    with its report.html."""
+    from signvision.runs.run import fit
 
     run = Path(run)
     if finished(run):
         return None
     started = (run / "config.json").is_file()
-    return fit(TrainConfig.load(run / "config.json") if started else cfg, resume=started, log=log)
+    return fit(TrainConfig.load(run / "config.json") if started else cfg, resume=started, log=log, report=report)

@@ -1,33 +1,50 @@
-"""A run as a Python object: what `signvision.training.setup` returns and `signvision.load_run` reads back.
+"""A run: the one orchestrator under the Python API and the command line.
 
     run = sv.train("../shared/data/sign-digits", model="lenet", epochs=10)    # in memory, no folder
+    run = sv.train("../shared/data/sign-digits", out="runs/x")                # the same, recorded into a folder
     run.history          # one row per epoch (a DataFrame)
     run.summary          # the validation figures: calibrated, with intervals over groups, the leak check
     run.evaluate()       # again, with TTA if asked; run.evaluate(data=...) scores a labelled test set
     run.predict(x)       # a folder, files, a DataFrame of paths, or image arrays -> Predictions
-    run.save("runs/x")   # the run folder `signvision train --out` writes (then run.report())
+    run.save("runs/x")   # the run folder `signvision train --out` writes, report.html included
 
-In a notebook a run shows itself (its figures and learning curves). Ctrl-C during `run.fit()` stops training
-with the run at its last finished epoch; `run.fit()` again continues it. `signvision.training.setup` with `out`
-trains into a run folder instead (as the command line does), which `resume` continues.
+`Run.fit` is the whole sequence, once: prepare the data and model (`training/setup.py`), train the epochs
+(`training/trainer.py`), calibrate and score the best epoch, summarise, and, for a run with a folder, write
+report.html from those scores. The only difference between a run in memory and a run in a folder is its
+recorder: `Recorder` keeps the epochs in memory, `FolderRecorder` also writes them (training/folder.py). So
+`signvision train --out A`, `sv.train(..., out=B)` and `run.save(C)` leave the same files.
+
+Ctrl-C during `fit` stops training with the run at its last finished epoch; `fit()` again continues it (and a
+run folder is continued from another process by `sv.train(resume=FOLDER)` or `signvision train --resume`).
+What a resumed run may change is decided here (`config.RESUMABLE`), for the API and the command line alike.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from signvision.config import TrainConfig
-from signvision.errors import OptionError, RunError
-from signvision.inference.predict import Predictions, image_table
+from signvision.config import RESUMABLE, TrainConfig
+from signvision.errors import MissingError, OptionError, RunError
+
+
+@dataclass
+class Session:
+    """What `fit` trains with, kept between calls (so that `fit()` after Ctrl-C continues): the prepared run
+    (training/setup.Prepared), its recorder, this process's rank and the number of processes."""
+
+    prepared: object
+    recorder: object
+    rank: int = 0
+    world: int = 1
 
 
 class Run:
     """A run: its settings (`cfg`), its model(s) (`members`: one, or one per fold), its `history` and validation
-    `summary`; `fit`, `evaluate`, `predict`, `save`, `report`. Made by `train`, `Run.new(...).fit()` or `load_run`.
+    `summary`; `fit`, `evaluate`, `predict`, `save`, `report`. Made by `train`, `Run.new(...).fit()`,
+    `Run.resume(folder).fit()` or `load_run`.
 
     Example:
         >>> run = Run.new("../shared/data/sign-digits", epochs=10)   # doctest: +SKIP
@@ -37,21 +54,24 @@ class Run:
 
     def __init__(self, cfg: TrainConfig, *, members=None, summary=None, history=None, folder=None, table=None):
         self.cfg = cfg
-        self.members = members or []  # inference.RunModel: the trained model(s)
+        self.members = members or []  # inference.members.RunModel: the trained model(s)
         self.summary = summary or {}
         self._history = history
         self.folder = Path(folder) if folder is not None else None
         self.table = table  # the data, when the run was given a DataFrame or a DataTable
-        self._prepared = None  # train.Prepared while it trains in memory
-        self._recorder = None
+        self._to_train = False  # made by new/resume: fit() trains it (a loaded run is finished)
+        self._resume = False  # its folder already holds this run: continue from last.pt
+        self._session: Session | None = None
+        self._scores = None  # trainer.Validation of the last fit: what the report shows
 
     # ------------------------------------------------------------------------------------------------
     # Making one
     # ------------------------------------------------------------------------------------------------
     @classmethod
-    def new(cls, data=None, *, config: TrainConfig | None = None, **settings) -> Run:
-        """A run to train in memory (nothing trained yet; `fit()` trains it). `data`: a data folder, a CSV,
-        a DataFrame of paths and labels, or a DataTable; `settings`: any TrainConfig field."""
+    def new(cls, data=None, *, out=None, config: TrainConfig | None = None, **settings) -> Run:
+        """A run to train (nothing trained yet; `fit()` trains it), in memory or, with `out`, into a new folder.
+        `data`: a data folder, a CSV, a DataFrame of paths and labels, or a DataTable; `settings`: any
+        TrainConfig field."""
         from signvision.data.tables import DataTable, read_data
 
         cfg = settings_config(config, settings)
@@ -62,53 +82,217 @@ class Run:
             cfg = replace(cfg, data=str(data))
         if table is None and cfg.data is None and cfg.csv is None:
             raise OptionError("give the images to train on: a folder, a CSV or a DataFrame", option="data")
+        if out is not None:
+            cfg = replace(cfg, out=str(out))
         if cfg.folds > 1:
             raise OptionError(
-                "k-fold training writes one run per fold: give `out` to `signvision.training.setup`",
+                "k-fold training writes one run per fold: use `signvision.train` with `out`",
                 option="folds",
                 value=cfg.folds,
             )
-        return cls(cfg.check(), table=table)
+        run = cls(cfg.check().absolute_paths(), table=table, folder=cfg.out)
+        run._to_train = True
+        return run
 
-    def fit(self, log=print) -> Run:
-        """Train (in memory), or continue after an interruption; then calibrate and score. Returns the run."""
+    @classmethod
+    def resume(cls, folder: str | Path, **changes) -> Run:
+        """A run folder's run, to continue (`fit`); `changes` may only be of `RESUMABLE` settings: more `epochs`,
+        where the images are now, the machine. Anything else is refused, naming it."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise MissingError("folder not found", option="resume", value=folder)
+        cfg = TrainConfig.load(folder / "config.json")
+        extra = sorted(set(changes) - RESUMABLE)
+        if extra:
+            raise OptionError(
+                f"cannot change `{extra[0]}` of an existing run (only "
+                f"{', '.join(f'`{a}`' for a in sorted(RESUMABLE))})",
+                option="resume",
+                value=folder,
+            )
+        cfg = settings_config(cfg, changes)
+        if {"data", "csv", "image_dir"} & set(changes):
+            cfg.absolute_paths()
+        run = cls(replace(cfg, out=str(folder)).check(), folder=folder)
+        run._to_train = run._resume = True
+        return run
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Run:
+        """A finished run folder (or a `--folds` run: each fold's model, averaged when predicting)."""
+        from signvision.files import read_json
+        from signvision.inference.members import load_members
+        from signvision.training.folder import check_run_folder
+
+        folder = check_run_folder(folder)
+        members = load_members(folder)
+        summary = read_json(folder / "summary.json") if (folder / "summary.json").is_file() else {}
+        return cls(TrainConfig.load(folder / "config.json"), members=members, summary=summary, folder=folder)
+
+    # ------------------------------------------------------------------------------------------------
+    # Training it: the one sequence
+    # ------------------------------------------------------------------------------------------------
+    def fit(self, log=print, *, report: bool = True) -> Run:
+        """Train, or continue after an interruption; then calibrate, score and summarise, and for a run with a
+        folder write summary.json and (unless `report` is off) report.html. Returns the run."""
         from signvision.models.factory import check_model_name
-        from signvision.training.setup import memory_warning, prepare_training, summarise
-        from signvision.training.trainer import Recorder, describe_validation, own_random_state
 
-        if self.folder is not None:
+        if not self._to_train:
             raise RunError(
-                "this run lives in its folder; continue it with signvision.training.setup(resume=...)",
+                "this run is trained; continue it with signvision.train(resume=FOLDER, epochs=...)",
                 option="run",
                 value=self.folder,
             )
         check_model_name(self.cfg.model)
-        with own_random_state():
-            if self._prepared is None:
-                self._prepared = prepare_training(self.cfg, table=self.table)
-                self._recorder = Recorder()
-                self._recorder.start(self._prepared.state)
-                log(self._prepared.data.info.describe())
-            prepared = self._prepared
-            status = prepared.train(self._recorder, log)
-            if status == "interrupted":
-                raise KeyboardInterrupt
-            figures, _ = prepared.validate(self._recorder.best_weights())
-        log(describe_validation(figures, len(prepared.data.rows("val"))))
-        best = self._recorder.best_weights()
-        self.summary = summarise(
-            self.cfg,
-            prepared.data,
-            self.history,
-            best["epoch"],
-            figures,
-            status="finished",
-            seconds=prepared.state.train_seconds,
-        )
-        if self.summary.get("measures_memory"):
-            log(memory_warning(self.summary))
-        self.members = [self._member(best, figures["temperature"])]
+        status = self._fit_once(log, report)
+        if status == "interrupted":
+            raise KeyboardInterrupt
         return self
+
+    def _fit_once(self, log, report: bool) -> str:
+        """Claim the folder (if any), train and validate, finish; "finished" or "interrupted"."""
+        import torch.distributed as dist
+
+        from signvision.training.folder import check_out_folder, claim_folder, release_folder
+        from signvision.training.runtime import dist_setup, pick_device
+        from signvision.training.trainer import own_random_state
+
+        folder, device = self.folder, pick_device(self.cfg.device)
+        rank, world = dist_setup(device)
+        created = folder is not None and not folder.exists()
+        if folder is not None and rank == 0:
+            check_out_folder(folder, resume=self._resume)
+            claim_folder(folder, "resume" if self._resume else "out")
+        try:
+            if world > 1:
+                dist.barrier()  # every rank waits for the check before rank 0 writes into the folder
+            with own_random_state():
+                if self._session is None:
+                    self._session = self._start(device, rank, world, log)
+                status, figures = self._train_and_validate(log)
+            self._finish(status, figures, log, report)
+        finally:
+            if folder is not None and rank == 0:
+                release_folder(folder)
+                if created and folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()  # a run that failed before writing anything leaves no empty folder
+        if world > 1:
+            dist.barrier()
+            dist.destroy_process_group()
+        return status
+
+    def _start(self, device, rank: int, world: int, log) -> Session:
+        """Prepare the data, model and state (from last.pt when resuming), start the record, say what runs."""
+        from signvision.files import read_json
+        from signvision.grouping.splits import SplitInfo
+        from signvision.training.checkpoint import load_checkpoint
+        from signvision.training.folder import FolderRecorder, write_data_csv, write_run_start
+        from signvision.training.setup import describe_run, prepare_training
+        from signvision.training.trainer import Recorder
+
+        cfg, folder = self.cfg, self.folder
+        last = load_checkpoint(folder / "last.pt") if self._resume and (folder / "last.pt").is_file() else None
+        if last is not None and cfg.epochs < int(last["epoch"]):
+            raise OptionError(
+                f"the run has already trained {last['epoch']} epochs; give at least as many",
+                option="epochs",
+                value=cfg.epochs,
+            )
+        started = self._resume and (folder / "split.csv").is_file()
+        if folder is not None and self.table is not None and not self._resume and rank == 0:
+            self.cfg = cfg = replace(cfg, data=str(write_data_csv(self.table, folder)))
+        prepared = prepare_training(
+            cfg,
+            split_file=folder / "split.csv" if started else cfg.split,
+            classes=list(last["classes"]) if last is not None else None,
+            leak_check=not started,
+            device=device,
+            rank=rank,
+            world=world,
+            table=self.table,
+        )
+        if started and (folder / "split.json").is_file():
+            prepared.data.info = SplitInfo(**read_json(folder / "split.json"))
+        if last is not None:
+            prepared.state.restore(last, folder / "last.pt")
+        recorder = FolderRecorder(folder) if folder is not None and rank == 0 else Recorder()
+        if rank == 0:
+            if folder is not None:
+                write_run_start(folder, cfg, prepared.data, resume=started)
+            recorder.start(prepared.state)
+            log(describe_run(cfg, prepared.data, prepared.model, device, world, prepared.weights_report))
+            if not started and prepared.data.info is not None:
+                log(prepared.data.info.describe())
+        self._resume = folder is not None  # from now on the folder holds this run
+        return Session(prepared, recorder, rank, world)
+
+    def _train_and_validate(self, log) -> tuple[str, dict | None]:
+        """The remaining epochs, then the best epoch scored and calibrated: (status, validation figures)."""
+        import torch.distributed as dist
+
+        from signvision.training.checkpoint import load_checkpoint
+        from signvision.training.trainer import train_epochs, validate_best
+
+        s, p = self._session, self._session.prepared
+        status = train_epochs(
+            p.state,
+            p.train_loader,
+            p.val_loader,
+            p.runtime,
+            p.data.task,
+            recorder=s.recorder,
+            sampler=p.sampler,
+            transform=p.transform,
+            world=s.world,
+            log=log,
+        )
+        if status != "finished":
+            return status, None
+        if s.world > 1:
+            dist.barrier()  # best.pt is written
+        best = s.recorder.best_weights() if s.rank == 0 else load_checkpoint(self.folder / "best.pt")
+        try:
+            figures, self._scores = validate_best(
+                p.model, best, p.val_loader, p.runtime, p.data.task, p.data.groups("val"), world=s.world,
+                calibrate=self.cfg.calibrate,
+            )  # fmt: skip
+        except KeyboardInterrupt:  # training is done; fitting again only calibrates
+            again = f"signvision train --resume {self.folder}" if self.folder is not None else "run.fit()"
+            log(f"interrupted while calibrating; finish with: {again}")
+            return "interrupted", None
+        return "finished", figures
+
+    def _finish(self, status: str, figures: dict | None, log, report: bool) -> None:
+        """Summarise; record the summary (and the temperature, once); the run's model; its report."""
+        from signvision.training.setup import memory_warning, summarise
+        from signvision.training.trainer import describe_validation
+
+        s = self._session
+        if s.rank != 0:
+            return
+        data, recorder = s.prepared.data, s.recorder
+        if figures is not None:
+            log(describe_validation(figures, len(data.rows("val"))))
+        best = recorder.best_weights()
+        summary = summarise(
+            self.cfg,
+            data,
+            recorder.history,
+            best["epoch"] if best is not None else None,
+            figures,
+            status=status,
+            seconds=s.prepared.state.train_seconds,
+        )
+        if self.folder is not None:
+            recorder.finish(summary, figures["temperature"] if figures else None)
+        if status != "finished":
+            return
+        self.summary = summary
+        if summary.get("measures_memory"):
+            log(memory_warning(summary))
+        self.members = [self._member(recorder.best_weights(), figures["temperature"])]
+        if report and self.folder is not None:
+            self._write_report()
 
     def _member(self, best: dict, temperature):
         """The trained model for inference: the best epoch's weights, with the temperature."""
@@ -117,18 +301,30 @@ class Run:
 
         ckpt = {**best, "temperature": temperature}
         model, task, cfg = model_from_checkpoint(ckpt, "the best epoch")
-        return RunModel(model.eval(), task, cfg, ckpt, temperature, None)
+        return RunModel(model.eval(), task, cfg, ckpt, temperature, self.folder)
 
-    @classmethod
-    def load(cls, folder: str | Path) -> Run:
-        """A finished run folder (or a `--folds` run: each fold's model, averaged when predicting)."""
-        from signvision.files import read_json
-        from signvision.inference.members import check_run_folder, load_members
+    def _write_report(self) -> Path:
+        """report.html from the validation scores this run's training computed (no image is scored again)."""
+        from signvision.reports.run_report import ScoredSet, write_report
 
-        folder = check_run_folder(folder)
-        members = load_members(folder)
-        summary = read_json(folder / "summary.json") if (folder / "summary.json").is_file() else {}
-        return cls(TrainConfig.load(folder / "config.json"), members=members, summary=summary, folder=folder)
+        images, v, m = self._session.prepared.val_loader.dataset, self._scores, self.members[0]
+        scored = ScoredSet(
+            y=v.y,
+            probs=v.probs,
+            raw=v.raw,
+            names=m.task.names,
+            picture=lambda i: images.load(int(v.order[i])),
+            caption=lambda i: images.ids[int(v.order[i])],
+        )
+        return write_report(
+            self.folder,
+            scored,
+            summary=self.summary,
+            histories={"": self.history},
+            config=asdict(self.cfg),
+            temperature=m.temperature,
+            best_epoch=m.ckpt["epoch"],
+        )
 
     # ------------------------------------------------------------------------------------------------
     # What it holds
@@ -150,13 +346,22 @@ class Run:
     @property
     def history(self) -> pd.DataFrame:
         """One row per finished epoch: training loss and ROC AUC, validation loss, ROC AUC, log loss, accuracy."""
-        if self._recorder is not None:
-            return self._recorder.history
+        if self._session is not None and self._session.rank == 0:
+            return self._session.recorder.history
         if self._history is None and self.folder is not None:
             paths = [self.folder / "metrics.csv"] + sorted(self.folder.glob("fold*/metrics.csv"))
             frames = [pd.read_csv(p).assign(run=p.parent.name) for p in paths if p.is_file()]
             self._history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         return self._history if self._history is not None else pd.DataFrame()
+
+    def training_paths(self) -> list[str] | None:
+        """The image files this run trained on (its split's training side), None when they cannot be found."""
+        from signvision.inference.evaluate import training_paths
+
+        if self._session is not None:
+            data = self._session.prepared.data
+            return data.table.train["path"].iloc[data.rows("train")].tolist()
+        return training_paths(self.members[0]) if self.folder is not None and len(self.members) == 1 else None
 
     def _require_trained(self) -> None:
         if not self.members:
@@ -165,58 +370,68 @@ class Run:
     # ------------------------------------------------------------------------------------------------
     # Using it
     # ------------------------------------------------------------------------------------------------
-    def predict(self, images, *, tta: str = "none", batch_size: int = 128, device: str = "auto") -> Predictions:
-        """Calibrated class probabilities for `images`: a folder (sub-folders too), a Zindi folder's
-        Test.csv, a list of files, a DataFrame with a `path` column, or image arrays (H, W, 3) uint8 RGB.
+    def predict(self, images=None, *, tta="none", batch_size: int = 128, device: str = "auto", workers: int = 0):
+        """Calibrated class probabilities for `images`: a folder (sub-folders too), a Zindi folder's Test.csv, a
+        list of files, a DataFrame with a `path` column, or image arrays (H, W, 3) uint8 RGB; None: the run's
+        own data's test images. `tta`: a mode name or a `TTA`. Returns `Predictions` (`.to_csv` writes the
+        submission).
 
         Example:
             >>> run.predict("../shared/data/sign-digits").to_csv("submission.csv")   # doctest: +SKIP
         """
-        from signvision.inference.members import predict_images
+        from signvision.inference.predict import Predictions, image_table, predict_images
 
         self._require_trained()
+        images = images if images is not None else self.members[0].cfg.data
+        if images is None:
+            raise OptionError("give the images to predict: a folder, files, a DataFrame or arrays", option="images")
         table, arrays = image_table(images)
-        if arrays is not None:
-            probs = self._predict_arrays(arrays, tta, batch_size, device)
-        else:
-            probs = predict_images(self.members, table, tta=tta, device=device, batch_size=batch_size, workers=0)
+        probs = predict_images(
+            self.members, table, tta=tta, device=device, batch_size=batch_size, workers=workers, arrays=arrays
+        )
         return Predictions.of(self.members[0].task, table, probs, arrays)
 
-    def _predict_arrays(self, arrays: list[np.ndarray], tta: str, batch_size: int, device: str) -> np.ndarray:
-        import torch
-
-        from signvision.data.images import resize
-        from signvision.inference.members import ensemble_probs, runtime_for
-        from signvision.models.augment import TTA
-        from signvision.training.runtime import pick_device
-
-        size, dev = self.cfg.image_size, pick_device(device)
-        views = TTA(tta, image_size=size, seed=self.cfg.seed)
-        runtimes = [runtime_for(m, dev) for m in self.members]
-        for m in self.members:
-            m.model.to(dev).eval()
-        batches = []
-        for start in range(0, len(arrays), batch_size):
-            chunk = np.stack([resize(a, size) for a in arrays[start : start + batch_size]])
-            batches.append(ensemble_probs(self.members, runtimes, torch.from_numpy(chunk).permute(0, 3, 1, 2), views))
-        return np.concatenate(batches)
-
-    def evaluate(self, data=None, *, tta: str = "none", device: str = "auto", log=print) -> dict:
-        """Figures on the run's validation images (uncalibrated, calibrated, and with `tta`), or with
-        `data` on other labelled images (a test folder, a folder of classes, a CSV; see evaluate_labelled)."""
-        from signvision.inference.evaluate import evaluate_labelled
-        from signvision.inference.members import evaluate_members, evaluate_run
+    def evaluate(
+        self, data=None, *, tta="none", device: str = "auto", batch_size: int = 128, skip_bad_images=False, log=print
+    ) -> dict:
+        """Figures on the run's validation images (uncalibrated, calibrated, and with `tta`: a mode name or a
+        `TTA`), or with `data` on other labelled images (a test folder, a folder of classes, a CSV), with 95%
+        intervals over groups of near copies and, for a run with a folder, a page in
+        RUN/evaluations/<name>/. `data` holding the run's own images (moved) scores its validation images."""
+        from signvision.inference import evaluate as ev
 
         self._require_trained()
-        if data is not None:
-            return evaluate_labelled(self, data, tta=tta, device=device, log=log)
+        if data is not None and not self._holds_own_images(data):
+            return ev.evaluate_labelled(
+                self.members,
+                data,
+                folder=self.folder,
+                train_paths=self.training_paths(),
+                tta=tta,
+                device=device,
+                batch_size=batch_size,
+                log=log,
+            )
         if self.folder is not None:
-            return evaluate_run(self.folder, tta=tta, device=device, log=log)
-        prepared = self._prepared
-        return evaluate_members(self.members, [prepared.val_loader], tta=tta, device=device, log=log)
+            options = dict(tta=tta, device=device, batch_size=batch_size, skip_bad_images=skip_bad_images)
+            return ev.evaluate_run(self.folder, data, **options, log=log)
+        from signvision.models.augment import as_tta
+
+        loader = self._session.prepared.val_loader
+        views = as_tta(tta, image_size=self.cfg.image_size, seed=self.cfg.seed)
+        return ev.evaluate_members(ev.score_members(self.members, [loader], device), views, log)
+
+    def _holds_own_images(self, data) -> bool:
+        """Whether DATA is the run folder's own data (moved): it holds every image of the run's split.csv."""
+        from signvision.data.tables import read_labelled
+
+        if self.folder is None or len(self.members) > 1:
+            return False
+        split_ids = pd.read_csv(self.folder / "split.csv", dtype=str, keep_default_na=False)["img_IDS"]
+        return set(split_ids) <= set(read_labelled(data).train["img_IDS"])
 
     def save(self, folder: str | Path, *, report: bool = True) -> Path:
-        """Write the run as a run folder (what `signvision train --out` makes), then its report.html; from then
+        """Write the run as a run folder (what `signvision train --out` makes, report.html included); from then
         on the run is that folder (evaluate, predict, `signvision serve --run` and the CLI use it)."""
         from signvision.runs.save import save_run
 
@@ -226,19 +441,21 @@ class Run:
         self.folder = save_run(self, Path(folder))
         self.members[0].folder = self.folder
         if report:
-            self.report()
+            self._write_report()
         return self.folder
 
     def report(self, device: str = "auto") -> Path:
         """Write report.html in the run's folder (curves, ROC, confusion matrix, reliability, mistakes)."""
-        from signvision.reports.run_report import write_report
+        from signvision.inference.evaluate import report_run
 
         if self.folder is None:
             raise RunError("in memory only: save it first, run.save(folder)", option="run")
-        return write_report(self.folder, device=device)
+        if self._scores is not None and self._session is not None:
+            return self._write_report()
+        return report_run(self.folder, device=device)
 
     def _repr_html_(self) -> str:
-        from signvision.reports.html import run_card
+        from signvision.reports.cards import run_card
 
         return run_card(self)
 
@@ -259,46 +476,17 @@ def settings_config(config: TrainConfig | None, settings: dict) -> TrainConfig:
     return replace(base, **settings)
 
 
-def train(data=None, *, out=None, resume=None, config: TrainConfig | None = None, log=print, **settings) -> Run:
-    """Train a model and return the `Run`.
-
-    Args:
-        data: the images: a data folder (Zindi layout, class folders, split folders), a CSV, a DataFrame of
-            `path` and `Label`, or a DataTable from `read_data`.
-        out: a new folder to train into (as `signvision train --out` does); without it the run is in memory
-            (save it later with `run.save(folder)`). k-fold training (`folds=5`) needs `out`.
-        resume: a run folder to continue (more `epochs` may be given).
-        config: a TrainConfig to start from; `settings` override any of its fields (`model="resnet18"`,
-            `epochs=4`, `loss="bce"`, `augment="capture"`, ...).
-        log: where progress lines go (`print`; `lambda *_: None` for none).
-
-    Returns:
-        the trained Run (its history, summary, model; evaluate, predict, save, report).
-
-    Example:
-        >>> run = train("../shared/data/sign-digits", model="lenet", epochs=10, image_size=32)  # doctest: +SKIP
-        >>> run.summary["val_accuracy"], run.summary["val_accuracy_ci"]                          # doctest: +SKIP
-    """
-    from signvision.data.tables import DataTable, read_data
-    from signvision.training.setup import fit
-
-    if resume is not None:
-        cfg = settings_config(TrainConfig.load(Path(resume) / "config.json"), settings)
-        fit(replace(cfg, out=str(resume)), resume=True, log=log)
-        return Run.load(resume)
-    if out is None:
-        return Run.new(data, config=config, **settings).fit(log)
-    cfg = replace(settings_config(config, settings), out=str(out))
-    table = read_data(data) if isinstance(data, (pd.DataFrame, DataTable)) else None
-    if data is not None and table is None:
-        cfg = replace(cfg, data=str(data))
-    if cfg.folds > 1:
-        from signvision.runs.crossval import fit_folds
-
-        fit_folds(cfg, log=log, table=table)
+def fit(cfg: TrainConfig, *, resume: bool = False, log=print, table=None, report: bool = False) -> dict:
+    """Train `cfg` into its folder `cfg.out` (with `resume`, continue the run there); the summary. What the
+    folds and ablations train each of their runs with (without report.html unless asked)."""
+    if cfg.out is None:
+        raise OptionError("give a folder for the run", option="out")
+    if resume:
+        run = Run.resume(cfg.out)
+        run.cfg = replace(cfg, out=run.cfg.out).check()
     else:
-        fit(cfg, log=log, table=table)
-    return Run.load(out)
+        run = Run.new(table, config=cfg)
+    return run.fit(log, report=report).summary
 
 
 def load_run(folder: str | Path) -> Run:

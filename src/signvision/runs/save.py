@@ -7,32 +7,23 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from signvision.files import atomic_write, write_json
-
-
-def write_data_csv(table, folder: Path) -> Path:
-    """The images of a table (img_IDS, path, Label) as FOLDER/data.csv, which `read_data` reads back."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "data.csv"
-    with atomic_write(path, newline="") as f:
-        table.train[["img_IDS", "path", "Label"]].to_csv(f, index=False)
-    return path.resolve()
+from signvision.training.checkpoint import save_checkpoint
+from signvision.training.folder import check_out_folder, claim_folder, release_folder, write_data_csv, write_run_start
 
 
 def save_run(run, folder: Path) -> Path:
-    """Write the in-memory `run` into the new (or empty) `folder`; returns the folder."""
-    from signvision.training import folder as rf
-    from signvision.training.checkpoint import save_checkpoint
-
+    """Write the in-memory `run` (trained by `Run.fit`) into the new (or empty) `folder`; returns the folder.
+    Its report is written by `Run.save`, from the scores training computed."""
     folder = Path(folder)
-    rf.check_out_folder(folder, resume=False)
-    rf.claim_folder(folder)
+    check_out_folder(folder, resume=False)
+    claim_folder(folder)
     try:
-        prepared, recorder = run._prepared, run._recorder
+        data, recorder = run._session.prepared.data, run._session.recorder
         cfg = replace(run.cfg, out=str(folder.resolve()))
         if run.table is not None:
-            cfg = replace(cfg, data=str(write_data_csv(prepared.data.table, folder)))
+            cfg = replace(cfg, data=str(write_data_csv(data.table, folder)))
         cfg.absolute_paths()
-        rf.write_run_start(folder, cfg, prepared.data, resume=False)
+        write_run_start(folder, cfg, data, resume=False)
         best = {**recorder.best_weights(), "config": asdict(cfg), "temperature": run.temperature}
         last = {**recorder.last_state(), "config": asdict(cfg)}
         save_checkpoint(best, folder / "best.pt")
@@ -41,6 +32,6 @@ def save_run(run, folder: Path) -> Path:
             run.history.to_csv(f, index=False)
         write_json(folder / "summary.json", run.summary)
     finally:
-        rf.release_folder(folder)
+        release_folder(folder)
     run.cfg = cfg
     return folder

@@ -1,15 +1,20 @@
-"""The run folder: what a training run leaves on disk, written so that nothing is lost.
+"""The run folder: what a training run leaves on disk, written so that nothing is lost, and how it is read.
 
     config.json   the TrainConfig                      split.csv / split.json  the split, what it leaks
     metrics.csv   one row per epoch                    summary.json            the final figures
     best.pt       the best epoch's weights (by `select`: log loss by default) and the fitted temperature
     last.pt       everything needed to resume (model, optimizer, schedule, EMA, epoch)
+    data.csv      the images of a run trained from a DataFrame   dropped.txt   images left out (bad files)
+    report.html   the run's pictures (reports/)                  evaluations/  each set it was scored on
     .lock         held while a process writes the run (another writer is refused; a dead one's is taken over)
+    cv.json       a `--folds` run instead: one run folder per fold (fold<k>/), oof.csv, one summary.json
 
 `claim_folder` makes a new (or empty) folder this process's run atomically, so that two commands started
-together into one folder cannot both write it. Every file is written to a temporary file beside it and
-renamed, so that an interruption or a full disk leaves the earlier file, never half of one; a run killed
-before its first checkpoint is simply started again by `resume`.
+together into one folder cannot both write it. Every file but metrics.csv is written to a temporary file
+beside it and renamed, so that an interruption or a full disk leaves the earlier file, never half of one;
+metrics.csv gets one row appended per finished epoch, and a resumed run first drops the rows its last.pt
+does not hold. A run killed before its first checkpoint is simply started again by `resume`.
+`check_run_folder`, `is_cv_run` and `fold_folders` are the one place that knows what a usable run is.
 """
 
 from __future__ import annotations
@@ -22,13 +27,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from signvision.config import TrainConfig
-from signvision.errors import OptionError, RunError
-from signvision.files import atomic_write, check_writable_folder, write_json
+from signvision.errors import MissingError, OptionError, RunError
+from signvision.files import atomic_write, check_writable_folder, read_json, write_json
 from signvision.training.checkpoint import load_checkpoint, save_checkpoint
-from signvision.training.trainer import METRIC_COLUMNS, Recorder, TrainingState
+from signvision.training.trainer import METRIC_COLUMNS, Recorder, TrainingState, snapshot
 
 RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv", "cv.json")
 LOCK = ".lock"
@@ -114,8 +118,10 @@ def check_out_folder(out: Path, *, resume: bool) -> None:
 # Writing a run as it trains
 # ----------------------------------------------------------------------------------------------------
 class FolderRecorder(Recorder):
-    """The engine's recorder for a run folder: metrics.csv, best.pt and last.pt are written at every epoch's
-    end (best.pt and last.pt atomically), on the first process only."""
+    """The trainer's recorder for a run folder: metrics.csv, best.pt and last.pt are written at every epoch's
+    end (best.pt and last.pt atomically), on the first process only; the best weights are kept in memory too,
+    so that validating them reads nothing back. `finish` writes the temperature into best.pt (once) and
+    summary.json."""
 
     def __init__(self, out: Path):
         super().__init__()
@@ -128,7 +134,9 @@ class FolderRecorder(Recorder):
 
     def epoch_end(self, state: TrainingState, row: dict, improved: bool) -> None:
         if improved or not (self.out / "best.pt").is_file():
-            save_checkpoint(state.weights(row["epoch"]), self.out / "best.pt")
+            best = snapshot(state.weights(row["epoch"]))
+            save_checkpoint(best, self.out / "best.pt")
+            self.best = best  # only once best.pt holds it too
         save_checkpoint(state.resumable(), self.out / "last.pt")
         append_row(self.out / "metrics.csv", row)
 
@@ -136,8 +144,16 @@ class FolderRecorder(Recorder):
         path = self.out / "last.pt"
         return load_checkpoint(path) if path.is_file() else None
 
-    def best_weights(self) -> dict:
-        return load_checkpoint(self.out / "best.pt")
+    def best_weights(self) -> dict | None:
+        if self.best is None and (self.out / "best.pt").is_file():  # a resumed run whose best epoch came earlier
+            self.best = load_checkpoint(self.out / "best.pt")
+        return self.best
+
+    def finish(self, summary: dict, temperature: float | None) -> None:
+        if temperature is not None:
+            self.best = {**self.best, "temperature": temperature}
+            save_checkpoint(self.best, self.out / "best.pt")
+        write_json(self.out / "summary.json", summary)
 
     @property
     def history(self) -> pd.DataFrame:
@@ -176,14 +192,43 @@ def keep_metrics_up_to(path: Path, epoch: int) -> None:
             kept[kept["epoch"] <= epoch].to_csv(f, index=False)
 
 
-def store_temperature(out: Path, temperature: float) -> None:
-    """Write the fitted temperature into best.pt."""
-    best = load_checkpoint(out / "best.pt")
-    best["temperature"] = temperature
-    save_checkpoint(best, out / "best.pt")
+def is_cv_run(run: str | Path) -> bool:
+    """Whether RUN is a `--folds` run (it holds cv.json)."""
+    return (Path(run) / "cv.json").is_file()
 
 
-def finished_epochs(out: Path) -> int:
-    """The epochs a run folder's last.pt holds (0 when there is none)."""
-    path = out / "last.pt"
-    return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"]) if path.is_file() else 0
+def fold_folders(run: Path) -> list[Path]:
+    """The fold runs of a cross-validated run, each finished (a RunError otherwise)."""
+    spec = read_json(run / "cv.json")
+    folders = [run / f"fold{k}" for k in range(1, int(spec.get("folds", 0)) + 1)]
+    unfinished = [f.name for f in folders if not (f / "best.pt").is_file()]
+    if not folders or unfinished:
+        raise RunError(
+            f"cross-validation not finished (no best.pt in {', '.join(unfinished) or 'any fold'}); run the same "
+            "train command again to finish it",
+            option="run",
+            value=run,
+        )
+    return folders
+
+
+def check_run_folder(run: str | Path) -> Path:
+    """The run folder exists and is finished enough to use (one line otherwise)."""
+    run = Path(run)
+    if not run.is_dir():
+        raise MissingError("folder not found", option="run", value=run)
+    if is_cv_run(run):
+        fold_folders(run)
+    elif not (run / "best.pt").is_file():
+        raise RunError("no best.pt (not a signvision run, or no epoch finished yet)", option="run", value=run)
+    return run
+
+
+def write_data_csv(table, folder: Path) -> Path:
+    """The images of a table (img_IDS, path, Label) as FOLDER/data.csv, which `read_data` reads back: how a run
+    trained from a DataFrame keeps its data."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "data.csv"
+    with atomic_write(path, newline="") as f:
+        table.train[["img_IDS", "path", "Label"]].to_csv(f, index=False)
+    return path.resolve()

@@ -1,8 +1,14 @@
 """The training loop, written out: one epoch of training, one pass of prediction, one evaluation.
 
-These are the three functions a reader of torchvision's `references/classification` expects; `train.py`
-wires them into a run. Shapes: images arrive as uint8 (B, 3, S, S) on the CPU and become normalised
-float input on the device (`Runtime.prepare`); logits are (B, K), or (B, 1) for a binary task.
+    train_one_epoch   one pass over the training loader (AMP, MixUp/CutMix, gradient clipping, EMA)
+    view_probs        one batch -> probabilities, merged over test-time views: the one forward pass that
+                      validation, prediction, evaluation and serving all use
+    predict_batches   view_probs over a loader (with the logits and the loss for labelled batches)
+    evaluate_loader   predict_batches + the figures, gathered from every process
+
+These are the functions a reader of torchvision's `references/classification` expects; `training/trainer.py`
+wires them into epochs, and `runs/run.py` into a run. Shapes: images arrive as uint8 (B, 3, S, S) on the CPU
+and become normalised float input on the device (`Runtime.prepare`); logits are (B, K), or (B, 1) for a binary task.
 """
 
 from __future__ import annotations
@@ -105,6 +111,33 @@ def train_one_epoch(
     }
 
 
+def forward_logits(model: nn.Module, runtime: Runtime, x: torch.Tensor) -> torch.Tensor:
+    """The model's float32 logits for prepared input `x` (under the runtime's AMP precision)."""
+    with runtime.autocast():
+        return model(x).float()
+
+
+@torch.no_grad()
+def view_probs(
+    model: nn.Module,
+    runtime: Runtime,
+    task: Task,
+    images: torch.Tensor,
+    *,
+    temperature: float | None = None,
+    tta: TTA | None = None,
+) -> torch.Tensor:
+    """uint8 images (B, 3, S, S) on the CPU -> probabilities (B, K) or (B,) P(positive), divided by the
+    temperature and merged over the views of `tta` (none: the image itself)."""
+
+    def probs(x: torch.Tensor) -> torch.Tensor:
+        return task.probs(forward_logits(model, runtime, x), temperature)
+
+    if tta is not None and tta.spec != "none":
+        return tta(probs, images, runtime.prepare)
+    return probs(runtime.prepare(images))
+
+
 @dataclass
 class Outputs:
     """What a prediction pass gives: probabilities (N, K) or (N,), the batches' second items (labels or
@@ -117,7 +150,7 @@ class Outputs:
 
 
 @torch.no_grad()
-def predict(
+def predict_batches(
     model: nn.Module,
     loader,
     runtime: Runtime,
@@ -127,24 +160,28 @@ def predict(
     tta: TTA | None = None,
     desc: str = "predict",
 ) -> Outputs:
-    """Run the model over the loader. Labelled batches also give the loss; TTA merges several views."""
+    """Run the model over the loader. Labelled batches also give the loss; TTA merges several views.
+
+    Returns:
+        Outputs: probabilities, the batches' second items (labels or ids), logits (no TTA), the summed loss.
+
+    Example:
+        >>> outputs = predict_batches(model, test_loader, runtime, task)     # doctest: +SKIP
+        >>> outputs.probs.shape, outputs.keys[:3]                            # doctest: +SKIP
+    """
     model.eval()
     if tta is not None and tta.spec == "none":
         tta = None
     loss_fn = task.loss_fn(reduction="sum")
     probs, logits_all, keys, loss_sum = [], [], [], 0.0
 
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        with runtime.autocast():
-            return model(x).float()
-
     total = len(loader.sampler) if loader.sampler is not None else None
     bar = progress_bar(total=total, desc=desc, unit="img", rank=runtime.rank)
     for images, second in loader:
         if tta is not None:
-            p = tta(lambda x: task.probs(forward(x), temperature), images, runtime.prepare)
+            p = view_probs(model, runtime, task, images, temperature=temperature, tta=tta)
         else:
-            logits = forward(runtime.prepare(images))
+            logits = forward_logits(model, runtime, runtime.prepare(images))
             p = task.probs(logits, temperature)
             logits_all.append(logits.cpu())
             if isinstance(second, torch.Tensor):
@@ -162,7 +199,7 @@ def predict(
     )
 
 
-def evaluate(
+def evaluate_loader(
     model: nn.Module,
     loader,
     runtime: Runtime,
@@ -182,10 +219,10 @@ def evaluate(
         (metrics: compute_metrics's dict + "loss", outputs: Outputs (probs, keys, logits), labels (N,)).
 
     Example:
-        >>> metrics, outputs, y = evaluate(model, val_loader, runtime, task)   # doctest: +SKIP
+        >>> metrics, outputs, y = evaluate_loader(model, val_loader, runtime, task)   # doctest: +SKIP
         >>> metrics["roc_auc"], metrics["loss"]                                # doctest: +SKIP
     """
-    out = predict(model, loader, runtime, task, temperature=temperature, tta=tta, desc="validate")
+    out = predict_batches(model, loader, runtime, task, temperature=temperature, tta=tta, desc="validate")
     if world > 1:  # each rank holds a disjoint shard (ShardSampler): gather them all, exactly once
         gathered: list = [None] * world
         dist.all_gather_object(gathered, out)

@@ -8,7 +8,7 @@ Every check that can fail is made here, before any training starts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,9 @@ from signvision.data.cache import decode_all
 from signvision.data.dataset import ImageDataset
 from signvision.data.tables import DataTable, read_csv, read_data_of
 from signvision.errors import DataError, MissingError, OptionError
-from signvision.grouping.splits import SPLIT_BY, SplitInfo, join_groups, make_split, read_split, single_group_classes
+from signvision.files import atomic_write
+from signvision.grouping.groups import join_groups
+from signvision.grouping.splits import SPLIT_BY, SplitInfo, make_split, read_split, single_group_classes
 from signvision.models.task import Task
 
 
@@ -41,9 +43,9 @@ class RunData:
 
     def groups(self, fold: str) -> np.ndarray:
         """The group key of each image of one side (its near-copy group, or itself), in `rows(fold)` order."""
-        from signvision.grouping.splits import group_keys
+        from signvision.grouping.splits import split_group_keys
 
-        keyed = pd.Series(group_keys(self.split), index=self.split["img_IDS"])
+        keyed = pd.Series(split_group_keys(self.split), index=self.split["img_IDS"])
         return keyed.loc[self.table.train["img_IDS"].iloc[self.rows(fold)]].to_numpy()
 
     def subset(self, fold: str, *, transform=None) -> ImageDataset:
@@ -220,27 +222,60 @@ def check_leaks(train: pd.DataFrame, split: pd.DataFrame, info: SplitInfo, finge
     return info
 
 
-def split_data(
+@dataclass
+class Split:
+    """What `sv.split` returns: `table` (img_IDS, fold "train" | "val", group) and `info` (how many images were
+    grouped, the largest group, the leak check; `info.describe()` in words). `split, info = sv.split(...)`
+    unpacks it; `to_csv(path)` writes the split and its .json beside it (what `train --split` reads).
+
+    Example:
+        >>> result = split("../shared/data/sign-digits", seed=0)              # doctest: +SKIP
+        >>> table, info = result; result.to_csv("split.csv")                 # doctest: +SKIP
+    """
+
+    table: pd.DataFrame
+    info: SplitInfo
+
+    def __iter__(self):
+        return iter((self.table, self.info))
+
+    def to_csv(self, path: str | Path) -> Path:
+        import json
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, newline="") as f:
+            self.table.to_csv(f, index=False)
+        with atomic_write(path.with_suffix(".json")) as f:
+            f.write(json.dumps(asdict(self.info), indent=2, ensure_ascii=False) + "\n")
+        return path
+
+    def _repr_html_(self) -> str:
+        counts = self.table["fold"].value_counts()
+        return f"<pre>{self.info.describe()}\n{counts.get('train', 0)} train, {counts.get('val', 0)} val</pre>"
+
+
+def split(
     data, *, audit: str | Path | None = None, split_by: str = "near-copies", val_fraction: float = 0.33, seed: int = 0
-) -> tuple[pd.DataFrame, SplitInfo]:
+) -> Split:
     """A validation split of a data set (a folder, CSV or DataFrame that `read_data` reads, or a DataTable):
     near copies and neighbouring frames kept on one side (unless `split_by="random"`), with an audit's
     copies and sequences too when `audit` is given, and what the split leaks measured.
 
-    Returns (split, info): split has the columns img_IDS, fold ("train" | "val"), group; info says how
-    many images were grouped, the largest group, and the leak check (`info.describe()` in words).
+    Returns a `Split`: `.table` has the columns img_IDS, fold ("train" | "val"), group; `.info` says how many
+    images were grouped, the largest group, and the leak check. It unpacks as `table, info`.
 
     Example:
-        >>> split, info = split_data("../shared/data/sign-digits", val_fraction=0.33, seed=0)   # doctest: +SKIP
-        >>> split["fold"].value_counts()["val"], info.leak["val_near_copy_share"]              # doctest: +SKIP
+        >>> table, info = split("../shared/data/sign-digits", val_fraction=0.33, seed=0)   # doctest: +SKIP
+        >>> table["fold"].value_counts()["val"], info.leak["val_near_copy_share"]         # doctest: +SKIP
         (545, 0.0)
     """
     from signvision.data.tables import read_data
 
     table = read_data(data)
     dups = load_audit(audit)[1] if audit else None
-    split, info, fingerprints = draw_split(table, split_by=split_by, val_fraction=val_fraction, seed=seed, dups=dups)
-    return split, check_leaks(table.train, split, info, fingerprints)
+    drawn, info, fingerprints = draw_split(table, split_by=split_by, val_fraction=val_fraction, seed=seed, dups=dups)
+    return Split(drawn, check_leaks(table.train, drawn, info, fingerprints))
 
 
 def prepare_run_data(

@@ -1,45 +1,35 @@
-"""A training run from a config: `prepare_training` builds what the engine needs, `fit` trains into a run
-folder (the command line's `train`), and `Run.fit` (run.py) trains the same way in memory.
+"""Everything one run trains with, built from its config; and what a run says about itself.
 
-    prepare_training   the data (rundata.py: table, audit, cache, split, leak check), the model (LeNet or
-                       timm, local weights), the loaders, the training state and the runtime
-    fit                claim the folder, write config/split, train_epochs with the folder's recorder,
-                       validate_best (temperature, intervals over groups), summary.json
+    prepare_training   the data (rundata.py: table, audit, cache, split, leak check; every check that can
+                       fail runs here, before a model is built), the model (LeNet or timm, local weights),
+                       the loaders, the training state and the runtime, for one process
+    describe_run       the lines that open a run's log: data, model, weights
     summarise          the figures summary.json holds: the best epoch's, calibrated, with intervals and the
-                       split's leak figures
+                       split's leak figures; memory_warning when the validation figure measures memory
 
-Several processes: launch with `torchrun`; each process trains on its share of the batches
-(DistributedDataParallel), evaluation gathers every image exactly once, and only rank 0 writes files.
+`runs/run.py` wires these, the trainer and the run folder into a run. Several processes: launch with
+`torchrun`; each process trains on its share of the batches (DistributedDataParallel), evaluation gathers
+every image exactly once, and only rank 0 writes files.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DistributedSampler
 
 from signvision.config import TrainConfig
 from signvision.data.dataset import ShardSampler, auto_workers, make_loader
-from signvision.errors import OptionError
-from signvision.files import read_json, write_json
 from signvision.grouping.nearcopies import measures_memory
 from signvision.grouping.splits import SplitInfo
 from signvision.models.augment import build_augment
 from signvision.models.factory import build_model, load_weights, model_norm
-from signvision.training.checkpoint import load_checkpoint
 from signvision.training.rundata import RunData, prepare_run_data
-from signvision.training.runtime import Runtime, dist_setup, pick_device
+from signvision.training.runtime import Runtime, pick_device
 from signvision.training.trainer import (
-    Recorder,
     TrainingState,
-    describe_validation,
-    own_random_state,
-    train_epochs,
-    validate_best,
 )
 
 
@@ -58,35 +48,6 @@ class Prepared:
     val_loader: object
     transform: object
     world: int = 1
-
-    def train(self, recorder: Recorder, log=print) -> str:
-        """The engine's epochs for this run; "finished" or "interrupted"."""
-        return train_epochs(
-            self.state,
-            self.train_loader,
-            self.val_loader,
-            self.runtime,
-            self.data.task,
-            recorder=recorder,
-            sampler=self.sampler,
-            transform=self.transform,
-            world=self.world,
-            log=log,
-        )
-
-    def validate(self, best: dict) -> tuple[dict, float | None]:
-        """validate_best on this run's validation images and their groups."""
-        groups = self.data.groups("val")
-        return validate_best(
-            self.model,
-            best,
-            self.val_loader,
-            self.runtime,
-            self.data.task,
-            groups,
-            world=self.world,
-            calibrate=self.cfg.calibrate,
-        )
 
 
 def build_run_model(cfg: TrainConfig, num_outputs: int) -> tuple[nn.Module, dict | None]:
@@ -153,115 +114,6 @@ def prepare_training(
     return Prepared(
         cfg, data, model, weights_report, state, runtime, train_loader, sampler, val_loader, transform, world
     )
-
-
-# ----------------------------------------------------------------------------------------------------
-# fit: a run folder
-# ----------------------------------------------------------------------------------------------------
-def fit(cfg: TrainConfig, *, resume: bool = False, log=print, table=None) -> dict:
-    """Train `cfg` into the run folder `cfg.out`; with `resume`, carry on from its last.pt (a run killed
-    before its first checkpoint starts again). Returns the summary (empty on processes other than the first).
-    Ctrl-C raises KeyboardInterrupt after the folder holds the last finished epoch. `table`: data already
-    read (a DataFrame's), saved in the run as data.csv."""
-    from signvision.runs.save import write_data_csv
-    from signvision.training import folder as rf
-
-    cfg.check()
-    if cfg.out is None:
-        raise OptionError("give a folder for the run", option="out")
-    if cfg.folds > 1:
-        raise OptionError(
-            "k-fold runs are trained by `crossval.fit_folds`, or `signvision.train`", option="folds", value=cfg.folds
-        )
-    if not resume:
-        cfg.absolute_paths()
-    out = Path(cfg.out)
-    device = pick_device(cfg.device)
-    rank, world = dist_setup(device)
-    is_main = rank == 0
-    created = not out.exists()
-    if is_main:
-        rf.check_out_folder(out, resume=resume)
-        rf.claim_folder(out, "resume" if resume else "out")
-    try:
-        if world > 1:
-            dist.barrier()  # every rank waits for the check before rank 0 writes into the folder
-        with own_random_state():
-            if table is not None and is_main:
-                cfg.data = str(write_data_csv(table, out))
-            summary, status = _fit_folder(cfg, out, resume, device, rank, world, log)
-    finally:
-        if is_main:
-            rf.release_folder(out)
-            if created and out.is_dir() and not any(out.iterdir()):
-                out.rmdir()  # a run that failed before writing anything leaves no empty folder
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    if status == "interrupted":
-        raise KeyboardInterrupt
-    return summary
-
-
-def _fit_folder(cfg: TrainConfig, out: Path, resume: bool, device, rank: int, world: int, log) -> tuple[dict, str]:
-    from signvision.training import folder as rf
-
-    is_main = rank == 0
-    last = load_checkpoint(out / "last.pt") if resume and (out / "last.pt").is_file() else None
-    if last is not None and cfg.epochs < int(last["epoch"]):
-        raise OptionError(
-            f"the run has already trained {last['epoch']} epochs; give at least as many",
-            option="epochs",
-            value=cfg.epochs,
-        )
-    started = resume and (out / "split.csv").is_file()
-    prepared = prepare_training(
-        cfg,
-        split_file=out / "split.csv" if started else cfg.split,
-        classes=list(last["classes"]) if last is not None else None,
-        leak_check=not started,
-        device=device,
-        rank=rank,
-        world=world,
-    )
-    data, state = prepared.data, prepared.state
-    if started and (out / "split.json").is_file():
-        data.info = SplitInfo(**read_json(out / "split.json"))
-    if last is not None:
-        state.restore(last, out / "last.pt")
-    recorder = rf.FolderRecorder(out) if is_main else Recorder()
-    if is_main:
-        rf.write_run_start(out, cfg, data, resume=started)
-        recorder.start(state)
-        log(describe_run(cfg, data, prepared.model, device, world, prepared.weights_report))
-        if not started and data.info is not None:
-            log(data.info.describe())
-    status = prepared.train(recorder, log)
-    figures = None
-    if status == "finished":
-        if world > 1:
-            dist.barrier()  # best.pt is written
-        try:
-            figures, temperature = prepared.validate(load_checkpoint(out / "best.pt"))
-            if is_main and temperature is not None:
-                rf.store_temperature(out, temperature)
-                log(describe_validation(figures, len(data.rows("val"))))
-            elif is_main:
-                log(describe_validation(figures, len(data.rows("val"))))
-        except KeyboardInterrupt:  # training is done; `resume` only calibrates
-            status = "interrupted"
-            if is_main:
-                log(f"interrupted while calibrating; finish with: signvision train --resume {out}")
-    summary = {}
-    if is_main:
-        best_epoch = load_checkpoint(out / "best.pt")["epoch"] if (out / "best.pt").is_file() else None
-        summary = summarise(
-            cfg, data, recorder.history, best_epoch, figures, status=status, seconds=state.train_seconds
-        )
-        write_json(out / "summary.json", summary)
-        if summary.get("measures_memory"):
-            log(memory_warning(summary))
-    return summary, status
 
 
 def describe_run(cfg: TrainConfig, data: RunData, model: nn.Module, device, world: int, weights: dict | None) -> str:

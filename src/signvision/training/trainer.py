@@ -1,14 +1,15 @@
-"""Training a model from loaders, in memory: the one loop under `train` (the Python API), `fit` (a run folder),
-`--folds`, `ablate` and the audit's mislabel model.
+"""Training a model from loaders: the epochs under every run (`runs/run.py`: in memory or into a folder, `--folds`,
+`ablate`) and the audit's mislabel model.
 
     make_scheduler   per-step learning rates: linear warm-up then cosine decay, or one-cycle
     TrainingState    the model, optimizer, schedule, EMA, loss scaler and counters; as a checkpoint and back
     Recorder         what each epoch's end is told: keeps the history, a copy of the best weights and a
-                     resumable snapshot, in memory (the run folder's recorder writes them as files instead:
-                     runfolder.py)
+                     resumable snapshot, in memory (the run folder's recorder writes them as files too:
+                     folder.py)
     train_epochs     the remaining epochs: train_one_epoch, evaluate, note the best, tell the recorder; Ctrl-C
                      (a kernel interrupt) puts the state back to the last finished epoch
-    validate_best    the best weights scored on the validation images: the temperature, intervals over groups
+    validate_best    the best weights scored on the validation images: the temperature, intervals over groups,
+                     and the scores themselves (`Validation`, which the run's report shows)
 
 Seeds: every epoch reseeds torch, the augmentation pipeline and the mixer from (seed, epoch), so that a run
 resumed after an interruption sees the same batches as one that never stopped, and the global random state
@@ -34,7 +35,7 @@ from signvision.errors import RunError
 from signvision.models.factory import classifier_prefixes, set_backbone_trainable
 from signvision.models.mix import Mixer
 from signvision.training.checkpoint import FORMAT, load_state
-from signvision.training.loop import evaluate, train_one_epoch
+from signvision.training.loop import evaluate_loader, train_one_epoch
 from signvision.training.runtime import Runtime, amp_dtype, unwrap
 
 METRIC_COLUMNS = [
@@ -204,8 +205,11 @@ class Recorder:
     def last_state(self) -> dict:
         return self.last
 
-    def best_weights(self) -> dict:
+    def best_weights(self) -> dict | None:
         return self.best
+
+    def finish(self, summary: dict, temperature: float | None) -> None:
+        """The run is over (finished, or interrupted with `summary["status"]` saying so): nothing to write here."""
 
     @property
     def history(self) -> pd.DataFrame:
@@ -281,7 +285,7 @@ def train_epochs(
                 grad_clip=cfg.grad_clip,
                 ema=state.ema,
             )
-            val = evaluate(state.eval_model, val_loader, runtime, task, world=world)[0] if val_loader else {}
+            val = evaluate_loader(state.eval_model, val_loader, runtime, task, world=world)[0] if val_loader else {}
             state.train_seconds += stats["seconds"]
             state.epoch = epoch + 1
             row = epoch_row(epoch + 1, stats, val, state.scheduler.get_last_lr()[0])
@@ -330,17 +334,28 @@ def describe_epoch(row: dict, epochs: int, eta: float, improved: bool) -> str:
 # ----------------------------------------------------------------------------------------------------
 # After training
 # ----------------------------------------------------------------------------------------------------
+@dataclass
+class Validation:
+    """The best weights on the validation images, gathered from every process: labels (N,), calibrated and
+    uncalibrated probabilities, and `order`, the row of the validation set behind each of them."""
+
+    y: np.ndarray
+    probs: np.ndarray
+    raw: np.ndarray
+    order: np.ndarray
+
+
 def validate_best(
     model: nn.Module, best: dict, val_loader, runtime: Runtime, task, groups, *, world: int, calibrate: bool
-):
+) -> tuple[dict, Validation]:
     """Score the best weights on the validation images (gathered from every process): fit the temperature
     unless `calibrate` is off, and take 95% intervals from a bootstrap over the images' `groups` (in loader
-    order). Returns (the validation figures for the summary, the temperature or None)."""
+    order). Returns (the validation figures for the summary, with the temperature or None; the scores)."""
     from signvision.training.calibrate import fit_temperature, scaled_probs
     from signvision.training.metrics import compute_metrics, group_bootstrap
 
     unwrap(model).load_state_dict(best["model"])
-    before, outputs, y = evaluate(model, val_loader, runtime, task, world=world)
+    before, outputs, y = evaluate_loader(model, val_loader, runtime, task, world=world)
     probs, temperature = outputs.probs, None
     if calibrate:
         temperature = fit_temperature(outputs.logits, y)
@@ -360,7 +375,7 @@ def validate_best(
         "val_accuracy_ci": interval["accuracy"],
         "val_log_loss_ci": interval["log_loss"],
     }
-    return figures, temperature
+    return figures, Validation(y, probs, outputs.probs, order)
 
 
 def describe_validation(figures: dict, images: int) -> str:

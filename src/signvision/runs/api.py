@@ -1,0 +1,82 @@
+"""The public calls of a run: `sv.train` (one run, or k folds), `sv.load_run` and `sv.evaluate_labelled`, over
+the one orchestrator (`Run`, run.py) and the folds (crossval.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+
+from signvision.config import TrainConfig
+from signvision.errors import OptionError
+from signvision.runs.run import Run, load_run, settings_config
+
+
+def train(data=None, *, out=None, resume=None, config: TrainConfig | None = None, log=print, **settings) -> Run:
+    """Train a model and return the `Run`.
+
+    Args:
+        data: the images: a data folder (Zindi layout, class folders, split folders), a CSV, a DataFrame of
+            `path` and `Label`, or a DataTable from `read_data`.
+        out: a new folder to train into, which then holds what `signvision train --out` writes (report.html
+            included); without it the run is in memory (save it later with `run.save(folder)`). k-fold training
+            (`folds=5`) needs `out`.
+        resume: a run folder to continue: more `epochs`, or where its images are now (`data`), or other
+            machine settings (`device`, `workers`, ...); any other setting is refused, naming it.
+        config: a TrainConfig to start from; `settings` override any of its fields (`model="resnet18"`,
+            `epochs=4`, `loss="bce"`, `augment="capture"`, ...).
+        log: where progress lines go (`print`; `lambda *_: None` for none).
+
+    Returns:
+        the trained Run (its history, summary, model; evaluate, predict, save, report).
+
+    Example:
+        >>> run = train("../shared/data/sign-digits", model="lenet", epochs=10, image_size=32)  # doctest: +SKIP
+        >>> run.summary["val_accuracy"], run.summary["val_accuracy_ci"]                          # doctest: +SKIP
+    """
+    if resume is not None:
+        if data is not None:
+            settings["data"] = str(data)
+        return Run.resume(resume, **settings).fit(log)
+    if (config.folds if config is not None else 1) > 1 or settings.get("folds", 1) > 1:
+        return train_folds(data, out=out, config=config, log=log, **settings)
+    return Run.new(data, out=out, config=config, **settings).fit(log)
+
+
+def train_folds(data=None, *, out=None, config: TrainConfig | None = None, log=print, **settings) -> Run:
+    """k-fold cross-validation into `out` (one run per fold, the out-of-fold ensemble and its report): the
+    `Run` of the folder, its folds averaged when predicting."""
+    from signvision.data.tables import DataTable, read_data
+    from signvision.models.factory import check_model_name
+
+    cfg = settings_config(config, settings)
+    if out is not None:
+        cfg = replace(cfg, out=str(out))
+    if cfg.out is None:
+        raise OptionError("k-fold training writes one run per fold: give `out`", option="folds", value=cfg.folds)
+    table = read_data(data) if isinstance(data, (pd.DataFrame, DataTable)) else None
+    if data is not None and table is None:
+        cfg = replace(cfg, data=str(data))
+    if table is None and cfg.data is None and cfg.csv is None:
+        raise OptionError("give the images to train on: a folder, a CSV or a DataFrame", option="data")
+    check_model_name(cfg.model)
+    from signvision.runs.crossval import fit_folds  # here: `sv.train` answers before PyTorch is loaded
+
+    fit_folds(cfg.check(), log=log, table=table, report=True)
+    return Run.load(cfg.out)
+
+
+def evaluate_labelled(run, data, **options) -> dict:
+    """Score a run (a run folder or a `Run`) on labelled images it never trained on: `run.evaluate(data=DATA)`.
+
+    Args:
+        run: a run folder or a `Run`.   data: a test folder, a folder of class sub-folders, or a CSV.
+        options: as for `Run.evaluate` (`tta`, `device`, `batch_size`, `log`).
+
+    Returns:
+        the figures (accuracy, log loss, ROC AUC, ECE, each with its interval over groups; the leak share).
+
+    Example:
+        >>> evaluate_labelled("runs/lenet", "data/sessions")      # its test/ folder   # doctest: +SKIP
+    """
+    return (run if isinstance(run, Run) else load_run(run)).evaluate(data, **options)
