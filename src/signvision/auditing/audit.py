@@ -1,15 +1,15 @@
 """The data audit: broken files, exact and near duplicates, conflicting labels, likely mislabels, and test
 images that leak from the training set. `audit(data)` in Python, `signvision audit --data DIR --out AUDIT`.
 
-    broken          the file is missing, empty, not an image, or a truncated JPEG (images.py)
-    copies          exact and near copies, duplicate groups and video-like sequences (audit_copies.py)
+    broken          the file is missing, empty, not an image, or a truncated JPEG (data/images.py)
+    copies          exact and near copies, duplicate groups and video-like sequences (grouping/verify.py)
     conflicts       groups whose training images carry different labels
     mislabels       a k-fold LeNet's out-of-fold probabilities given to cleanlab (audit_labels.py)
     leakage         Test.csv images in a group with training images
 
 An `Audit` holds the findings as DataFrames (and shows its groups as thumbnails in a notebook); `save` writes
 AUDIT/: duplicates.csv, pairs.csv, label_issues.csv, clean.csv (one image per group, no conflicting group;
-no suspect with `drop_suspects`), broken.csv, summary.json and audit.html (audit_page.py).
+no suspect with `drop_suspects`), broken.csv, summary.json and audit.html (reports/audit_report.py).
 """
 
 from __future__ import annotations

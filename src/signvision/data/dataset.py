@@ -1,6 +1,6 @@
 """The course's `Dataset` (images read with OpenCV, targets from pandas) and the `DataLoader`s.
 
-The loader hands out uint8 tensors; `Runtime.prepare` (runtime.py) normalises them on the device, which
+The loader hands out uint8 tensors; `Runtime.prepare` (training/runtime.py) normalises them on the device, which
 moves four times fewer bytes to a GPU than float32 would.
 """
 

@@ -11,7 +11,7 @@ Losses (`--loss`):
     ce    cross-entropy on softmax (the default), with label smoothing; a binary task keeps one output and
           BCE, which is the same thing as a two-way softmax
 
-After training a temperature T is fitted on validation logits (`calibrate.py`); from then on the
+After training a temperature T is fitted on validation logits (`training/calibrate.py`); from then on the
 probabilities are softmax(logits / T) (sigmoid(logit / T) for one output), whichever the loss.
 """
 

@@ -31,6 +31,7 @@ from scipy import stats
 
 from signvision.config import TrainConfig
 from signvision.errors import OptionError
+from signvision.files import atomic_write
 from signvision.progress import progress_bar
 
 METRICS = ("roc_auc", "log_loss", "accuracy")
@@ -113,10 +114,11 @@ def run_ablation(
             bar.update(1)
         bar.close()
         results = pd.DataFrame(rows)
-        results.to_csv(out / "results.csv", index=False)
+        write_csv(results, out / "results.csv")
         table = summarise(results, list(grid) + ["tta"], metric=base.select)
-        table.to_csv(out / "table.csv", index=False)
-        (out / "ablation.md").write_text(to_markdown(table, seeds) + "\n")
+        write_csv(table, out / "table.csv")
+        with atomic_write(out / "ablation.md") as f:
+            f.write(to_markdown(table, seeds) + "\n")
         plot_ablation(table, setting_keys(table), out / "ablation.png")
     log(to_markdown(table, seeds))
     return table
@@ -131,7 +133,7 @@ def draw_seed_splits(base: TrainConfig, seeds: int, folder: Path) -> None:
         split_file = folder / f"seed{seed}.csv"
         if not split_file.is_file():
             cfg = TrainConfig(**{**asdict(base), "seed": seed, "cache": "none"})
-            prepare_run_data(cfg).split.to_csv(split_file, index=False)
+            write_csv(prepare_run_data(cfg).split, split_file)
 
 
 def train_cell(base: TrainConfig, setting: dict, seed: int, run: Path, split_file: Path) -> None:
@@ -266,3 +268,9 @@ def to_markdown(table: pd.DataFrame, seeds: int) -> str:
             ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + f"\n\n(mean ± std over {seeds} seeds; differences paired by seed)"
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """A table as CSV, written atomically (an interruption leaves the earlier file whole)."""
+    with atomic_write(path, newline="") as f:
+        frame.to_csv(f, index=False)

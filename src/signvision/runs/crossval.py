@@ -90,9 +90,10 @@ def fit_folds(cfg: TrainConfig, log=print, table=None, report: bool = False) -> 
         for k in range(1, cfg.folds + 1):
             run = out / f"fold{k}"
             split_file = out / "splits" / f"fold{k}.csv"
-            folds.assign(fold=np.where(folds["fold"] == k, "val", "train"))[["img_IDS", "fold"]].to_csv(
-                split_file, index=False
-            )
+            with atomic_write(split_file, newline="") as f:
+                folds.assign(fold=np.where(folds["fold"] == k, "val", "train"))[["img_IDS", "fold"]].to_csv(
+                    f, index=False
+                )
             left = cfg.folds - k + 1
             eta = f", about {(time.perf_counter() - started) / trained * left:.0f} s left" if trained else ""
             fold_log = lambda msg, k=k: log(f"  [fold {k}] {msg}")  # noqa: E731

@@ -4,7 +4,7 @@ Conventions used everywhere in signvision:
     y      integer labels, (N,): a class index, or 0/1 for a binary task
     probs  (N, K) class probabilities whose rows sum to 1, or (N,) P(positive) for a binary task
 
-How logits become probabilities is the task's business (`Task.probs`), calibration's (`calibrate.py`)
+How logits become probabilities is the task's business (`Task.probs`), calibration's (`training/calibrate.py`)
 after training.
 """
 
