@@ -267,6 +267,26 @@ def small_validation(env: Env) -> list:
     return env.train("--split", env.tmp / "s.csv", "--out", env.tmp / "r", data=data)
 
 
+def split_json_beside(env: Env) -> list:
+    _write(env.tmp / "mysplit.json", '{"my": "precious notes"}')
+    return ["split", "--data", env.data, "--out", env.tmp / "mysplit.csv"]
+
+
+def compare_beside(env: Env) -> list:
+    _write(env.tmp / "cmp" / "compare.csv", "my own notes")
+    return ["compare", env.run, env.run, "--out", env.tmp / "cmp"]
+
+
+def a_split_file(env: Env, twice: bool = False) -> Path:
+    table = pd.read_csv(env.data / "Train.csv")
+    fold = ["val" if i % 3 == 0 else "train" for i in range(len(table))]
+    split = pd.DataFrame({"img_IDS": table["img_IDS"], "fold": fold})
+    if twice:  # the first image again, on the other side
+        split = pd.concat([split, split.head(1).assign(fold="train")])
+    split.to_csv(env.tmp / "s.csv", index=False)
+    return env.tmp / "s.csv"
+
+
 CASES = [
     # what, setup -> argv, words the one-line message must hold
     ("unwritable --out", lambda e: e.train("--out", "/proc/signvision-run"), "--out /proc/signvision-run"),
@@ -367,6 +387,22 @@ CASES = [
     ("--resume with fewer epochs", fewer_epochs_than_trained, "already trained 2 epochs"),
     ("--out another process writes", claimed_by_another_process, "another signvision process"),
     ("fewer validation images than classes", small_validation, "2 images for 3 classes"),
+    # round 3
+    ("split --out beside the user's .json", split_json_beside, "mysplit.json: already exists"),
+    ("split --out a .json", lambda e: ["split", "--data", e.data, "--out", e.tmp / "s.json"], "ending in .csv"),
+    ("compare --out over the user's compare.csv", compare_beside, "compare.csv: already exists"),
+    ("--split listing an id twice", lambda e: e.train("--split", a_split_file(e, True), "--out", e.tmp / "r"), "twice"),
+    (
+        "--split beside --folds",
+        lambda e: e.train("--split", a_split_file(e), "--folds", "3", "--out", e.tmp / "r"),
+        "leave --folds out",
+    ),
+    (
+        "--split beside --val-fraction",
+        lambda e: e.train("--split", a_split_file(e), "--val-fraction", "0.5", "--out", e.tmp / "r"),
+        "leave --val-fraction out",
+    ),
+    ("--resume with another --lr", lambda e: ["train", "--resume", e.copy_run(), "--lr", "0.1"], "cannot change --lr"),
 ]
 
 

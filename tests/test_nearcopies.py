@@ -143,3 +143,21 @@ def test_fingerprints_subset():
     fp = Fingerprints(np.eye(3, 256, dtype=np.float32), np.array([True, False, True]), np.zeros(3, bool))
     part = fp.subset(np.array([0, 2]))
     assert len(part) == 2 and part.ok.all()
+
+
+def test_identical_copies_are_one_group_however_many():
+    rng = np.random.default_rng(3)
+    photos = [photo(k % 3, rng) for k in range(120)]
+    for copies in (12, 30, 60):  # more than the neighbours looked at (10), and more than the cap (25)
+        fp = fingerprint_arrays(np.stack([photos[0]] * copies + photos[1:]))
+        group = group_near_copies(fp)
+        assert len(set(group[:copies])) == 1 and group[0] >= 0, copies
+    black = np.zeros((64, 64, 3), np.uint8)
+    group = group_near_copies(fingerprint_arrays(np.stack([black] * 40 + photos[1:])))
+    assert len(set(group[:40])) == 1 and group[0] >= 0
+
+
+def test_a_memory_baseline_above_the_model_is_flagged_whatever_the_share():
+    # shifted variants of small photos are not linked by the thumbnails, yet a 1-nearest-neighbour beats the model
+    assert measures_memory({"memory_accuracy": 0.924, "val_near_copy_share": 0.0}, model_accuracy=0.81)
+    assert not measures_memory({"memory_accuracy": 0.70, "val_near_copy_share": 0.0}, model_accuracy=0.81)

@@ -158,3 +158,45 @@ def test_folds_killed_before_a_fold_starts_are_finished_by_the_same_command(tiny
     monkeypatch.setattr(runfolder_module.FolderRecorder, "start", real_start)
     summary = fit_folds(cfg(), **QUIET)  # the same command again
     assert summary["oof_images"] == 36 and (tmp_path / "cv" / "fold3" / "best.pt").is_file()
+
+
+def test_two_writers_in_one_process_are_refused(tmp_path):
+    import threading
+
+    claim_folder(tmp_path / "run")
+    refused = []
+
+    def second_writer():
+        try:
+            claim_folder(tmp_path / "run")
+        except RunError as e:
+            refused.append(str(e))
+
+    thread = threading.Thread(target=second_writer)
+    thread.start()
+    thread.join()
+    assert refused and "another thread" in refused[0]
+    release_folder(tmp_path / "run")
+    assert not (tmp_path / "run" / ".lock").exists()
+
+
+def test_outputs_into_new_folders_with_the_umask_s_permissions(tiny_zindi, tmp_path):
+    from signvision.files import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "new" / "deeper" / "x.json") as f:  # a folder that does not exist yet
+            f.write("{}")
+        assert oct((tmp_path / "new" / "deeper" / "x.json").stat().st_mode & 0o777) == oct(0o644)
+        assert main(["split", "--data", str(tiny_zindi), "--out", str(tmp_path / "not" / "yet" / "s.csv")]) == 0
+        assert (tmp_path / "not" / "yet" / "s.json").is_file()
+        assert oct((tmp_path / "not" / "yet" / "s.csv").stat().st_mode & 0o777) == oct(0o644)
+    finally:
+        os.umask(old)
+
+
+def test_a_folder_holding_only_a_browser_s_files_is_empty(tiny_zindi, tmp_path):
+    (tmp_path / "out" / ".ipynb_checkpoints").mkdir(parents=True)
+    (tmp_path / "out" / ".DS_Store").write_bytes(b"\0")
+    fit(tiny_config(tiny_zindi, tmp_path / "out", epochs=1), **QUIET)
+    assert (tmp_path / "out" / "summary.json").is_file()

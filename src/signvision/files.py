@@ -62,16 +62,19 @@ def disk_full(e: OSError, path: Path) -> bool:
 def atomic_write(path: str | Path, mode: str = "w", **kw):
     """Open a temporary file beside `path` and rename it over `path` when the block ends without error: the
     file is then either the whole new one or, after any failure (a full disk, Ctrl-C), the old one, and no
-    partial or empty file is left behind. A full disk is a `DiskFullError` naming `path`."""
+    partial or empty file is left behind. A full disk is a `DiskFullError` naming `path`. A missing parent folder
+    is made; the file gets the permissions the umask gives any new file (not the temporary file's 0600)."""
     path = Path(path)
     import tempfile  # here, not at the top: the command line imports this module and should answer at once
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, **kw) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except OSError as e:
         if disk_full(e, path):
@@ -80,6 +83,19 @@ def atomic_write(path: str | Path, mode: str = "w", **kw):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    """The process's umask (from /proc where it is there: setting it to read it is not safe beside threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def read_json(path: Path, hint: str = "") -> dict:

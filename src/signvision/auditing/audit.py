@@ -96,11 +96,11 @@ class Audit:
 
 def check_audit_folder(out: Path) -> None:
     """A new or empty folder that can be written (checked before the long work)."""
-    from signvision.training.folder import LOCK
+    from signvision.training.folder import holds_user_files
 
     if out.exists() and not out.is_dir():
         raise OptionError("exists and is not a folder; give a new folder for the audit", option="out", value=out)
-    if out.exists() and any(p.name != LOCK for p in out.iterdir()):
+    if holds_user_files(out):
         raise OptionError("exists and is not empty; choose a new folder", option="out", value=out)
     check_writable_folder(out)
 

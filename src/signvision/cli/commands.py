@@ -122,17 +122,16 @@ def cmd_audit(args) -> int:
 
 def cmd_split(args) -> int:
     import signvision as sv
-    from signvision.files import refuse_overwrite
+    from signvision.training.rundata import check_split_out
 
-    out = Path(args.out)
-    refuse_overwrite(out, args.overwrite)
+    out = check_split_out(args.out, args.overwrite)  # before the work
     data = args.data
     if args.csv:
         data = sv.read_data(
             args.data, csv=args.csv, image_col=args.image_col, label_col=args.label_col, image_dir=args.image_dir
         )
     split = sv.split(data, audit=args.audit, split_by=args.split_by, val_fraction=args.val_fraction, seed=args.seed)
-    split.to_csv(out)
+    split.to_csv(out, overwrite=args.overwrite)
     counts = split.table["fold"].value_counts()
     print(split.info.describe())
     print(
@@ -155,7 +154,7 @@ def cmd_compare(args) -> int:
 
     from signvision.reports.compare import compare_runs
 
-    table = compare_runs(args.runs, args.out)
+    table = compare_runs(args.runs, args.out, overwrite=args.overwrite)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if args.out:

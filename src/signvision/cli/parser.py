@@ -172,6 +172,7 @@ def options_report(p: argparse.ArgumentParser) -> None:
 def options_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+")
     p.add_argument("--out", help="folder for compare.csv and compare.png")
+    p.add_argument("--overwrite", action="store_true", help="replace compare.csv and compare.png already in --out")
 
 
 def options_ablate(p: argparse.ArgumentParser) -> None:

@@ -104,6 +104,16 @@ def links(fp: Fingerprints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows[a[keep]], rows[b[keep]], s[keep]
 
 
+def identical_pairs(fp: Fingerprints) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (first image, each other image) of readable images whose thumbnails are the same (to 1e-3)."""
+    rows = np.flatnonzero(fp.ok)
+    keys = np.round(fp.vectors[rows], 3)
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    others = np.flatnonzero(first[inverse] != np.arange(len(rows)))
+    return rows[first[inverse[others]]], rows[others]
+
+
 def default_max_group(n: int) -> int:
     """The largest group the grouping makes: 2% of the images, at least 25."""
     return max(25, round(0.02 * n))
@@ -111,11 +121,17 @@ def default_max_group(n: int) -> int:
 
 def group_near_copies(fp: Fingerprints, *, max_group: int | None = None) -> np.ndarray:
     """Group per image (-1: no near copy), numbered 0, 1, ... by first member: near copies and neighbouring
-    frames, chained, strongest links first, no group over `max_group` images."""
+    frames, chained, strongest links first, no group over `max_group` images, except that identical images
+    are one group however many there are."""
     n = len(fp)
     cap = max_group or default_max_group(n)
     a, b, s = links(fp)
     parent, size = np.arange(n), np.ones(n, int)
+    # identical thumbnails (byte copies, re-saves, blank frames) are one group however many there are: the
+    # nearest-neighbour search sees only NEIGHBOURS of them, and the cap is for chains of similar frames
+    same_a, same_b = identical_pairs(fp)
+    a, b, s = np.r_[same_a, a], np.r_[same_b, b], np.r_[np.full(len(same_a), 2.0), s]
+    uncapped = s > 1  # the identical pairs
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -125,7 +141,7 @@ def group_near_copies(fp: Fingerprints, *, max_group: int | None = None) -> np.n
 
     for k in np.argsort(-s, kind="stable"):
         ra, rb = root(int(a[k])), root(int(b[k]))
-        if ra != rb and size[ra] + size[rb] <= cap:
+        if ra != rb and (size[ra] + size[rb] <= cap or uncapped[k]):
             if size[ra] < size[rb]:
                 ra, rb = rb, ra
             parent[rb], size[ra] = ra, size[ra] + size[rb]
@@ -170,13 +186,14 @@ def leak_check(fp: Fingerprints, labels: np.ndarray, is_val: np.ndarray) -> dict
 
 
 def measures_memory(leak: dict, model_accuracy: float | None, margin: float = 0.05, share: float = 0.1) -> bool:
-    """Whether a validation accuracy measures memory: at least `share` of the validation images have a near
-    copy in training, and remembering the nearest training image scores within `margin` of the model. (Without
-    near copies, a 1-nearest-neighbour that does as well only says the model is weak, not that it remembers.)"""
+    """Whether a validation accuracy may measure memory: at least `share` of the validation images have a near
+    copy in training and remembering the nearest training image scores within `margin` of the model; or,
+    whatever the share, remembering scores better than the model (copies the thumbnails do not link, such as
+    shifted variants of small photos, leak just the same; or the model is weaker than a lookup)."""
     memory, copied = leak.get("memory_accuracy"), leak.get("val_near_copy_share")
     if memory is None or copied is None or model_accuracy is None:
         return False
-    return copied >= share and memory >= model_accuracy - margin
+    return (copied >= share and memory >= model_accuracy - margin) or memory > model_accuracy
 
 
 def near_copy_groups(paths) -> np.ndarray:

@@ -149,6 +149,11 @@ def read_split(path: str | Path, ids: pd.Series) -> pd.DataFrame:
         raise DataError(
             f"row {bad.index[0] + 2}: fold {bad['fold'].iloc[0]!r} is not train/val", option="split", value=path
         )
+    twice = df[df["img_IDS"].duplicated()]
+    if len(twice):
+        raise DataError(
+            f"row {twice.index[0] + 2}: {twice['img_IDS'].iloc[0]!r} is listed twice", option="split", value=path
+        )
     known = set(ids)
     df = df[df["img_IDS"].isin(known)]  # images dropped since (a cleaned table) are simply not used
     missing = known - set(df["img_IDS"])

@@ -10,7 +10,7 @@ import pandas as pd
 
 from signvision.config import RECIPE, SOURCE
 from signvision.errors import RunError
-from signvision.files import read_json
+from signvision.files import atomic_write, read_json, refuse_overwrite
 
 FIGURES = (
     "val_roc_auc",
@@ -24,12 +24,13 @@ FIGURES = (
 )
 
 
-def compare_runs(runs: list[str | Path], out: str | Path | None = None) -> pd.DataFrame:
+def compare_runs(runs: list[str | Path], out: str | Path | None = None, *, overwrite: bool = False) -> pd.DataFrame:
     """One row per run: the settings that differ between the runs, then validation figures (with the
     accuracy's interval, the leak share and the memory baseline; pooled out-of-fold for a `--folds` run).
 
     Args:
-        runs: run folders.   out: a folder for compare.csv and compare.png (optional).
+        runs: run folders.   out: a folder for compare.csv and compare.png (optional; files of those names already
+        there are replaced only with `overwrite`).
 
     Returns:
         the table (a DataFrame).
@@ -37,6 +38,9 @@ def compare_runs(runs: list[str | Path], out: str | Path | None = None) -> pd.Da
     Example:
         >>> compare_runs(["runs/lenet", "runs/r18"])   # doctest: +SKIP
     """
+    if out is not None:  # before any run is read: a user's file is never replaced unasked
+        for name in ("compare.csv", "compare.png"):
+            refuse_overwrite(Path(out) / name, overwrite)
     rows = []
     for run in map(Path, runs):
         if not (run / "summary.json").is_file() or not (run / "config.json").is_file():
@@ -53,12 +57,10 @@ def compare_runs(runs: list[str | Path], out: str | Path | None = None) -> pd.Da
     differing = [c for c in settings if table[c].map(json.dumps).nunique() > 1]
     table = table[["run", *differing, *FIGURES]]
     if out is not None:
-        from signvision.files import check_writable_folder
         from signvision.reports.plots import plot_compare
 
         out = Path(out)
-        check_writable_folder(out)
-        out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "compare.csv", index=False)
+        with atomic_write(out / "compare.csv", newline="") as f:
+            table.to_csv(f, index=False)
         plot_compare(table, out / "compare.png")
     return table

@@ -34,6 +34,7 @@ def train(data=None, *, out=None, resume=None, config: TrainConfig | None = None
         >>> run = train("../shared/data/sign-digits", model="lenet", epochs=10, image_size=32)  # doctest: +SKIP
         >>> run.summary["val_accuracy"], run.summary["val_accuracy_ci"]                          # doctest: +SKIP
     """
+    check_split_settings(settings)
     if resume is not None:
         if data is not None:
             settings["data"] = str(data)
@@ -80,3 +81,14 @@ def evaluate_labelled(run, data, **options) -> dict:
         >>> evaluate_labelled("runs/lenet", "data/sessions")      # its test/ folder   # doctest: +SKIP
     """
     return (run if isinstance(run, Run) else load_run(run)).evaluate(data, **options)
+
+
+def check_split_settings(settings: dict) -> None:
+    """A split file decides the split: the settings that would draw one are refused beside it, not ignored."""
+    if settings.get("split") is None:
+        return
+    for name in ("folds", "val_fraction", "split_by"):
+        if name in settings and settings[name] != getattr(TrainConfig, name):
+            raise OptionError(
+                f"the split file decides the split: leave `{name}` out", option="split", value=settings["split"]
+            )

@@ -23,7 +23,7 @@ from signvision.files import read_json
 def job_folder(out: Path, spec: dict, spec_name: str, what: str):
     """Claim `out` for a job described by `spec` (written as `spec_name`); yields whether the job is new."""
     from signvision.files import write_json
-    from signvision.training.folder import LOCK, check_out_folder, claim_folder, release_folder
+    from signvision.training.folder import check_out_folder, claim_folder, holds_user_files, release_folder
 
     out = Path(out)
     spec = json.loads(json.dumps(spec))  # as it reads back from JSON
@@ -31,7 +31,7 @@ def job_folder(out: Path, spec: dict, spec_name: str, what: str):
     if existing.is_file():
         if read_json(existing) != spec:
             raise RunError(f"holds {what} with other settings; use a new folder", option="out", value=out)
-    elif out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
+    elif holds_user_files(out):
         raise OptionError(f"exists and is not {what} folder; use a new folder", option="out", value=out)
     else:
         check_out_folder(out, resume=False)
@@ -43,7 +43,7 @@ def job_folder(out: Path, spec: dict, spec_name: str, what: str):
             write_json(existing, spec)
         yield new
     except Exception:
-        if new and not any(p.name not in (LOCK, spec_name) for p in out.iterdir()):
+        if new and not holds_user_files(out, also=(spec_name,)):
             existing.unlink(missing_ok=True)  # a job that failed before its first run leaves nothing behind
         raise
     finally:

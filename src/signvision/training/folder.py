@@ -23,6 +23,7 @@ import csv
 import json
 import os
 import socket
+import threading
 from dataclasses import asdict
 from pathlib import Path
 
@@ -36,6 +37,15 @@ from signvision.training.trainer import METRIC_COLUMNS, Recorder, TrainingState,
 
 RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv", "cv.json")
 LOCK = ".lock"
+# what a file browser or Jupyter leaves in any folder: a folder holding only these is empty
+NOT_THE_USERS = frozenset({LOCK, ".DS_Store", ".ipynb_checkpoints", "Thumbs.db", "desktop.ini"})
+_CLAIMED: dict[str, list] = {}  # the folders this process writes now: folder -> [thread, claims]
+_CLAIMING = threading.Lock()
+
+
+def holds_user_files(folder: Path, also: tuple[str, ...] = ()) -> bool:
+    """Whether a folder holds anything of the user's (beyond a lock, `.DS_Store`, `.ipynb_checkpoints`, ...)."""
+    return folder.is_dir() and any(p.name not in NOT_THE_USERS | set(also) for p in folder.iterdir())
 
 
 def holds_run(folder: Path) -> bool:
@@ -62,20 +72,47 @@ def claim_folder(folder: Path, option: str = "out") -> Path:
     runs on this machine is taken over. Returns the lock file (`release_folder` removes it)."""
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / LOCK
-    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    key = str(folder.resolve())
+    with _CLAIMING:
+        holder = _CLAIMED.get(key)
+        if holder is not None and holder[0] != threading.get_ident():
+            raise RunError(
+                "another training or audit in this process (another thread) is writing it; wait for it to finish",
+                option=option,
+                value=folder,
+            )
+        if holder is not None and _owner(lock) == _me():  # the same call claiming it again (an audit that saves)
+            holder[1] += 1
+            return lock
+        taken = _take_lock(lock, folder, option)
+        _CLAIMED[key] = [threading.get_ident(), 1]
+    return taken
+
+
+def _me() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _owner(lock: Path) -> dict:
+    """Who a lock file names ({} when it cannot be read)."""
+    try:
+        owner = json.loads(lock.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def _take_lock(lock: Path, folder: Path, option: str) -> Path:
+    """Create the lock file exclusively, or take over one left by a writer that is gone."""
+    me = _me()
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            try:
-                owner = json.loads(lock.read_text() or "{}")
-            except (OSError, ValueError):
-                owner = {}
+            owner = _owner(lock)
             pid, host = owner.get("pid"), owner.get("host")
-            if owner == me:
-                return lock
-            if isinstance(pid, int) and host == me["host"] and not _alive(pid):
-                lock.unlink(missing_ok=True)  # its writer died: take it over
+            if owner == me or (isinstance(pid, int) and host == me["host"] and not _alive(pid)):
+                lock.unlink(missing_ok=True)  # its writer died (or was this process, which holds it no more)
                 continue
             raise RunError(
                 f"another signvision process (pid {pid} on {host}) is writing it; wait for it to finish, "
@@ -90,8 +127,15 @@ def claim_folder(folder: Path, option: str = "out") -> Path:
 
 
 def release_folder(folder: Path) -> None:
-    """Let go of a folder this process claimed."""
-    (Path(folder) / LOCK).unlink(missing_ok=True)
+    """Let go of a folder this process claimed (the lock goes with the last of its claims)."""
+    key = str(Path(folder).resolve())
+    with _CLAIMING:
+        holder = _CLAIMED.get(key)
+        if holder is not None and holder[1] > 1:
+            holder[1] -= 1
+            return
+        _CLAIMED.pop(key, None)
+        (Path(folder) / LOCK).unlink(missing_ok=True)
 
 
 def check_out_folder(out: Path, *, resume: bool) -> None:
@@ -107,7 +151,7 @@ def check_out_folder(out: Path, *, resume: bool) -> None:
         )
     elif out.exists() and not out.is_dir():
         raise OptionError("exists and is not a folder", option="out", value=out)
-    elif out.is_dir() and any(p.name != LOCK for p in out.iterdir()):
+    elif holds_user_files(out):
         raise OptionError(
             "the folder is not empty and holds no run; choose a new or empty folder", option="out", value=out
         )

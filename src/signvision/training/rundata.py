@@ -19,7 +19,7 @@ from signvision.data.cache import decode_all
 from signvision.data.dataset import ImageDataset
 from signvision.data.tables import DataTable, read_csv, read_data_of
 from signvision.errors import DataError, MissingError, OptionError
-from signvision.files import atomic_write
+from signvision.files import atomic_write, refuse_overwrite
 from signvision.grouping.groups import join_groups
 from signvision.grouping.splits import SPLIT_BY, SplitInfo, make_split, read_split, single_group_classes
 from signvision.models.task import Task
@@ -239,11 +239,10 @@ class Split:
     def __iter__(self):
         return iter((self.table, self.info))
 
-    def to_csv(self, path: str | Path) -> Path:
+    def to_csv(self, path: str | Path, *, overwrite: bool = False) -> Path:
         import json
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = check_split_out(path, overwrite)
         with atomic_write(path, newline="") as f:
             self.table.to_csv(f, index=False)
         with atomic_write(path.with_suffix(".json")) as f:
@@ -253,6 +252,18 @@ class Split:
     def _repr_html_(self) -> str:
         counts = self.table["fold"].value_counts()
         return f"<pre>{self.info.describe()}\n{counts.get('train', 0)} train, {counts.get('val', 0)} val</pre>"
+
+
+def check_split_out(path: str | Path, overwrite: bool = False) -> Path:
+    """Where a split goes: a CSV whose .json beside it is new too (or `overwrite`); a user's file is never replaced."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        raise OptionError(
+            "the split is a CSV; its .json is written beside it: give a name ending in .csv", option="out", value=path
+        )
+    refuse_overwrite(path, overwrite)
+    refuse_overwrite(path.with_suffix(".json"), overwrite)
+    return path
 
 
 def split(
