@@ -170,3 +170,39 @@ def test_resume_refuses_in_the_api_what_the_command_line_refuses(tiny_zindi, tmp
     assert (tmp_path / "r" / "config.json").read_text() == before  # nothing recorded of the refused change
     longer = sv.train(resume=tmp_path / "r", epochs=3, **QUIET)
     assert list(longer.history["epoch"]) == [1, 2, 3] and longer.summary["epochs"] == 3
+
+
+INTERRUPTED_IN_A_KERNEL = """
+import os, signal
+import signvision as sv
+
+def log(line):
+    if line.startswith("epoch 2/") and not hasattr(log, "sent"):
+        log.sent = True  # Jupyter's "interrupt kernel": SIGINT to the whole process group, loader workers too
+        os.killpg(os.getpgrp(), signal.SIGINT)
+
+run = sv.Run.new({data!r}, model="lenet", lenet_width=1, epochs=4, image_size=16, batch_size=4, lr=5e-3,
+                 device="cpu", augment="light", workers=1)
+try:
+    run.fit(log)
+    print("NOT INTERRUPTED")
+except KeyboardInterrupt:
+    print("interrupted at", list(run.history["epoch"]))
+run.fit(lambda *_: None)
+print("epochs", list(run.history["epoch"]), run.summary["status"])
+"""
+
+
+def test_a_process_group_interrupt_with_loader_workers_then_fit_again(tiny_zindi, tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "kernel.py"
+    script.write_text(INTERRUPTED_IN_A_KERNEL.format(data=str(tiny_zindi)))
+    env = {**__import__("os").environ, "SIGNVISION_PROGRESS": "0"}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, start_new_session=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "interrupted at [1, 2]" in done.stdout, done.stdout
+    assert "epochs [1, 2, 3, 4] finished" in done.stdout, done.stdout + done.stderr[-2000:]

@@ -6,6 +6,7 @@ moves four times fewer bytes to a GPU than float32 would.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -124,7 +125,10 @@ class ImageLoader(DataLoader):
 
 def _worker_init(_: int) -> None:
     """One thread per loader process, and a distinct augmentation stream per process (albumentations
-    pipelines carry their own generator, which every worker would otherwise copy unchanged)."""
+    pipelines carry their own generator, which every worker would otherwise copy unchanged). Ctrl-C is the
+    main process's to handle: Jupyter's "interrupt kernel" and a terminal signal the whole process group, and a
+    worker that died of it would leave the loader, and so `run.fit()` again, broken."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     info = torch.utils.data.get_worker_info()

@@ -169,6 +169,8 @@ class Run:
             with own_random_state():
                 if self._session is None:
                     self._session = self._start(device, rank, world, log)
+                elif rank == 0:  # fit() again after Ctrl-C: the record holds exactly the finished epochs
+                    self._session.recorder.start(self._session.prepared.state)
                 status, figures = self._train_and_validate(log)
             self._finish(status, figures, log, report)
         finally:
