@@ -267,6 +267,14 @@ def small_validation(env: Env) -> list:
     return env.train("--split", env.tmp / "s.csv", "--out", env.tmp / "r", data=data)
 
 
+def unfinished_run(env: Env) -> Path:
+    """A run killed part way: best.pt and last.pt are there, summary.json says it stopped."""
+    run = env.copy_run()
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    return run
+
+
 def split_json_beside(env: Env) -> list:
     _write(env.tmp / "mysplit.json", '{"my": "precious notes"}')
     return ["split", "--data", env.data, "--out", env.tmp / "mysplit.csv"]
@@ -388,6 +396,12 @@ CASES = [
     ("--out another process writes", claimed_by_another_process, "another signvision process"),
     ("fewer validation images than classes", small_validation, "2 images for 3 classes"),
     # round 3
+    (
+        "predict with an unfinished run",
+        lambda e: ["predict", "--run", unfinished_run(e), "--out", e.tmp / "s.csv"],
+        "unfinished run: stopped (interrupted)",
+    ),
+    ("serve an unfinished run", lambda e: ["serve", "--run", unfinished_run(e)], "continue it with signvision train"),
     ("split --out beside the user's .json", split_json_beside, "mysplit.json: already exists"),
     ("split --out a .json", lambda e: ["split", "--data", e.data, "--out", e.tmp / "s.json"], "ending in .csv"),
     ("compare --out over the user's compare.csv", compare_beside, "compare.csv: already exists"),

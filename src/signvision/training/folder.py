@@ -257,14 +257,24 @@ def fold_folders(run: Path) -> list[Path]:
 
 
 def check_run_folder(run: str | Path) -> Path:
-    """The run folder exists and is finished enough to use (one line otherwise)."""
+    """The run folder exists and is finished: trained, calibrated and summarised (one line otherwise; a run
+    stopped part way would predict uncalibrated probabilities from an early epoch)."""
     run = Path(run)
     if not run.is_dir():
         raise MissingError("folder not found", option="run", value=run)
     if is_cv_run(run):
         fold_folders(run)
+        again = "run the same train command again to finish it"
+        what = "cross-validation not finished (no out-of-fold summary yet)"
     elif not (run / "best.pt").is_file():
         raise RunError("no best.pt (not a signvision run, or no epoch finished yet)", option="run", value=run)
+    else:
+        again, what = f"continue it with signvision train --resume {run}", "unfinished run"
+    summary = run / "summary.json"
+    status = read_json(summary).get("status") if summary.is_file() else None
+    if status != "finished":
+        done = f"stopped ({status})" if status else "not summarised"
+        raise RunError(f"{what}: {done}; {again}", option="run", value=run)
     return run
 
 
