@@ -92,3 +92,24 @@ def test_ablate_cli_help_mentions_example(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "--grid" in out and "example:" in out and "signvision ablate --data" in out
+
+
+def test_two_thousand_classes_a_run_and_a_readable_report(tmp_path):
+    """A sign vocabulary of 2,000 glosses: the run finishes with its report (benchmarks/many_classes.py times
+    it); the report lists the top confusions instead of a 2,000 x 2,000 matrix."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "k" / "Images").mkdir(parents=True)
+    rows = []
+    for c in range(2000):
+        for j in range(2):
+            cv2.imwrite(str(tmp_path / "k" / "Images" / f"i{c}_{j}.png"), rng.integers(0, 255, (16, 16, 3), np.uint8))
+            rows.append((f"i{c}_{j}", f"gloss{c:04d}"))
+    pd.DataFrame(rows, columns=["img_IDS", "Label"]).to_csv(tmp_path / "k" / "Train.csv", index=False)
+    cfg = tiny_config(tmp_path / "k", tmp_path / "run", epochs=1, val_fraction=0.5)
+    fit(cfg, report=True, log=lambda *_: None)
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "Top confusions" in page and "2000 classes" in page
+    assert not (tmp_path / "run" / "confusion.png").exists()

@@ -188,12 +188,13 @@ def leak_check(fp: Fingerprints, labels: np.ndarray, is_val: np.ndarray) -> dict
 def measures_memory(leak: dict, model_accuracy: float | None, margin: float = 0.05, share: float = 0.1) -> bool:
     """Whether a validation accuracy may measure memory: at least `share` of the validation images have a near
     copy in training and remembering the nearest training image scores within `margin` of the model; or,
-    whatever the share, remembering scores better than the model (copies the thumbnails do not link, such as
-    shifted variants of small photos, leak just the same; or the model is weaker than a lookup)."""
+    whatever the share, remembering scores better than the model by more than `margin` / 2 (copies the
+    thumbnails do not link, such as shifted variants of small photos, leak just the same; or the model is
+    weaker than a lookup)."""
     memory, copied = leak.get("memory_accuracy"), leak.get("val_near_copy_share")
     if memory is None or copied is None or model_accuracy is None:
         return False
-    return (copied >= share and memory >= model_accuracy - margin) or memory > model_accuracy
+    return (copied >= share and memory >= model_accuracy - margin) or memory > model_accuracy + margin / 2
 
 
 def near_copy_groups(paths) -> np.ndarray:

@@ -42,8 +42,12 @@ def plot_curves(metrics: pd.DataFrame, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+MANY_CLASSES = 30  # beyond this many classes a picture per class is unreadable: tables and averages instead
+
+
 def plot_roc(y: np.ndarray, probs: np.ndarray, names: list[str], path: Path, what: str = "validation") -> Path:
-    """ROC curves per class and their macro average (or the one binary curve)."""
+    """ROC curves per class and their macro average (or the one binary curve); beyond MANY_CLASSES classes,
+    the macro average alone."""
     fig, ax = plt.subplots(figsize=(6, 5.5))
     if probs.ndim == 1:
         fpr, tpr, _ = roc_curve(y, probs)
@@ -55,7 +59,8 @@ def plot_roc(y: np.ndarray, probs: np.ndarray, names: list[str], path: Path, wha
         for k, name in enumerate(names):
             if 0 < (y == k).sum() < len(y):
                 fpr, tpr, _ = roc_curve(y == k, probs[:, k])
-                ax.plot(fpr, tpr, lw=1, alpha=0.6, label=name)
+                if len(names) <= MANY_CLASSES:
+                    ax.plot(fpr, tpr, lw=1, alpha=0.6, label=name)
                 mean_tpr += np.interp(grid, fpr, tpr)
                 drawn += 1
         ax.plot(grid, mean_tpr / max(drawn, 1), "k-", lw=2.5, label="macro average")

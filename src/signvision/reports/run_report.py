@@ -54,7 +54,7 @@ def scored_sections(folder: Path, scored: ScoredSet, *, top_wrong: int = 12, wha
     the PNGs into `folder`; returns (HTML parts, metrics)."""
     from sklearn.metrics import precision_recall_fscore_support
 
-    from signvision.reports.plots import plot_confusion, plot_gallery, plot_reliability, plot_roc
+    from signvision.reports.plots import MANY_CLASSES, plot_confusion, plot_gallery, plot_reliability, plot_roc
     from signvision.training.calibrate import reliability
     from signvision.training.metrics import SCORES, compute_metrics
 
@@ -71,7 +71,7 @@ def scored_sections(folder: Path, scored: ScoredSet, *, top_wrong: int = 12, wha
     pred, confidence = predictions_of(probs)
     pngs = [
         plot_roc(y, probs, names, folder / "roc.png", what),
-        plot_confusion(y, pred, names, folder / "confusion.png", what),
+        *([plot_confusion(y, pred, names, folder / "confusion.png", what)] if len(names) <= MANY_CLASSES else []),
         plot_reliability(
             {**({"uncalibrated": reliability(raw, y)} if raw is not None else {}), "calibrated": reliability(probs, y)},
             folder / "reliability.png",
@@ -100,9 +100,26 @@ def scored_sections(folder: Path, scored: ScoredSet, *, top_wrong: int = 12, wha
             for k, n in enumerate(names)
         ),
         "</table>",
+        top_confusions(y, pred, names) if len(names) > MANY_CLASSES else "",
         *(f"<h2>{p.stem}</h2>{png_tag(p, p.stem)}" for p in pngs),
     ]
     return parts, metrics
+
+
+def top_confusions(y: np.ndarray, pred: np.ndarray, names: list[str], limit: int = 30) -> str:
+    """The most frequent (given, predicted) mistakes as a table: a confusion matrix of many classes, readable
+    (its size grows with the mistakes, not with the square of the classes)."""
+    wrong = pred != y
+    pairs = pd.Series(list(zip(y[wrong].tolist(), pred[wrong].tolist()))).value_counts().head(limit)
+    rows = "".join(
+        f"<tr><td class=l>{escape(names[g])}</td><td class=l>{escape(names[p])}</td><td>{n}</td></tr>"
+        for (g, p), n in pairs.items()
+    )
+    return (
+        f"<h2>Top confusions</h2><p>{len(names)} classes: the {len(pairs)} most frequent mistakes instead of a "
+        f"{len(names)} x {len(names)} matrix.</p><table><tr><th class=l>given</th><th class=l>predicted</th>"
+        f"<th>images</th></tr>{rows}</table>"
+    )
 
 
 def leak_section(summary: dict) -> str:
