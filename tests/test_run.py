@@ -206,3 +206,54 @@ def test_a_process_group_interrupt_with_loader_workers_then_fit_again(tiny_zindi
     assert done.returncode == 0, done.stderr[-2000:]
     assert "interrupted at [1, 2]" in done.stdout, done.stdout
     assert "epochs [1, 2, 3, 4] finished" in done.stdout, done.stdout + done.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "settings,words",
+    [
+        (dict(epochs="2"), "epochs='2': must be a whole number"),
+        (dict(image_size=16.5), "image_size=16.5: must be a whole number"),
+        (dict(seed=None), "seed=None: must be a whole number"),
+        (dict(calibrate="no"), "calibrate='no': must be True or False"),
+        (dict(model=None), "model=None: must be text"),
+        (dict(workers="2"), "workers='2': must be a whole number"),
+    ],
+)
+def test_settings_of_the_wrong_type_are_refused_before_training(tiny_zindi, settings, words):
+    with pytest.raises(sv.OptionError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        sv.train(tiny_zindi, **{**TINY, **settings}, **QUIET)
+
+
+def test_numpy_numbers_are_numbers(tiny_zindi, tmp_path):
+    run = sv.train(tiny_zindi, out=tmp_path / "r", **{**TINY, "epochs": np.int64(1), "lr": np.float32(5e-3)}, **QUIET)
+    assert sv.load_run(tmp_path / "r").cfg.epochs == 1 and run.summary["epochs"] == 1  # config.json holds an int
+    with pytest.raises(sv.OptionError, match="val_fraction"):
+        sv.split(tiny_zindi, val_fraction="0.3")
+
+
+def test_dataframes_with_blank_labels_or_no_rows_and_numeric_labels(tiny_zindi):
+    frame = sv.read_data(tiny_zindi).train[["path", "Label"]].reset_index(drop=True)
+    blank = frame.copy()
+    blank.loc[3, "Label"] = np.nan
+    with pytest.raises(sv.DataError, match="row 3.*no label"):
+        sv.train(blank, **TINY, **QUIET)
+    with pytest.raises(sv.DataError, match="no rows"):
+        sv.train(frame.iloc[:0], **TINY, **QUIET)
+    numbered = frame.assign(Label=frame["Label"].astype("category").cat.codes * 5)  # 0, 5, 10
+    assert sv.read_data(numbered).classes == ["0", "5", "10"]
+
+
+def test_predict_takes_the_forms_a_notebook_has(tiny_zindi):
+    run = sv.train(tiny_zindi, **{**TINY, "epochs": 1}, **QUIET)
+    path = str(next((tiny_zindi / "Images").glob("*.jpg")))
+    image = cv2.imread(path)[..., ::-1].copy()
+    one = run.predict(image)  # one array
+    assert len(one) == 1 and np.allclose(one.frame[one.classes], run.predict([image]).frame[one.classes])
+    assert len(run.predict(path)) == 1  # one file
+    assert len(run.predict(p for p in [path, path])) == 2  # a generator
+    with pytest.raises(sv.DataError, match="no images"):
+        run.predict([])
+    with pytest.raises(sv.DataError, match="not a mix"):
+        run.predict([image, path])
+    with pytest.raises(sv.OptionError, match="batch_size"):
+        run.predict([path], batch_size=0)

@@ -115,8 +115,9 @@ class TrainConfig(Machine, Recipe, DataSource):
         return {name: getattr(self, name) for name in (*SOURCE, *RECIPE)}
 
     def check(self) -> TrainConfig:
-        """One-line errors for values that cannot work."""
+        """One-line errors for values that cannot work (numpy numbers and whole floats are numbers: taken)."""
         for f in fields(self):
+            setattr(self, f.name, typed(f.name, getattr(self, f.name), f.type))
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise OptionError("must be a finite number", option=f.name, value=value)
@@ -203,6 +204,34 @@ MACHINE = names_of(Machine)
 # what a resumed run may change: where its images are now, the machine, and how many epochs it trains in all
 RESUMABLE = frozenset({*SOURCE, *MACHINE, "epochs"})
 MAX_IMAGE_SIZE = 1024  # training image side; larger squares make caches and models no CPU or GPU holds
+
+
+def typed(name: str, value, type_name: str):
+    """A setting's value as its field's type says ("int", "float", "str | None", "bool"): numpy scalars, whole
+    floats for whole numbers and paths for text are taken as such; anything else is an OptionError naming it."""
+    kinds = [k.strip() for k in type_name.split("|")]
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise OptionError(f"must be {_WORDS[kinds[0]]}, not None", option=name, value=value)
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # a numpy (or torch) scalar
+        value = value.item()
+    kind = kinds[0]
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    if kind == "int" and not isinstance(value, bool):
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    if kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind == "str" and isinstance(value, (str, Path)):
+        return str(value)
+    raise OptionError(f"must be {_WORDS[kind]}, not {type(value).__name__}", option=name, value=value)
+
+
+_WORDS = {"int": "a whole number", "float": "a number", "str": "text", "bool": "True or False"}
 
 
 def _fits(value, type_name: str) -> bool:

@@ -15,13 +15,13 @@ no suspect with `drop_suspects`), broken.csv, summary.json and audit.html (repor
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from signvision.config import AuditConfig
+from signvision.config import AuditConfig, typed
 from signvision.data.tables import read_data_of
 from signvision.errors import OptionError
 from signvision.files import atomic_write, check_writable_folder
@@ -209,6 +209,8 @@ def run_audit(cfg: AuditConfig, log=print, progress: bool | None = None, save: b
     progress = show_progress() if progress is None else progress
     if save and not cfg.out:
         raise OptionError("give a folder for the audit", option="out")
+    for f in fields(cfg):  # numpy numbers taken, wrong types refused now (not deep inside the work)
+        setattr(cfg, f.name, typed(f.name, getattr(cfg, f.name), f.type))
     if cfg.folds < 2:
         raise OptionError("must be 2 or more", option="folds", value=cfg.folds)
     if cfg.epochs < 0:

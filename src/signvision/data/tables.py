@@ -59,7 +59,11 @@ class DataTable:
 
     @property
     def classes(self) -> list[str]:
-        return sorted(self.train["Label"].unique().tolist())
+        """The class names, sorted (as numbers when every name is a whole number: "2" before "10")."""
+        names = self.train["Label"].unique().tolist()
+        if names and all(n.isdigit() for n in names):
+            return sorted(names, key=int)
+        return sorted(names)
 
     @property
     def labelled(self) -> pd.DataFrame:
@@ -343,18 +347,35 @@ def table_from_frame(frame: pd.DataFrame, *, image_col: str = "path", label_col:
     for col in (image_col, label_col):
         if col not in frame.columns:
             raise DataError(f"the DataFrame has no column {col!r} (columns: {', '.join(map(str, frame.columns))})")
-    paths = frame[image_col].astype(str)
+    if len(frame) == 0:
+        raise DataError("the DataFrame has no rows: no images to train on")
+    for col, what in ((image_col, "path"), (label_col, "label")):
+        blank = frame[col].isna() | (frame[col].astype(str).str.strip() == "")
+        if blank.any():
+            raise DataError(
+                f"DataFrame row {int(np.flatnonzero(blank)[0])} (index {frame.index[blank][0]!r}): no {what} in "
+                f"column {col!r} ({int(blank.sum())} rows like it)"
+            )
+    paths = frame[image_col].map(lambda p: os.path.abspath(str(p)))  # from here on, whatever the working folder
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise MissingError(f"{missing[0]}: file not found ({len(missing)} of the DataFrame's paths are missing)")
-    ids = frame["img_IDS"].astype(str) if "img_IDS" in frame.columns else paths
+    ids = frame["img_IDS"].astype(str) if "img_IDS" in frame.columns else frame[image_col].astype(str)
     if ids.duplicated().any():
         raise DataError(f"the DataFrame lists {ids[ids.duplicated()].iloc[0]!r} twice")
-    train = pd.DataFrame(
-        {"img_IDS": ids.values, "path": paths.values, "Label": frame[label_col].astype(str).str.strip().values}
-    )
+    train = pd.DataFrame({"img_IDS": ids.values, "path": paths.values, "Label": label_strings(frame[label_col])})
     train["row"] = np.arange(len(train)) + 1
     return DataTable(train, None, "frame", None)
+
+
+def label_strings(labels: pd.Series) -> np.ndarray:
+    """Labels as class names: whole numbers (ints, or floats that are whole) as "0", "1", ..., "10" (not "10.0"),
+    anything else as its text, stripped."""
+    if pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels):
+        numbers = labels.to_numpy(dtype=float)
+        if np.all(numbers == np.round(numbers)):
+            return labels.astype(np.int64).astype(str).to_numpy()
+    return labels.astype(str).str.strip().to_numpy()
 
 
 def read_data_of(cfg, *, skip_missing: bool, dropped: list[str]) -> DataTable:

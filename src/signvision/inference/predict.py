@@ -32,16 +32,28 @@ from signvision.training.runtime import pick_device
 def image_table(images) -> tuple[pd.DataFrame, list[np.ndarray] | None]:
     """(img_IDS + path table, None) for a folder, a Zindi folder, a CSV, a list of files or a DataFrame with a
     `path` column; (img_IDS table, the arrays) for image arrays (H, W, 3) uint8 RGB or one (N, H, W, 3)."""
-    if isinstance(images, np.ndarray) and images.ndim == 4:
-        images = list(images)
-    if isinstance(images, (list, tuple)) and images and isinstance(images[0], np.ndarray):
+    if isinstance(images, np.ndarray) and images.ndim in (3, 4):
+        images = list(images) if images.ndim == 4 else [images]  # a batch, or one image
+    if isinstance(images, (str, Path)) and Path(images).is_file():
+        images = [images]  # one image file
+    if not isinstance(images, (str, Path, pd.DataFrame, list, tuple, np.ndarray)) and hasattr(images, "__iter__"):
+        images = list(images)  # a generator of paths or arrays
+    if isinstance(images, (list, tuple)) and not images:
+        raise DataError("no images to predict (an empty list)")
+    if isinstance(images, (list, tuple)):
+        kinds = {isinstance(a, np.ndarray) for a in images}
+        if len(kinds) > 1:
+            raise DataError("give either image arrays or image files, not a mix of both")
+    if isinstance(images, (list, tuple)) and isinstance(images[0], np.ndarray):
         for i, a in enumerate(images):
-            if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
+            if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8 or min(a.shape[:2]) < 1:
                 raise DataError(f"image {i}: expected an RGB uint8 array (H, W, 3), got {a.dtype} {a.shape}")
         return pd.DataFrame({"img_IDS": [f"image {i}" for i in range(len(images))]}), list(images)
     if isinstance(images, pd.DataFrame):
         if "path" not in images.columns:
             raise DataError(f"the DataFrame has no column 'path' (columns: {', '.join(map(str, images.columns))})")
+        if images["path"].isna().any():
+            raise DataError(f"DataFrame row {int(np.flatnonzero(images['path'].isna())[0])}: no path")
         ids = images["img_IDS"] if "img_IDS" in images.columns else images["path"]
         return pd.DataFrame({"img_IDS": ids.astype(str).values, "path": images["path"].astype(str).values}), None
     if isinstance(images, (list, tuple)):

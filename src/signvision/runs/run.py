@@ -384,6 +384,8 @@ class Run:
         from signvision.inference.predict import Predictions, image_table, predict_images
 
         self._require_trained()
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise OptionError("must be a whole number of at least 1", option="batch_size", value=batch_size)
         images = images if images is not None else self.members[0].cfg.data
         if images is None:
             raise OptionError("give the images to predict: a folder, files, a DataFrame or arrays", option="images")

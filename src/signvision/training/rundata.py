@@ -281,8 +281,12 @@ def split(
         >>> table["fold"].value_counts()["val"], info.leak["val_near_copy_share"]         # doctest: +SKIP
         (545, 0.0)
     """
+    from signvision.config import typed
     from signvision.data.tables import read_data
 
+    val_fraction, seed = typed("val_fraction", val_fraction, "float"), typed("seed", seed, "int")
+    if not 0 <= seed < 2**31:
+        raise OptionError("must be between 0 and 2**31 - 1", option="seed", value=seed)
     table = read_data(data)
     dups = load_audit(audit)[1] if audit else None
     drawn, info, fingerprints = draw_split(table, split_by=split_by, val_fraction=val_fraction, seed=seed, dups=dups)
