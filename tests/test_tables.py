@@ -181,3 +181,20 @@ def test_labelled_data_that_is_not(tmp_path):
     write_images(folder, ["a", "b"], ["a", "b"])
     with pytest.raises(SignvisionError, match="holds images but no labels"):
         read_labelled(folder)
+
+
+def test_a_class_folder_whose_images_are_elsewhere_is_named(tmp_path):
+    from signvision.errors import DataError
+
+    for k, name in enumerate(["five", "six", "seven"]):
+        write_images(tmp_path / "data" / name, [name] * 3, ["five", "six", "seven"], seed=k)
+    nested = tmp_path / "data" / "five" / "2024-05"
+    nested.mkdir()
+    for f in list((tmp_path / "data" / "five").glob("*.jpg")):
+        f.rename(nested / f.name)
+    with pytest.raises(DataError, match="five: its 3 images are in sub-folders"):
+        read_data(tmp_path / "data")
+    for f in nested.glob("*.jpg"):
+        f.rename(tmp_path / "data" / "five" / f.with_suffix(".heic").name)
+    with pytest.raises(DataError, match=r"five: no image signvision reads \(\.heic files"):
+        read_data(tmp_path / "data")

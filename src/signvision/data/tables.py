@@ -30,7 +30,7 @@ import pandas as pd
 
 from signvision.errors import DataError, MissingError, OptionError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 ZINDI_EXTENSIONS = (".jpg", ".jpeg", ".png")
 VAL_FOLDERS = ("val", "valid", "validation")
 SIGNVISION_FILES = ("config.json", "best.pt", "last.pt", "cv.json", "ablation.json", "audit.html")
@@ -222,15 +222,33 @@ def _has_images(folder: Path) -> bool:
 
 
 def class_folders(root: Path, base: Path) -> pd.DataFrame:
-    """img_IDS (the path relative to `base`), path, Label (the sub-folder's name), row of DIR/<class>/<files>."""
-    rows = [
-        (f.relative_to(base).as_posix(), str(f), class_dir.name)
-        for class_dir in data_folders(root)
-        for f in image_files(class_dir)
-    ]
+    """img_IDS (the path relative to `base`), path, Label (the sub-folder's name), row of DIR/<class>/<files>.
+    A class folder whose images are not where they are read (in a sub-folder, or in a format signvision does
+    not read) is a DataError naming it, once the folder holds other classes: no class vanishes unsaid."""
+    rows, empty = [], []
+    for class_dir in data_folders(root):
+        files = image_files(class_dir)
+        rows += [(f.relative_to(base).as_posix(), str(f), class_dir.name) for f in files]
+        if not files:
+            empty.append(class_dir)
+    if rows and empty:
+        raise DataError(f"{empty[0]}: {why_no_images(empty[0])} (the other class folders hold images)")
     table = pd.DataFrame(rows, columns=["img_IDS", "path", "Label"])
     table["row"] = np.arange(len(table)) + 1
     return table
+
+
+def why_no_images(folder: Path) -> str:
+    """What a class folder without readable images holds instead, in words."""
+    nested = image_files(folder, recursive=True)
+    if nested:
+        return f"its {len(nested)} images are in sub-folders (e.g. {nested[0].relative_to(folder)}); put them in it"
+    other = sorted({p.suffix.lower() or p.name for p in folder.iterdir() if p.is_file() and not is_hidden(p.name)})
+    if other:
+        return (
+            f"no image signvision reads ({', '.join(other[:4])} files; it reads {', '.join(sorted(IMAGE_EXTENSIONS))})"
+        )
+    return "an empty class folder"
 
 
 def _split_folder(root: Path, names: Sequence[str]) -> Path | None:
