@@ -392,3 +392,30 @@ def test_large_uploads_decode_two_at_a_time_whatever_the_core_count(monkeypatch)
     for t in threads:
         t.join()
     assert state["most"] == 2
+
+
+def test_the_third_adversarial_round_headers_are_bounded_and_names_case_insensitive(tiny_run):
+    _, run = tiny_run
+    client = TestClient(create_app(run, device="cpu", max_images=4, max_upload_mb=2), base_url="http://127.0.0.1")
+    body = b'--B\r\nContent-Disposition: form-data; name="images"; filename="a.jpg"\r\nContent-Type: image/jpeg'
+    body += b"\r\n\r\n" + jpeg(np.full((32, 32, 3), 120, np.uint8)) + b"\r\n--B--\r\n"
+    reply = client.post("/predict", content=body, headers={"content-type": "MULTIPART/FORM-DATA; boundary=B"})
+    assert reply.status_code == 200, reply.text  # media types are case-insensitive
+    assert client.get("/info", headers={"host": "LOCALHOST:8000"}).status_code == 200  # and so are host names
+    port = free_port()
+    proc = start_server(run, port)
+    try:
+        big = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n"
+        reply = raw_http(port, big)
+        assert reply.startswith(b"HTTP/1.1 431") and b"too large" in reply, reply[:200]
+        two = b"GET /info HTTP/1.1\r\nHost: evil.example\r\nHost: 127.0.0.1\r\n\r\n"
+        assert raw_http(port, two).startswith(b"HTTP/1.1 400")
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:  # a head that never ends
+            slow.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a")
+            started = time.perf_counter()
+            assert slow.recv(100) == b""  # closed by the server
+            assert time.perf_counter() - started < 20
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

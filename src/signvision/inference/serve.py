@@ -65,7 +65,8 @@ def served_hosts(host: str) -> set[str] | None:
 
 
 def host_name(header: str) -> str:
-    """The name in a Host header, without its port ('[::1]:8000' -> '::1')."""
+    """The name in a Host header, without its port, in lower case (host names are: '[::1]:8000' -> '::1')."""
+    header = header.lower()
     if header.startswith("["):
         return header[1:].split("]", 1)[0]
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
@@ -97,6 +98,8 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
+        if sum(name == b"host" for name, _ in scope["headers"]) > 1:
+            return await json_reply(send, 400, "two Host headers: one request names one host")
         host = headers.get(b"host", b"").decode("latin-1")
         if self.hosts is not None and host_name(host) not in self.hosts:
             allowed = ", ".join(sorted(self.hosts))
@@ -129,20 +132,60 @@ class Guard:
         await self.app(scope, capped_receive, secure_send)
 
 
+MAX_HEAD_BYTES = 64 * 1024  # a request's line and headers at most: a header longer than this is an attack
+HEAD_SECONDS = 10.0  # ... and the time they may take to arrive (a connection that never finishes them is closed)
+
+
 def json_error_protocol():
     """uvicorn's HTTP protocol, with its answer to a malformed request (a bad Content-Length, a broken header)
-    in JSON like every other error, not plain text."""
+    in JSON like every other error, not plain text; and with the request head bounded: over MAX_HEAD_BYTES is
+    refused (431) as it arrives, and a head not complete within HEAD_SECONDS closes the connection (slowloris)."""
     try:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
-    except ImportError:  # without httptools
+    except ImportError:  # without httptools: uvicorn's h11 has its own bound on an incomplete head
         from uvicorn.protocols.http.h11_impl import H11Protocol as Base
 
     class JsonErrorProtocol(Base):
         def send_400_response(self, msg: str) -> None:
-            body = json.dumps({"error": f"not a readable HTTP request ({msg.rstrip('.')})"}).encode()
-            head = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nx-content-type-options: nosniff\r\n"
-            self.transport.write(head + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body)
+            self._refuse(400, "Bad Request", f"not a readable HTTP request ({msg.rstrip('.')})")
+
+        def _refuse(self, status: int, reason: str, message: str) -> None:
+            body = json.dumps({"error": message}).encode()
+            head = (
+                f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\nx-content-type-options: nosniff\r\n"
+            )
+            self.transport.write(head.encode() + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body)
             self.transport.close()
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._head_bytes = 0
+            self._head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+
+        def _head_too_slow(self) -> None:
+            if self._head_bytes is not None and not self.transport.is_closing():
+                self.transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            if self._head_bytes is not None:
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD_BYTES:
+                    return self._refuse(431, "Request Header Fields Too Large", "the request's headers are too large")
+            super().data_received(data)
+
+        def on_headers_complete(self) -> None:
+            self._head_bytes = None  # the body is bounded by the Guard
+            self._head_timer.cancel()
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._head_bytes = 0  # a kept-alive connection's next request starts its head
+            self._head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+
+        def connection_lost(self, exc) -> None:
+            self._head_timer.cancel()
+            super().connection_lost(exc)
 
     return JsonErrorProtocol
 
@@ -293,7 +336,7 @@ def form_error(e: Exception, max_images: int) -> RequestError:
 async def read_uploads(request, max_images: int, max_upload_mb: int) -> list[tuple[bytes, str]]:
     """The files of a POST /predict request [(bytes, name)], or the RequestError that says what is wrong."""
     kind = request.headers.get("content-type", "")
-    if not kind.startswith("multipart/form-data"):
+    if not kind.lower().startswith("multipart/form-data"):  # media types are case-insensitive
         raise RequestError(415, f"content type {kind or '(none)'}: send multipart/form-data with files in 'images'")
     max_bytes = max_upload_mb * 1_000_000
     try:
