@@ -79,3 +79,17 @@ def test_split_data_reports_groups_and_leaks(tmp_path):
     assert info.leak["val_near_copy_share"] == 0.0 and "12 groups" in info.describe()
     random_split, random_info = split_data(data, split_by="random", seed=0)
     assert random_info.leak["val_near_copy_share"] > 0.3 and "warning: a random split" in random_info.describe()
+
+
+def test_a_split_of_two_images_a_class_leaves_every_class_a_training_image(tmp_path):
+    from helpers import make_zindi
+
+    from signvision.data.tables import read_data
+    from signvision.training.rundata import split
+
+    data = make_zindi(tmp_path / "z2", n_per_class=2)
+    labels = read_data(data).train[["img_IDS", "Label"]]
+    for seed in range(6):
+        drawn = split(data, seed=seed).table.merge(labels)
+        trained = drawn[drawn["fold"] == "train"].groupby("Label").size()
+        assert len(trained) == labels["Label"].nunique(), (seed, drawn)  # `train --split` takes it

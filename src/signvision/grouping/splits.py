@@ -117,7 +117,11 @@ def make_split(
             value=val_fraction,
         )
     _, val_groups = train_test_split(names, test_size=val_fraction, random_state=seed, shuffle=True, stratify=stratify)
-    fold = np.where(table["group"].isin(set(val_groups)), "val", "train")
+    val_groups = set(val_groups)
+    for _, of_class in candidates.groupby(candidates).groups.items():  # the unstratified fallback may take a class
+        if val_groups >= set(of_class):  # whole: one of its groups goes back, so that the split can be trained on
+            val_groups.discard(sorted(of_class)[0])
+    fold = np.where(table["group"].isin(val_groups), "val", "train")
     return pd.DataFrame({"img_IDS": ids, "fold": fold, "group": grouped.where(grouped.notna(), "").astype(str)})
 
 
@@ -125,8 +129,8 @@ def single_group_classes(labels: pd.Series, groups: pd.Series | None) -> list[st
     """Classes all of whose images are in one group (they cannot be on both sides of a split)."""
     if groups is None:
         return []
-    table = pd.DataFrame({"label": pd.Series(labels).values, "group": pd.Series(groups).values})
-    table["group"] = table["group"].where(table["group"].notna(), pd.Series(range(len(table))).map("solo{}".format))
+    keys = group_keys(pd.Series(groups).reset_index(drop=True), pd.Series(range(len(labels))).astype(str))
+    table = pd.DataFrame({"label": pd.Series(labels).values, "group": keys})
     per_class = table.groupby("label")["group"].nunique()
     return sorted(per_class[per_class < 2].index.astype(str))
 
