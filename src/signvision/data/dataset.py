@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from signvision.data.images import load_resized
 from signvision.data.threads import cpu_threads
+from signvision.errors import OptionError
 
 
 class ImageDataset(Dataset):
@@ -48,14 +49,21 @@ class ImageDataset(Dataset):
         images: np.ndarray | None = None,
         transform=None,
     ):
+        if isinstance(paths, (str, Path)):
+            raise OptionError(
+                "give a list of image files, not one name (a folder? see read_data)", option="paths", value=paths
+            )
+        if not isinstance(size, int) or size < 1:
+            raise OptionError("must be a whole number of pixels, at least 1", option="size", value=size)
         self.paths = list(paths)
         self.size = size
         self.targets = None if targets is None else np.asarray(targets, dtype=np.int64)
         self.ids = list(ids) if ids is not None else [Path(p).stem for p in self.paths]
         self.images = images  # cached (N, size, size, 3) uint8, or None
         self.transform = transform
-        assert self.targets is None or len(self.targets) == len(self.paths)
-        assert images is None or len(images) == len(self.paths)
+        for name, values in (("targets", self.targets), ("images", images), ("ids", self.ids)):
+            if values is not None and len(values) != len(self.paths):
+                raise OptionError(f"{len(values)} of them for {len(self.paths)} images", option=name)
 
     def __len__(self) -> int:
         return len(self.paths)

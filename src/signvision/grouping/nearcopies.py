@@ -29,11 +29,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from signvision.data.images import read_grey_small
 from signvision.data.threads import cpu_threads
+from signvision.errors import OptionError
 from signvision.grouping.fingerprints import SIDE, TINY, mutual, nearest, neighbour_links, thumbnail
 from signvision.progress import progress_bar
 
@@ -211,4 +213,6 @@ def near_copy_groups(paths) -> np.ndarray:
         >>> groups                                                          # doctest: +SKIP
         array([ 0,  0, -1])
     """
+    if isinstance(paths, (str, Path)):
+        raise OptionError("give a list of image files, not one name", option="paths", value=paths)
     return group_near_copies(fingerprint_images([str(p) for p in paths]))

@@ -79,6 +79,8 @@ def build_model(
         >>> build_model("resnet18", 1).get_classifier().out_features
         1
     """
+    if not isinstance(num_outputs, int) or num_outputs < 1:
+        raise OptionError("must be a whole number of at least 1", option="num_outputs", value=num_outputs)
     if name == "lenet":
         if pretrained:
             raise OptionError("there are no pretrained LeNet weights; use `weights` FILE", option="pretrained")

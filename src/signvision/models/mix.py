@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from signvision.errors import OptionError
+
 
 def rand_bbox(height: int, width: int, lam: float, rng: np.random.Generator) -> tuple[int, int, int, int]:
     """A box covering about (1 - lam) of the image, centred uniformly at random, clipped to the image.
@@ -92,9 +94,11 @@ class Mixer:
 
     def __init__(self, *, mode: str = "both", alpha: float = 1.0, prob: float = 1.0, seed: int = 0):
         if mode not in ("mixup", "cutmix", "both"):
-            raise ValueError(f"mix mode {mode!r}: expected mixup, cutmix or both")
-        if alpha <= 0:
-            raise ValueError(f"mix alpha {alpha}: must be > 0")
+            raise OptionError("expected mixup, cutmix or both", option="mode", value=mode)
+        if not alpha > 0:
+            raise OptionError("must be > 0", option="alpha", value=alpha)
+        if not 0 <= prob <= 1:
+            raise OptionError("must be between 0 and 1 (the share of batches mixed)", option="prob", value=prob)
         self.mode, self.alpha, self.prob = mode, alpha, prob
         self.rng = np.random.default_rng(seed)
         self.enabled = True

@@ -56,6 +56,8 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
         True
     """
     y = np.asarray(y, dtype=np.int64)
+    if len(y) != len(logits):
+        raise DataError(f"calibration: {len(logits)} rows of logits for {len(y)} labels")
     if len(np.unique(y)) < 2:
         raise DataError(
             f"calibration: the held-out images hold only one class ({len(y)} images); a temperature cannot be "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
+from signvision.errors import DataError
 from signvision.training.calibrate import expected_calibration_error
 
 SCORES = ("roc_auc", "log_loss", "accuracy", "ece")  # the figures tables of runs show, in this order
@@ -110,6 +111,8 @@ def group_bootstrap(
         >>> group_bootstrap(y, probs, ["a", "a", "b", "c"])["groups"]
         3
     """
+    if not len(y) == len(probs) == len(groups):
+        raise DataError(f"group_bootstrap: {len(y)} labels, {len(probs)} rows of probabilities, {len(groups)} groups")
     correct, loss = per_image_figures(y, probs)
     _, which = np.unique(np.asarray(groups).astype(str), return_inverse=True)
     n_groups = int(which.max()) + 1 if len(which) else 0
