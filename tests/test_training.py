@@ -215,3 +215,25 @@ def test_cross_entropy_with_label_smoothing_is_calibrated(tiny_zindi, tmp_path):
     result = evaluate_run(tmp_path / "ce", device="cpu", log=lambda *_: None)
     assert result["without_tta"]["log_loss"] == pytest.approx(summary["val_log_loss"], abs=1e-6)
     assert result["uncalibrated"]["log_loss"] == pytest.approx(summary["val_log_loss_uncalibrated"], abs=1e-6)
+
+
+def test_trainings_on_one_machine_share_its_cores(tmp_path, monkeypatch):
+    import os
+
+    import torch
+
+    import signvision.training.runtime as runtime
+
+    monkeypatch.setattr(runtime, "TRAININGS", tmp_path / "trainings")
+    before = torch.get_num_threads()
+    try:
+        with runtime.sharing_cores():
+            assert (tmp_path / "trainings" / str(os.getpid())).is_file()
+            assert runtime.share_threads(4) == 4  # alone: all of its threads
+            (tmp_path / "trainings" / str(os.getppid())).touch()  # another training, alive
+            (tmp_path / "trainings" / str(2**22 + 17)).touch()  # one that died without unregistering
+            assert runtime.share_threads(4) == 2 and torch.get_num_threads() == 2
+            assert not (tmp_path / "trainings" / str(2**22 + 17)).exists()
+        assert not (tmp_path / "trainings" / str(os.getpid())).exists()
+    finally:
+        torch.set_num_threads(before)

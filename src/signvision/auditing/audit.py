@@ -228,6 +228,13 @@ def run_audit(cfg: AuditConfig, log=print, progress: bool | None = None, save: b
 
 
 def _audit(cfg: AuditConfig, log, progress: bool, started: float, save: bool) -> Audit:
+    from signvision.training.runtime import sharing_cores
+
+    with sharing_cores():  # a training beside it leaves it its share of the cores, and the other way round
+        return _run_checks(cfg, log, progress, started, save)
+
+
+def _run_checks(cfg: AuditConfig, log, progress: bool, started: float, save: bool) -> Audit:
     images, missing, table = read_images(cfg, log)
     n_classes = images.loc[images["set"] == "train", "Label"].nunique()
     model_size = cfg.image_size if n_classes <= 10 else max(cfg.image_size, 48)  # many classes: more pixels

@@ -154,7 +154,7 @@ class Run:
         import torch.distributed as dist
 
         from signvision.training.folder import check_out_folder, claim_folder, release_folder
-        from signvision.training.runtime import dist_setup, pick_device
+        from signvision.training.runtime import dist_setup, pick_device, sharing_cores
         from signvision.training.trainer import own_random_state
 
         folder, device = self.folder, pick_device(self.cfg.device)
@@ -166,7 +166,7 @@ class Run:
         try:
             if world > 1:
                 dist.barrier()  # every rank waits for the check before rank 0 writes into the folder
-            with own_random_state():
+            with own_random_state(), sharing_cores():
                 if self._session is None:
                     self._session = self._start(device, rank, world, log)
                 elif rank == 0:  # fit() again after Ctrl-C: the record holds exactly the finished epochs

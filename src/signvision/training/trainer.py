@@ -36,7 +36,7 @@ from signvision.models.factory import classifier_prefixes, set_backbone_trainabl
 from signvision.models.mix import Mixer
 from signvision.training.checkpoint import FORMAT, load_state
 from signvision.training.loop import evaluate_loader, train_one_epoch
-from signvision.training.runtime import Runtime, amp_dtype, unwrap
+from signvision.training.runtime import Runtime, amp_dtype, share_threads, unwrap
 
 METRIC_COLUMNS = [
     "epoch",
@@ -259,9 +259,10 @@ def train_epochs(
     if cfg.mix != "none":
         mixer = Mixer(mode=cfg.mix, alpha=cfg.mix_alpha, prob=cfg.mix_prob, seed=cfg.seed + runtime.rank)
     first_epoch, started = state.epoch, time.perf_counter()
-    epoch = first_epoch
+    epoch, threads = first_epoch, torch.get_num_threads()
     try:
         for epoch in range(first_epoch, cfg.epochs):
+            share_threads(threads)  # other trainings on this machine: each its share of the cores
             if sampler is not None:
                 sampler.set_epoch(epoch)
             torch.manual_seed(cfg.seed * 1000 + epoch)  # same shuffle, dropout and mixing after a resume
@@ -301,6 +302,8 @@ def train_epochs(
             state.restore(recorder.last_state(), "the last finished epoch")
             log(f"interrupted in epoch {epoch + 1}: the run holds epoch {state.epoch}; training again continues it")
         return "interrupted"
+    finally:
+        torch.set_num_threads(threads)
     return "finished"
 
 
