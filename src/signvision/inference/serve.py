@@ -167,11 +167,11 @@ def json_error_protocol():
                 self.transport.close()
 
         def data_received(self, data: bytes) -> None:
-            if self._head_bytes is not None:
+            super().data_received(data)  # parses: a head that completes here stops the count (on_headers_complete)
+            if self._head_bytes is not None and not self.transport.is_closing():
                 self._head_bytes += len(data)
                 if self._head_bytes > MAX_HEAD_BYTES:
-                    return self._refuse(431, "Request Header Fields Too Large", "the request's headers are too large")
-            super().data_received(data)
+                    self._refuse(431, "Request Header Fields Too Large", "the request's headers are too large")
 
         def on_headers_complete(self) -> None:
             self._head_bytes = None  # the body is bounded by the Guard
