@@ -4,8 +4,8 @@ Trains the same run alone, then two copies started together, and prints each one
 mean over its epochs, from metrics.csv) and its ratio to the run alone. A notebook user on a 2-core Colab or
 Kaggle machine runs an audit beside a training; a competitor runs two recipes at once.
 
-    .venv/bin/python benchmarks/concurrent.py                     # resnet18, 64 px, 2 epochs on sign-digits
-    .venv/bin/python benchmarks/concurrent.py --model lenet --epochs 3
+    .venv/bin/python benchmarks/two_trainings.py                     # resnet18, 64 px, 2 epochs on sign-digits
+    .venv/bin/python benchmarks/two_trainings.py --model lenet --epochs 3
 """
 
 from __future__ import annotations
