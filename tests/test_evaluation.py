@@ -51,3 +51,32 @@ def test_score_a_folder_of_classes_and_a_csv(tmp_path, capsys):
     )
     assert main(["evaluate", "--run", str(tmp_path / "run"), "--data", str(tmp_path / "csvdata" / "test.csv")]) == 0
     assert "3 labelled images" in capsys.readouterr().out
+
+
+def test_memory_is_said_only_where_copies_carry_their_label(tiny_zindi, tmp_path, capsys):
+    """A test set of copies of training images says "measures memory"; the same images under other labels are
+    look-alikes (another capture of other hands looks alike at 16x16), and the line says so instead."""
+    import shutil
+
+    import signvision as sv
+
+    assert main(["train", "--data", str(tiny_zindi), *TINY, "--out", str(tmp_path / "run")]) == 0
+    split = pd.read_csv(tmp_path / "run" / "split.csv")
+    labels = pd.read_csv(tiny_zindi / "Train.csv").set_index("img_IDS")["Label"]
+    trained = split.loc[split["fold"] == "train", "img_IDS"].head(12)
+    classes = sorted(labels.unique())
+    for name, relabel in (("copies", lambda c: c), ("lookalikes", lambda c: classes[(classes.index(c) + 1) % 3])):
+        (tmp_path / name / "Images").mkdir(parents=True)
+        for i in trained:
+            shutil.copy(tiny_zindi / "Images" / f"{i}.jpg", tmp_path / name / "Images" / f"{i}.jpg")
+        table = pd.DataFrame({"img_IDS": trained, "Label": [relabel(labels[i]) for i in trained]})
+        table.to_csv(tmp_path / name / "test.csv", index=False)
+    capsys.readouterr()
+    run = sv.load_run(tmp_path / "run")
+    copies = run.evaluate(data=tmp_path / "copies" / "test.csv")
+    said = capsys.readouterr().out
+    assert copies["near_copy_share"] == 1.0 and copies["copy_label_agreement"] == 1.0 and "measures memory" in said
+    lookalikes = run.evaluate(data=tmp_path / "lookalikes" / "test.csv")
+    said = capsys.readouterr().out
+    assert lookalikes["copy_label_agreement"] == 0.0 and "look-alikes, not copies" in said
+    assert "measures memory" not in said and "memory baseline" in said

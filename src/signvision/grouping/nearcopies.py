@@ -176,14 +176,17 @@ def leak_check(fp: Fingerprints, labels: np.ndarray, is_val: np.ndarray) -> dict
     train = np.flatnonzero(~is_val & fp.ok)
     val = np.flatnonzero(is_val)
     result = {"val_images": int(len(val)), "val_near_copy_share": None, "memory_accuracy": None}
+    result["copy_label_agreement"] = None
     if len(train) == 0 or len(val) == 0:
         return result
     similarity, closest = nearest(fp.vectors[train], fp.vectors[val], 1)
     similarity, closest = similarity[:, 0], train[closest[:, 0]]
     threshold = np.where(fp.tiny[val] | fp.tiny[closest], SIMILAR_TINY, SIMILAR)
     copied = (similarity >= threshold) & fp.ok[val]
+    same = labels[closest] == labels[val]
     result["val_near_copy_share"] = float(copied.mean())
-    result["memory_accuracy"] = float((labels[closest] == labels[val]).mean())
+    result["memory_accuracy"] = float(same.mean())
+    result["copy_label_agreement"] = float(same[copied].mean()) if copied.any() else None
     return result
 
 

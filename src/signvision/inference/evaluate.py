@@ -38,6 +38,7 @@ from signvision.training.metrics import SCORES, compute_metrics, group_bootstrap
 from signvision.training.runtime import Runtime, pick_device
 
 VALIDATION = "run-validation"  # the name of a run's own validation images under RUN/evaluations/
+COPIES_AGREE = 0.9  # near copies whose labels agree this often are copies (memory), not look-alikes
 
 
 def output_folder(run: Path, name: str, tta: TTA | str | None) -> Path:
@@ -240,8 +241,9 @@ def labelled_targets(task, table: pd.DataFrame, data) -> np.ndarray:
     return task.encode(table["Label"])
 
 
-def training_paths(member: RunModel) -> list[str] | None:
-    """The files a run folder trained on (its split's training side), or None when they cannot be found now."""
+def training_images(member: RunModel) -> pd.DataFrame | None:
+    """The images a run folder trained on (its split's training side: path, Label), or None when they cannot be
+    found now."""
     from signvision.grouping.splits import read_split
     from signvision.training.rundata import read_training_table
 
@@ -250,19 +252,26 @@ def training_paths(member: RunModel) -> list[str] | None:
         fold = read_split(member.folder / "split.csv", train["img_IDS"]).set_index("img_IDS")["fold"]
     except Exception:  # the training images moved or changed: the check is skipped, not the evaluation
         return None
-    return train.loc[train["img_IDS"].map(fold).eq("train").to_numpy(), "path"].tolist()
+    return train.loc[train["img_IDS"].map(fold).eq("train").to_numpy(), ["path", "Label"]]
 
 
-def test_leak(paths: list[str] | None, table: pd.DataFrame) -> float | None:
-    """The share of scored images that have a near copy among the images the run trained on (`paths`)."""
+def test_leak(trained: pd.DataFrame | None, table: pd.DataFrame) -> dict:
+    """What the run's training images say about these: the share with a near copy among them, how often such a
+    copy carries the same label (real copies do; look-alike hands in another capture often do not), and the
+    memory baseline (the label of each image's nearest training image)."""
     from signvision.grouping.nearcopies import fingerprint_images, leak_check
 
-    if paths is None:
-        return None
-    fp = fingerprint_images(paths + table["path"].tolist())
-    is_scored = np.r_[np.zeros(len(paths), bool), np.ones(len(table), bool)]
-    labels = np.r_[np.zeros(len(paths)), np.ones(len(table))]  # labels unused: only the share is read
-    return leak_check(fp, labels, is_scored)["val_near_copy_share"]
+    if trained is None:
+        return {"near_copy_share": None, "copy_label_agreement": None, "memory_accuracy": None}
+    fp = fingerprint_images(trained["path"].tolist() + table["path"].tolist())
+    is_scored = np.r_[np.zeros(len(trained), bool), np.ones(len(table), bool)]
+    labels = np.r_[trained["Label"].astype(str).to_numpy(), table["Label"].astype(str).to_numpy()]
+    leak = leak_check(fp, labels, is_scored)
+    return {
+        "near_copy_share": leak["val_near_copy_share"],
+        "copy_label_agreement": leak.get("copy_label_agreement"),
+        "memory_accuracy": leak["memory_accuracy"],
+    }
 
 
 def evaluate_labelled(
@@ -270,7 +279,7 @@ def evaluate_labelled(
     data: str | Path,
     *,
     folder: Path | None = None,
-    train_paths: list[str] | None = None,
+    trained: pd.DataFrame | None = None,
     tta: TTA | str | None = None,
     device: str = "auto",
     batch_size: int = 128,
@@ -278,11 +287,12 @@ def evaluate_labelled(
     log=print,
 ) -> dict:
     """Score a run's members on the labelled images of DATA; with the run's `folder`, write
-    FOLDER/evaluations/<name>/evaluation.json and evaluation.html. `train_paths`: the images the run trained on
-    (read from the folder's split when None). `sv.load_run(RUN).evaluate(data=DATA)` is the public call.
+    FOLDER/evaluations/<name>/evaluation.json and evaluation.html. `trained`: the images the run trained on
+    (path, Label; read from the folder's split when None). `sv.load_run(RUN).evaluate(data=DATA)` is the public call.
 
     Returns the figures: images, groups, accuracy, log_loss, roc_auc, ece (each with an `_ci` interval
-    where defined), per_class_roc_auc, near_copy_share (test images with a near copy in training)."""
+    where defined), per_class_roc_auc, near_copy_share (test images with a near copy in training),
+    copy_label_agreement (how often those copies carry the image's label), memory_accuracy."""
     from signvision.data.tables import read_labelled
     from signvision.grouping.groups import group_keys
     from signvision.grouping.nearcopies import fingerprint_images, group_near_copies
@@ -296,8 +306,8 @@ def evaluate_labelled(
     groups = group_near_copies(fingerprint_images(labelled["path"].tolist()))
     interval = group_bootstrap(y, probs, group_keys(groups, labelled["img_IDS"]))
     metrics = compute_metrics(y, probs, task.names)
-    if train_paths is None and folder is not None:
-        train_paths = training_paths(members[0])
+    if trained is None and folder is not None and len(members) == 1:
+        trained = training_images(members[0])
     result = {
         "run": str(folder) if folder is not None else "in memory",
         "data": str(data),
@@ -309,7 +319,7 @@ def evaluate_labelled(
         "accuracy_ci": interval["accuracy"],
         "log_loss_ci": interval["log_loss"],
         "per_class_roc_auc": metrics["per_class_roc_auc"],
-        "near_copy_share": test_leak(train_paths, labelled),
+        **test_leak(trained, labelled),
     }
     log(describe(result))
     if folder is not None:
@@ -354,11 +364,19 @@ def describe(result: dict) -> str:
         f"accuracy {result['accuracy']:.4f}{ci('accuracy')}  log loss {result['log_loss']:.4f}{ci('log_loss')}  "
         f"ROC AUC {result['roc_auc']:.4f}  ECE {result['ece']:.4f}   (95% intervals over groups)",
     ]
-    if result.get("near_copy_share"):
-        lines.append(
-            f"warning: {result['near_copy_share']:.1%} of these images have a near copy among the run's training "
-            "images; their score partly measures memory"
-        )
+    share, agree = result.get("near_copy_share"), result.get("copy_label_agreement")
+    if share:
+        memory = f"; memory baseline (the nearest training image's label) {result['memory_accuracy']:.3f}"
+        if agree is not None and agree >= COPIES_AGREE:
+            lines.append(
+                f"warning: {share:.1%} of these images have a near copy among the run's training images, and those "
+                f"copies carry the same label {agree:.0%} of the time: their score partly measures memory{memory}"
+            )
+        else:
+            lines.append(
+                f"{share:.1%} of these images look like a training image at 16x16, but those share their label only "
+                f"{agree:.0%} of the time: look-alikes, not copies{memory}"
+            )
     return "\n".join(lines)
 
 

@@ -356,14 +356,14 @@ class Run:
             self._history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         return self._history if self._history is not None else pd.DataFrame()
 
-    def training_paths(self) -> list[str] | None:
-        """The image files this run trained on (its split's training side), None when they cannot be found."""
-        from signvision.inference.evaluate import training_paths
+    def training_images(self) -> pd.DataFrame | None:
+        """The images this run trained on (path, Label: its split's training side), None when not found now."""
+        from signvision.inference.evaluate import training_images
 
         if self._session is not None:
             data = self._session.prepared.data
-            return data.table.train["path"].iloc[data.rows("train")].tolist()
-        return training_paths(self.members[0]) if self.folder is not None and len(self.members) == 1 else None
+            return data.table.train[["path", "Label"]].iloc[data.rows("train")]
+        return training_images(self.members[0]) if self.folder is not None and len(self.members) == 1 else None
 
     def _require_trained(self) -> None:
         if not self.members:
@@ -410,7 +410,7 @@ class Run:
                 self.members,
                 data,
                 folder=self.folder,
-                train_paths=self.training_paths(),
+                trained=self.training_images(),
                 tta=tta,
                 device=device,
                 batch_size=batch_size,
