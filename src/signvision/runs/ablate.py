@@ -94,7 +94,7 @@ def run_ablation(
         "grid": grid,
         "tta": tta_modes,
         "seeds": seeds,
-        "base": {k: v for k, v in asdict(base).items() if k not in ("out", "split", "seed")},
+        "base": {k: v for k, v in base.experiment().items() if k not in ("split", "seed")},  # each cell its own
         "test_data": str(Path(test_data).resolve()) if test_data else None,
     }
     with job_folder(out, spec, "ablation.json", "an ablation"):
