@@ -82,3 +82,16 @@ def test_folds_refuse_other_settings_in_the_same_folder(tiny_zindi, tmp_path):
     code = main(["train", "--data", str(tiny_zindi), "--folds", "2", "--epochs", "2", "--out", str(tmp_path / "cv")])
     assert code == 2
     assert json.loads((tmp_path / "cv" / "cv.json").read_text())["config"]["epochs"] == 1
+
+
+def test_each_fold_s_intervals_are_over_its_groups(tmp_path):
+    import json
+
+    from test_nearcopies import write_clips
+
+    data = write_clips(tmp_path / "clips", clips_per_class=4, frames=6, stills=2, size=48)
+    fit_folds(tiny_config(data, tmp_path / "cv", folds=2, epochs=1, split_by="near-copies"), **QUIET)
+    split = pd.read_csv(tmp_path / "cv" / "splits" / "fold1.csv", dtype=str, keep_default_na=False)
+    assert (split["group"] != "").sum() >= 60  # the clips' frames keep their groups in the fold's split
+    fold = json.loads((tmp_path / "cv" / "fold1" / "summary.json").read_text())
+    assert fold["val_groups"] < fold["val_images"]  # a bootstrap over clips, not frames

@@ -39,14 +39,6 @@ class ScoredSet:
     caption: Callable[[int], str]
 
 
-def predictions_of(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted index, its confidence) per image from probabilities (N, K) or P(positive) (N,)."""
-    if probs.ndim == 1:  # binary: P(positive)
-        pred = (probs >= 0.5).astype(int)
-        return pred, np.where(pred == 1, probs, 1 - probs)
-    return probs.argmax(1), probs.max(1)
-
-
 def scored_sections(folder: Path, scored: ScoredSet, *, top_wrong: int = 12, what: str = "validation"):
     """The pictures and tables every scored set gets (a run's validation images, a labelled test set): the
     metrics before and after calibration, per-class figures, ROC curves, the confusion matrix, the
@@ -55,7 +47,7 @@ def scored_sections(folder: Path, scored: ScoredSet, *, top_wrong: int = 12, wha
     from sklearn.metrics import precision_recall_fscore_support
 
     from signvision.reports.plots import MANY_CLASSES, plot_confusion, plot_gallery, plot_reliability, plot_roc
-    from signvision.training.calibrate import reliability
+    from signvision.training.calibrate import predicted, reliability
     from signvision.training.metrics import SCORES, compute_metrics
 
     y, probs, raw, names, picture, caption = (
@@ -68,7 +60,7 @@ def scored_sections(folder: Path, scored: ScoredSet, *, top_wrong: int = 12, wha
     )
     metrics = compute_metrics(y, probs, names)
     metrics_raw = compute_metrics(y, raw, names) if raw is not None else metrics
-    pred, confidence = predictions_of(probs)
+    pred, confidence = predicted(probs)
     pngs = [
         plot_roc(y, probs, names, folder / "roc.png", what),
         *([plot_confusion(y, pred, names, folder / "confusion.png", what)] if len(names) <= MANY_CLASSES else []),

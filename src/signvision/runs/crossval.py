@@ -38,8 +38,9 @@ SUMMARY_KEYS = ("val_roc_auc", "val_log_loss", "val_accuracy", "val_ece")
 
 
 def assign_folds(cfg: TrainConfig, log=print) -> pd.DataFrame:
-    """img_IDS, Label, fold (1..K): stratified by label; near copies and neighbouring frames (unless
-    `split_by` is random) and an audit's copies and sequences kept in one fold."""
+    """img_IDS, Label, fold (1..K), group: stratified by label; near copies and neighbouring frames (unless
+    `split_by` is random) and an audit's copies and sequences kept in one fold. Each fold run's split keeps the
+    groups, so that its intervals are taken over groups, not images."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     table, dups, _ = read_training_table(cfg, dropped=[])
@@ -63,7 +64,8 @@ def assign_folds(cfg: TrainConfig, log=print) -> pd.DataFrame:
     fold = np.zeros(len(train), dtype=int)
     for k, (_, val) in enumerate(splitter.split(train, train["Label"], group_ids), start=1):
         fold[val] = k
-    return pd.DataFrame({"img_IDS": train["img_IDS"], "Label": train["Label"], "fold": fold})
+    group = groups.where(groups.notna(), "").astype(str).to_numpy() if groups is not None else ""
+    return pd.DataFrame({"img_IDS": train["img_IDS"], "Label": train["Label"], "fold": fold, "group": group})
 
 
 def fit_folds(cfg: TrainConfig, log=print, table=None, report: bool = False) -> dict:
@@ -79,7 +81,8 @@ def fit_folds(cfg: TrainConfig, log=print, table=None, report: bool = False) -> 
         if table is not None:
             cfg = replace(cfg, data=str(write_data_csv(table, out)))
         if (out / "folds.csv").is_file():  # the folds drawn when the job started
-            folds = pd.read_csv(out / "folds.csv", dtype={"img_IDS": str, "Label": str}, keep_default_na=False)
+            folds = pd.read_csv(out / "folds.csv", dtype=str, keep_default_na=False).astype({"fold": int})
+            folds = folds if "group" in folds.columns else folds.assign(group="")  # a job begun by an earlier version
         else:
             folds = assign_folds(cfg, log)  # its checks fail before anything is written
             with atomic_write(out / "folds.csv", newline="") as f:
@@ -91,7 +94,7 @@ def fit_folds(cfg: TrainConfig, log=print, table=None, report: bool = False) -> 
             run = out / f"fold{k}"
             split_file = out / "splits" / f"fold{k}.csv"
             with atomic_write(split_file, newline="") as f:
-                folds.assign(fold=np.where(folds["fold"] == k, "val", "train"))[["img_IDS", "fold"]].to_csv(
+                folds.assign(fold=np.where(folds["fold"] == k, "val", "train"))[["img_IDS", "fold", "group"]].to_csv(
                     f, index=False
                 )
             left = cfg.folds - k + 1

@@ -72,13 +72,19 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(result.x))
 
 
+def predicted(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted class index, its probability) per image, from probabilities (N, K) or P(positive) (N,)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim == 1:  # binary: P(positive)
+        pred = (probs >= 0.5).astype(int)
+        return pred, np.where(pred == 1, probs, 1 - probs)
+    return probs.argmax(1), probs.max(1)
+
+
 def top_confidence(probs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(confidence of the predicted class, whether it is right) per image."""
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.ndim == 1:  # binary P(positive)
-        pred = (probs >= 0.5).astype(int)
-        return np.where(pred == 1, probs, 1 - probs), pred == y
-    return probs.max(1), probs.argmax(1) == y
+    pred, confidence = predicted(probs)
+    return confidence, pred == y
 
 
 def reliability(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> list[dict]:
