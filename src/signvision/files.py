@@ -2,6 +2,7 @@
 
     atomic_write          a temporary file beside the target, renamed over it when the block ends without error
     read_json, write_json JSON files (one-line errors naming the file; written atomically)
+    process_alive         whether the process a lock file names still runs
     refuse_overwrite      a user's file is replaced only when they said so
     check_writable_folder fail at once, not after hours of work, when a folder cannot be written
     disk_full             whether an OSError means the disk is full
@@ -116,3 +117,14 @@ def write_json(path: Path, value: dict) -> None:
     """A JSON file, written atomically."""
     with atomic_write(path) as f:
         f.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine still runs (for the lock and registry files that name their writer)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

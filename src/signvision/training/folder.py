@@ -31,7 +31,7 @@ import pandas as pd
 
 from signvision.config import TrainConfig
 from signvision.errors import MissingError, OptionError, RunError
-from signvision.files import atomic_write, check_writable_folder, read_json, write_json
+from signvision.files import atomic_write, check_writable_folder, process_alive, read_json, write_json
 from signvision.training.checkpoint import load_checkpoint, save_checkpoint
 from signvision.training.trainer import METRIC_COLUMNS, Recorder, TrainingState, snapshot
 
@@ -56,16 +56,6 @@ def holds_run(folder: Path) -> bool:
 # ----------------------------------------------------------------------------------------------------
 # One writer at a time
 # ----------------------------------------------------------------------------------------------------
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def claim_folder(folder: Path, option: str = "out") -> Path:
     """Take `folder` for this process: create its lock file exclusively (one of two processes started
     together wins; the other gets a RunError naming the writer). A lock left by a process that no longer
@@ -111,7 +101,7 @@ def _take_lock(lock: Path, folder: Path, option: str) -> Path:
         except FileExistsError:
             owner = _owner(lock)
             pid, host = owner.get("pid"), owner.get("host")
-            if owner == me or (isinstance(pid, int) and host == me["host"] and not _alive(pid)):
+            if owner == me or (isinstance(pid, int) and host == me["host"] and not process_alive(pid)):
                 lock.unlink(missing_ok=True)  # its writer died (or was this process, which holds it no more)
                 continue
             raise RunError(

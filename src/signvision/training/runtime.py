@@ -22,6 +22,7 @@ import torch.distributed as dist
 from torch import nn
 
 from signvision.errors import OptionError
+from signvision.files import process_alive
 
 TRAININGS = Path(tempfile.gettempdir()) / f"signvision-trainings-{os.getuid() if hasattr(os, 'getuid') else 0}"
 
@@ -48,7 +49,7 @@ def share_threads(full: int) -> int:
     if TRAININGS.is_dir():
         for entry in TRAININGS.iterdir():
             if entry.name.isdigit() and int(entry.name) != os.getpid():
-                if _alive(int(entry.name)):
+                if process_alive(int(entry.name)):
                     others += 1
                 else:
                     entry.unlink(missing_ok=True)  # a training that died without unregistering
@@ -56,16 +57,6 @@ def share_threads(full: int) -> int:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def pick_device(spec: str = "auto") -> torch.device:
