@@ -402,6 +402,10 @@ def test_the_third_adversarial_round_headers_are_bounded_and_names_case_insensit
     reply = client.post("/predict", content=body, headers={"content-type": "MULTIPART/FORM-DATA; boundary=B"})
     assert reply.status_code == 200, reply.text  # media types are case-insensitive
     assert client.get("/info", headers={"host": "LOCALHOST:8000"}).status_code == 200  # and so are host names
+    files = [("images", ("a.jpg", jpeg(np.full((32, 32, 3), 120, np.uint8)), "image/jpeg"))]
+    other_site = client.post("/predict", files=files, headers={"origin": "http://evil.example"})
+    assert other_site.status_code == 403 and "evil.example" in other_site.json()["error"]  # a page elsewhere
+    assert client.post("/predict", files=files, headers={"origin": "http://127.0.0.1"}).status_code == 200
     port = free_port()
     proc = start_server(run, port)
     try:

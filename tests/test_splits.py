@@ -93,3 +93,24 @@ def test_a_split_of_two_images_a_class_leaves_every_class_a_training_image(tmp_p
         drawn = split(data, seed=seed).table.merge(labels)
         trained = drawn[drawn["fold"] == "train"].groupby("Label").size()
         assert len(trained) == labels["Label"].nunique(), (seed, drawn)  # `train --split` takes it
+
+
+def test_what_a_split_says_of_itself(tmp_path):
+    from helpers import make_zindi
+
+    from signvision.errors import DataError
+    from signvision.grouping.splits import SplitInfo, make_split
+
+    grouping = {"images": 100, "grouped_images": 30, "groups": 5, "largest_group": 8}
+    said = SplitInfo("random", grouping=grouping).describe()
+    assert "with the audit's copies and sequences" in said and "each kept on one side" in said  # they were
+    assert "not looked for" in SplitInfo("random", grouping={**grouping, "grouped_images": 0}).describe()
+    with pytest.raises(DataError, match="3 classes each have one image"):
+        make_split(pd.Series(["a", "b", "c"]), pd.Series(["x", "y", "z"]))
+    data = make_zindi(tmp_path / "z", n_per_class=3)
+    import signvision as sv
+
+    with pytest.raises(sv.OptionError, match="not a list"):
+        sv.train([str(p) for p in (data / "Images").glob("*.jpg")], epochs=1)
+    with pytest.raises(sv.OptionError, match="not a dict"):
+        sv.audit({"data": str(data)})

@@ -198,6 +198,12 @@ def audit(data=None, *, out: str | Path | None = None, log=print, progress: bool
     if unknown:
         raise OptionError("not an audit setting (see signvision.AuditConfig)", option=unknown[0])
     cfg = AuditConfig(**{**settings, "out": str(out) if out is not None else None})
+    if getattr(data, "root", None) is not None and not isinstance(data, (str, Path)):  # a DataTable of a folder
+        data = data.root
+    if data is not None and not isinstance(data, (str, Path)):
+        raise OptionError(
+            f"expected a data folder (or a DataTable read from one), not a {type(data).__name__}", option="data"
+        )
     if data is not None:
         cfg.data = str(data)
     return run_audit(cfg, log=log, progress=progress, save=out is not None)

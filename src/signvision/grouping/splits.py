@@ -50,11 +50,18 @@ class SplitInfo:
         """One or two lines for a run's log."""
         g, leak = self.grouping, self.leak
         lines = []
-        if g:
+        if g and self.split_by == "random" and g["grouped_images"]:  # an audit's groups, with a random split
+            lines.append(
+                f"split at random, with the audit's copies and sequences: {g['grouped_images']} of {g['images']} "
+                f"images in {g['groups']} groups (largest {g['largest_group']}), each kept on one side; other near "
+                "copies were not looked for"
+            )
+        elif g and self.split_by == "random":
+            lines.append(f"split at random ({g['images']} images): near copies were not looked for, nor kept together")
+        elif g:
             lines.append(
                 f"split by {self.split_by}: {g['grouped_images']} of {g['images']} images are near copies or "
-                f"neighbouring frames, in {g['groups']} groups (largest {g['largest_group']})"
-                + (", each kept on one side" if self.split_by != "random" else "; random split: NOT kept together")
+                f"neighbouring frames, in {g['groups']} groups (largest {g['largest_group']}), each kept on one side"
             )
         if self.train_only_classes:
             lines.append(
@@ -100,6 +107,11 @@ def make_split(
     candidates = group_label[~group_label.isin(alone)]
     names = candidates.index.to_numpy()
     if len(names) < 2:
+        if alone:
+            raise DataError(
+                f"split: {len(alone)} classes each have one image (or one group of near copies), which stays in "
+                "training: nothing is left to validate on; give each class at least 2 images (or 2 groups)"
+            )
         raise DataError(f"split: need at least 2 images (or groups of near copies) to split, got {len(names)}")
     counts = candidates.value_counts()
     n_val = max(1, round(val_fraction * len(names)))

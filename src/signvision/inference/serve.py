@@ -81,13 +81,24 @@ async def json_reply(send, status: int, message: str) -> None:
 
 
 class Guard:
-    """ASGI middleware in front of the application: refuses a Host the server does not answer, refuses a
+    """ASGI middleware in front of the application: refuses a Host the server does not answer and a POST from
+    another site's page (its Origin), refuses a
     body over `max_bytes` as it arrives (with or without a Content-Length, which must be a number) instead of
     after reading it whole, and adds the security headers (nosniff, a content security policy, no framing) to
     every response."""
 
     def __init__(self, app, *, max_bytes: int, hosts: set[str] | None):
         self.app, self.max_bytes, self.hosts = app, max_bytes, hosts
+
+    def same_origin(self, origin: str, host: str) -> bool:
+        """Whether a browser's Origin is this server's own page (or an allowed host's): a page of another site
+        must not make the visitor's browser post to this server (simple cross-origin POSTs need no preflight)."""
+        from urllib.parse import urlsplit
+
+        name = host_name(urlsplit(origin).netloc)
+        return urlsplit(origin).netloc.lower() == host.lower() or (
+            self.hosts is not None and name in self.hosts - LOOPBACK_NAMES
+        )
 
     @property
     def state(self):
@@ -104,6 +115,9 @@ class Guard:
         if self.hosts is not None and host_name(host) not in self.hosts:
             allowed = ", ".join(sorted(self.hosts))
             return await json_reply(send, 400, f"Host {host!r} is not served here (this server answers {allowed})")
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        if origin and scope["method"] not in ("GET", "HEAD") and not self.same_origin(origin, host):
+            return await json_reply(send, 403, f"a request from the page of {origin!r} is refused (another site)")
         declared = headers.get(b"content-length")
         if declared is not None:
             if not declared.strip().isdigit():

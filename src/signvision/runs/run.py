@@ -76,6 +76,11 @@ class Run:
 
         cfg = settings_config(config, settings)
         table = None
+        if data is not None and not isinstance(data, (str, Path, pd.DataFrame, DataTable)):
+            raise OptionError(
+                f"expected a folder, a CSV, a DataFrame (path, Label) or a DataTable, not a {type(data).__name__}",
+                option="data",
+            )
         if isinstance(data, (pd.DataFrame, DataTable)):
             table = read_data(data)
         elif data is not None:
