@@ -358,6 +358,14 @@ def test_page_in_a_real_browser_upload_and_webcam(sign_run, tmp_path):
             page.screenshot(path=str(tmp_path / "serve.png"), full_page=True)
             if os.environ.get("SIGNVISION_SCREENSHOT"):  # docs/serve.png is made with this set
                 shutil.copy(tmp_path / "serve.png", os.environ["SIGNVISION_SCREENSHOT"])
+            # a proxy's HTML error page, and a page opened over plain http from another machine (no camera API)
+            page.route("**/predict", lambda route: route.fulfill(status=502, body="<html>bad gateway</html>"))
+            page.set_input_files("#files", str(shutil.copy(upload, tmp_path / "again.jpg")))  # a change event
+            page.wait_for_selector("#status:has-text('not JSON')", timeout=30_000)  # (the page's CSP: no eval)
+            assert "502" in page.inner_text("#status")
+            page.evaluate("Object.defineProperty(navigator, 'mediaDevices', {value: undefined})")
+            page.click("#camera")
+            page.wait_for_selector("#status:has-text('https://')", timeout=30_000)
             browser.close()
     finally:
         proc.send_signal(signal.SIGINT)
