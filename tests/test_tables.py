@@ -198,3 +198,23 @@ def test_a_class_folder_whose_images_are_elsewhere_is_named(tmp_path):
         f.rename(tmp_path / "data" / "five" / f.with_suffix(".heic").name)
     with pytest.raises(DataError, match=r"five: no image signvision reads \(\.heic files"):
         read_data(tmp_path / "data")
+
+
+def test_split_folder_mistakes_name_their_folder(tmp_path):
+    import signvision as sv
+    from signvision.errors import DataError
+
+    data = split_folders(tmp_path / "sf")
+    write_images(data / "test", ["cat"], ["cat", "dog"], seed=20)  # a loose image beside test/'s class folders
+    with pytest.raises(DataError, match="lie beside its class folders"):
+        read_data(data)
+    data = split_folders(tmp_path / "sf2")
+    shutil.rmtree(data / "valid" / "dog")  # val/ with one class: its folder is the remedy, not --val-fraction
+    with pytest.raises(DataError, match="the val/ folder needs images of two classes") as error:
+        sv.train(data, model="lenet", epochs=1, image_size=16, device="cpu", log=lambda *_: None)
+    assert "val_fraction" not in str(error.value)
+    data = split_folders(tmp_path / "sf3")
+    for f in (data / "test").rglob("*.jpg"):
+        f.unlink()
+    with pytest.raises(DataError, match="test/ folder holds no images"):
+        read_labelled(data)

@@ -278,6 +278,12 @@ def _read_split_folders(root: Path) -> DataTable:
     test = None
     if test_dir is not None:
         test = class_folders(test_dir, root)
+        loose = image_files(test_dir)
+        if len(test) and loose:
+            raise DataError(
+                f"{test_dir}: {len(loose)} images lie beside its class folders (e.g. {loose[0].name}): labelled test "
+                "images go in test/<class>/, unlabelled ones elsewhere"
+            )
         if len(test) == 0:  # a flat folder of unlabelled test images
             files = image_files(test_dir, recursive=True)
             test = pd.DataFrame({"img_IDS": [f.relative_to(root).as_posix() for f in files], "path": map(str, files)})
@@ -453,6 +459,8 @@ def read_labelled(data: str | Path) -> DataTable:
             raise DataError(
                 "a split-folders layout without a test/ folder: nothing held out to score", option="data", value=root
             )
+        if len(table.test) == 0:
+            raise DataError("its test/ folder holds no images", option="data", value=root)
         if "Label" not in table.test.columns:
             raise DataError(
                 "its test/ folder holds images without class sub-folders: unlabelled, nothing to score them against",

@@ -339,8 +339,8 @@ def prepare_run_data(
     data = RunData(table, task, split, images, dropped, cfg.image_size, info)
     if split_file is not None:
         check_split(data, option="split", value=split_file)
-    elif given is not None:
-        check_split(data)
+    elif given is not None:  # the layout's own validation folder (val/)
+        check_split(data, remedy="the val/ folder needs images of two classes or more")
     else:
         check_split(data, option="val_fraction", value=cfg.val_fraction)
     if leak_check:
@@ -348,30 +348,34 @@ def prepare_run_data(
     return data
 
 
-def check_split(data: RunData, **blame) -> None:
+def check_split(data: RunData, remedy: str = "use a larger `val_fraction`", **blame) -> None:
     """Both sides need images, every class needs training images, and validation needs two classes (ROC
     AUC and the temperature need them) and at least as many images as there are classes. `blame`: the
-    option and value an error names (the split file, or the validation fraction that drew the split)."""
+    option and value an error names (the split file, or the validation fraction that drew the split);
+    `remedy`: what to do about a validation side too small."""
+    if blame.get("option") == "split":
+        remedy = "the split file's validation side needs more images"
     train, val = data.rows("train"), data.rows("val")
     if len(train) == 0 or len(val) == 0:
         raise DataError(f"the split leaves no {'training' if len(train) == 0 else 'validation'} images", **blame)
     labels = data.table.train["Label"]
     untrained = sorted(set(labels) - set(labels.iloc[train]))
     if untrained:
+        where = f" (no train/{untrained[0]}/ folder with images)" if not blame else ""
         raise DataError(
-            f"the split leaves class {untrained[0]!r} without a training image ({len(untrained)} class(es) in all)",
+            f"the split leaves class {untrained[0]!r} without a training image{where} ({len(untrained)} class(es) "
+            "in all)",
             **blame,
         )
     val_targets = np.unique(data.task.encode(labels.iloc[val]))
     if len(val_targets) < 2:
         raise DataError(
             f"the validation side has {len(val)} image(s) of one class only; ROC AUC and calibration need two "
-            "(use a larger `val_fraction`)",
+            f"({remedy})",
             **blame,
         )
     if len(val) < data.task.num_outputs:
         raise DataError(
-            f"the validation side has {len(val)} images for {len(data.task.classes)} classes; use a larger "
-            "`val_fraction`",
+            f"the validation side has {len(val)} images for {len(data.task.classes)} classes ({remedy})",
             **blame,
         )
