@@ -161,3 +161,21 @@ def test_a_memory_baseline_above_the_model_is_flagged_whatever_the_share():
     # shifted variants of small photos are not linked by the thumbnails, yet a 1-nearest-neighbour beats the model
     assert measures_memory({"memory_accuracy": 0.924, "val_near_copy_share": 0.0}, model_accuracy=0.81)
     assert not measures_memory({"memory_accuracy": 0.70, "val_near_copy_share": 0.0}, model_accuracy=0.81)
+
+
+def test_a_class_that_is_one_long_clip_stays_on_one_side(tmp_path):
+    import signvision as sv
+
+    rng = np.random.default_rng(4)
+    root = tmp_path / "data"
+    for k, label in enumerate(CLASSES):
+        (root / label).mkdir(parents=True)
+        if label == "a":  # one clip of 60 frames: longer than the group cap (25)
+            for t, frame in enumerate(clip_frames(photo(k, rng, 64), 60, rng)):
+                cv2.imwrite(str(root / label / f"clip_f{t}.png"), frame)
+        else:
+            for s in range(20):
+                cv2.imwrite(str(root / label / f"still{s}.png"), photo(k, rng, 64))
+    table, info = sv.split(root, seed=0)
+    sides = table[table["img_IDS"].str.startswith("a/")]["fold"].unique()
+    assert list(sides) == ["train"] and "a" in info.train_only_classes

@@ -157,6 +157,28 @@ def group_near_copies(fp: Fingerprints, *, max_group: int | None = None) -> np.n
     return group
 
 
+def whole_clip_classes(group: np.ndarray, fp: Fingerprints, labels) -> np.ndarray:
+    """`group` with each class that is one clip made one group: a class all of whose images chain into one
+    component (without the cap) would otherwise be cut by the cap into pieces that land on both sides of the
+    split; as one group it stays in training, like any class of a single group."""
+    labels = np.asarray(labels)
+    # a candidate: every image grouped, in more than one group (the cap cut it); most data has none, and then
+    # the links are not searched again
+    candidates = [
+        rows
+        for rows in (np.flatnonzero(labels == label) for label in np.unique(labels))
+        if len(rows) > 1 and (group[rows] >= 0).all() and len(set(group[rows].tolist())) > 1
+    ]
+    if not candidates:
+        return group
+    whole = group_near_copies(fp, max_group=max(len(fp), 1))
+    group = group.copy()
+    for rows in candidates:
+        if len(set(whole[rows].tolist())) == 1:
+            group[rows] = group.max() + 1
+    return group
+
+
 def describe_groups(group: np.ndarray) -> dict:
     """How many images are grouped, in how many groups, and the largest group's size."""
     grouped = group >= 0

@@ -179,14 +179,19 @@ def split_groups(
     """The groups a split of `table.train` keeps on one side: near copies and neighbouring frames (unless
     `split_by` is "random") joined with an audit's copies and sequences (its duplicates.csv, `dups`).
     Returns (group per image, NaN alone, or None for none at all; how many are grouped; the fingerprints)."""
-    from signvision.grouping.nearcopies import describe_groups, fingerprint_images, group_near_copies
+    from signvision.grouping.nearcopies import (
+        describe_groups,
+        fingerprint_images,
+        group_near_copies,
+        whole_clip_classes,
+    )
 
     if split_by not in SPLIT_BY:
         raise OptionError(f"expected one of {', '.join(SPLIT_BY)}", option="split_by", value=split_by)
     near = None
     if split_by == "near-copies":
         fingerprints = fingerprints or fingerprint_images(table.train["path"].tolist())
-        group = group_near_copies(fingerprints)
+        group = whole_clip_classes(group_near_copies(fingerprints), fingerprints, table.train["Label"])
         near = pd.Series([f"n{g}" if g >= 0 else np.nan for g in group], dtype=object)
     groups = join_groups(near, audit_groups(table.train["img_IDS"], dups))
     stats = describe_groups(pd.factorize(groups)[0] if groups is not None else np.full(len(table.train), -1))
