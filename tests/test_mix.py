@@ -66,3 +66,25 @@ def test_mixer_prob_and_switch_off():
     assert mixer(x, t)[1] is t
     with pytest.raises(ValueError):
         Mixer(mode="blend")
+
+
+def test_the_course_pieces_refuse_what_cannot_work():
+    import signvision as sv
+
+    with pytest.raises(sv.OptionError, match="one-hot"):
+        sv.Mixer(mode="mixup")(torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 2, 0]))  # class indices, not one-hot
+    with pytest.raises(sv.OptionError, match="mode='mix'"):
+        sv.Mixer(mode="mix")
+    with pytest.raises(sv.OptionError, match="prob=2"):
+        sv.Mixer(prob=2)
+    with pytest.raises(sv.OptionError, match="tta=None"):
+        sv.TTA(None)
+    with pytest.raises(sv.OptionError, match="run=None"):
+        sv.load_run(None)
+    dataset = sv.ImageDataset(["a.jpg", "b.jpg"], 16)
+    with pytest.raises(sv.OptionError, match="batch_size=0"):
+        sv.make_loader(dataset, batch_size=0)
+    with pytest.raises(sv.OptionError, match="paths="):
+        sv.ImageDataset("images/", 16)
+    with pytest.raises(sv.OptionError, match="num_outputs=0"):
+        sv.build_model("lenet", 0)

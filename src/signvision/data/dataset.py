@@ -180,6 +180,10 @@ def make_loader(
     Example:
         >>> images, y = next(iter(make_loader(ds, batch_size=32, shuffle=True)))   # doctest: +SKIP
     """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise OptionError("must be a whole number of at least 1", option="batch_size", value=batch_size)
+    if not isinstance(workers, int) or workers < 0:
+        raise OptionError("must be 0 (no loader processes) or more", option="workers", value=workers)
     return ImageLoader(
         dataset,
         batch_size=batch_size,

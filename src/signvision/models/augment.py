@@ -201,6 +201,10 @@ class TTA:
         image_size: int = TrainConfig.image_size,
         seed: int = 0,
     ):
+        if not isinstance(spec, (str, Path)):
+            raise OptionError(
+                "expected none, hflip, hflip+crops or an albumentations .json file", option="tta", value=spec
+            )
         if merge not in ("mean", "gmean"):
             raise OptionError("expected mean or gmean", option="tta_merge", value=merge)
         self.spec, self.merge, self.n_views = spec, merge, views

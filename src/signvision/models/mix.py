@@ -104,6 +104,12 @@ class Mixer:
         self.enabled = True
 
     def __call__(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if target.ndim != 2 or target.shape[0] != x.shape[0]:
+            raise OptionError(
+                f"expected one-hot (or soft) targets (B, K) for {x.shape[0]} images, got {tuple(target.shape)} "
+                "(class indices: Task.one_hot makes them)",
+                option="target",
+            )
         if not self.enabled or self.rng.random() >= self.prob:
             return x, target
         lam = float(self.rng.beta(self.alpha, self.alpha))

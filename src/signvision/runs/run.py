@@ -129,6 +129,8 @@ class Run:
         from signvision.inference.members import load_members
         from signvision.training.folder import check_run_folder
 
+        if not isinstance(folder, (str, Path)):
+            raise OptionError(f"expected a run folder, not {type(folder).__name__}", option="run", value=folder)
         folder = check_run_folder(folder)
         members = load_members(folder)
         summary = read_json(folder / "summary.json") if (folder / "summary.json").is_file() else {}
