@@ -74,6 +74,16 @@ def tiny_args(epochs: int = 2) -> list[str]:
 QUIET = {"log": lambda *_: None}
 
 
+def submission(run, data, out, *, log=None, **options) -> pd.DataFrame:
+    """What `signvision predict` does, through the public API: the run's calibrated probabilities for the images
+    of `data`, written to `out` (refused if it exists), returned as the submission's rows."""
+    import signvision as sv
+
+    predictions = sv.load_run(run).predict(data, **options)
+    predictions.to_csv(out)
+    return predictions.frame
+
+
 def assert_picture(path: Path, min_side: int = 100) -> np.ndarray:
     """The file is a readable image of a real size with something drawn on it (not one flat colour)."""
     img = cv2.imread(str(path))

@@ -7,13 +7,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import QUIET, tiny_config
+from helpers import QUIET, submission, tiny_config
 
 import signvision.runs.run as train_module
 from signvision.cli.commands import main
 from signvision.inference.evaluate import evaluate_run
 from signvision.inference.evaluate import report_run as write_report
-from signvision.inference.predict import predict
 from signvision.reports.compare import compare_runs
 from signvision.runs.crossval import fit_folds
 
@@ -58,7 +57,7 @@ def test_three_folds_oof_ensemble_and_resume(tiny_zindi, tmp_path, monkeypatch):
     assert evaluation["images"] == len(train_ids)
     assert evaluation["without_tta"]["log_loss"] == pytest.approx(summary["val_log_loss"], abs=1e-5)
 
-    sub = predict(cv, tiny_zindi, tmp_path / "sub.csv", device="cpu", workers=0, **QUIET)
+    sub = submission(cv, tiny_zindi, tmp_path / "sub.csv", device="cpu", workers=0, **QUIET)
     singles = []
     for k in (1, 2, 3):  # the ensemble is the mean of the folds, each with the CV temperature
         path = tmp_path / f"f{k}.csv"
@@ -68,7 +67,7 @@ def test_three_folds_oof_ensemble_and_resume(tiny_zindi, tmp_path, monkeypatch):
         ckpt = torch.load(best, weights_only=True)
         ckpt["temperature"] = summary["temperature"]
         torch.save(ckpt, best)
-        singles.append(predict(cv / f"fold{k}", tiny_zindi, path, device="cpu", workers=0, **QUIET).iloc[:, 1:])
+        singles.append(submission(cv / f"fold{k}", tiny_zindi, path, device="cpu", workers=0, **QUIET).iloc[:, 1:])
     assert np.allclose(sub.iloc[:, 1:].to_numpy(), sum(s.to_numpy() for s in singles) / 3, atol=1e-5)
 
     page = write_report(cv, device="cpu").read_text()

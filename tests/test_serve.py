@@ -18,9 +18,8 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import QUIET, tiny_config
+from helpers import QUIET, submission, tiny_config
 
-from signvision.inference.predict import predict
 from signvision.runs.run import fit
 
 pytest.importorskip("fastapi")
@@ -54,7 +53,7 @@ def test_api_gives_predicts_numbers_in_batches_and_json_errors(tiny_run, tmp_pat
     assert info["classes"] == ["Enough/Satisfied", "Me voy", "Ñandú"] and info["image_size"] == 32
     assert "/predict" in client.get("/openapi.json").json()["paths"]
 
-    expected = predict(run, data, tmp_path / "sub.csv", device="cpu", workers=0, **QUIET).set_index("img_IDS")
+    expected = submission(run, data, tmp_path / "sub.csv", device="cpu", workers=0, **QUIET).set_index("img_IDS")
     test_ids = expected.index[:3]
     files = [("images", (f"{i}.jpg", (data / "Images" / f"{i}.jpg").read_bytes(), "image/jpeg")) for i in test_ids]
     reply = client.post("/predict", files=files)
@@ -307,7 +306,7 @@ def sign_run(sign_digits, tmp_path_factory):
     folder.mkdir()
     for i in val_ids:
         shutil.copy(sign_digits / "Images" / f"{i}.jpg", folder / f"{i}.jpg")
-    sub = predict(root / "run", folder, root / "val.csv", device="cpu", workers=0, **QUIET).set_index("img_IDS")
+    sub = submission(root / "run", folder, root / "val.csv", device="cpu", workers=0, **QUIET).set_index("img_IDS")
     right = [
         (i, labels[i])
         for i in val_ids

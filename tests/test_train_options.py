@@ -5,11 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from helpers import make_zindi, tiny_config
+from helpers import make_zindi, submission, tiny_config
 
 from signvision.errors import SignvisionError
 from signvision.inference.evaluate import evaluate_run
-from signvision.inference.predict import predict
 from signvision.models.augment import TTA
 from signvision.runs.run import fit
 from signvision.training.checkpoint import load_checkpoint
@@ -35,7 +34,7 @@ def test_resnet_binary_with_cutmix_and_tta(tiny_zindi, tmp_path):
     assert ckpt["model"]["fc.weight"].shape == (1, 512)
     result = evaluate_run(tmp_path / "r18", tta="hflip+crops", device="cpu", **QUIET)
     assert set(result["with_tta"]) >= {"roc_auc", "log_loss", "accuracy"}
-    sub = predict(
+    sub = submission(
         tmp_path / "r18",
         tiny_zindi,
         tmp_path / "s.csv",

@@ -9,14 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from helpers import make_zindi, tiny_config
+from helpers import make_zindi, submission, tiny_config
 
 import signvision.training.trainer as engine_module
 from signvision.cli.commands import main
 from signvision.config import TrainConfig
 from signvision.errors import SignvisionError
 from signvision.inference.evaluate import evaluate_run
-from signvision.inference.predict import predict
 from signvision.runs.run import fit
 from signvision.training.checkpoint import load_checkpoint
 
@@ -78,14 +77,14 @@ def test_not_a_checkpoint(tmp_path):
 
 def test_predict_file_format(tiny_zindi, tmp_path):
     fit(tiny_config(tiny_zindi, tmp_path / "run"), log=lambda *_: None)
-    sub = predict(tmp_path / "run", tiny_zindi, tmp_path / "sub.csv", device="cpu", workers=0, log=lambda *_: None)
+    sub = submission(tmp_path / "run", tiny_zindi, tmp_path / "sub.csv", device="cpu", workers=0, log=lambda *_: None)
     test_ids = pd.read_csv(tiny_zindi / "Test.csv")["img_IDS"].tolist()
     written = pd.read_csv(tmp_path / "sub.csv")
     assert written["img_IDS"].tolist() == test_ids
     assert list(written.columns[1:]) == sorted(["Enough/Satisfied", "Me voy", "Ñandú"])
     assert (written.iloc[:, 1:].sum(axis=1) - 1).abs().max() < 1e-4
     with pytest.raises(SignvisionError, match="already exists"):
-        predict(tmp_path / "run", tiny_zindi, tmp_path / "sub.csv", device="cpu", log=lambda *_: None)
+        submission(tmp_path / "run", tiny_zindi, tmp_path / "sub.csv", device="cpu", log=lambda *_: None)
     assert len(sub) == len(test_ids)
 
 
@@ -93,7 +92,7 @@ def test_binary_target_one_output(tiny_zindi, tmp_path):
     summary = fit(tiny_config(tiny_zindi, tmp_path / "run", target="Me voy"), log=lambda *_: None)
     ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
     assert ckpt["model"]["classifier.7.weight"].shape[0] == 1
-    sub = predict(tmp_path / "run", tiny_zindi, tmp_path / "sub.csv", device="cpu", workers=0, log=lambda *_: None)
+    sub = submission(tmp_path / "run", tiny_zindi, tmp_path / "sub.csv", device="cpu", workers=0, log=lambda *_: None)
     assert list(sub.columns) == ["img_IDS", "Me voy"] and sub["Me voy"].between(0, 1).all()
     evaluation = evaluate_run(tmp_path / "run", device="cpu", log=lambda *_: None)
     assert evaluation["uncalibrated"]["roc_auc"] == pytest.approx(summary["val_roc_auc"], abs=1e-6)
@@ -168,7 +167,7 @@ def test_awkward_names_are_data_not_syntax(tmp_path):
     )
     page = (tmp_path / "r" / "report.html").read_text()
     assert "$\\alpha_$" in page
-    sub = predict(tmp_path / "r", root, tmp_path / "s.csv", device="cpu", workers=0, log=lambda *_: None)
+    sub = submission(tmp_path / "r", root, tmp_path / "s.csv", device="cpu", workers=0, log=lambda *_: None)
     assert list(sub.columns) == ["img_IDS", "$\\alpha_$", "plain", "x^2_"]
 
 

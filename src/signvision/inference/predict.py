@@ -5,7 +5,6 @@
     image_table      the forms "images" take (a folder, a Zindi folder, a CSV, files, a DataFrame, arrays)
     Predictions      what `Run.predict` returns: one row per image, one column per class in the run's class
                      order (one column, P(target), for a `target` run); `to_csv` writes the submission
-    predict          a run folder + images -> a submission file (the command line's `predict`)
 
 In a notebook `Predictions` shows each image with its top classes as bars.
 """
@@ -22,7 +21,7 @@ from signvision.data.images import resize
 from signvision.data.tables import read_unlabelled
 from signvision.errors import BadImage, DataError
 from signvision.files import atomic_write, refuse_overwrite
-from signvision.inference.members import RunModel, ensemble_probs, load_members, runtime_for
+from signvision.inference.members import RunModel, ensemble_probs, runtime_for
 from signvision.models.augment import TTA, as_tta
 from signvision.models.task import ID_COLUMN, Task
 from signvision.progress import progress_bar
@@ -191,30 +190,3 @@ def submission_frame(task: Task, ids: list[str], probs: np.ndarray) -> pd.DataFr
     frame = pd.DataFrame(probability_table(task, probs), columns=probability_columns(task))
     frame.insert(0, ID_COLUMN, ids)
     return frame
-
-
-def predict(
-    run: str | Path,
-    data: str | Path | None,
-    out: str | Path,
-    *,
-    tta: TTA | str | None = None,
-    device: str = "auto",
-    batch_size: int = 128,
-    workers: int = -1,
-    overwrite: bool = False,
-    log=print,
-) -> pd.DataFrame:
-    """Write a submission for Test.csv's images (or a folder of images) of DATA (the run's own data when None):
-    calibrated probabilities, averaged over the folds of a cross-validated run. Streams: images are decoded
-    batch by batch."""
-    refuse_overwrite(Path(out), overwrite)
-    members = load_members(run)
-    views = as_tta(tta, image_size=members[0].cfg.image_size, seed=members[0].cfg.seed)  # a bad --tta fails now
-    table = read_unlabelled(data if data is not None else members[0].cfg.data)
-    probs = predict_images(members, table, tta=views, device=device, batch_size=batch_size, workers=workers)
-    predictions = Predictions.of(members[0].task, table, probs)
-    predictions.to_csv(out, overwrite=overwrite)
-    ensemble = f", mean of {len(members)} fold models" if len(members) > 1 else ""
-    log(f"wrote {out}: {len(predictions)} images x {len(predictions.classes)} probability column(s){ensemble}")
-    return predictions.frame
