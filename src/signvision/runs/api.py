@@ -3,13 +3,9 @@ the one orchestrator (`Run`, run.py) and the folds (crossval.py)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-import pandas as pd
-
 from signvision.config import TrainConfig
 from signvision.errors import OptionError
-from signvision.runs.run import Run, load_run, settings_config
+from signvision.runs.run import Run, config_and_data, load_run
 
 
 def train(data=None, *, out=None, resume=None, config: TrainConfig | None = None, log=print, **settings) -> Run:
@@ -47,19 +43,11 @@ def train(data=None, *, out=None, resume=None, config: TrainConfig | None = None
 def train_folds(data=None, *, out=None, config: TrainConfig | None = None, log=print, **settings) -> Run:
     """k-fold cross-validation into `out` (one run per fold, the out-of-fold ensemble and its report): the
     `Run` of the folder, its folds averaged when predicting."""
-    from signvision.data.tables import DataTable, read_data
     from signvision.models.factory import check_model_name
 
-    cfg = settings_config(config, settings)
-    if out is not None:
-        cfg = replace(cfg, out=str(out))
+    cfg, table = config_and_data(data, out, config, settings)
     if cfg.out is None:
         raise OptionError("k-fold training writes one run per fold: give `out`", option="folds", value=cfg.folds)
-    table = read_data(data) if isinstance(data, (pd.DataFrame, DataTable)) else None
-    if data is not None and table is None:
-        cfg = replace(cfg, data=str(data))
-    if table is None and cfg.data is None and cfg.csv is None:
-        raise OptionError("give the images to train on: a folder, a CSV or a DataFrame", option="data")
     check_model_name(cfg.model)
     from signvision.runs.crossval import fit_folds  # here: `sv.train` answers before PyTorch is loaded
 

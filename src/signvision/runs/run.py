@@ -72,23 +72,7 @@ class Run:
         """A run to train (nothing trained yet; `fit()` trains it), in memory or, with `out`, into a new folder.
         `data`: a data folder, a CSV, a DataFrame of paths and labels, or a DataTable; `settings`: any
         TrainConfig field."""
-        from signvision.data.tables import DataTable, read_data
-
-        cfg = settings_config(config, settings)
-        table = None
-        if data is not None and not isinstance(data, (str, Path, pd.DataFrame, DataTable)):
-            raise OptionError(
-                f"expected a folder, a CSV, a DataFrame (path, Label) or a DataTable, not a {type(data).__name__}",
-                option="data",
-            )
-        if isinstance(data, (pd.DataFrame, DataTable)):
-            table = read_data(data)
-        elif data is not None:
-            cfg = replace(cfg, data=str(data))
-        if table is None and cfg.data is None and cfg.csv is None:
-            raise OptionError("give the images to train on: a folder, a CSV or a DataFrame", option="data")
-        if out is not None:
-            cfg = replace(cfg, out=str(out))
+        cfg, table = config_and_data(data, out, config, settings)
         if cfg.folds > 1:
             raise OptionError(
                 "k-fold training writes one run per fold: use `signvision.train` with `out`",
@@ -475,6 +459,27 @@ class Run:
         acc = self.summary.get("val_accuracy")
         shown = f", val accuracy {acc:.4f}, log loss {self.summary['val_log_loss']:.4f}" if acc is not None else ""
         return f"<signvision Run {self.cfg.model}, {len(self.classes)} classes, {where}{shown}>"
+
+
+def config_and_data(data, out, config: TrainConfig | None, settings: dict):
+    """(the config, the table of a DataFrame or DataTable or None) of a new run: `data` a folder or CSV goes into
+    the config; anything else that is no data is an OptionError, as is no data at all."""
+    from signvision.data.tables import DataTable, read_data
+
+    cfg = settings_config(config, settings)
+    table = None
+    if data is not None and not isinstance(data, (str, Path, pd.DataFrame, DataTable)):
+        raise OptionError(
+            f"expected a folder, a CSV, a DataFrame (path, Label) or a DataTable, not a {type(data).__name__}",
+            option="data",
+        )
+    if isinstance(data, (pd.DataFrame, DataTable)):
+        table = read_data(data)
+    elif data is not None:
+        cfg = replace(cfg, data=str(data))
+    if table is None and cfg.data is None and cfg.csv is None:
+        raise OptionError("give the images to train on: a folder, a CSV or a DataFrame", option="data")
+    return (replace(cfg, out=str(out)) if out is not None else cfg), table
 
 
 def settings_config(config: TrainConfig | None, settings: dict) -> TrainConfig:
