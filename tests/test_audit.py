@@ -156,6 +156,11 @@ def test_conflicts_and_leakage_reported(audited):
     clean = pd.read_csv(root / "audit" / "clean.csv", dtype=str)
     assert not clean["img_IDS"].isin(conflicted).any()  # conflicting groups dropped
     assert clean["img_IDS"].is_unique and not clean["img_IDS"].isin(planted["leak"]).any()
+    kept = set(clean["img_IDS"])
+    byte = [(a, b) for a, b in planted["byte"] if a not in conflicted and b not in conflicted]
+    assert byte and all((a in kept) + (b in kept) == 1 for a, b in byte)  # one image of each exact copy
+    near = [(a, b) for a, b in planted["near"] if a not in conflicted and b not in conflicted]
+    assert near and all(a in kept and b in kept for a, b in near)  # near copies and frames are all trained on
 
 
 def test_flipped_labels_among_suspects(audited):

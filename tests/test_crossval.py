@@ -94,3 +94,24 @@ def test_each_fold_s_intervals_are_over_its_groups(tmp_path):
     assert (split["group"] != "").sum() >= 60  # the clips' frames keep their groups in the fold's split
     fold = json.loads((tmp_path / "cv" / "fold1" / "summary.json").read_text())
     assert fold["val_groups"] < fold["val_images"]  # a bootstrap over clips, not frames
+
+
+def test_a_class_that_is_one_clip_trains_in_every_fold(tmp_path):
+    """Video frames: a class filmed as one clip cannot be on both sides of a fold. It is trained on by every
+    fold and validated by none (fold 0), and the run says so in words, instead of stopping at a fold's split."""
+    from test_nearcopies import CLASSES as CLIP_CLASSES
+    from test_nearcopies import write_clips
+
+    data = write_clips(tmp_path / "clips", clips_per_class=3, frames=6, stills=2, size=48)
+    lone = CLIP_CLASSES[0]
+    for f in (data / lone).iterdir():
+        if not f.name.startswith("c0_"):
+            f.unlink()  # the class is one clip of 6 frames
+    said = []
+    fit_folds(tiny_config(data, tmp_path / "cv", folds=2, epochs=1, split_by="near-copies"), log=said.append)
+    folds = pd.read_csv(tmp_path / "cv" / "folds.csv", dtype=str, keep_default_na=False)
+    assert (folds.loc[folds["Label"] == lone, "fold"] == "0").all()
+    assert set(folds.loc[folds["Label"] != lone, "fold"]) == {"1", "2"}
+    oof = pd.read_csv(tmp_path / "cv" / "oof.csv", dtype={"Label": str})
+    assert lone not in set(oof["Label"]) and len(oof) == (folds["fold"] != "0").sum()
+    assert any(repr(lone) in line and "every fold's training images" in line for line in said)

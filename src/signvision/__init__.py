@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 # public name -> (module, name in that module)
 _EXPORTS = {
@@ -66,6 +66,7 @@ _EXPORTS = {
     # training
     "TrainConfig": ("config", "TrainConfig"),
     "train": ("runs.api", "train"),
+    "ensemble": ("runs.api", "ensemble"),
     "Run": ("runs.run", "Run"),
     "load_run": ("runs.run", "load_run"),
     "Task": ("models.task", "Task"),

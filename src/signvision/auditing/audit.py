@@ -8,8 +8,8 @@ images that leak from the training set. `audit(data)` in Python, `signvision aud
     leakage         Test.csv images in a group with training images
 
 An `Audit` holds the findings as DataFrames (and shows its groups as thumbnails in a notebook); `save` writes
-AUDIT/: duplicates.csv, pairs.csv, label_issues.csv, clean.csv (one image per group, no conflicting group;
-no suspect with `drop_suspects`), broken.csv, summary.json and audit.html (reports/audit_report.py).
+AUDIT/: duplicates.csv, pairs.csv, label_issues.csv, clean.csv (every readable image but extra exact copies, no
+conflicting group, no suspect with `drop_suspects`), broken.csv, summary.json and audit.html (reports/audit_report.py).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ class Audit:
         duplicates: group, sequence, img_IDS, Label, kind (exact/near/frame), conflict, set.
         pairs: every candidate pair verified: img_a, img_b, score, subject, zoom, copy.
         label_issues: img_IDS, Label, suggested, score, is_issue (most suspect first).
-        clean: img_IDS, Label: one image per duplicate group, no conflicting group (what `train --audit` uses).
+        clean: img_IDS, Label: readable images, one per set of exact copies, no conflicting group (what
+            `train --audit` uses).
         broken: img_IDS, set, error.   summary: every count (summary.json).   folder: where it was saved.
 
     Example:
@@ -162,17 +163,20 @@ def label_issues(images: pd.DataFrame, scan: Scan, cfg: AuditConfig, progress: b
 def clean_table(
     images: pd.DataFrame, scan: Scan, conflicts: set, issues: pd.DataFrame, drop_suspects: bool
 ) -> pd.DataFrame:
-    """clean.csv: readable training images, one per duplicate group (the largest), no conflicting group,
-    and no suspect when `drop_suspects`."""
+    """clean.csv: readable training images, one per set of exact copies (the same decoded pixels), no
+    conflicting group, and no suspect when `drop_suspects`. Near copies and video frames are all kept: each
+    is a real view of its sign, and every split keeps a group on one side (thinning a clip to one frame threw
+    away most of a data set made of video)."""
     is_train = (images["set"] == "train").to_numpy()
     keep = is_train & scan.ok
-    pixels = scan.height * scan.width
+    seen: set[str] = set()
+    for r in np.flatnonzero(keep):
+        if scan.pixel_hash[r] in seen:
+            keep[r] = False  # an exact copy of an image already kept
+        seen.add(scan.pixel_hash[r])
     for g, members in images[(images["group"] > 0) & is_train].groupby("group"):
-        rows = members.index.to_numpy()
-        keep[rows] = False
-        readable = [r for r in rows if scan.ok[r]]
-        if g not in conflicts and readable:
-            keep[max(readable, key=lambda r: (pixels[r], -r))] = True
+        if g in conflicts:
+            keep[members.index.to_numpy()] = False
     if drop_suspects and len(issues):
         keep &= ~images["img_IDS"].isin(set(issues.loc[issues["is_issue"], "img_IDS"])).to_numpy()
     return images.loc[keep, ["img_IDS", "Label"]]

@@ -175,6 +175,14 @@ def cmd_ablate(args) -> int:
     return 0
 
 
+def cmd_ensemble(args) -> int:
+    import signvision as sv
+
+    run = sv.ensemble(args.runs, out=args.out, select=args.select)
+    print(f"Run: {run.folder} (predict, evaluate, report, compare, serve and export take it)")
+    return 0
+
+
 def cmd_export(args) -> int:
     from signvision.inference.export import export_onnx
 
@@ -243,6 +251,7 @@ HANDLERS = {
     "report": cmd_report,
     "compare": cmd_compare,
     "ablate": cmd_ablate,
+    "ensemble": cmd_ensemble,
     "export": cmd_export,
     "serve": cmd_serve,
     "demo": cmd_demo,

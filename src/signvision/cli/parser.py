@@ -104,7 +104,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def _tta_args(p) -> None:
-    p.add_argument("--tta", default="none", help="none|hflip|hflip+crops or an albumentations .json (default none)")
+    p.add_argument(
+        "--tta", default="none", help="none|hflip|hflip+crops|capture or an albumentations .json (default none)"
+    )
     p.add_argument("--tta-merge", default="mean", choices=["mean", "gmean"], help="how views are merged")
     p.add_argument("--tta-views", type=positive_int, default=4, help="draws of a --tta FILE pipeline (default 4)")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
@@ -186,6 +188,17 @@ def options_ablate(p: argparse.ArgumentParser) -> None:
     )
 
 
+def options_ensemble(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", help="two or more --folds runs trained on the same data, folds and seed")
+    p.add_argument("--out", required=True, help="a new folder for the ensemble")
+    p.add_argument(
+        "--select",
+        default="log_loss",
+        choices=["log_loss", "accuracy", "roc_auc"],
+        help="the out-of-fold figure the weights optimise (default log_loss, the challenge's)",
+    )
+
+
 def options_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True)
     p.add_argument("--format", default="onnx", choices=["onnx"])
@@ -198,7 +211,7 @@ def options_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--tta", default="none", help="none|hflip|hflip+crops")
+    p.add_argument("--tta", default="none", help="none|hflip|hflip+crops|capture")
     p.add_argument("--device", default="auto")
     p.add_argument("--max-images", type=positive_int, default=SERVE_MAX_IMAGES, help="images per request at most")
     p.add_argument(
@@ -283,6 +296,12 @@ COMMANDS = [
         "signvision ablate --data ../shared/data/sign-digits --model lenet --grid augment=none,capture "
         "--grid mix=none,mixup,cutmix --tta none,hflip --seeds 3 --epochs 10 --out ablations/lenet",
         options_ablate,
+    ),
+    (
+        "ensemble",
+        "combine --folds runs of different recipes: weights fitted on their out-of-fold predictions",
+        "signvision ensemble runs/ksl-lenet runs/ksl-lite0 --out runs/ksl-ensemble",
+        options_ensemble,
     ),
     (
         "export",

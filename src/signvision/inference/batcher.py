@@ -18,7 +18,7 @@ import torch
 from signvision.data.images import decode_image, read_header, resize
 from signvision.data.threads import cpu_threads
 from signvision.errors import BadImage
-from signvision.inference.members import ensemble_probs, runtime_for
+from signvision.inference.members import ensemble_probs, input_size, runtime_for
 from signvision.models.augment import TTA
 
 MAX_SERVE_PIXELS = 40_000_000  # a 50-megapixel JPEG is refused; phone photos (12-24 MP) pass (decoded at 1/2)
@@ -68,7 +68,7 @@ class Batcher:
 
     def __post_init__(self):
         self.runtimes = [runtime_for(m, self.device) for m in self.members]
-        self.image_size = self.members[0].cfg.image_size
+        self.image_size = input_size(self.members)
         for m in self.members:
             m.model.to(self.device).eval()
         self.decoders = ThreadPoolExecutor(max_workers=cpu_threads(), thread_name_prefix="signvision-decode")

@@ -27,14 +27,14 @@ import pandas as pd
 from signvision.data.dataset import ImageDataset, make_loader
 from signvision.errors import DataError
 from signvision.files import atomic_write, read_json
-from signvision.inference.members import RunModel, load_members, runtime_for
+from signvision.inference.members import Members, RunModel, input_size, load_members, runtime_for
 from signvision.inference.predict import predict_images
 from signvision.models.augment import TTA, as_tta
 from signvision.reports.html import escape, write_page
 from signvision.reports.run_report import ScoredSet, scored_sections, write_report
 from signvision.training.calibrate import scaled_probs
 from signvision.training.loop import Outputs, evaluate_loader
-from signvision.training.metrics import SCORES, compute_metrics, group_bootstrap
+from signvision.training.metrics import SCORES, compute_metrics, group_bootstrap, paired_bootstrap
 from signvision.training.runtime import Runtime, pick_device
 
 VALIDATION = "run-validation"  # the name of a run's own validation images under RUN/evaluations/
@@ -159,8 +159,45 @@ def evaluate_members(scored: list[Scored], tta: TTA | None = None, log=print) ->
     }
     if tta is not None:
         result["with_tta"] = _scalar(columns[f"TTA {tta.spec}"])
+        with_tta = np.concatenate([o.probs for _, o, _ in views])
+        calibrated = np.concatenate([s.calibrated for s in scored])
+        result["tta_gain"] = paired_bootstrap(y, with_tta, calibrated, validation_groups(scored))
     log(describe_columns(columns, members, len(y)))
+    if tta is not None:
+        log(describe_gain(result["tta_gain"], tta.spec))
     return result
+
+
+def validation_groups(scored: list[Scored]) -> list[str]:
+    """The group of near copies of each scored image (from the run's split.csv; each image alone without it):
+    what intervals over the validation images are drawn over."""
+    from signvision.grouping.groups import group_keys
+
+    keys = []
+    for s in scored:
+        ids = pd.Series(s.images.ids, dtype=str)
+        split = s.member.folder / "split.csv" if s.member.folder is not None else None
+        if split is not None and split.is_file():
+            table = pd.read_csv(split, dtype=str, keep_default_na=False).set_index("img_IDS")
+            if "group" in table.columns:
+                group = table["group"].reindex(ids).fillna("").replace("", np.nan).reset_index(drop=True)
+                keys += list(group_keys(group, ids))
+                continue
+        keys += list(ids)
+    return keys
+
+
+def describe_gain(gain: dict, spec: str) -> str:
+    """One line: what test-time views changed, with the paired interval, and whether it is beyond noise."""
+    interval = gain["log_loss_ci"]
+    verdict = ""
+    if interval:
+        verdict = " (better)" if interval[1] < 0 else " (worse)" if interval[0] > 0 else " (within noise)"
+    ci = f" [{interval[0]:+.4f}, {interval[1]:+.4f}]" if interval else ""
+    return (
+        f"TTA {spec} against none, paired over {gain['groups']} groups: log loss {gain['log_loss']:+.4f}{ci}{verdict}, "
+        f"accuracy {gain['accuracy']:+.4f}"
+    )
 
 
 def evaluate_run(
@@ -176,6 +213,10 @@ def evaluate_run(
     """A run folder's validation figures (a cross-validated run: out-of-fold), uncalibrated, calibrated and
     with TTA, kept in RUN/evaluations/run-validation[-tta-<mode>]/evaluation.json. `data`: where the run's
     own images are now, if they moved."""
+    from signvision.training.folder import is_ensemble
+
+    if is_ensemble(run):
+        return evaluate_ensemble(run, tta=tta, device=device, batch_size=batch_size, log=log)
     members, scored = score_validation(run, data, device, batch_size, skip_bad_images)
     views = as_tta(tta, image_size=members[0].cfg.image_size, seed=members[0].cfg.seed)
     result = {**evaluate_members(scored, views, log), "run": str(run)}
@@ -183,10 +224,64 @@ def evaluate_run(
     return result
 
 
+# ----------------------------------------------------------------------------------------------------
+# An ensemble's out-of-fold images
+# ----------------------------------------------------------------------------------------------------
+def ensemble_oof(members: Members, *, tta: TTA | None = None, device: str = "auto", batch_size: int = 128):
+    """An ensemble's out-of-fold images (img_IDS, path), labels and merged probabilities: fold k's model of
+    every run on fold k's images, through `predict_images` (the path `predict` and `serve` take)."""
+    by_fold: dict[str, list[RunModel]] = {}
+    for m in members:
+        by_fold.setdefault(m.folder.name, []).append(m)
+    tables, ys, probs = [], [], []
+    for fold_members in by_fold.values():
+        images = validation_set(fold_members[0], None)
+        table = pd.DataFrame({"img_IDS": images.ids, "path": images.paths})
+        subset = Members(fold_members, weights=members.weights, merge=members.merge, temperature=members.temperature)
+        probs.append(predict_images(subset, table, tta=tta, device=device, batch_size=batch_size, workers=0))
+        tables.append(table)
+        ys.append(images.targets)
+    return pd.concat(tables, ignore_index=True), np.concatenate(ys), np.concatenate(probs)
+
+
+def ensemble_groups(run: Path, ids: pd.Series) -> list[str]:
+    """The group of near copies of each out-of-fold image of an ensemble (its folds.csv)."""
+    from signvision.grouping.groups import group_keys
+
+    folds = pd.read_csv(run / "folds.csv", dtype=str, keep_default_na=False).set_index("img_IDS")
+    group = folds["group"].reindex(ids).fillna("").replace("", np.nan).reset_index(drop=True)
+    return list(group_keys(group, ids.reset_index(drop=True)))
+
+
+def evaluate_ensemble(
+    run: Path, *, tta: TTA | str | None = None, device: str = "auto", batch_size: int = 128, log=print
+) -> dict:
+    """An ensemble's out-of-fold figures (calibrated, and with `tta` with its paired gain), kept in
+    RUN/evaluations/run-validation[-tta-<mode>]/evaluation.json."""
+    members = load_members(run)
+    views = as_tta(tta, image_size=input_size(members), seed=members[0].cfg.seed)
+    table, y, probs = ensemble_oof(members, device=device, batch_size=batch_size)
+    names = members[0].task.names
+    columns = {"calibrated": compute_metrics(y, probs, names)}
+    result = {"cross_validated": True, "ensemble": True, "images": int(len(y)), "temperature": members.temperature}
+    result |= {"tta": views.spec if views is not None else "none", "without_tta": _scalar(columns["calibrated"])}
+    if views is not None:
+        with_tta = ensemble_oof(members, tta=views, device=device, batch_size=batch_size)[2]
+        columns[f"TTA {views.spec}"] = compute_metrics(y, with_tta, names)
+        result["with_tta"] = _scalar(columns[f"TTA {views.spec}"])
+        result["tta_gain"] = paired_bootstrap(y, with_tta, probs, ensemble_groups(Path(run), table["img_IDS"]))
+    log(describe_columns(columns, members, len(y)))
+    if views is not None:
+        log(describe_gain(result["tta_gain"], views.spec))
+    result["run"] = str(run)
+    write_result(output_folder(run, VALIDATION, views), result)
+    return result
+
+
 def describe_columns(columns: dict, members, n: int) -> str:
     """The table `evaluate` prints: one column per set of probabilities, and the TTA gain."""
     what = "out-of-fold images" if len(members) > 1 else "validation images"
-    t = members[0].temperature
+    t = getattr(members, "temperature", None) or members[0].temperature
     where = f", run {members[0].folder}" if members[0].folder is not None else ""
     tta = next((name for name in columns if name.startswith("TTA ")), None)
     lines = [f"{what}: {n} (" + (f"temperature {t:.3f}" if t else "not calibrated") + f"{where})"]
@@ -206,7 +301,11 @@ def _scalar(metrics: dict) -> dict:
 
 def report_run(run: str | Path, *, data: str | None = None, device: str = "auto") -> Path:
     """Score a run folder's best model(s) on its validation images again and write report.html into it."""
+    from signvision.training.folder import is_ensemble
+
     run = Path(run)
+    if is_ensemble(run):
+        return report_ensemble(run, device=device)
     members, scored = score_validation(run, data, device)
     histories = {
         (f"-{m.folder.name}" if len(members) > 1 else ""): pd.read_csv(m.folder / "metrics.csv") for m in members
@@ -220,6 +319,32 @@ def report_run(run: str | Path, *, data: str | None = None, device: str = "auto"
         temperature=members[0].temperature,
         best_epoch=members[0].ckpt["epoch"],
         folds=len(members),
+    )
+
+
+def report_ensemble(run: Path, *, device: str = "auto") -> Path:
+    """report.html of an ensemble: its out-of-fold images scored by the merged runs, and its weights."""
+    members = load_members(run)
+    table, y, probs = ensemble_oof(members, device=device)
+    size = input_size(members)
+    scored = ScoredSet(
+        y=y,
+        probs=probs,
+        raw=None,
+        names=members[0].task.names,
+        picture=lambda i: _load(table["path"].iloc[i], size),
+        caption=lambda i: str(table["img_IDS"].iloc[i]),
+    )
+    summary = read_json(run / "summary.json")
+    return write_report(
+        run,
+        scored,
+        summary=summary,
+        histories={},
+        config=read_json(run / "config.json"),
+        temperature=members.temperature,
+        best_epoch=None,
+        folds=int(summary.get("folds") or 2),
     )
 
 
@@ -298,7 +423,7 @@ def evaluate_labelled(
     from signvision.grouping.nearcopies import fingerprint_images, group_near_copies
 
     data = Path(data)
-    views = as_tta(tta, image_size=members[0].cfg.image_size, seed=members[0].cfg.seed)
+    views = as_tta(tta, image_size=input_size(members), seed=members[0].cfg.seed)
     table = read_labelled(data)
     labelled, task = table.train, members[0].task
     y = labelled_targets(task, labelled, data)
@@ -328,7 +453,7 @@ def evaluate_labelled(
             probs=probs,
             raw=None,
             names=task.names,
-            picture=lambda i: _load(labelled["path"].iloc[i], members[0].cfg.image_size),
+            picture=lambda i: _load(labelled["path"].iloc[i], input_size(members)),
             caption=lambda i: str(labelled["img_IDS"].iloc[i]),
         )
         page = write_evaluation(output_folder(folder, data_name(data), views), result, scored)

@@ -1,4 +1,5 @@
-"""`signvision export --run RUN --format onnx`: the run's best model as an ONNX file for deployment.
+"""`signvision export --run RUN --format onnx`: the run's best model as an ONNX file for deployment (a
+`--folds` run or an ensemble: all its models in one graph, merged as `predict` merges them).
 
 The exported graph takes what a camera or an image decoder gives, uint8 RGB images (batch, 3, S, S)
 with any batch size, and returns the run's calibrated class probabilities: normalisation and
@@ -38,6 +39,38 @@ class Deployable(nn.Module):
         return p.unsqueeze(1) if p.ndim == 1 else p
 
 
+def deployable(member) -> Deployable:
+    """One run's model as a Deployable (its normalisation and temperature inside)."""
+    norm = member.ckpt["norm"]
+    return Deployable(member.model, norm["mean"], norm["std"], member.task, member.temperature).eval()
+
+
+class EnsembleDeployable(nn.Module):
+    """Several members in one graph, merged as `inference.members.ensemble_probs` merges them: each member at
+    its own image size, the mean over each run's folds, the runs blended (`blend_probs`)."""
+
+    def __init__(self, members):
+        super().__init__()
+        self.nets = nn.ModuleList([deployable(m) for m in members])
+        self.sizes = [m.cfg.image_size for m in members]
+        self.parts = [m.part for m in members]
+        self.binary = members[0].task.binary
+        self.weights = list(getattr(members, "weights", [1.0]))
+        self.merge, self.temperature = getattr(members, "merge", "mean"), getattr(members, "temperature", None)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        from signvision.inference.members import fit_size
+        from signvision.training.calibrate import blend_probs
+
+        parts: dict[int, list[torch.Tensor]] = {}
+        for net, size, part in zip(self.nets, self.sizes, self.parts):
+            p = net(fit_size(images, size))  # (B, K), or (B, 1) P(positive)
+            parts.setdefault(part, []).append(p[:, 0] if self.binary else p)
+        means = [sum(p) / len(p) for _, p in sorted(parts.items())]
+        out = means[0] if len(means) == 1 else blend_probs(means, self.weights, self.merge, self.temperature)
+        return out.unsqueeze(1) if self.binary else out
+
+
 def check_export_installed() -> None:
     """One line naming the pip command when the ONNX packages are missing."""
     try:
@@ -50,26 +83,24 @@ def check_export_installed() -> None:
 
 def export_onnx(run: str | Path, out: str | Path | None = None, *, opset: int = 17, overwrite: bool = False) -> Path:
     """Write RUN's best model as ONNX (and its description as JSON beside it); returns the ONNX path."""
-    from signvision.inference.members import load_run_model
-    from signvision.training.folder import is_cv_run
+    from signvision.inference.members import input_size, load_members
+    from signvision.training.folder import check_run_folder
 
     if opset not in OPSETS:
         raise OptionError(f"expected {OPSETS.start} to {OPSETS.stop - 1}", option="opset", value=opset)
     check_export_installed()
     run = Path(run)
-    if is_cv_run(run):
-        raise OptionError(
-            f"a cross-validated run holds several models; export one fold, e.g. {run}/fold1", option="run", value=run
-        )
     out = Path(out) if out else run / "model.onnx"
     if out.suffix.lower() != ".onnx":
         raise OptionError("the file name must end in .onnx", option="out", value=out)
     meta_path = out.with_suffix(".json")
     refuse_overwrite(out, overwrite)
     refuse_overwrite(meta_path, overwrite)  # the description written beside it
-    m = load_run_model(run)
-    wrapped = Deployable(m.model, m.ckpt["norm"]["mean"], m.ckpt["norm"]["std"], m.task, m.temperature).eval()
-    example = torch.zeros(2, 3, m.cfg.image_size, m.cfg.image_size, dtype=torch.uint8)
+    check_run_folder(run)
+    members = load_members(run)
+    m, size = members[0], input_size(members)
+    wrapped = deployable(members[0]) if len(members) == 1 else EnsembleDeployable(members)
+    example = torch.zeros(2, 3, size, size, dtype=torch.uint8)
     with warnings.catch_warnings(), atomic_write(out, "wb") as f:  # a full disk leaves no half-written file
         warnings.simplefilter("ignore")  # the TorchScript-based exporter warns that it is the older one
         torch.onnx.export(
@@ -84,12 +115,13 @@ def export_onnx(run: str | Path, out: str | Path | None = None, *, opset: int = 
         )
     meta = {
         "input": "uint8 RGB, shape (batch, 3, S, S)",
-        "image_size": m.cfg.image_size,
+        "image_size": size,
         "outputs": m.task.names[-1:] if m.task.binary else m.task.classes,
         "binary": m.task.binary,
-        "temperature": m.temperature,
-        "model": m.cfg.model,
-        "epoch": m.ckpt["epoch"],
+        "temperature": getattr(members, "temperature", None) or m.temperature,
+        "model": " + ".join(dict.fromkeys(x.cfg.model for x in members)),
+        "members": len(members),
+        "epoch": m.ckpt["epoch"] if len(members) == 1 else None,
     }
     with atomic_write(meta_path) as f:
         f.write(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")

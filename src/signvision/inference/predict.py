@@ -21,7 +21,7 @@ from signvision.data.images import resize
 from signvision.data.tables import read_unlabelled
 from signvision.errors import BadImage, DataError
 from signvision.files import atomic_write, refuse_overwrite
-from signvision.inference.members import RunModel, ensemble_probs, runtime_for
+from signvision.inference.members import RunModel, ensemble_probs, input_size, runtime_for
 from signvision.models.augment import TTA, as_tta
 from signvision.models.task import ID_COLUMN, Task
 from signvision.progress import progress_bar
@@ -140,7 +140,7 @@ def predict_images(
     the table's order): the mean over members, merged over the views of `tta`. Each image is decoded once,
     whatever the number of members."""
     dev = pick_device(device)
-    size, seed = members[0].cfg.image_size, members[0].cfg.seed
+    size, seed = input_size(members), members[0].cfg.seed
     views = as_tta(tta, image_size=size, seed=seed)
     ids = table[ID_COLUMN].tolist()
     if arrays is not None:

@@ -31,7 +31,7 @@ from signvision.config import SERVE_MAX_IMAGES, SERVE_MAX_UPLOAD_MB
 from signvision.data.threads import cpu_threads
 from signvision.errors import MissingError, OptionError
 from signvision.inference.batcher import Batcher, RequestError
-from signvision.inference.members import load_members
+from signvision.inference.members import input_size, load_members
 from signvision.inference.predict import probability_columns, probability_table
 from signvision.models.augment import TTA
 from signvision.training.folder import check_run_folder
@@ -210,11 +210,11 @@ def run_info(run: Path, members: list, tta: str, max_images: int, max_upload_mb:
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     return {
         "run": run.name,
-        "model": first.cfg.model,
-        "image_size": first.cfg.image_size,
+        "model": " + ".join(dict.fromkeys(m.cfg.model for m in members)),
+        "image_size": input_size(members),
         "classes": probability_columns(first.task),
         "folds": len(members),
-        "temperature": first.temperature,
+        "temperature": getattr(members, "temperature", None) or first.temperature,
         "tta": tta,
         "validation": {k: summary.get(k) for k in ("val_roc_auc", "val_log_loss", "val_accuracy", "val_ece")},
         "max_images": max_images,
@@ -238,7 +238,7 @@ def create_app(
 
     run = check_run_folder(run)
     members = load_members(run)
-    batcher = Batcher(members, pick_device(device), TTA(tta, image_size=members[0].cfg.image_size))
+    batcher = Batcher(members, pick_device(device), TTA(tta, image_size=input_size(members)))
     info = run_info(run, members, tta, max_images, max_upload_mb)
     app = FastAPI(
         title=f"signvision: {run.name}",

@@ -39,7 +39,19 @@ from signvision.errors import OptionError
 
 PRESETS = ("none", "capture", "light", "medium", "heavy")
 STRENGTH = ("none", "light", "medium", "heavy")  # the course's presets, each building on the one before
-TTA_MODES = ("none", "hflip", "hflip+crops")
+TTA_MODES = ("none", "hflip", "hflip+crops", "capture")
+# The `capture` TTA's views, each a small move the capture augmentation trains on (zoom, shift as a share of
+# the side, turn in degrees, light gain), drawn once here so that every run sees the same views.
+CAPTURE_VIEWS = (
+    (1.08, 0.0, 0.0, 0.0, 1.0),  # a little nearer
+    (0.93, 0.0, 0.0, 0.0, 1.0),  # a little further
+    (1.0, 0.05, 0.0, 0.0, 1.0),  # moved right
+    (1.0, -0.05, 0.0, 0.0, 1.0),  # moved left
+    (1.0, 0.0, 0.0, 6.0, 1.0),  # turned
+    (1.0, 0.0, 0.0, -6.0, 1.0),
+    (1.0, 0.0, 0.0, 0.0, 1.15),  # brighter
+    (1.0, 0.0, 0.0, 0.0, 0.87),  # dimmer
+)
 
 
 class AugmentPreset:
@@ -163,6 +175,23 @@ def crop_views(x: torch.Tensor, fraction: float = 0.9) -> list[torch.Tensor]:
     ]
 
 
+def capture_views(images: torch.Tensor) -> list[torch.Tensor]:
+    """uint8 images (B, 3, H, W) -> one uint8 batch per `CAPTURE_VIEWS` entry: zoomed, shifted, turned
+    (edges repeated, as the capture augmentation's cv2.BORDER_REPLICATE) and relit."""
+    import math
+
+    x, out = images.float(), []
+    for zoom, shift, _, angle, light in CAPTURE_VIEWS:
+        a = math.radians(angle)
+        theta = torch.tensor(
+            [[math.cos(a) / zoom, -math.sin(a) / zoom, -2 * shift], [math.sin(a) / zoom, math.cos(a) / zoom, 0.0]]
+        )
+        grid = F.affine_grid(theta.expand(len(x), 2, 3), list(x.shape), align_corners=False)
+        moved = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        out.append((moved * light).round().clamp(0, 255).to(torch.uint8))
+    return out
+
+
 def merge_probs(views: list[torch.Tensor], how: str = "mean") -> torch.Tensor:
     """Merge per-view probabilities: arithmetic mean, or geometric mean renormalised to sum to 1.
     views: list of (B, K) rows summing to 1, or of (B,) P(positive)."""
@@ -182,7 +211,9 @@ class TTA:
     """Test-time augmentation: `TTA("hflip")(predict, images, prepare)` -> probabilities merged over the views.
 
     Args:
-        spec: none | hflip | hflip+crops | an albumentations .json file (drawn `views` times).
+        spec: none | hflip | hflip+crops | capture (the image and 8 fixed small moves, zooms, turns and
+            relightings, the views a model trained with `--augment capture` learned; no mirror image) | an
+            albumentations .json file (drawn `views` times).
         merge: "mean" or "gmean" of the views' probabilities.   image_size, seed: for a file's pipeline.
     `images` is a uint8 batch (B, 3, H, W) on the CPU, `prepare` turns it into the model's input on its
     device and `predict` turns that input into probabilities.
@@ -203,7 +234,7 @@ class TTA:
     ):
         if not isinstance(spec, (str, Path)):
             raise OptionError(
-                "expected none, hflip, hflip+crops or an albumentations .json file", option="tta", value=spec
+                "expected none, hflip, hflip+crops, capture or an albumentations .json file", option="tta", value=spec
             )
         if merge not in ("mean", "gmean"):
             raise OptionError("expected mean or gmean", option="tta_merge", value=merge)
@@ -228,6 +259,8 @@ class TTA:
             views.append(x.flip(-1))
         if self.spec == "hflip+crops":
             views += crop_views(x)
+        if self.spec == "capture":
+            views += [prepare(v) for v in capture_views(images)]
         if self.file_transform is not None:
             hwc = images.permute(0, 2, 3, 1).numpy()
             for _ in range(self.n_views):

@@ -49,6 +49,8 @@ def compare_runs(runs: list[str | Path], out: str | Path | None = None, *, overw
         row = {"run": str(run)}
         row.update({k: config[k] for k in (*SOURCE, *RECIPE) if k in config})  # the experiment, not the machine
         row.update({k: summary.get(k) for k in FIGURES})
+        if "ensemble" in summary:  # its config is its heaviest run's; its model is all of them
+            row["model"] = summary["model"]
         ci = row["val_accuracy_ci"]
         row["val_accuracy_ci"] = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else None
         rows.append(row)

@@ -181,7 +181,9 @@ def write_report(
         leak_section(summary),
         *sections[:2],
     ]
-    if cv:
+    if summary.get("ensemble"):
+        body.append(ensemble_section(summary))
+    elif cv:
         header = "".join(f"<th>{k}</th>" for k in summary["per_fold"][0])
         body.append(f"<h2>Per fold</h2><table><tr><th>fold</th>{header}</tr>")
         for k, row in enumerate(summary["per_fold"], 1):
@@ -190,3 +192,23 @@ def write_report(
     body += [f"<h2>{p.stem}</h2>{png_tag(p, p.stem)}" for p in curves] + sections[2:]
     body.append(f"<h2>config</h2><pre>{escape(json.dumps(config, indent=2, ensure_ascii=False))}</pre>")
     return write_page(run / "report.html", f"signvision run {run.name}", "".join(body))
+
+
+def ensemble_section(summary: dict) -> str:
+    """An ensemble's runs: weight and out-of-fold figures of each, how they merge, the gain over the best."""
+    e = summary["ensemble"]
+    rows = "".join(
+        f"<tr><td>{escape(Path(r['run']).name)}</td><td>{escape(str(r['model']))}</td><td>{r['weight']:.2f}</td>"
+        f"<td>{r['log_loss']:.4f}</td><td>{r['accuracy']:.4f}</td></tr>"
+        for r in e["runs"]
+    )
+    g = e["gain_over_best_run"]
+    ci = g.get("log_loss_ci")
+    gain = f"{g['log_loss']:+.4f}" + (f" [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "")
+    return (
+        f"<h2>Ensemble</h2><p>{'Arithmetic' if e['merge'] == 'mean' else 'Geometric'} mean of the runs' "
+        f"probabilities with the weights below, fitted on the out-of-fold predictions, then temperature "
+        f"{e['temperature']:.3f}. Out-of-fold log loss against the best run, paired over {g['groups']} groups: "
+        f"{gain}.</p><table><tr><th>run</th><th>model</th><th>weight</th><th>OOF log loss</th>"
+        f"<th>OOF accuracy</th></tr>{rows}</table>"
+    )

@@ -176,7 +176,7 @@ def check_ablation(base: TrainConfig, grid: dict[str, list], tta_modes: list[str
     if seeds < 1:
         raise OptionError("must be positive", option="seeds", value=seeds)
     if not tta_modes:
-        raise OptionError("give at least one mode (none, hflip, hflip+crops or a .json file)", option="tta")
+        raise OptionError("give at least one mode (none, hflip, hflip+crops, capture or a .json file)", option="tta")
     for tta in tta_modes:
         TTA(tta, image_size=base.image_size)
     for values in itertools.product(*grid.values()):

@@ -3,6 +3,8 @@ the one orchestrator (`Run`, run.py) and the folds (crossval.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from signvision.config import TrainConfig
 from signvision.errors import OptionError
 from signvision.runs.run import Run, config_and_data, load_run
@@ -53,6 +55,26 @@ def train_folds(data=None, *, out=None, config: TrainConfig | None = None, log=p
 
     fit_folds(cfg.check(), log=log, table=table, report=True)
     return Run.load(cfg.out)
+
+
+def ensemble(runs, *, out, select: str = "log_loss", report: bool = True, log=print) -> Run:
+    """Combine `--folds` runs of different recipes (trained on the same data, folds and seed) into one run in
+    `out`: weights, arithmetic or geometric mean and one temperature fitted on their pooled out-of-fold
+    predictions (runs/ensemble.py). Returns the `Run` of the folder: `predict`, `evaluate`, `serve` and
+    `export` take it like any run. The same call again finishes an interrupted one.
+
+    Example:
+        >>> e = sv.ensemble(["runs/ksl-lenet", "runs/ksl-lite0"], out="runs/ksl-ensemble")   # doctest: +SKIP
+        >>> e.predict("~/zindi-ksl").to_csv("submission.csv")                                # doctest: +SKIP
+    """
+    from signvision.runs.ensemble import make_ensemble
+
+    make_ensemble(runs, out, select=select, log=log)
+    if report:
+        from signvision.inference.evaluate import report_ensemble
+
+        log(f"report: {report_ensemble(Path(out))}")
+    return Run.load(out)
 
 
 def evaluate_labelled(run, data, **options) -> dict:

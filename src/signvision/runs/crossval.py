@@ -39,7 +39,8 @@ SUMMARY_KEYS = ("val_roc_auc", "val_log_loss", "val_accuracy", "val_ece")
 
 def assign_folds(cfg: TrainConfig, log=print) -> pd.DataFrame:
     """img_IDS, Label, fold (1..K), group: stratified by label; near copies and neighbouring frames (unless
-    `split_by` is random) and an audit's copies and sequences kept in one fold. Each fold run's split keeps the
+    `split_by` is random) and an audit's copies and sequences kept in one fold. A class whose images are all
+    one group gets fold 0: trained on by every fold, validated by none. Each fold run's split keeps the
     groups, so that its intervals are taken over groups, not images."""
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -54,16 +55,28 @@ def assign_folds(cfg: TrainConfig, log=print) -> pd.DataFrame:
         )
     groups, stats, _ = split_groups(table, split_by=cfg.split_by, dups=dups)
     alone = single_group_classes(train["Label"], groups)
+    if len(alone) == counts.size:
+        raise OptionError(
+            "every class is one clip or sequence of near copies, so no fold can be validated on images its model "
+            "did not see; add images from other clips, or use --split-by random (frames then straddle folds)",
+            option="folds",
+            value=cfg.folds,
+        )
     if alone:
         log(
-            f"classes whose images are all one group of near copies (in one fold, so that fold's model never "
-            f"trains on them): {', '.join(alone)}"
+            f"class(es) {', '.join(repr(c) for c in alone)}: all their images are one clip or sequence of near "
+            f"copies, which cannot be on both sides of a fold; they are in every fold's training images and in "
+            f"no validation fold (fold 0 in folds.csv), so the cross-validation figures do not cover them"
         )
     group_ids = group_keys(groups, train["img_IDS"]) if groups is not None else train["img_IDS"].astype(str)
+    rest = ~train["Label"].isin(alone).to_numpy()
     splitter = StratifiedGroupKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
-    fold = np.zeros(len(train), dtype=int)
-    for k, (_, val) in enumerate(splitter.split(train, train["Label"], group_ids), start=1):
-        fold[val] = k
+    fold = np.zeros(len(train), dtype=int)  # 0: always trained on, never validated
+    index = np.flatnonzero(rest)
+    for k, (_, val) in enumerate(
+        splitter.split(index, train["Label"].to_numpy()[rest], np.asarray(group_ids)[rest]), start=1
+    ):
+        fold[index[val]] = k
     group = groups.where(groups.notna(), "").astype(str).to_numpy() if groups is not None else ""
     return pd.DataFrame({"img_IDS": train["img_IDS"], "Label": train["Label"], "fold": fold, "group": group})
 

@@ -334,7 +334,10 @@ class Run:
 
     @property
     def temperature(self) -> float | None:
-        return self.members[0].temperature if self.members else None
+        """The temperature its probabilities are divided by (an ensemble's: the one on top of its blend)."""
+        if not self.members:
+            return None
+        return getattr(self.members, "temperature", None) or self.members[0].temperature
 
     @property
     def history(self) -> pd.DataFrame:

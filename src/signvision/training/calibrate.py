@@ -112,3 +112,43 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15)
     """Sum over bins of (share of images) * |accuracy - mean confidence|; 0 is perfectly calibrated."""
     n = len(y)
     return float(sum(r["count"] / n * abs(r["accuracy"] - r["confidence"]) for r in reliability(probs, y, bins)))
+
+
+BLENDS = ("mean", "geometric")  # how an ensemble merges its runs' probabilities
+
+
+def blend_probs(parts: list, weights, merge: str = "mean", temperature: float | None = None):
+    """Several models' probabilities of the same images -> one set: the weighted arithmetic ("mean") or
+    geometric ("geometric": a weighted mean of log probabilities, renormalised) mean, then one temperature on
+    top (p^(1/T), renormalised: softmax(log p / T)). The one place an ensemble merges, so that fitting its
+    weights out of fold, predicting, serving and the exported graph compute the same numbers.
+
+    Args:
+        parts: torch tensors or numpy arrays, (N, K) probabilities or (N,) P(positive) each.
+        weights: one non-negative weight per part (they are normalised).   merge: "mean" | "geometric".
+        temperature: None leaves the merged probabilities as they are.
+
+    Example:
+        >>> blend_probs([np.array([[0.9, 0.1]]), np.array([[0.5, 0.5]])], [1, 1]).round(2).tolist()
+        [[0.7, 0.3]]
+    """
+    import torch
+
+    if merge not in BLENDS:
+        raise DataError(f"blend: merge must be one of {', '.join(BLENDS)}, not {merge!r}")
+    numpy = not isinstance(parts[0], torch.Tensor)
+    ps = [torch.as_tensor(p, dtype=torch.float64) if numpy else p for p in parts]
+    binary = ps[0].ndim == 1
+    if binary:
+        ps = [torch.stack([1 - p, p], 1) for p in ps]
+    w = [float(x) / float(sum(weights)) for x in weights]
+    if merge == "mean" and temperature is None:
+        out = sum(wi * p for wi, p in zip(w, ps))
+    else:
+        if merge == "geometric":
+            logp = sum(wi * torch.log(p.clamp_min(1e-7)) for wi, p in zip(w, ps))
+        else:
+            logp = torch.log(sum(wi * p for wi, p in zip(w, ps)).clamp_min(1e-7))
+        out = torch.softmax(logp / (temperature or 1.0), dim=1)
+    out = out[:, 1] if binary else out
+    return out.numpy() if numpy else out

@@ -8,13 +8,16 @@
     report.html   the run's pictures (reports/)                  evaluations/  each set it was scored on
     .lock         held while a process writes the run (another writer is refused; a dead one's is taken over)
     cv.json       a `--folds` run instead: one run folder per fold (fold<k>/), oof.csv, one summary.json
+    ensemble.json an ensemble of `--folds` runs instead (`signvision ensemble`): its runs; their weights, merge
+                  and temperature in summary.json, the blended out-of-fold probabilities in oof.csv
 
 `claim_folder` makes a new (or empty) folder this process's run atomically, so that two commands started
 together into one folder cannot both write it. Every file but metrics.csv is written to a temporary file
 beside it and renamed, so that an interruption or a full disk leaves the earlier file, never half of one;
 metrics.csv gets one row appended per finished epoch, and a resumed run first drops the rows its last.pt
 does not hold. A run killed before its first checkpoint is simply started again by `resume`.
-`check_run_folder`, `is_cv_run` and `fold_folders` are the one place that knows what a usable run is.
+`check_run_folder`, `is_cv_run`, `fold_folders`, `is_ensemble` and `ensemble_runs` are the one place that
+knows what a usable run is.
 """
 
 from __future__ import annotations
@@ -226,6 +229,26 @@ def keep_metrics_up_to(path: Path, epoch: int) -> None:
             kept[kept["epoch"] <= epoch].to_csv(f, index=False)
 
 
+def is_ensemble(run: str | Path) -> bool:
+    """Whether RUN is an ensemble of runs (`signvision ensemble`; it holds ensemble.json)."""
+    return (Path(run) / "ensemble.json").is_file()
+
+
+def ensemble_runs(run: Path) -> list[tuple[Path, float]]:
+    """A finished ensemble's runs with a weight above zero, (folder, weight) each (from its summary.json),
+    every one still a finished run (a RunError naming the one that is not)."""
+    fitted = read_json(run / "summary.json").get("ensemble", {})
+    runs = [(Path(r["run"]), float(r["weight"])) for r in fitted.get("runs", []) if float(r["weight"]) > 0]
+    if not runs:
+        raise RunError("its summary.json names no run with a weight above zero", option="run", value=run)
+    for folder, _ in runs:
+        try:
+            check_run_folder(folder)
+        except (MissingError, RunError) as e:
+            raise RunError(f"a run of this ensemble is gone or unfinished: {e}", option="run", value=run) from None
+    return runs
+
+
 def is_cv_run(run: str | Path) -> bool:
     """Whether RUN is a `--folds` run (it holds cv.json)."""
     return (Path(run) / "cv.json").is_file()
@@ -252,7 +275,9 @@ def check_run_folder(run: str | Path) -> Path:
     run = Path(run)
     if not run.is_dir():
         raise MissingError("folder not found", option="run", value=run)
-    if is_cv_run(run):
+    if is_ensemble(run):
+        again, what = "run the same ensemble command again to finish it", "ensemble not finished"
+    elif is_cv_run(run):
         fold_folders(run)
         again = "run the same train command again to finish it"
         what = "cross-validation not finished (no out-of-fold summary yet)"
@@ -265,6 +290,8 @@ def check_run_folder(run: str | Path) -> Path:
     if status != "finished":
         done = f"stopped ({status})" if status else "not summarised"
         raise RunError(f"{what}: {done}; {again}", option="run", value=run)
+    if is_ensemble(run):
+        ensemble_runs(run)
     return run
 
 

@@ -1,0 +1,290 @@
+"""Ensembles across recipes: `signvision ensemble RUN... --out E` and `sv.ensemble([...], out=E)`.
+
+Several `--folds` runs of different recipes (a LeNet, a pretrained EfficientNet, ...) trained on the same
+folds each hold out-of-fold (OOF) probabilities for every training image. Their ensemble is fitted on those,
+never on a test set:
+
+1. **Weights** by greedy ensemble selection (Caruana et al., 2004, "Ensemble Selection from Libraries of
+   Models"): start from the best run, then repeatedly add (with replacement) the run that lowers the pooled
+   OOF log loss (or the `select` figure) most; a run's weight is how often it was added. A run whose weight
+   can be set to zero without raising the loss gets zero: every weight above zero earns its place.
+2. **Merge**: the weighted arithmetic mean of the runs' probabilities, or the weighted geometric mean (the
+   Zindi KSL podium's choice), whichever has the lower OOF loss.
+3. **One temperature on top**, fitted on the merged OOF probabilities (`training.calibrate.blend_probs`).
+
+Weights, merge and temperature are chosen on the same OOF images they are scored on, so the ensemble's OOF
+figures are a little optimistic; its gain over the best run comes with a paired 95% interval over groups of
+near copies (clips), the honest measure of whether the ensemble helps.
+
+    E/ensemble.json   the request: the runs and `select` (the same command again finishes an interrupted one)
+    E/folds.csv       the runs' folds (all the same: checked)
+    E/oof.csv         img_IDS,Label,fold + the ensemble's calibrated out-of-fold probabilities
+    E/config.json     the config of the run with the largest weight (its image size decodes the images)
+    E/summary.json    written last: the weights, merge and temperature, each run's and the ensemble's OOF
+                      figures with intervals; a folder without it is an unfinished ensemble
+
+The ensemble is a run: `predict`, `evaluate` (also `--data`), `report`, `compare`, `serve` and `export` take E.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from signvision.errors import OptionError
+from signvision.files import atomic_write, read_json, write_json
+from signvision.training.calibrate import BLENDS, blend_probs, fit_temperature
+from signvision.training.metrics import compute_metrics, group_bootstrap, paired_bootstrap, per_image_figures
+
+SELECT = ("log_loss", "accuracy", "roc_auc")  # what the weights minimise (log loss) or maximise
+ROUNDS = 50  # most greedy additions; each weight is then a multiple of 1/50 at the finest
+
+
+@dataclass
+class OofRun:
+    """One cross-validated run as an ensemble sees it: its folder, summary, folds and OOF probabilities."""
+
+    folder: Path
+    summary: dict
+    folds: pd.DataFrame  # img_IDS, Label, fold, group
+    oof: pd.DataFrame  # img_IDS, Label, fold, one column per probability
+
+
+def read_oof_run(run: str | Path) -> OofRun:
+    """A finished `--folds` run's out-of-fold predictions (a one-line error for anything else)."""
+    from signvision.training.folder import check_run_folder, is_cv_run, is_ensemble
+
+    folder = check_run_folder(run).resolve()
+    if is_ensemble(folder) or not is_cv_run(folder):
+        raise OptionError(
+            "is not a --folds run: an ensemble's weights are fitted on out-of-fold predictions; train each recipe "
+            "with --folds K (the same K, data and seed)",
+            option="runs",
+            value=run,
+        )
+    folds = pd.read_csv(folder / "folds.csv", dtype=str, keep_default_na=False)
+    oof = pd.read_csv(folder / "oof.csv", dtype={"img_IDS": str, "Label": str}, keep_default_na=False)
+    return OofRun(folder, read_json(folder / "summary.json"), folds, oof)
+
+
+def check_same_folds(runs: list[OofRun]) -> None:
+    """Every run has the classes, the images and the folds of the first (one line naming the run that differs)."""
+    first = runs[0]
+    key = first.folds.set_index("img_IDS")["fold"]
+    for r in runs[1:]:
+        if r.summary.get("classes") != first.summary.get("classes") or r.summary.get("target") != first.summary.get(
+            "target"
+        ):
+            raise OptionError(
+                f"has other classes than {first.folder} ({', '.join(map(str, r.summary.get('classes', [])))})",
+                option="runs",
+                value=r.folder,
+            )
+        other = r.folds.set_index("img_IDS")["fold"]
+        if set(other.index) != set(key.index):
+            raise OptionError(
+                f"was trained on other images than {first.folder} ({len(other)} against {len(key)}); train every "
+                "recipe on the same data",
+                option="runs",
+                value=r.folder,
+            )
+        if not other.loc[key.index].equals(key):
+            raise OptionError(
+                f"has other folds than {first.folder}; train every recipe with the same --folds, --seed and "
+                "--split-by (the folds do not depend on the model)",
+                option="runs",
+                value=r.folder,
+            )
+
+
+def objective(y: np.ndarray, probs: np.ndarray, select: str, names: list[str]) -> float:
+    """The figure the weights are chosen by, as a loss (lower is better)."""
+    correct, loss = per_image_figures(y, probs)
+    if select == "log_loss":
+        return float(loss.mean())
+    if select == "accuracy":
+        return float(-correct.mean() + 1e-6 * loss.mean())  # log loss breaks ties
+    return float(-compute_metrics(y, probs, names)["roc_auc"] + 1e-6 * loss.mean())
+
+
+def greedy_weights(parts: list[np.ndarray], y, merge: str, score) -> np.ndarray:
+    """Caruana's ensemble selection with replacement: counts per part (normalised to weights), then each part
+    whose weight can be zero without a higher loss set to zero."""
+    counts = np.zeros(len(parts))
+    counts[int(np.argmin([score(blend_probs([p], [1.0])) for p in parts]))] = 1
+    best = score(blend_probs(parts, counts, merge))
+    for _ in range(ROUNDS - 1):
+        trials = [score(blend_probs(parts, counts + np.eye(len(parts))[i], merge)) for i in range(len(parts))]
+        i = int(np.argmin(trials))
+        if trials[i] >= best - 1e-6:
+            break
+        counts[i] += 1
+        best = trials[i]
+    for i in np.argsort(counts):  # the smallest weights first
+        if counts[i] > 0 and (counts > 0).sum() > 1:
+            trial = counts.copy()
+            trial[i] = 0
+            if score(blend_probs(parts, trial, merge)) <= best + 1e-9:
+                counts, best = trial, score(blend_probs(parts, trial, merge))
+    return counts / counts.sum()
+
+
+def fit_blend(parts: list[np.ndarray], y: np.ndarray, names: list[str], select: str = "log_loss") -> dict:
+    """Weights, merge and temperature fitted on out-of-fold probabilities (one array per run, same images)."""
+    if select not in SELECT:
+        raise OptionError(f"expected one of {', '.join(SELECT)}", option="select", value=select)
+
+    def score(p):
+        return objective(y, p, select, names)
+
+    fits = []
+    for merge in BLENDS:
+        weights = greedy_weights(parts, y, merge, score)
+        fits.append((score(blend_probs(parts, weights, merge)), merge, weights))
+    _, merge, weights = min(fits, key=lambda f: f[0])
+    merged = blend_probs(parts, weights, merge)
+    log_p = np.log(np.clip(merged, 1e-7, 1))
+    logits = log_p if merged.ndim == 2 else (log_p - np.log(np.clip(1 - merged, 1e-7, 1))).reshape(-1, 1)
+    temperature = fit_temperature(logits, y)
+    return {"weights": weights, "merge": merge, "temperature": temperature}
+
+
+def oof_arrays(runs: list[OofRun], task) -> tuple[pd.DataFrame, np.ndarray, list[np.ndarray]]:
+    """The images every run holds an OOF probability for (in the first run's order), their labels and each
+    run's probabilities, aligned."""
+    base = runs[0].oof[["img_IDS", "Label", "fold"]]
+    columns = [c for c in runs[0].oof.columns if c not in ("img_IDS", "Label", "fold")]
+    parts = []
+    for r in runs:
+        probs = r.oof.set_index("img_IDS").loc[base["img_IDS"], columns].to_numpy(np.float64)
+        parts.append(probs[:, 0] if task.binary or task.target is not None else probs)
+    return base, task.encode(base["Label"]), parts
+
+
+def figures(y, probs, groups, names) -> dict:
+    """OOF figures with 95% intervals over groups."""
+    m, interval = compute_metrics(y, probs, names), group_bootstrap(y, probs, groups)
+    return {
+        **{k: m[k] for k in ("log_loss", "accuracy", "roc_auc", "ece")},
+        "log_loss_ci": interval["log_loss"],
+        "accuracy_ci": interval["accuracy"],
+    }
+
+
+def make_ensemble(runs: list[str | Path], out: str | Path, *, select: str = "log_loss", log=print) -> dict:
+    """Fit an ensemble of `--folds` runs on their out-of-fold predictions and keep it in OUT (a new folder, or
+    the folder of the same request interrupted). Returns its summary (also OUT/summary.json)."""
+    from signvision.grouping.groups import group_keys
+    from signvision.inference.members import load_run_model
+    from signvision.runs.jobs import job_folder
+
+    if isinstance(runs, (str, Path)) or len(runs) < 2:
+        raise OptionError("an ensemble needs two or more runs", option="runs", value=runs)
+    if select not in SELECT:
+        raise OptionError(f"expected one of {', '.join(SELECT)}", option="select", value=select)
+    read = [read_oof_run(r) for r in runs]  # every check before the folder is touched
+    check_same_folds(read)
+    if len({r.folder for r in read}) < len(read):
+        raise OptionError("names the same run twice", option="runs", value=runs)
+    out = Path(out)
+    spec = {"runs": [str(r.folder) for r in read], "select": select}
+    with job_folder(out, spec, "ensemble.json", "an ensemble"):
+        task = load_run_model(read[0].folder / "fold1").task
+        base, y, parts = oof_arrays(read, task)
+        groups = read[0].folds.set_index("img_IDS").loc[base["img_IDS"], "group"].replace("", np.nan)
+        groups = group_keys(groups.reset_index(drop=True), base["img_IDS"].reset_index(drop=True))
+        fit = fit_blend(parts, y, task.names, select)
+        probs = blend_probs(parts, fit["weights"], fit["merge"], fit["temperature"])
+        best = int(np.argmin([per_image_figures(y, p)[1].mean() for p in parts]))
+        gain = paired_bootstrap(y, probs, parts[best], groups)
+        members = [
+            {
+                "run": str(r.folder),
+                "model": r.summary.get("model"),
+                "weight": round(float(w), 6),
+                "train_seconds": r.summary.get("train_seconds"),
+                **figures(y, p, groups, task.names),
+            }
+            for r, p, w in zip(read, parts, fit["weights"])
+        ]
+        write_files(out, read, base, task, probs, fit)
+        summary = ensemble_summary(read, members, fit, figures(y, probs, groups, task.names), gain, best, len(y))
+        write_json(out / "summary.json", summary)  # last: its presence makes OUT a finished ensemble
+    log(describe_ensemble(summary))
+    return summary
+
+
+def write_files(out: Path, read: list[OofRun], base: pd.DataFrame, task, probs: np.ndarray, fit: dict) -> None:
+    """folds.csv, oof.csv and config.json (the heaviest run's) of an ensemble."""
+    import shutil
+
+    with atomic_write(out / "folds.csv", newline="") as f:
+        read[0].folds.to_csv(f, index=False)
+    columns = [c for c in read[0].oof.columns if c not in ("img_IDS", "Label", "fold")]
+    blended = pd.DataFrame(probs.reshape(len(base), -1), columns=columns)
+    table = pd.concat([base.reset_index(drop=True), blended], axis=1)
+    with atomic_write(out / "oof.csv", newline="") as f:
+        table.to_csv(f, index=False, float_format="%.6f")
+    heaviest = read[int(np.argmax(fit["weights"]))].folder
+    with atomic_write(out / "config.json") as f, open(heaviest / "config.json") as src:
+        shutil.copyfileobj(src, f)
+
+
+def ensemble_summary(read, members, fit, pooled, gain, best, n) -> dict:
+    """summary.json of an ensemble: what `compare`, `serve` and `evaluate` read like a run's."""
+    return {
+        "status": "finished",
+        "cross_validated": True,
+        "folds": read[0].summary.get("folds"),
+        "classes": read[0].summary.get("classes"),
+        "target": read[0].summary.get("target"),
+        "model": " + ".join(f"{m['model']} {m['weight']:.2f}" for m in members if m["weight"] > 0),
+        "train_seconds": round(sum(m["train_seconds"] or 0 for m in members if m["weight"] > 0), 2),
+        "oof_images": n,
+        "temperature": fit["temperature"],
+        "val_roc_auc": pooled["roc_auc"],
+        "val_log_loss": pooled["log_loss"],
+        "val_accuracy": pooled["accuracy"],
+        "val_ece": pooled["ece"],
+        "val_log_loss_ci": pooled["log_loss_ci"],
+        "val_accuracy_ci": pooled["accuracy_ci"],
+        "val_groups": gain["groups"],
+        "ensemble": {
+            "merge": fit["merge"],
+            "temperature": fit["temperature"],
+            "runs": members,
+            "best_run": members[best]["run"],
+            "gain_over_best_run": gain,
+        },
+    }
+
+
+def describe_ensemble(summary: dict) -> str:
+    """The table `ensemble` prints: each run's weight and OOF figures, then the ensemble's and its gain."""
+
+    def ci(pair):
+        return f"[{pair[0]:.3f}, {pair[1]:.3f}]" if pair else ""
+
+    e = summary["ensemble"]
+    lines = [f"{'run':<40} {'weight':>6} {'OOF log loss':>24} {'OOF accuracy':>24}"]
+    for m in e["runs"]:
+        lines.append(
+            f"{Path(m['run']).name:<40} {m['weight']:>6.2f} {m['log_loss']:>8.4f} {ci(m['log_loss_ci']):>15} "
+            f"{m['accuracy']:>8.4f} {ci(m['accuracy_ci']):>15}"
+        )
+    name = f"ensemble ({'arithmetic' if e['merge'] == 'mean' else 'geometric'} mean, T {e['temperature']:.3f})"
+    lines.append(
+        f"{name:<40} {'':>6} "
+        f"{summary['val_log_loss']:>8.4f} {ci(summary['val_log_loss_ci']):>15} {summary['val_accuracy']:>8.4f} "
+        f"{ci(summary['val_accuracy_ci']):>15}"
+    )
+    g = e["gain_over_best_run"]
+    lines.append(
+        f"against the best run ({Path(e['best_run']).name}), paired over {g['groups']} groups: log loss "
+        f"{g['log_loss']:+.4f} {ci(g['log_loss_ci'])}, accuracy {g['accuracy']:+.4f} {ci(g['accuracy_ci'])} "
+        f"({summary['oof_images']} out-of-fold images; weights, merge and temperature were fitted on them)"
+    )
+    return "\n".join(lines)

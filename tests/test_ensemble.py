@@ -1,0 +1,145 @@
+"""Ensembles across recipes: weights fitted out of fold, refusals in one line, resumable, and one set of
+numbers whichever way the ensemble is used (predict, evaluate --data, serve, export)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import QUIET, make_zindi, tiny_config
+
+import signvision as sv
+from signvision.cli.commands import main
+from signvision.errors import RunError
+from signvision.runs.crossval import fit_folds
+from signvision.runs.ensemble import greedy_weights, objective
+from signvision.training.calibrate import blend_probs
+
+
+@pytest.fixture(scope="module")
+def two_recipes(tmp_path_factory):
+    """Two 2-fold runs of different recipes (LeNet widths and image sizes) on the same data, folds and seed."""
+    root = tmp_path_factory.mktemp("ensemble")
+    data = make_zindi(root / "zindi", n_per_class=12)
+    fit_folds(tiny_config(data, root / "a", folds=2, epochs=1, lr=1e-3, image_size=16), **QUIET)
+    fit_folds(tiny_config(data, root / "b", folds=2, epochs=1, lr=1e-3, image_size=24, lenet_width=2), **QUIET)
+    return data, root
+
+
+def test_blend_and_greedy_weights_drop_a_run_that_does_not_help():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    good = np.full((200, 3), 0.1)
+    good[np.arange(200), y] = 0.8
+    noise = rng.dirichlet(np.ones(3), 200)
+    score = lambda p: objective(y, p, "log_loss", ["a", "b", "c"])  # noqa: E731
+    weights = greedy_weights([noise, good, noise.copy()], y, "mean", score)
+    assert weights.tolist() == [0.0, 1.0, 0.0]
+    # the geometric mean renormalises; one temperature on top keeps the ranking
+    g = blend_probs([good, noise], [0.5, 0.5], "geometric", 2.0)
+    assert np.allclose(g.sum(1), 1) and (g.argmax(1) == blend_probs([good, noise], [1, 1], "geometric").argmax(1)).all()
+    binary = blend_probs([np.array([0.9, 0.2]), np.array([0.7, 0.4])], [1, 1], "geometric")
+    assert binary.shape == (2,) and 0.7 < binary[0] < 0.9
+
+
+def test_ensemble_of_two_recipes_is_a_run(two_recipes, tmp_path):
+    data, root = two_recipes
+    said = []
+    run = sv.ensemble([root / "a", root / "b"], out=tmp_path / "e", log=said.append)
+    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    e = summary["ensemble"]
+    weights = [r["weight"] for r in e["runs"]]
+    assert sum(weights) == pytest.approx(1) and min(weights) >= 0 and e["merge"] in ("mean", "geometric")
+    assert summary["val_log_loss"] <= min(r["log_loss"] for r in e["runs"]) + 1e-9  # fitted on these images
+    assert summary["val_log_loss_ci"][0] <= summary["val_log_loss"] <= summary["val_log_loss_ci"][1]
+    assert "gain_over_best_run" in e and any("paired over" in line for line in said)
+    oof = pd.read_csv(tmp_path / "e" / "oof.csv")
+    assert len(oof) == summary["oof_images"] == 36
+
+    # its own out-of-fold images scored again by its models give the figures the fit stored
+    figures = run.evaluate(device="cpu", **QUIET)
+    assert figures["without_tta"]["log_loss"] == pytest.approx(summary["val_log_loss"], abs=2e-4)
+    assert (tmp_path / "e" / "report.html").is_file()
+
+    # predict, evaluate --data, the exported graph and serve: the same probabilities. Both runs weighed
+    # (whatever the fit chose on this tiny data) and merged geometrically, so that every path blends two runs
+    # of two image sizes.
+    summary["ensemble"]["runs"][0]["weight"], summary["ensemble"]["runs"][1]["weight"] = 0.6, 0.4
+    summary["ensemble"]["merge"] = "geometric"
+    (tmp_path / "e" / "summary.json").write_text(json.dumps(summary))
+    run = sv.load_run(tmp_path / "e")
+    assert len(run.members) == 4 and run.members.weights == [0.6, 0.4]
+    table = pd.read_csv(data / "Train.csv")
+    labelled = table.groupby("Label").head(3)
+    csv = data / "labelled.csv"  # beside Images/, where a CSV's images are looked for
+    labelled.to_csv(csv, index=False)
+    paths = [str(data / "Images" / f"{i}.jpg") for i in labelled["img_IDS"]]
+    predicted = run.predict(pd.DataFrame({"img_IDS": labelled["img_IDS"], "path": paths}), device="cpu")
+    probs = predicted.frame[run.classes].to_numpy()
+    y = np.array([run.classes.index(v) for v in labelled["Label"]])
+    evaluated = run.evaluate(csv, device="cpu", **QUIET)
+    assert evaluated["log_loss"] == pytest.approx(sv.compute_metrics(y, probs, run.classes)["log_loss"], abs=1e-6)
+    ort = pytest.importorskip("onnxruntime")
+    from signvision.data.images import load_resized
+    from signvision.inference.export import export_onnx
+
+    path = export_onnx(tmp_path / "e", tmp_path / "e.onnx")
+    images = np.stack([load_resized(p, 24) for p in paths]).transpose(0, 3, 1, 2)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"images": images})[0], probs, atol=1e-4)
+
+    # compare shows every model; serve answers with the same numbers
+    table = sv.compare_runs([root / "a", tmp_path / "e"])
+    assert table["model"].iloc[1] == summary["model"] and "lenet" in summary["model"]
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from signvision.inference.serve import create_app
+
+    client = TestClient(create_app(tmp_path / "e", device="cpu"), base_url="http://127.0.0.1")
+    first = paths[0]
+    reply = client.post("/predict", files=[("images", ("x.jpg", open(first, "rb").read(), "image/jpeg"))])
+    got = [reply.json()["results"][0]["probabilities"][c] for c in run.classes]
+    np.testing.assert_allclose(got, probs[0], atol=2e-6)
+
+
+def test_ensemble_refuses_other_folds_classes_and_single_runs(two_recipes, tmp_path, capsys):
+    data, root = two_recipes
+    other_seed = tmp_path / "c"
+    fit_folds(tiny_config(data, other_seed, folds=2, epochs=1, image_size=16, seed=1), **QUIET)
+    single = tmp_path / "single"
+    sv.train(config=tiny_config(data, single, epochs=1), log=QUIET["log"])
+    other_data = make_zindi(tmp_path / "other", n_per_class=12, classes=["x", "y", "z"])
+    other_classes = tmp_path / "d"
+    fit_folds(tiny_config(other_data, other_classes, folds=2, epochs=1, image_size=16), **QUIET)
+    for runs, words in (
+        ([root / "a", other_seed], "other folds"),
+        ([root / "a", other_classes], "other classes"),
+        ([root / "a", single], "is not a --folds run"),
+        ([root / "a"], "two or more runs"),
+    ):
+        code = main(["ensemble", *map(str, runs), "--out", str(tmp_path / "e")])
+        err = capsys.readouterr().err
+        assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "e").exists()
+
+
+def test_an_interrupted_ensemble_is_finished_by_the_same_command(two_recipes, tmp_path, monkeypatch):
+    import signvision.runs.ensemble as ensemble_module
+
+    data, root = two_recipes
+    real = ensemble_module.ensemble_summary
+
+    def killed(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ensemble_module, "ensemble_summary", killed)
+    with pytest.raises(KeyboardInterrupt):
+        sv.ensemble([root / "a", root / "b"], out=tmp_path / "e", **QUIET)
+    with pytest.raises(RunError, match="ensemble not finished"):
+        sv.load_run(tmp_path / "e")  # no half-written ensemble is used
+    monkeypatch.setattr(ensemble_module, "ensemble_summary", real)
+    assert main(["ensemble", str(root / "a"), str(root / "b"), "--out", str(tmp_path / "e")]) == 0
+    assert sv.load_run(tmp_path / "e").summary["status"] == "finished"
