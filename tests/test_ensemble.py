@@ -143,3 +143,23 @@ def test_an_interrupted_ensemble_is_finished_by_the_same_command(two_recipes, tm
     monkeypatch.setattr(ensemble_module, "ensemble_summary", real)
     assert main(["ensemble", str(root / "a"), str(root / "b"), "--out", str(tmp_path / "e")]) == 0
     assert sv.load_run(tmp_path / "e").summary["status"] == "finished"
+
+
+def test_tta_is_chosen_on_out_of_fold_images_and_auto_uses_it(two_recipes, tmp_path, capsys):
+    data, root = two_recipes
+    run = root / "a"
+    code = main(["predict", "--run", str(run), "--data", str(data), "--out", str(tmp_path / "s.csv"), "--tta", "auto"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--tta choose" in err and len(err.strip().splitlines()) == 1
+    assert main(["evaluate", "--run", str(run), "--tta", "choose", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "TTA capture against none, paired over" in out and "TTA hflip against none" in out
+    choice = json.loads((run / "evaluations" / "tta-choice.json").read_text())
+    assert set(choice["gains"]) == {"hflip", "capture"}
+    paying = [m for m, g in choice["gains"].items() if g["log_loss_ci"][1] < 0]
+    assert choice["chosen"] == (min(paying, key=lambda m: choice["gains"][m]["log_loss"]) if paying else "none")
+    assert (run / "evaluations" / "run-validation-tta-capture" / "evaluation.json").is_file()
+    assert (
+        main(["predict", "--run", str(run), "--data", str(data), "--out", str(tmp_path / "s.csv"), "--tta", "auto"])
+        == 0
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from helpers import assert_picture, tiny_config
@@ -113,3 +114,36 @@ def test_two_thousand_classes_a_run_and_a_readable_report(tmp_path):
     page = (tmp_path / "run" / "report.html").read_text()
     assert "Top confusions" in page and "2000 classes" in page
     assert not (tmp_path / "run" / "confusion.png").exists()
+
+
+def test_the_gallery_of_mistakes_shows_one_image_per_group_with_its_heatmap(tmp_path):
+    """Twelve frames of one clip wrong in the same way say one thing twelve times: one per group is shown,
+    each beside the heatmap of the class it was mistaken for."""
+    from signvision.reports.run_report import ScoredSet, mistakes_gallery, worst_mistakes
+
+    y = np.zeros(14, dtype=int)
+    probs = np.tile([0.1, 0.9], (14, 1))  # every image wrong
+    probs[12:] = [[0.4, 0.6], [0.45, 0.55]]  # two stills, less sure
+    groups = ["clip"] * 12 + ["a", "b"]
+    asked = []
+
+    def explain(indices, classes):
+        asked.append((list(indices), list(classes)))
+        return np.full((len(indices), 16, 16), 0.5, np.float32)
+
+    scored = ScoredSet(
+        y=y,
+        probs=probs,
+        raw=None,
+        names=["no", "yes"],
+        picture=lambda i: np.full((16, 16, 3), 100, np.uint8),
+        caption=lambda i: f"img{i}",
+        groups=groups,
+        explain=explain,
+    )
+    pred, confidence = probs.argmax(1), probs.max(1)
+    assert worst_mistakes(scored, pred, confidence, 12).tolist() == [0, 12, 13]
+    assert mistakes_gallery(tmp_path, scored, pred, confidence, 12) == tmp_path / "wrong.png"
+    assert asked == [([0, 12, 13], [1, 1, 1])]  # the heatmaps are of the predicted class
+    without = ScoredSet(**{**scored.__dict__, "groups": None})
+    assert len(worst_mistakes(without, pred, confidence, 12)) == 12

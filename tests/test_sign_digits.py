@@ -29,3 +29,18 @@ def test_the_worked_example_as_written(sign_digits, tmp_path, capsys):
     sample = (sign_digits / "SampleSubmission.csv").read_text().splitlines()[0]
     assert sorted(header.split(",")) == sorted(sample.split(","))
     assert len(submission.read_text().splitlines()) == 1 + 412
+
+    # where the model looks: hiding the top 20% of each test photo's own heatmap must cost the predicted class
+    # much more probability than hiding the top 20% of another photo's heatmap (issue: at least 0.15 on
+    # average, and at least 1.5x)
+    import pandas as pd
+
+    import signvision as sv
+    from signvision.data.images import read_image
+    from signvision.inference.explain import hiding_test
+
+    ids = pd.read_csv(sign_digits / "Test.csv", dtype=str)["img_IDS"]
+    photos = [read_image(str(sign_digits / "Images" / f"{i}.jpg")) for i in ids]
+    faithful = hiding_test(sv.load_run(run).members, photos, share=0.2)
+    print(f"hiding test on {faithful['images']} test photos: {faithful}")
+    assert faithful["own_drop"] >= 0.15 and faithful["own_drop"] >= 1.5 * faithful["other_drop"], faithful

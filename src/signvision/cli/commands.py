@@ -65,15 +65,24 @@ def cmd_train(args) -> int:
 
 def tta_of(args, run):
     """The TTA that --tta, --tta-merge and --tta-views describe, made for the run's image size."""
+    from signvision.inference.evaluate import chosen_tta
+    from signvision.inference.members import input_size
     from signvision.models.augment import TTA
 
-    return TTA(args.tta, merge=args.tta_merge, views=args.tta_views, image_size=run.cfg.image_size, seed=run.cfg.seed)
+    spec = chosen_tta(run.folder) if args.tta == "auto" else args.tta
+    size = input_size(run.members)
+    return TTA(spec, merge=args.tta_merge, views=args.tta_views, image_size=size, seed=run.cfg.seed)
 
 
 def cmd_evaluate(args) -> int:
     import signvision as sv
 
     run = sv.load_run(args.run)
+    if args.tta == "choose":
+        if args.data:
+            raise OptionError("the TTA is chosen on the run's validation images, not on --data", option="tta")
+        run.choose_tta(device=args.device, batch_size=args.batch_size)
+        return 0
     run.evaluate(
         args.data,
         tta=tta_of(args, run),
@@ -175,6 +184,25 @@ def cmd_ablate(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    import signvision as sv
+    from signvision.files import refuse_overwrite
+    from signvision.inference.explain import explain_arrays, write_explain_page
+    from signvision.inference.predict import image_table, read_images
+
+    out = Path(args.out)
+    refuse_overwrite(out / "explain.html", args.overwrite)
+    run = sv.load_run(args.run)
+    table, arrays = image_table(args.data)
+    table = table.head(args.limit)
+    arrays = arrays[: args.limit] if arrays is not None else read_images(table)
+    maps, probs, target = explain_arrays(run.members, arrays, args.target, device=args.device)
+    names = run.members[0].task.names
+    page = write_explain_page(out, table["img_IDS"].tolist(), arrays, maps, probs, target, names)
+    print(f"wrote {page}: {len(maps)} images with their class-activation heatmaps")
+    return 0
+
+
 def cmd_ensemble(args) -> int:
     import signvision as sv
 
@@ -252,6 +280,7 @@ HANDLERS = {
     "compare": cmd_compare,
     "ablate": cmd_ablate,
     "ensemble": cmd_ensemble,
+    "explain": cmd_explain,
     "export": cmd_export,
     "serve": cmd_serve,
     "demo": cmd_demo,

@@ -105,7 +105,11 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 def _tta_args(p) -> None:
     p.add_argument(
-        "--tta", default="none", help="none|hflip|hflip+crops|capture or an albumentations .json (default none)"
+        "--tta",
+        default="none",
+        help="none|hflip|hflip+crops|capture or an albumentations .json; evaluate: choose (each built-in mode "
+        "scored on the validation images, the one that pays kept); predict, serve: auto (the mode kept) "
+        "(default none)",
     )
     p.add_argument("--tta-merge", default="mean", choices=["mean", "gmean"], help="how views are merged")
     p.add_argument("--tta-views", type=positive_int, default=4, help="draws of a --tta FILE pipeline (default 4)")
@@ -188,6 +192,16 @@ def options_ablate(p: argparse.ArgumentParser) -> None:
     )
 
 
+def options_explain(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="a run folder, a --folds run or an ensemble")
+    p.add_argument("--data", required=True, help="images: a folder (sub-folders included), a Zindi folder, a CSV")
+    p.add_argument("--out", required=True, help="the folder for explain.html")
+    p.add_argument("--target", help="the class to explain (default: each image's predicted class)")
+    p.add_argument("--limit", type=positive_int, default=48, help="images at most, the first ones (default 48)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--overwrite", action="store_true", help="replace an explain.html already in --out")
+
+
 def options_ensemble(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", help="two or more --folds runs trained on the same data, folds and seed")
     p.add_argument("--out", required=True, help="a new folder for the ensemble")
@@ -211,7 +225,9 @@ def options_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--tta", default="none", help="none|hflip|hflip+crops|capture")
+    p.add_argument(
+        "--tta", default="none", help="none|hflip|hflip+crops|capture, or auto (the mode evaluate --tta choose kept)"
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--max-images", type=positive_int, default=SERVE_MAX_IMAGES, help="images per request at most")
     p.add_argument(
@@ -302,6 +318,12 @@ COMMANDS = [
         "combine --folds runs of different recipes: weights fitted on their out-of-fold predictions",
         "signvision ensemble runs/ksl-lenet runs/ksl-lite0 --out runs/ksl-ensemble",
         options_ensemble,
+    ),
+    (
+        "explain",
+        "class-activation heatmaps: where in each image the run's decision came from, as a page of overlays",
+        "signvision explain --run runs/lenet --data ../shared/data/sign-digits --out runs/lenet/explain",
+        options_explain,
     ),
     (
         "export",

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from signvision.data.dataset import ImageDataset, make_loader
-from signvision.errors import DataError
+from signvision.errors import DataError, OptionError
 from signvision.files import atomic_write, read_json
 from signvision.inference.members import Members, RunModel, input_size, load_members, runtime_for
 from signvision.inference.predict import predict_images
@@ -126,7 +126,33 @@ def scored_set(scored: list[Scored]) -> ScoredSet:
         names=scored[0].member.task.names,
         picture=lambda i: images[i][0].load(images[i][1]),
         caption=lambda i: images[i][0].ids[images[i][1]],
+        groups=validation_groups(scored),
+        explain=scored_explainer(scored),
     )
+
+
+def scored_explainer(scored: list[Scored]):
+    """`explain(indices, classes)` over scored members' pooled images: each image explained by the member that
+    scored it (an out-of-fold image by the fold model that never trained on it)."""
+    from signvision.inference.explain import explain_arrays
+
+    owners = [(k, i) for k, s in enumerate(scored) for i in range(len(s.images))]
+
+    def explain(indices, classes) -> np.ndarray:
+        out: list = [None] * len(indices)
+        by_member: dict[int, list] = {}
+        for n, (index, c) in enumerate(zip(indices, classes)):
+            k, i = owners[int(index)]
+            by_member.setdefault(k, []).append((n, i, int(c)))
+        for k, items in by_member.items():
+            s = scored[k]
+            arrays = [s.images.load(i) for _, i, _ in items]
+            maps = explain_arrays([s.member], arrays, [c for _, _, c in items], device=s.runtime.device.type)[0]
+            for (n, _, _), heat in zip(items, maps):
+                out[n] = heat
+        return np.stack(out)
+
+    return explain
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -222,6 +248,47 @@ def evaluate_run(
     result = {**evaluate_members(scored, views, log), "run": str(run)}
     write_result(output_folder(run, VALIDATION, views), result)
     return result
+
+
+# ----------------------------------------------------------------------------------------------------
+# Which test-time views pay, chosen on the run's validation (out-of-fold) images
+# ----------------------------------------------------------------------------------------------------
+TTA_CANDIDATES = ("hflip", "capture")  # the built-in views `choose_tta` tries against none
+TTA_CHOICE = "tta-choice.json"  # RUN/evaluations/tta-choice.json: what `--tta auto` uses
+
+
+def choose_tta(
+    run: str | Path, *, modes=TTA_CANDIDATES, device: str = "auto", batch_size: int = 128, log=print
+) -> dict:
+    """Score RUN's validation images (out-of-fold for a `--folds` run or an ensemble) with each TTA mode and keep
+    the one whose paired log loss gain over no TTA is largest and beyond noise (its 95% interval below zero);
+    none if no mode is. Written to RUN/evaluations/tta-choice.json, which `predict --tta auto` and
+    `serve --tta auto` read. Returns {"chosen": mode, "gains": {mode: paired gain}}."""
+    run = Path(run)
+    gains = {}
+    for mode in modes:
+        gains[mode] = evaluate_run(run, tta=mode, device=device, batch_size=batch_size, log=log)["tta_gain"]
+    paying = {m: g for m, g in gains.items() if g["log_loss_ci"] and g["log_loss_ci"][1] < 0}
+    chosen = min(paying, key=lambda m: paying[m]["log_loss"]) if paying else "none"
+    choice = {"chosen": chosen, "gains": gains, "rule": "the largest log loss gain whose 95% interval is below 0"}
+    (run / "evaluations").mkdir(parents=True, exist_ok=True)
+    with atomic_write(run / "evaluations" / TTA_CHOICE) as f:
+        f.write(json.dumps(choice, indent=2) + "\n")
+    log(f"TTA chosen on the validation images: {chosen} (kept in {run / 'evaluations' / TTA_CHOICE})")
+    return choice
+
+
+def chosen_tta(run: str | Path | None) -> str:
+    """The TTA mode `choose_tta` kept for RUN (what `--tta auto` means)."""
+    path = Path(run) / "evaluations" / TTA_CHOICE if run is not None else None
+    if path is None or not path.is_file():
+        raise OptionError(
+            f"auto uses the choice made on the run's validation images; make it first: signvision evaluate --run "
+            f"{run} --tta choose",
+            option="tta",
+            value="auto",
+        )
+    return read_json(path)["chosen"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -324,6 +391,8 @@ def report_run(run: str | Path, *, data: str | None = None, device: str = "auto"
 
 def report_ensemble(run: Path, *, device: str = "auto") -> Path:
     """report.html of an ensemble: its out-of-fold images scored by the merged runs, and its weights."""
+    from signvision.inference.explain import explain_arrays
+
     members = load_members(run)
     table, y, probs = ensemble_oof(members, device=device)
     size = input_size(members)
@@ -334,6 +403,8 @@ def report_ensemble(run: Path, *, device: str = "auto") -> Path:
         names=members[0].task.names,
         picture=lambda i: _load(table["path"].iloc[i], size),
         caption=lambda i: str(table["img_IDS"].iloc[i]),
+        groups=ensemble_groups(run, table["img_IDS"]),
+        explain=lambda idx, c: explain_arrays(members, [_load(table["path"].iloc[i], size) for i in idx], list(c))[0],
     )
     summary = read_json(run / "summary.json")
     return write_report(
@@ -421,6 +492,7 @@ def evaluate_labelled(
     from signvision.data.tables import read_labelled
     from signvision.grouping.groups import group_keys
     from signvision.grouping.nearcopies import fingerprint_images, group_near_copies
+    from signvision.inference.explain import explainer
 
     data = Path(data)
     views = as_tta(tta, image_size=input_size(members), seed=members[0].cfg.seed)
@@ -428,8 +500,8 @@ def evaluate_labelled(
     labelled, task = table.train, members[0].task
     y = labelled_targets(task, labelled, data)
     probs = predict_images(members, labelled, tta=views, device=device, batch_size=batch_size, workers=workers)
-    groups = group_near_copies(fingerprint_images(labelled["path"].tolist()))
-    interval = group_bootstrap(y, probs, group_keys(groups, labelled["img_IDS"]))
+    groups = group_keys(group_near_copies(fingerprint_images(labelled["path"].tolist())), labelled["img_IDS"])
+    interval = group_bootstrap(y, probs, groups)
     metrics = compute_metrics(y, probs, task.names)
     if trained is None and folder is not None and len(members) == 1:
         trained = training_images(members[0])
@@ -455,6 +527,8 @@ def evaluate_labelled(
             names=task.names,
             picture=lambda i: _load(labelled["path"].iloc[i], input_size(members)),
             caption=lambda i: str(labelled["img_IDS"].iloc[i]),
+            groups=list(groups),
+            explain=explainer(members, lambda i: _load(labelled["path"].iloc[i], input_size(members)), device),
         )
         page = write_evaluation(output_folder(folder, data_name(data), views), result, scored)
         log(f"page: {page}")

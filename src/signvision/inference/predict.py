@@ -126,6 +126,13 @@ class Predictions:
         return f"<Predictions: {len(self)} images x {len(self.classes)} classes>\n{head}"
 
 
+def read_images(table: pd.DataFrame) -> list[np.ndarray]:
+    """The images of an image table's `path` column, decoded (RGB uint8, at their own size)."""
+    from signvision.data.images import read_image
+
+    return [read_image(p) for p in table["path"]]
+
+
 def predict_images(
     members: list[RunModel],
     table: pd.DataFrame,

@@ -238,6 +238,10 @@ def create_app(
 
     run = check_run_folder(run)
     members = load_members(run)
+    if tta == "auto":
+        from signvision.inference.evaluate import chosen_tta
+
+        tta = chosen_tta(run)
     batcher = Batcher(members, pick_device(device), TTA(tta, image_size=input_size(members)))
     info = run_info(run, members, tta, max_images, max_upload_mb)
     app = FastAPI(

@@ -29,7 +29,9 @@ from signvision.reports.html import escape, png_tag, write_page
 class ScoredSet:
     """Labelled images and what a model gave them, for a page: labels (N,), calibrated probabilities (N, K) or
     P(positive) (N,), the uncalibrated ones (None when the same), the class names, and `picture(i)` /
-    `caption(i)`: image i as RGB uint8 and its name."""
+    `caption(i)`: image i as RGB uint8 and its name; `groups`: each image's group of near copies (the gallery of
+    mistakes shows one image per group; None: every image its own); `explain(indices, classes)`: heatmaps
+    (n, S, S) in [0, 1] of those images for those classes (None: the gallery shows no heatmaps)."""
 
     y: np.ndarray
     probs: np.ndarray
@@ -37,6 +39,49 @@ class ScoredSet:
     names: list[str]
     picture: Callable[[int], np.ndarray]
     caption: Callable[[int], str]
+    groups: list | None = None
+    explain: Callable | None = None
+
+
+def worst_mistakes(scored: ScoredSet, pred: np.ndarray, confidence: np.ndarray, limit: int) -> np.ndarray:
+    """The most confidently wrong images, most confident first, one per group of near copies (twelve frames of
+    one clip say one thing twelve times)."""
+    wrong = np.flatnonzero(pred != scored.y)
+    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")]
+    if scored.groups is None:
+        return wrong[:limit]
+    seen, kept = set(), []
+    for i in wrong:
+        if scored.groups[i] not in seen:
+            seen.add(scored.groups[i])
+            kept.append(i)
+        if len(kept) == limit:
+            break
+    return np.array(kept, dtype=int)
+
+
+def mistakes_gallery(folder: Path, scored: ScoredSet, pred, confidence, limit: int) -> Path | None:
+    """wrong.png: the worst mistakes (one per group), each beside its heatmap for the predicted class."""
+    from signvision.reports.plots import plot_gallery
+
+    wrong = worst_mistakes(scored, pred, confidence, limit)
+    if not len(wrong):
+        return None
+    names = scored.names
+    captions = [
+        f"{scored.caption(i)[:18]}\ngiven {names[scored.y[i]]}\npred {names[pred[i]]} {confidence[i]:.2f}"
+        for i in wrong
+    ]
+    pictures = [scored.picture(i) for i in wrong]
+    title = "most confidently wrong" + (", one per group of near copies" if scored.groups is not None else "")
+    if scored.explain is not None:
+        from signvision.data.images import resize
+        from signvision.reports.heatmaps import side_by_side
+
+        maps = scored.explain(wrong, pred[wrong])
+        pictures = [side_by_side(resize(p, m.shape[-1]), m) for p, m in zip(pictures, maps)]
+        title += " (right: where the evidence for the predicted class came from)"
+    return plot_gallery(pictures, captions, folder / "wrong.png", title=title)
 
 
 def scored_sections(folder: Path, scored: ScoredSet, *, top_wrong: int = 12, what: str = "validation"):
@@ -46,18 +91,11 @@ def scored_sections(folder: Path, scored: ScoredSet, *, top_wrong: int = 12, wha
     the PNGs into `folder`; returns (HTML parts, metrics)."""
     from sklearn.metrics import precision_recall_fscore_support
 
-    from signvision.reports.plots import MANY_CLASSES, plot_confusion, plot_gallery, plot_reliability, plot_roc
+    from signvision.reports.plots import MANY_CLASSES, plot_confusion, plot_reliability, plot_roc
     from signvision.training.calibrate import predicted, reliability
     from signvision.training.metrics import SCORES, compute_metrics
 
-    y, probs, raw, names, picture, caption = (
-        scored.y,
-        scored.probs,
-        scored.raw,
-        scored.names,
-        scored.picture,
-        scored.caption,
-    )
+    y, probs, raw, names = scored.y, scored.probs, scored.raw, scored.names
     metrics = compute_metrics(y, probs, names)
     metrics_raw = compute_metrics(y, raw, names) if raw is not None else metrics
     pred, confidence = predicted(probs)
@@ -70,13 +108,8 @@ def scored_sections(folder: Path, scored: ScoredSet, *, top_wrong: int = 12, wha
             what,
         ),
     ]
-    wrong = np.flatnonzero(pred != y)
-    wrong = wrong[np.argsort(-confidence[wrong])][:top_wrong]
-    if len(wrong):
-        captions = [f"{caption(i)[:18]}\ngiven {names[y[i]]}\npred {names[pred[i]]} {confidence[i]:.2f}" for i in wrong]
-        pngs.append(
-            plot_gallery([picture(i) for i in wrong], captions, folder / "wrong.png", title="most confidently wrong")
-        )
+    gallery = mistakes_gallery(folder, scored, pred, confidence, top_wrong)
+    pngs += [gallery] if gallery is not None else []
     precision, recall, f1, support = precision_recall_fscore_support(
         y, pred, labels=list(range(len(names))), zero_division=0
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from signvision.config import RESUMABLE, TrainConfig
@@ -298,16 +299,24 @@ class Run:
 
     def _write_report(self) -> Path:
         """report.html from the validation scores this run's training computed (no image is scored again)."""
+        from signvision.inference.explain import explainer
         from signvision.reports.run_report import ScoredSet, write_report
 
         images, v, m = self._session.prepared.val_loader.dataset, self._scores, self.members[0]
+        groups = self._session.prepared.data.groups("val")
+
+        def picture(i):
+            return images.load(int(v.order[i]))
+
         scored = ScoredSet(
             y=v.y,
             probs=v.probs,
             raw=v.raw,
             names=m.task.names,
-            picture=lambda i: images.load(int(v.order[i])),
+            picture=picture,
             caption=lambda i: images.ids[int(v.order[i])],
+            groups=[groups[int(j)] for j in v.order],
+            explain=explainer(self.members, picture, self.cfg.device),
         )
         return write_report(
             self.folder,
@@ -384,10 +393,33 @@ class Run:
         if images is None:
             raise OptionError("give the images to predict: a folder, files, a DataFrame or arrays", option="images")
         table, arrays = image_table(images)
+        if isinstance(tta, str) and tta == "auto":
+            from signvision.inference.evaluate import chosen_tta
+
+            tta = chosen_tta(self.folder)
         probs = predict_images(
             self.members, table, tta=tta, device=device, batch_size=batch_size, workers=workers, arrays=arrays
         )
         return Predictions.of(self.members[0].task, table, probs, arrays)
+
+    def explain(self, images, target=None, *, device: str = "auto", batch_size: int = 32) -> np.ndarray:
+        """Where the model looked: one Grad-CAM heatmap per image, an array (N, S, S) of floats in [0, 1] at
+        the model's input size, for the predicted class (or `target`: a class name or index, or one per image).
+        `images` as for `predict` (a folder, files, a DataFrame with `path`, arrays). A `--folds` run or an
+        ensemble averages its members' heatmaps as it averages their probabilities.
+
+        Example:
+            >>> maps = run.explain(["hand.jpg"])          # doctest: +SKIP
+            >>> maps.shape                                # doctest: +SKIP
+            (1, 64, 64)
+        """
+        from signvision.inference.explain import explain_arrays
+        from signvision.inference.predict import image_table, read_images
+
+        self._require_trained()
+        table, arrays = image_table(images)
+        arrays = arrays if arrays is not None else read_images(table)
+        return explain_arrays(self.members, arrays, target, device=device, batch_size=batch_size)[0]
 
     def evaluate(
         self, data=None, *, tta="none", device: str = "auto", batch_size: int = 128, skip_bad_images=False, log=print
@@ -418,6 +450,16 @@ class Run:
         loader = self._session.prepared.val_loader
         views = as_tta(tta, image_size=self.cfg.image_size, seed=self.cfg.seed)
         return ev.evaluate_members(ev.score_members(self.members, [loader], device), views, log)
+
+    def choose_tta(self, *, device: str = "auto", batch_size: int = 128, log=print) -> dict:
+        """Score the run's validation images (out of fold for a `--folds` run or an ensemble) with each built-in
+        TTA mode and keep the one whose paired log loss gain is largest and beyond noise, or none:
+        `predict(..., tta="auto")` then uses it. Returns {"chosen": mode, "gains": {mode: gain with interval}}."""
+        from signvision.inference.evaluate import choose_tta
+
+        if self.folder is None:
+            raise RunError("in memory only: save it first, run.save(folder)", option="run")
+        return choose_tta(self.folder, device=device, batch_size=batch_size, log=log)
 
     def _holds_own_images(self, data) -> bool:
         """Whether DATA is the run folder's own data (moved): it holds every image of the run's split.csv."""
