@@ -63,6 +63,18 @@ def test_api_gives_predicts_numbers_in_batches_and_json_errors(tiny_run, tmp_pat
         np.testing.assert_allclose(got, expected.loc[i, info["classes"]].to_numpy(float), atol=2e-6)
         assert result["top"][0][0] == expected.loc[i].astype(float).idxmax()
 
+    explained = client.post("/explain", files=files)
+    assert explained.status_code == 200, explained.text
+    import base64
+
+    for i, result in zip(test_ids, explained.json()["results"]):
+        assert result["class"] == expected.loc[i].astype(float).idxmax()
+        assert result["probability"] == pytest.approx(expected.loc[i].astype(float).max(), abs=2e-6)
+        png = base64.b64decode(result["heatmap"].removeprefix("data:image/png;base64,"))
+        assert cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).shape == (32, 32, 3)
+    reply = client.post("/explain", files=[("images", ("a.jpg", b"not a picture", "image/jpeg"))])
+    assert reply.status_code == 422 and "readable" in reply.json()["error"]
+
     good = files[:1]
     truncated = (data / "Images" / f"{test_ids[0]}.jpg").read_bytes()[:300]
     huge = cv2.imencode(".jpg", np.full((6250, 8000, 3), 90, np.uint8))[1].tobytes()  # 50 megapixels
@@ -346,6 +358,10 @@ def test_page_in_a_real_browser_upload_and_webcam(sign_run, tmp_path):
             page.set_input_files("#files", str(upload))
             page.wait_for_selector(".result .bar.first", timeout=30_000)
             assert page.get_attribute(".result .bar.first", "data-cls") == upload_label
+            heat = page.wait_for_selector(".result img.heatmap", timeout=30_000)  # the heatmap over the photo
+            assert heat.get_attribute("src").startswith("data:image/png;base64,")
+            assert upload_label in heat.get_attribute("alt")
+            assert page.evaluate("document.querySelector('.result img.heatmap').naturalWidth") > 0  # it decoded
             page.click("#camera")
             page.wait_for_selector("#snap:enabled", timeout=30_000)  # the first frame has arrived
             page.wait_for_timeout(500)
@@ -354,6 +370,7 @@ def test_page_in_a_real_browser_upload_and_webcam(sign_run, tmp_path):
             first = page.query_selector(".result")  # the newest result comes first
             assert "webcam snapshot" in first.inner_text()
             assert first.query_selector(".bar.first").get_attribute("data-cls") == camera_label
+            page.wait_for_function("document.querySelectorAll('.result img.heatmap').length == 2", timeout=30_000)
             page.screenshot(path=str(tmp_path / "serve.png"), full_page=True)
             if os.environ.get("SIGNVISION_SCREENSHOT"):  # docs/serve.png is made with this set
                 shutil.copy(tmp_path / "serve.png", os.environ["SIGNVISION_SCREENSHOT"])

@@ -27,10 +27,12 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from signvision.config import SERVE_MAX_IMAGES, SERVE_MAX_UPLOAD_MB
 from signvision.data.threads import cpu_threads
 from signvision.errors import MissingError, OptionError
-from signvision.inference.batcher import Batcher, RequestError
+from signvision.inference.batcher import Batcher, RequestError, read_upload
 from signvision.inference.members import input_size, load_members
 from signvision.inference.predict import probability_columns, probability_table
 from signvision.models.augment import TTA
@@ -287,7 +289,7 @@ def add_error_handlers(app) -> None:
 
 
 def add_routes(app, run: Path, info: dict, batcher: Batcher, task, max_images: int, max_upload_mb: int) -> None:
-    """GET|HEAD /, /health, /info, /report; POST /predict."""
+    """GET|HEAD /, /health, /info, /report; POST /predict, /explain."""
     from fastapi import Request
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
@@ -334,6 +336,49 @@ def add_routes(app, run: Path, info: dict, batcher: Batcher, task, max_images: i
                 results.append({"filename": name, "probabilities": dict(zip(columns, row.tolist())), "top": pairs[:5]})
             seconds = round(time.perf_counter() - started, 4)
             return JSONResponse({"classes": columns, "results": results, "seconds": seconds})
+
+    explaining = asyncio.Semaphore(1)  # one heatmap request at a time (each is a backward pass per member)
+
+    @app.post("/explain")
+    async def explain(request: Request):
+        """Multipart form with one or several files in the field `images`. Returns, per image, the predicted
+        class, its probability and `heatmap`: a PNG (data URI) of the image as the model sees it (S x S) with
+        the class-activation heatmap of that class over it (red: where the evidence came from)."""
+        with batcher.in_flight():
+            started = time.perf_counter()
+            async with reading:
+                uploads = await read_uploads(request, max_images, max_upload_mb)
+                images = await asyncio.to_thread(
+                    lambda: [read_upload(data, name, batcher.image_size) for data, name in uploads]
+                )
+            async with explaining:
+                results = await asyncio.to_thread(heatmap_results, batcher, uploads, images, task.names)
+            seconds = round(time.perf_counter() - started, 4)
+            return JSONResponse({"results": results, "seconds": seconds})
+
+
+def heatmap_results(batcher: Batcher, uploads, images, names: list[str]) -> list[dict]:
+    """What /explain answers for decoded uploads: class, probability and the overlay as a PNG data URI."""
+    import cv2
+
+    from signvision.inference.explain import explain_arrays
+    from signvision.reports.heatmaps import overlay
+    from signvision.reports.html import data_uri
+
+    maps, probs, target = explain_arrays(batcher.members, images, device=str(batcher.device))
+    results = []
+    for (_, name), image, heat, p, t in zip(uploads, images, maps, probs, target):
+        ok, png = cv2.imencode(".png", overlay(image, heat)[..., ::-1])
+        p_class = float(p[t]) if np.ndim(p) else float(p if t == 1 else 1 - p)
+        results.append(
+            {
+                "filename": name,
+                "class": names[t],
+                "probability": p_class,
+                "heatmap": data_uri(png.tobytes(), "image/png"),
+            }
+        )
+    return results
 
 
 def form_error(e: Exception, max_images: int) -> RequestError:
