@@ -184,6 +184,22 @@ def cmd_ablate(args) -> int:
     return 0
 
 
+def cmd_lr_find(args) -> int:
+    import signvision as sv
+
+    given = train_settings(args)
+    if "data" not in given and "csv" not in given:
+        raise OptionError("give a data folder (or `csv` FILE `image_dir` DIR)", option="data")
+    out = given.pop("out", None)
+    if out is None:
+        raise OptionError("give a folder for lr_find.png and lr_find.csv", option="out")
+    for name in ("lr_find.png", "lr_find.csv"):
+        if (Path(out) / name).exists() and not args.overwrite:
+            raise OptionError(f"{Path(out) / name} exists; use --overwrite or another folder", option="out", value=out)
+    sv.lr_find(out=out, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, **given)
+    return 0
+
+
 def cmd_explain(args) -> int:
     import signvision as sv
     from signvision.files import refuse_overwrite
@@ -281,6 +297,7 @@ HANDLERS = {
     "ablate": cmd_ablate,
     "ensemble": cmd_ensemble,
     "explain": cmd_explain,
+    "lr-find": cmd_lr_find,
     "export": cmd_export,
     "serve": cmd_serve,
     "demo": cmd_demo,

@@ -192,6 +192,14 @@ def options_ablate(p: argparse.ArgumentParser) -> None:
     )
 
 
+def options_lr_find(p: argparse.ArgumentParser) -> None:
+    add_train_args(p)
+    p.add_argument("--start-lr", type=float, default=1e-6, help="the sweep's first learning rate (default 1e-6)")
+    p.add_argument("--end-lr", type=float, default=1.0, help="its last (default 1)")
+    p.add_argument("--steps", type=int, default=100, help="training steps of the sweep (default 100)")
+    p.add_argument("--overwrite", action="store_true", help="replace lr_find.png and lr_find.csv already in --out")
+
+
 def options_explain(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="a run folder, a --folds run or an ensemble")
     p.add_argument("--data", required=True, help="images: a folder (sub-folders included), a Zindi folder, a CSV")
@@ -318,6 +326,12 @@ COMMANDS = [
         "combine --folds runs of different recipes: weights fitted on their out-of-fold predictions",
         "signvision ensemble runs/ksl-lenet runs/ksl-lite0 --out runs/ksl-ensemble",
         options_ensemble,
+    ),
+    (
+        "lr-find",
+        "the learning-rate finder: loss against an exponentially growing learning rate, and a suggested --lr",
+        "signvision lr-find --data ../shared/data/sign-digits --model lenet --out runs/lr-find",
+        options_lr_find,
     ),
     (
         "explain",

@@ -156,3 +156,22 @@ def plot_ablation(table: pd.DataFrame, keys: list[str], path: Path) -> Path:
         )
         ax.invert_yaxis()
     return save_figure(fig, path)
+
+
+def plot_lr_find(found, path: Path, current_lr: float | None = None) -> Path:
+    """The learning-rate finder's curve: loss (raw and smoothed) against the learning rate (log scale), with the
+    suggestion, the minimum and the configured learning rate marked."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(found.lrs, found.losses, color="0.75", lw=0.8, label="loss per step")
+    ax.plot(found.lrs, found.smoothed, lw=2, label="smoothed")
+    ax.axvline(found.suggestion, color="tab:green", ls="--", label=f"suggested {found.suggestion:.1e}")
+    ax.axvline(found.minimum, color="tab:red", ls=":", label=f"lowest loss {found.minimum:.1e}")
+    if current_lr is not None:
+        ax.axvline(current_lr, color="0.3", ls="-.", label=f"--lr now {current_lr:.1e}")
+    top = np.nanpercentile(found.smoothed, 95) * 1.3
+    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="learning-rate finder")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.0e}"))  # no mathtext here
+    ax.set_ylim(max(0.0, np.nanmin(found.smoothed) * 0.8), top)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return save_figure(fig, path)

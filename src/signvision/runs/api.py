@@ -77,6 +77,57 @@ def ensemble(runs, *, out, select: str = "log_loss", report: bool = True, log=pr
     return Run.load(out)
 
 
+def lr_find(
+    data=None,
+    *,
+    out=None,
+    config: TrainConfig | None = None,
+    start_lr: float = 1e-6,
+    end_lr: float = 1.0,
+    steps: int = 100,
+    log=print,
+    **settings,
+):
+    """The learning-rate finder (training/lrfind.py) on the run these settings would train: its data, model,
+    loss and augmentation. Returns an `LRFind` (`.suggestion`, `.minimum`, the curve); with `out`, writes
+    OUT/lr_find.png and OUT/lr_find.csv.
+
+    Example:
+        >>> sv.lr_find("../shared/data/sign-digits", model="lenet").suggestion   # doctest: +SKIP
+    """
+    from signvision.files import atomic_write
+    from signvision.models.factory import check_model_name
+    from signvision.training.lrfind import lr_sweep
+    from signvision.training.setup import prepare_training
+
+    cfg, table = config_and_data(data, None, config, settings)
+    check_model_name(cfg.model)
+    prepared = prepare_training(cfg.check(), leak_check=False, table=table)
+    found = lr_sweep(
+        prepared.model,
+        prepared.train_loader,
+        prepared.state.optimizer,
+        prepared.runtime,
+        prepared.data.task,
+        start=start_lr,
+        end=end_lr,
+        steps=steps,
+    )
+    log(found.describe() + f"; the config's --lr is {cfg.lr:.1e}")
+    if out is not None:
+        import pandas as pd
+
+        from signvision.reports.plots import plot_lr_find
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        curve = pd.DataFrame({"lr": found.lrs, "loss": found.losses, "smoothed": found.smoothed})
+        with atomic_write(out / "lr_find.csv", newline="") as f:
+            curve.to_csv(f, index=False)
+        log(f"wrote {plot_lr_find(found, out / 'lr_find.png', cfg.lr)} and {out / 'lr_find.csv'}")
+    return found
+
+
 def evaluate_labelled(run, data, **options) -> dict:
     """Score a run (a run folder or a `Run`) on labelled images it never trained on: `run.evaluate(data=DATA)`.
 

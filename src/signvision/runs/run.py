@@ -287,6 +287,27 @@ class Run:
         self.members = [self._member(recorder.best_weights(), figures["temperature"])]
         if report and self.folder is not None:
             self._write_report()
+        if getattr(recorder, "board", None) is not None:
+            self._board_pictures(recorder.board)
+
+    def _board_pictures(self, board) -> None:
+        """The end of a run's TensorBoard log: a batch as the augmentation made it, and the confusion matrix."""
+        import torch
+
+        from signvision.training.board import batch_grid
+
+        dataset = self._session.prepared.train_loader.dataset
+        rng = np.random.default_rng(self.cfg.seed)
+        picks = rng.choice(len(dataset), size=min(16, len(dataset)), replace=False)
+        with torch.random.fork_rng():  # the pictures take nothing from the run's random streams
+            batch = np.stack([np.asarray(dataset[int(i)][0]) for i in picks])
+        board.image("train/augmented batch", batch_grid(batch))
+        confusion = self.folder / "confusion.png"
+        if confusion.is_file():
+            from signvision.data.images import read_image
+
+            board.image("val/confusion matrix", read_image(str(confusion)))
+        board.close()
 
     def _member(self, best: dict, temperature):
         """The trained model for inference: the best epoch's weights, with the temperature."""

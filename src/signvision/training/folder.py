@@ -6,6 +6,7 @@
     last.pt       everything needed to resume (model, optimizer, schedule, EMA, epoch)
     data.csv      the images of a run trained from a DataFrame   dropped.txt   images left out (bad files)
     report.html   the run's pictures (reports/)                  evaluations/  each set it was scored on
+    tensorboard/  TensorBoard event files: metrics.csv's figures per epoch, an augmented batch, the confusion matrix
     .lock         held while a process writes the run (another writer is refused; a dead one's is taken over)
     cv.json       a `--folds` run instead: one run folder per fold (fold<k>/), oof.csv, one summary.json
     ensemble.json an ensemble of `--folds` runs instead (`signvision ensemble`): its runs; their weights, merge
@@ -163,9 +164,15 @@ class FolderRecorder(Recorder):
     def __init__(self, out: Path):
         super().__init__()
         self.out = Path(out)
+        self.board = None
 
     def start(self, state: TrainingState) -> None:
+        from signvision.training.board import BoardLog
+
         keep_metrics_up_to(self.out / "metrics.csv", state.epoch)
+        if self.board is not None:
+            self.board.close()
+        self.board = BoardLog(self.out, state.epoch)  # TensorBoard: the same rows as metrics.csv
         if not (self.out / "last.pt").is_file():
             save_checkpoint(state.resumable(), self.out / "last.pt")  # resumable from the very start
 
@@ -176,6 +183,8 @@ class FolderRecorder(Recorder):
             self.best = best  # only once best.pt holds it too
         save_checkpoint(state.resumable(), self.out / "last.pt")
         append_row(self.out / "metrics.csv", row)
+        if self.board is not None:
+            self.board.epoch(row)
 
     def last_state(self) -> dict | None:
         path = self.out / "last.pt"
@@ -191,6 +200,8 @@ class FolderRecorder(Recorder):
             self.best = {**self.best, "temperature": temperature}
             save_checkpoint(self.best, self.out / "best.pt")
         write_json(self.out / "summary.json", summary)
+        if self.board is not None and summary.get("status") != "finished":
+            self.board.close()  # a finished run's pictures are added by the run, then it closes
 
     @property
     def history(self) -> pd.DataFrame:

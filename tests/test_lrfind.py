@@ -1,0 +1,39 @@
+"""The learning-rate finder: the suggestion on a known curve, and `sv.lr_find` / `signvision lr-find` on tiny
+data (an exponential sweep, a picture, a CSV, nothing overwritten unasked)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import QUIET, tiny_config
+
+import signvision as sv
+from signvision.cli.commands import main
+from signvision.training.lrfind import suggest
+
+
+def test_the_suggestion_is_the_steepest_fall_before_the_minimum():
+    lrs = np.logspace(-6, 0, 61)
+    x = np.log10(lrs)
+    loss = 2.0 - 1.5 / (1 + np.exp(-3 * (x + 3)))  # falls fastest at 1e-3
+    loss[x > -1.5] += 10 * (x[x > -1.5] + 1.5) ** 2  # then blows up
+    suggestion, minimum = suggest(lrs, loss)
+    assert suggestion == pytest.approx(1e-3, rel=0.3)
+    assert 1e-2 < minimum < 10**-1.4
+
+
+def test_lr_find_in_python_and_on_the_command_line(tiny_zindi, tmp_path, capsys):
+    found = sv.lr_find(config=tiny_config(tiny_zindi, None), steps=30, end_lr=10.0, **QUIET)
+    assert len(found.lrs) <= 30 and np.all(np.diff(found.lrs) > 0) and found.lrs[0] == pytest.approx(1e-6)
+    assert found.lrs[0] <= found.suggestion <= found.lrs[-1] and "suggested --lr" in found.describe()
+
+    args = ["lr-find", "--data", str(tiny_zindi), "--model", "lenet", "--image-size", "16", "--steps", "20"]
+    assert main([*args, "--out", str(tmp_path / "lr")]) == 0
+    assert "suggested --lr" in capsys.readouterr().out
+    curve = pd.read_csv(tmp_path / "lr" / "lr_find.csv")
+    assert list(curve.columns) == ["lr", "loss", "smoothed"] and (tmp_path / "lr" / "lr_find.png").stat().st_size > 0
+    assert main([*args, "--out", str(tmp_path / "lr")]) == 2  # the picture is not replaced unasked
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "lr2"), "--start-lr", "1", "--end-lr", "0.1"]) == 2
+    assert "--start-lr" in capsys.readouterr().err
