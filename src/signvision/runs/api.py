@@ -60,8 +60,15 @@ def train_folds(data=None, *, out=None, config: TrainConfig | None = None, log=p
 def ensemble(runs, *, out, select: str = "log_loss", report: bool = True, log=print) -> Run:
     """Combine `--folds` runs of different recipes (trained on the same data, folds and seed) into one run in
     `out`: weights, arithmetic or geometric mean and one temperature fitted on their pooled out-of-fold
-    predictions (runs/ensemble.py). Returns the `Run` of the folder: `predict`, `evaluate`, `serve` and
-    `export` take it like any run. The same call again finishes an interrupted one.
+    predictions (runs/ensemble.py). The same call again finishes an interrupted one.
+
+    Args:
+        runs: two or more `--folds` run folders (the same data, folds and seed; any models).
+        out: a new folder for the ensemble.   select: the out-of-fold figure the weights optimise (log_loss,
+        accuracy, roc_auc).   report: also write OUT/report.html.   log: where progress lines go.
+
+    Returns:
+        the `Run` of the folder: `predict`, `evaluate`, `serve` and `export` take it like any run.
 
     Example:
         >>> e = sv.ensemble(["runs/ksl-lenet", "runs/ksl-lite0"], out="runs/ksl-ensemble")   # doctest: +SKIP
@@ -89,8 +96,14 @@ def lr_find(
     **settings,
 ):
     """The learning-rate finder (training/lrfind.py) on the run these settings would train: its data, model,
-    loss and augmentation. Returns an `LRFind` (`.suggestion`, `.minimum`, the curve); with `out`, writes
-    OUT/lr_find.png and OUT/lr_find.csv.
+    loss and augmentation.
+
+    Args:
+        data, config, settings: as for `sv.train`.   out: a folder for lr_find.png and lr_find.csv (optional).
+        start_lr, end_lr, steps: the sweep.   log: where the suggestion is said.
+
+    Returns:
+        an `LRFind`: `.suggestion`, `.minimum`, and the curve (`.lrs`, `.losses`, `.smoothed`).
 
     Example:
         >>> sv.lr_find("../shared/data/sign-digits", model="lenet").suggestion   # doctest: +SKIP
