@@ -32,6 +32,9 @@ def train(data=None, *, out=None, resume=None, config: TrainConfig | None = None
         >>> run = train("../shared/data/sign-digits", model="lenet", epochs=10, image_size=32)  # doctest: +SKIP
         >>> run.summary["val_accuracy"], run.summary["val_accuracy_ci"]                          # doctest: +SKIP
     """
+    from signvision.imports import import_heavy
+
+    import_heavy()  # the first call's imports, whole even if Ctrl-C comes meanwhile (a notebook stays usable)
     check_split_settings(settings)
     if resume is not None:
         if data is not None:
@@ -45,8 +48,10 @@ def train(data=None, *, out=None, resume=None, config: TrainConfig | None = None
 def train_folds(data=None, *, out=None, config: TrainConfig | None = None, log=print, **settings) -> Run:
     """k-fold cross-validation into `out` (one run per fold, the out-of-fold ensemble and its report): the
     `Run` of the folder, its folds averaged when predicting."""
+    from signvision.imports import import_heavy
     from signvision.models.factory import check_model_name
 
+    import_heavy()  # a Ctrl-C during the first imports would leave them half done
     cfg, table = config_and_data(data, out, config, settings)
     if cfg.out is None:
         raise OptionError("k-fold training writes one run per fold: give `out`", option="folds", value=cfg.folds)

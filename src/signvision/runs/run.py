@@ -577,4 +577,7 @@ def load_run(folder: str | Path) -> Run:
     Example:
         >>> run = load_run("runs/lenet"); run.predict(["photo.jpg"]).top()   # doctest: +SKIP
     """
+    from signvision.imports import import_heavy
+
+    import_heavy()  # whole even if Ctrl-C comes meanwhile
     return Run.load(folder)
