@@ -131,8 +131,10 @@ def test_fit_helper_config_still_trains_in_a_folder(tiny_zindi, tmp_path):
 
 
 def run_files(folder) -> list[str]:
-    """A run folder's files, by path inside it (the per-set evaluation folders aside)."""
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    """A run folder's files, by path inside it (TensorBoard's event files by their folder: their names hold the
+    time they were written)."""
+    names = (str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    return sorted({"tensorboard/events" if n.startswith("tensorboard/events.") else n for n in names})
 
 
 def figures(folder) -> pd.DataFrame:
@@ -147,7 +149,7 @@ def test_one_orchestrator_the_command_line_the_api_and_save_leave_the_same_run(t
     memory = sv.train(tiny_zindi, **TINY, **QUIET)
     memory.save(tmp_path / "c")
     names = run_files(tmp_path / "a")
-    assert "report.html" in names and "summary.json" in names and "best.pt" in names
+    assert "report.html" in names and "summary.json" in names and "best.pt" in names and "tensorboard/events" in names
     assert run_files(tmp_path / "b") == names and run_files(tmp_path / "c") == names
     pd.testing.assert_frame_equal(figures(tmp_path / "b"), figures(tmp_path / "a"))
     pd.testing.assert_frame_equal(figures(tmp_path / "c"), figures(tmp_path / "a"))

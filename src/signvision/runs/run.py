@@ -503,6 +503,12 @@ class Run:
         self.members[0].folder = self.folder
         if report:
             self._write_report()
+        from signvision.training.board import BoardLog
+
+        board = BoardLog(self.folder)  # the TensorBoard log training into a folder would have written
+        for row in self.history.to_dict("records"):
+            board.epoch(row)
+        self._board_pictures(board)
         return self.folder
 
     def report(self, device: str = "auto") -> Path:
