@@ -4,10 +4,11 @@ Several `--folds` runs of different recipes (a LeNet, a pretrained EfficientNet,
 folds each hold out-of-fold (OOF) probabilities for every training image. Their ensemble is fitted on those,
 never on a test set:
 
-1. **Weights** by greedy ensemble selection (Caruana et al., 2004, "Ensemble Selection from Libraries of
-   Models"): start from the best run, then repeatedly add (with replacement) the run that lowers the pooled
-   OOF log loss (or the `select` figure) most; a run's weight is how often it was added. A run whose weight
-   can be set to zero without raising the loss gets zero: every weight above zero earns its place.
+1. **Weights** that minimise the pooled OOF log loss over the simplex (>= 0, summing to 1; SLSQP), or, for
+   `select` accuracy or ROC AUC (not smooth), by greedy ensemble selection (Caruana et al., 2004, "Ensemble
+   Selection from Libraries of Models": start from the best run, add with replacement the run that helps
+   most). A run whose weight can be zero without raising the loss (by 1e-4) gets zero: every weight above
+   zero earns its place.
 2. **Merge**: the weighted arithmetic mean of the runs' probabilities, or the weighted geometric mean (the
    Zindi KSL podium's choice), whichever has the lower OOF loss.
 3. **One temperature on top**, fitted on the merged OOF probabilities (`training.calibrate.blend_probs`).
@@ -132,6 +133,43 @@ def greedy_weights(parts: list[np.ndarray], y, merge: str, score) -> np.ndarray:
     return counts / counts.sum()
 
 
+def simplex_weights(parts: list[np.ndarray], merge: str, score) -> np.ndarray:
+    """The weights (>= 0, summing to 1) that minimise a smooth `score` (the log loss) of the blend, by SLSQP;
+    then, smallest first, each weight that can be zero without raising the loss by 1e-4 is set to zero and the
+    rest fitted again: every weight above zero earns its place."""
+    from scipy.optimize import minimize
+
+    def fit(active: list[int]) -> tuple[np.ndarray, float]:
+        def loss(w):
+            full = np.zeros(len(parts))
+            full[active] = np.clip(w, 0, None)
+            return score(blend_probs(parts, full + 1e-12, merge))
+
+        start = np.full(len(active), 1 / len(active))
+        found = minimize(
+            loss,
+            start,
+            method="SLSQP",
+            bounds=[(0, 1)] * len(active),
+            constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1}],
+            options={"ftol": 1e-9, "maxiter": 200},
+        )
+        w = np.clip(found.x if found.success else start, 0, None)
+        full = np.zeros(len(parts))
+        full[active] = w / w.sum()
+        return full, score(blend_probs(parts, full, merge))
+
+    weights, best = fit(list(range(len(parts))))
+    for i in np.argsort(weights):
+        active = [j for j in np.flatnonzero(weights > 0) if j != i]
+        if weights[i] == 0 or not active:
+            continue
+        trial, loss = fit(active)
+        if loss <= best + 1e-4:
+            weights, best = trial, min(best, loss)
+    return weights
+
+
 def fit_blend(parts: list[np.ndarray], y: np.ndarray, names: list[str], select: str = "log_loss") -> dict:
     """Weights, merge and temperature fitted on out-of-fold probabilities (one array per run, same images)."""
     if select not in SELECT:
@@ -141,8 +179,10 @@ def fit_blend(parts: list[np.ndarray], y: np.ndarray, names: list[str], select: 
         return objective(y, p, select, names)
 
     fits = []
-    for merge in BLENDS:
-        weights = greedy_weights(parts, y, merge, score)
+    for merge in BLENDS:  # the log loss is smooth: fitted on the simplex; accuracy and ROC AUC greedily
+        weights = (
+            simplex_weights(parts, merge, score) if select == "log_loss" else greedy_weights(parts, y, merge, score)
+        )
         fits.append((score(blend_probs(parts, weights, merge)), merge, weights))
     _, merge, weights = min(fits, key=lambda f: f[0])
     merged = blend_probs(parts, weights, merge)
