@@ -44,6 +44,9 @@ def test_the_committed_notebook_holds_the_outputs_of_a_full_run(name):
         if "image/png" in o.get("data", {}) or "data:image/" in o.get("data", {}).get("text/html", "")
     ]
     assert pictures, "no picture among the outputs (a plot, or a run's curves shown as HTML)"
+    drawn_after_training = [c for c in code if "feature maps" in c.source or "heatmaps" in c.source]
+    for cell in drawn_after_training:  # a user's own plots still show after signvision has drawn
+        assert any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])), cell.source[:80]
     text = "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
     assert "small settings" not in text, "the committed copy comes from a quick pass, not a full run"
     assert os.path.getsize(ROOT / "notebooks" / name) < 5_000_000

@@ -147,3 +147,16 @@ def test_the_gallery_of_mistakes_shows_one_image_per_group_with_its_heatmap(tmp_
     assert asked == [([0, 12, 13], [1, 1, 1])]  # the heatmaps are of the predicted class
     without = ScoredSet(**{**scored.__dict__, "groups": None})
     assert len(worst_mistakes(without, pred, confidence, 12)) == 12
+
+
+def test_drawing_leaves_the_user_s_matplotlib_settings_alone(tmp_path):
+    """signvision draws labels literally (a class named `$x_$` is text) without turning mathtext off for the
+    user's own plots afterwards."""
+    import matplotlib.pyplot as plt
+
+    from signvision.reports.plots import plot_confusion
+
+    before = plt.rcParams["text.parse_math"]
+    plot_confusion(np.array([0, 1]), np.array([0, 1]), ["$x_$", "b"], tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 0
+    assert plt.rcParams["text.parse_math"] == before

@@ -1,22 +1,35 @@
 """Every picture signvision draws, with matplotlib (imported only by the code that draws).
 
-Labels come from the data and are drawn literally: `text.parse_math` is off, so a class named
-`$\\alpha_$` is text, not a broken formula.
+Labels come from the data and are drawn literally: `text.parse_math` is off while signvision draws, so a class
+named `$\\alpha_$` is text, not a broken formula. Nothing here changes the user's own plots: the setting
+holds inside each drawing function only, and a notebook's inline backend is left as it is (its figures keep
+showing after signvision has drawn); elsewhere the pictures are drawn by Agg, which needs no display.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "inline" not in matplotlib.get_backend().lower() and "ipympl" not in matplotlib.get_backend().lower():
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import confusion_matrix, roc_curve  # noqa: E402
 
-plt.rcParams["text.parse_math"] = False
+
+def literal_text(draw):
+    """Run a drawing function with `text.parse_math` off (labels are data, not formulas), for it alone."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return wrapper
 
 
 def save_figure(fig, path, dpi: int = 90):
@@ -27,6 +40,7 @@ def save_figure(fig, path, dpi: int = 90):
     return Path(path) if isinstance(path, (str, Path)) else path
 
 
+@literal_text
 def plot_curves(metrics: pd.DataFrame, path: Path) -> Path:
     """Loss and ROC AUC per epoch, training and validation."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
@@ -45,6 +59,7 @@ def plot_curves(metrics: pd.DataFrame, path: Path) -> Path:
 MANY_CLASSES = 30  # beyond this many classes a picture per class is unreadable: tables and averages instead
 
 
+@literal_text
 def plot_roc(y: np.ndarray, probs: np.ndarray, names: list[str], path: Path, what: str = "validation") -> Path:
     """ROC curves per class and their macro average (or the one binary curve); beyond MANY_CLASSES classes,
     the macro average alone."""
@@ -70,6 +85,7 @@ def plot_roc(y: np.ndarray, probs: np.ndarray, names: list[str], path: Path, wha
     return save_figure(fig, path)
 
 
+@literal_text
 def plot_confusion(y: np.ndarray, pred: np.ndarray, names: list[str], path: Path, what: str = "validation") -> Path:
     """The confusion matrix of given against predicted labels, with counts."""
     cm = confusion_matrix(y, pred, labels=list(range(len(names))))
@@ -85,6 +101,7 @@ def plot_confusion(y: np.ndarray, pred: np.ndarray, names: list[str], path: Path
     return save_figure(fig, path)
 
 
+@literal_text
 def plot_reliability(curves: dict[str, list[dict]], path: Path, what: str = "validation") -> Path:
     """Reliability diagram: accuracy against confidence per bin, one line per set of probabilities
     (e.g. before and after calibration); the diagonal is perfect calibration."""
@@ -106,6 +123,7 @@ def plot_reliability(curves: dict[str, list[dict]], path: Path, what: str = "val
     return save_figure(fig, path)
 
 
+@literal_text
 def plot_gallery(images: list[np.ndarray], captions: list[str], path: Path, cols: int = 6, title: str = "") -> Path:
     """Images in a grid with a caption each."""
     rows = max(1, int(np.ceil(len(images) / cols)))
@@ -120,6 +138,7 @@ def plot_gallery(images: list[np.ndarray], captions: list[str], path: Path, cols
     return save_figure(fig, path)
 
 
+@literal_text
 def plot_compare(table: pd.DataFrame, path: Path) -> Path:
     """ROC AUC, log loss and accuracy of several runs as bars."""
     fig, axes = plt.subplots(1, 3, figsize=(13, max(3, 0.45 * len(table) + 1.5)))
@@ -134,6 +153,7 @@ def plot_compare(table: pd.DataFrame, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+@literal_text
 def plot_ablation(table: pd.DataFrame, keys: list[str], path: Path) -> Path:
     """Each setting's difference to the baseline (in the compared figure) with its 95% interval, on the
     validation split and, when the table has them, on the test set."""
@@ -158,6 +178,7 @@ def plot_ablation(table: pd.DataFrame, keys: list[str], path: Path) -> Path:
     return save_figure(fig, path)
 
 
+@literal_text
 def plot_lr_find(found, path: Path, current_lr: float | None = None) -> Path:
     """The learning-rate finder's curve: loss (raw and smoothed) against the learning rate (log scale), with the
     suggestion, the minimum and the configured learning rate marked."""
@@ -170,7 +191,6 @@ def plot_lr_find(found, path: Path, current_lr: float | None = None) -> Path:
         ax.axvline(current_lr, color="0.3", ls="-.", label=f"--lr now {current_lr:.1e}")
     top = np.nanpercentile(found.smoothed, 95) * 1.3
     ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="learning-rate finder")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.0e}"))  # no mathtext here
     ax.set_ylim(max(0.0, np.nanmin(found.smoothed) * 0.8), top)
     ax.grid(alpha=0.3)
     ax.legend()
