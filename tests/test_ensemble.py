@@ -93,6 +93,7 @@ def test_ensemble_of_two_recipes_is_a_run(two_recipes, tmp_path):
     # compare shows every model; serve answers with the same numbers
     table = sv.compare_runs([root / "a", tmp_path / "e"])
     assert table["model"].iloc[1] == summary["model"] and "lenet" in summary["model"]
+    assert summary["model"] in repr(run) and summary["model"] in run._repr_html_()  # not the heaviest run's alone
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 

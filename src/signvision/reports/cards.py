@@ -25,7 +25,7 @@ def run_card(run) -> str:
 
     s = run.summary
     where = f"folder {run.folder}" if run.folder else "in memory"
-    rows = [_figure_row("model", f"{run.cfg.model}, {len(run.classes)} classes, {where}")]
+    rows = [_figure_row("model", f"{run.model_name}, {len(run.classes)} classes, {where}")]
     for key in ("accuracy", "log_loss"):
         value, ci = s.get(f"val_{key}"), s.get(f"val_{key}_ci")
         if value is not None:

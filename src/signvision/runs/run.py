@@ -359,6 +359,11 @@ class Run:
         return self.members[0].model
 
     @property
+    def model_name(self) -> str:
+        """The model's name; an ensemble's: each run's model with its weight ("lenet 0.62 + ...")."""
+        return self.summary["model"] if "ensemble" in self.summary else self.cfg.model
+
+    @property
     def classes(self) -> list[str]:
         return self.members[0].task.classes if self.members else []
 
@@ -530,7 +535,7 @@ class Run:
         where = f"folder {self.folder}" if self.folder else "in memory"
         acc = self.summary.get("val_accuracy")
         shown = f", val accuracy {acc:.4f}, log loss {self.summary['val_log_loss']:.4f}" if acc is not None else ""
-        return f"<signvision Run {self.cfg.model}, {len(self.classes)} classes, {where}{shown}>"
+        return f"<signvision Run {self.model_name}, {len(self.classes)} classes, {where}{shown}>"
 
 
 def config_and_data(data, out, config: TrainConfig | None, settings: dict):
