@@ -61,7 +61,12 @@ def test_ensemble_of_two_recipes_is_a_run(two_recipes, tmp_path):
     # its own out-of-fold images scored again by its models give the figures the fit stored
     figures = run.evaluate(device="cpu", **QUIET)
     assert figures["without_tta"]["log_loss"] == pytest.approx(summary["val_log_loss"], abs=2e-4)
-    assert (tmp_path / "e" / "report.html").is_file()
+    page = (tmp_path / "e" / "report.html").read_text()
+    metrics_table = page[
+        page.index("<th class=l>metric</th>") : page.index("</table>", page.index("<th class=l>metric"))
+    ]
+    assert all(f"<td class=l>{k}</td>" in metrics_table for k in ("roc_auc", "log_loss", "accuracy", "ece"))
+    assert page.index("</table>") < page.index("<h2>Ensemble</h2>")  # whole tables, the ensemble's after
 
     # predict, evaluate --data, the exported graph and serve: the same probabilities. Both runs weighed
     # (whatever the fit chose on this tiny data) and merged geometrically, so that every path blends two runs

@@ -114,21 +114,36 @@ def scored_sections(folder: Path, scored: ScoredSet, *, top_wrong: int = 12, wha
         y, pred, labels=list(range(len(names))), zero_division=0
     )
     auc = metrics["per_class_roc_auc"]
-    parts = [
-        "<table><tr><th class=l>metric</th><th>uncalibrated</th><th>calibrated</th></tr>",
-        *(f"<tr><td class=l>{k}</td><td>{metrics_raw[k]:.4f}</td><td>{metrics[k]:.4f}</td></tr>" for k in SCORES),
-        f"</table><h2>Per class ({what})</h2><table><tr><th class=l>class</th><th>images</th><th>precision</th>"
-        "<th>recall</th><th>F1</th><th>ROC AUC</th></tr>",
-        *(
-            f"<tr><td class=l>{escape(n)}</td><td>{support[k]}</td><td>{precision[k]:.3f}</td><td>{recall[k]:.3f}</td>"
-            f"<td>{f1[k]:.3f}</td><td>{'' if auc.get(n) is None else f'{auc[n]:.4f}'}</td></tr>"
-            for k, n in enumerate(names)
-        ),
-        "</table>",
+    metrics_table = "".join(
+        [
+            "<table><tr><th class=l>metric</th><th>uncalibrated</th><th>calibrated</th></tr>",
+            *(f"<tr><td class=l>{k}</td><td>{metrics_raw[k]:.4f}</td><td>{metrics[k]:.4f}</td></tr>" for k in SCORES),
+            "</table>",
+        ]
+    )
+    per_class = "".join(
+        [
+            f"<h2>Per class ({what})</h2><table><tr><th class=l>class</th><th>images</th><th>precision</th>"
+            "<th>recall</th><th>F1</th><th>ROC AUC</th></tr>",
+            *(
+                f"<tr><td class=l>{escape(n)}</td><td>{support[k]}</td><td>{precision[k]:.3f}</td>"
+                f"<td>{recall[k]:.3f}</td><td>{f1[k]:.3f}</td><td>{_figure(auc.get(n))}</td></tr>"
+                for k, n in enumerate(names)
+            ),
+            "</table>",
+        ]
+    )
+    parts = [  # the metrics table, the per-class table, then the pictures: whole parts, in page order
+        metrics_table,
+        per_class,
         top_confusions(y, pred, names) if len(names) > MANY_CLASSES else "",
         *(f"<h2>{p.stem}</h2>{png_tag(p, p.stem)}" for p in pngs),
     ]
     return parts, metrics
+
+
+def _figure(value) -> str:
+    return "" if value is None else f"{value:.4f}"
 
 
 def top_confusions(y: np.ndarray, pred: np.ndarray, names: list[str], limit: int = 30) -> str:
