@@ -113,6 +113,9 @@ def lr_find(
     Example:
         >>> sv.lr_find("../shared/data/sign-digits", model="lenet").suggestion   # doctest: +SKIP
     """
+    from signvision.training.lrfind import check_sweep
+
+    check_sweep(start_lr, end_lr, steps)  # before PyTorch is loaded or any image read
     from signvision.files import atomic_write
     from signvision.models.factory import check_model_name
     from signvision.training.lrfind import lr_sweep

@@ -49,16 +49,21 @@ def suggest(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
     return float(lrs[int(np.argmin(slope))]), float(lrs[low])
 
 
+def check_sweep(start: float, end: float, steps: int) -> None:
+    """The sweep's settings, checked before any image is read (one OptionError naming the option)."""
+    if not 0 < start < end:
+        raise OptionError(f"expected 0 < start < end, got {start} and {end}", option="start_lr", value=start)
+    if steps < 10:
+        raise OptionError("at least 10 steps", option="steps", value=steps)
+
+
 def lr_sweep(
     model, loader, optimizer, runtime, task, *, start: float = 1e-6, end: float = 1.0, steps: int = 100
 ) -> LRFind:
     """Train `model` for `steps` batches of `loader` (cycling it) with the learning rate growing from `start` to
     `end`; stop early when the smoothed loss exceeds 4x its best. The optimizer's parameter groups keep
     their ratios (a backbone at a tenth of the head keeps a tenth)."""
-    if not 0 < start < end:
-        raise OptionError(f"expected 0 < start < end, got {start} and {end}", option="start_lr", value=start)
-    if steps < 10:
-        raise OptionError("at least 10 steps", option="steps", value=steps)
+    check_sweep(start, end, steps)
     ratios = [g["lr"] / max(optimizer.param_groups[0]["lr"], 1e-30) for g in optimizer.param_groups]
     loss_fn = task.loss_fn()
     model.train()
