@@ -185,3 +185,9 @@ def read_split(path: str | Path, ids: pd.Series) -> pd.DataFrame:
 def split_group_keys(split: pd.DataFrame) -> np.ndarray:
     """Each image of a split's group key for statistics (`groups.group_keys` of its `group` column)."""
     return group_keys(split["group"] if "group" in split.columns else None, split["img_IDS"])
+
+
+def split_group_keys_of(split: pd.DataFrame, ids) -> list:
+    """The group key (`split_group_keys`) of each image of `ids`, in their order (each one of `split`'s images)."""
+    keyed = pd.Series(split_group_keys(split), index=split["img_IDS"].astype(str))
+    return keyed.loc[pd.Series(ids).astype(str)].tolist()

@@ -197,19 +197,15 @@ def evaluate_members(scored: list[Scored], tta: TTA | None = None, log=print) ->
 def validation_groups(scored: list[Scored]) -> list[str]:
     """The group of near copies of each scored image (from the run's split.csv; each image alone without it):
     what intervals over the validation images are drawn over."""
-    from signvision.grouping.groups import group_keys
+    from signvision.grouping.splits import split_group_keys_of
 
     keys = []
     for s in scored:
-        ids = pd.Series(s.images.ids, dtype=str)
         split = s.member.folder / "split.csv" if s.member.folder is not None else None
         if split is not None and split.is_file():
-            table = pd.read_csv(split, dtype=str, keep_default_na=False).set_index("img_IDS")
-            if "group" in table.columns:
-                group = table["group"].reindex(ids).fillna("").replace("", np.nan).reset_index(drop=True)
-                keys += list(group_keys(group, ids))
-                continue
-        keys += list(ids)
+            keys += split_group_keys_of(pd.read_csv(split, dtype=str, keep_default_na=False), s.images.ids)
+        else:
+            keys += list(s.images.ids)
     return keys
 
 
@@ -313,11 +309,9 @@ def ensemble_oof(members: Members, *, tta: TTA | None = None, device: str = "aut
 
 def ensemble_groups(run: Path, ids: pd.Series) -> list[str]:
     """The group of near copies of each out-of-fold image of an ensemble (its folds.csv)."""
-    from signvision.grouping.groups import group_keys
+    from signvision.grouping.splits import split_group_keys_of
 
-    folds = pd.read_csv(run / "folds.csv", dtype=str, keep_default_na=False).set_index("img_IDS")
-    group = folds["group"].reindex(ids).fillna("").replace("", np.nan).reset_index(drop=True)
-    return list(group_keys(group, ids.reset_index(drop=True)))
+    return split_group_keys_of(pd.read_csv(run / "folds.csv", dtype=str, keep_default_na=False), ids)
 
 
 def evaluate_ensemble(

@@ -21,6 +21,7 @@ from signvision.data.images import resize
 from signvision.errors import OptionError
 from signvision.inference.members import RunModel, ensemble_probs, fit_size, input_size, runtime_for
 from signvision.models.gradcam import grad_cam, normalise_maps
+from signvision.training.calibrate import predicted
 from signvision.training.runtime import pick_device
 
 
@@ -43,11 +44,6 @@ def target_indices(members: list[RunModel], target, n: int) -> np.ndarray | None
     if len(out) != n:
         raise OptionError(f"{len(out)} targets for {n} images", option="target")
     return np.array(out)
-
-
-def predicted_classes(probs: np.ndarray) -> np.ndarray:
-    """The predicted class index of each row: argmax, or P(positive) >= 0.5 for one output."""
-    return (probs >= 0.5).astype(int) if probs.ndim == 1 else probs.argmax(1)
 
 
 def explain_batch(members: list[RunModel], runtimes, images: torch.Tensor, target: torch.Tensor) -> np.ndarray:
@@ -86,7 +82,7 @@ def explain_arrays(
         chunk = np.stack([resize(a, size) for a in arrays[start : start + batch_size]])
         images = torch.from_numpy(chunk).permute(0, 3, 1, 2).contiguous()  # (B, 3, S, S) uint8
         p = ensemble_probs(members, runtimes, images)
-        t = predicted_classes(p) if asked is None else asked[start : start + len(chunk)]
+        t = predicted(p)[0] if asked is None else asked[start : start + len(chunk)]
         maps.append(explain_batch(members, runtimes, images, torch.from_numpy(np.asarray(t))))
         probs.append(p)
         targets.append(np.asarray(t))

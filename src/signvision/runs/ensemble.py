@@ -217,7 +217,7 @@ def figures(y, probs, groups, names) -> dict:
 def make_ensemble(runs: list[str | Path], out: str | Path, *, select: str = "log_loss", log=print) -> dict:
     """Fit an ensemble of `--folds` runs on their out-of-fold predictions and keep it in OUT (a new folder, or
     the folder of the same request interrupted). Returns its summary (also OUT/summary.json)."""
-    from signvision.grouping.groups import group_keys
+    from signvision.grouping.splits import split_group_keys_of
     from signvision.inference.members import load_run_model
     from signvision.runs.jobs import job_folder
 
@@ -234,8 +234,7 @@ def make_ensemble(runs: list[str | Path], out: str | Path, *, select: str = "log
     with job_folder(out, spec, "ensemble.json", "an ensemble"):
         task = load_run_model(read[0].folder / "fold1").task
         base, y, parts = oof_arrays(read, task)
-        groups = read[0].folds.set_index("img_IDS").loc[base["img_IDS"], "group"].replace("", np.nan)
-        groups = group_keys(groups.reset_index(drop=True), base["img_IDS"].reset_index(drop=True))
+        groups = split_group_keys_of(read[0].folds, base["img_IDS"])
         fit = fit_blend(parts, y, task.names, select)
         probs = blend_probs(parts, fit["weights"], fit["merge"], fit["temperature"])
         best = int(np.argmin([per_image_figures(y, p)[1].mean() for p in parts]))

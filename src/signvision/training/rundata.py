@@ -43,10 +43,9 @@ class RunData:
 
     def groups(self, fold: str) -> np.ndarray:
         """The group key of each image of one side (its near-copy group, or itself), in `rows(fold)` order."""
-        from signvision.grouping.splits import split_group_keys
+        from signvision.grouping.splits import split_group_keys_of
 
-        keyed = pd.Series(split_group_keys(self.split), index=self.split["img_IDS"])
-        return keyed.loc[self.table.train["img_IDS"].iloc[self.rows(fold)]].to_numpy()
+        return np.array(split_group_keys_of(self.split, self.table.train["img_IDS"].iloc[self.rows(fold)]), object)
 
     def subset(self, fold: str, *, transform=None) -> ImageDataset:
         rows = self.rows(fold)
