@@ -82,6 +82,7 @@ _EXPORTS = {
     "scaled_probs": ("training.calibrate", "scaled_probs"),
     "evaluate_labelled": ("runs.api", "evaluate_labelled"),
     "Predictions": ("inference.predict", "Predictions"),
+    "pseudo_labels": ("inference.pseudo", "pseudo_labels"),
     "compare_runs": ("reports.compare", "compare_runs"),
     # errors
     "SignvisionError": ("errors", "SignvisionError"),

@@ -38,6 +38,7 @@ class Recipe:
     folds: int = 1  # > 1: k-fold cross-validation, one run per fold in OUT/fold<k>, and a fold ensemble
     split: str | None = None  # reuse this split.csv instead of drawing one
     split_by: str = "near-copies"  # near-copies: near copies and neighbouring frames stay on one side | random
+    pseudo_labels: str | None = None  # a CSV of `signvision pseudo-label` (path, Label): trained on, never validated
     image_size: int = 64  # images are resized to image_size x image_size
     # --- model
     model: str = "lenet"  # lenet or any timm model name
@@ -160,7 +161,7 @@ class TrainConfig(Machine, Recipe, DataSource):
     def absolute_paths(self) -> TrainConfig:
         """Input paths made absolute, so that the run can be resumed, evaluated or reported on from any
         working directory (`--data` of evaluate/predict still points a run at moved images)."""
-        for name in ("data", "csv", "image_dir", "audit", "split", "weights", "cache_dir"):
+        for name in ("data", "csv", "image_dir", "audit", "split", "pseudo_labels", "weights", "cache_dir"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, str(Path(value).resolve()))

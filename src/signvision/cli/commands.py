@@ -227,6 +227,23 @@ def cmd_ensemble(args) -> int:
     return 0
 
 
+def cmd_pseudo_label(args) -> int:
+    import signvision as sv
+    from signvision.files import refuse_overwrite
+    from signvision.inference.pseudo import pseudo_labels, write_pseudo_labels
+
+    refuse_overwrite(Path(args.out), args.overwrite)  # before any image is read
+    run = sv.load_run(args.run)
+    table = pseudo_labels(run, args.data, threshold=args.threshold, tta=args.tta, device=args.device)
+    path = write_pseudo_labels(table, args.out, overwrite=args.overwrite)
+    per_class = ", ".join(f"{k} {v}" for k, v in table["Label"].value_counts().sort_index().items())
+    print(
+        f"wrote {path}: {len(table)} of {table.attrs['images']} images predicted with probability >= "
+        f"{args.threshold} ({per_class or 'none'}); train with --pseudo-labels {path}"
+    )
+    return 0
+
+
 def cmd_export(args) -> int:
     from signvision.inference.export import export_onnx
 
@@ -297,6 +314,7 @@ HANDLERS = {
     "ablate": cmd_ablate,
     "ensemble": cmd_ensemble,
     "explain": cmd_explain,
+    "pseudo-label": cmd_pseudo_label,
     "lr-find": cmd_lr_find,
     "export": cmd_export,
     "serve": cmd_serve,

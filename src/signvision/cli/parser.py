@@ -210,6 +210,16 @@ def options_explain(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an explain.html already in --out")
 
 
+def options_pseudo_label(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="the first round: a run, a --folds run or an ensemble")
+    p.add_argument("--data", required=True, help="unlabelled images: a folder (sub-folders included), a Zindi folder")
+    p.add_argument("--out", required=True, help="the CSV to write (path, Label, confidence)")
+    p.add_argument("--threshold", type=float, default=0.9, help="keep images predicted this surely (default 0.9)")
+    p.add_argument("--tta", default="none", help="test-time views (none, capture, auto, ...)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--overwrite", action="store_true", help="replace the CSV if it exists")
+
+
 def options_ensemble(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", help="two or more --folds runs trained on the same data, folds and seed")
     p.add_argument("--out", required=True, help="a new folder for the ensemble")
@@ -326,6 +336,12 @@ COMMANDS = [
         "combine --folds runs of different recipes: weights fitted on their out-of-fold predictions",
         "signvision ensemble runs/ksl-lenet runs/ksl-lite0 --out runs/ksl-ensemble",
         options_ensemble,
+    ),
+    (
+        "pseudo-label",
+        "label the unlabelled images a run is sure of, for a second round (train --pseudo-labels CSV)",
+        "signvision pseudo-label --run runs/ksl-ensemble --data ~/zindi-ksl --out runs/pseudo.csv",
+        options_pseudo_label,
     ),
     (
         "lr-find",

@@ -91,7 +91,7 @@ def validation_set(member: RunModel, data: str | None, skip_bad_images: bool = F
     cfg.skip_bad_images = cfg.skip_bad_images or skip_bad_images
     if data is not None:
         cfg.data, cfg.csv = data, None
-    return prepare_run_data(cfg, member.folder / "split.csv", classes=member.task.classes).subset("val")
+    return prepare_run_data(cfg, member.folder / "split.csv", classes=member.task.classes, pseudo=False).subset("val")
 
 
 def score_members(members: list[RunModel], loaders: list, device: str = "auto") -> list[Scored]:

@@ -447,6 +447,15 @@ class Run:
         arrays = arrays if arrays is not None else read_images(table)
         return explain_arrays(self.members, arrays, target, device=device, batch_size=batch_size)[0]
 
+    def pseudo_labels(self, images, *, threshold: float = 0.9, tta="none", device: str = "auto") -> pd.DataFrame:
+        """The images of `images` this run is sure of (calibrated probability >= `threshold`), labelled with its
+        guess: img_IDS, path, Label, confidence. Saved with `.to_csv(path, index=False)`, it is what
+        `train(..., pseudo_labels=path)` adds to the training images (inference/pseudo.py)."""
+        from signvision.inference.pseudo import pseudo_labels
+
+        self._require_trained()
+        return pseudo_labels(self, images, threshold=threshold, tta=tta, device=device)
+
     def evaluate(
         self, data=None, *, tta="none", device: str = "auto", batch_size: int = 128, skip_bad_images=False, log=print
     ) -> dict:

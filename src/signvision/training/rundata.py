@@ -8,7 +8,7 @@ Every check that can fail is made here, before any training starts.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +136,43 @@ def read_training_table(
             "its clean.csv keeps none of this data's images (another data set?)", option="audit", value=cfg.audit
         )
     return table, dups, given
+
+
+PSEUDO = "pseudo:"  # the img_IDS prefix of a pseudo-labelled image (never one of the data's own names)
+
+
+def read_pseudo_labels(path: str | Path, classes: list[str]) -> pd.DataFrame:
+    """A `pseudo-label` CSV (path, Label; img_IDS optional) as training rows img_IDS ("pseudo:<id>"), path, Label,
+    row; a relative path is taken from the CSV's folder. One-line errors name the file and row."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingError("file not found", option="pseudo_labels", value=path)
+    frame = read_csv(path, ["path", "Label"], " (write it with `signvision pseudo-label`)")
+    unknown = frame[~frame["Label"].isin(classes)]
+    if len(unknown):
+        raise DataError(
+            f"{path}: row {unknown['row'].iloc[0]}: label {unknown['Label'].iloc[0]!r} is not a class of the data "
+            f"({', '.join(classes)})"
+        )
+    paths = [p if Path(p).is_absolute() else str((path.parent / p).resolve()) for p in frame["path"]]
+    missing = [(row, p) for row, p in zip(frame["row"], paths, strict=True) if not Path(p).is_file()]
+    if missing:
+        raise DataError(f"{path}: row {missing[0][0]}: {missing[0][1]}: file not found ({len(missing)} in all)")
+    ids = frame["img_IDS"] if "img_IDS" in frame.columns else pd.Series(paths)
+    twice = ids[ids.duplicated()]
+    if len(twice):
+        raise DataError(f"{path}: {twice.iloc[0]!r} is listed twice")
+    return pd.DataFrame(
+        {"img_IDS": PSEUDO + ids.astype(str), "path": paths, "Label": frame["Label"], "row": frame["row"]}
+    )
+
+
+def with_pseudo_rows(split: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
+    """`split` (of the labelled images) with every pseudo-labelled image of `train` added on the training side."""
+    pseudo = train["img_IDS"][train["img_IDS"].str.startswith(PSEUDO)]
+    if pseudo.empty:
+        return split
+    return pd.concat([split, pd.DataFrame({"img_IDS": pseudo, "fold": "train", "group": ""})], ignore_index=True)
 
 
 def check_cache_fits(n: int, cfg: TrainConfig) -> None:
@@ -305,8 +342,10 @@ def prepare_run_data(
     classes: list[str] | None = None,
     leak_check: bool = False,
     table: DataTable | None = None,
+    pseudo: bool = True,
 ) -> RunData:
-    """Read the table, drop what the audit or bad files say, decode (cache) every image, split.
+    """Read the table, drop what the audit or bad files say, add the `pseudo_labels` images (unless not
+    `pseudo`: evaluating needs only the labelled ones), decode (cache) every image, split.
     `classes`: the classes the data must have (a resumed or evaluated run's), checked before decoding.
     `leak_check`: also measure what the split leaks (RunData.info.leak). `table`: data already read."""
     dropped: list[str] = []
@@ -317,6 +356,9 @@ def prepare_run_data(
             option="data",
             value=cfg.data or cfg.csv,
         )
+    if cfg.pseudo_labels and pseudo:
+        extra = read_pseudo_labels(cfg.pseudo_labels, table.classes)
+        table.train = pd.concat([table.train, extra], ignore_index=True)
     check_cache_fits(len(table.train), cfg)
     paths = table.train["path"].tolist()
     images, bad, messages = decode_all(paths, cfg.image_size, cache=cfg.cache, cache_dir=cfg.cache_dir, rank=rank)
@@ -332,14 +374,16 @@ def prepare_run_data(
         raise DataError(f"every image was dropped ({len(dropped)}); first: {dropped[0]}", option="skip_bad_images")
     task = Task(table.classes, cfg.target, loss=cfg.loss, label_smoothing=cfg.label_smoothing)
     fingerprints = None
+    labelled = replace(table, train=table.train[~table.train["img_IDS"].str.startswith(PSEUDO)])
     if split_file is not None:
-        split, info = read_split(split_file, table.train["img_IDS"]), SplitInfo("file")
+        split, info = read_split(split_file, labelled.train["img_IDS"]), SplitInfo("file")
     elif given is not None:
         split, info = given.assign(group="")[given["img_IDS"].isin(set(table.train["img_IDS"]))], SplitInfo("folders")
     else:
         split, info, fingerprints = draw_split(
-            table, split_by=cfg.split_by, val_fraction=cfg.val_fraction, seed=cfg.seed, dups=dups
+            labelled, split_by=cfg.split_by, val_fraction=cfg.val_fraction, seed=cfg.seed, dups=dups
         )
+    split = with_pseudo_rows(split, table.train)
     data = RunData(table, task, split, images, dropped, cfg.image_size, info)
     if split_file is not None:
         check_split(data, option="split", value=split_file)
@@ -348,7 +392,7 @@ def prepare_run_data(
     else:
         check_split(data, option="val_fraction", value=cfg.val_fraction)
     if leak_check:
-        check_leaks(table.train, split, info, fingerprints)
+        check_leaks(labelled.train, split, info, fingerprints)
     return data
 
 

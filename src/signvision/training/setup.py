@@ -26,7 +26,7 @@ from signvision.grouping.nearcopies import measures_memory
 from signvision.grouping.splits import SplitInfo
 from signvision.models.augment import build_augment
 from signvision.models.factory import build_model, load_weights, model_norm
-from signvision.training.rundata import RunData, prepare_run_data
+from signvision.training.rundata import PSEUDO, RunData, prepare_run_data
 from signvision.training.runtime import Runtime, pick_device
 from signvision.training.trainer import (
     TrainingState,
@@ -119,10 +119,12 @@ def prepare_training(
 def describe_run(cfg: TrainConfig, data: RunData, model: nn.Module, device, world: int, weights: dict | None) -> str:
     """The lines that open a run's log: data, model, and what was loaded from `weights`."""
     task = data.task
+    n_pseudo = int(data.table.train["img_IDS"].str.startswith(PSEUDO).sum())
     where = f" at {data.table.root}" if data.table.root is not None else ""
     lines = [
         f"data: {data.table.layout} layout{where}, {len(task.classes)} classes, "
         f"{len(data.rows('train'))} train / {len(data.rows('val'))} val images"
+        + (f" ({n_pseudo} of them pseudo-labelled, from {cfg.pseudo_labels})" if n_pseudo else "")
         + (f", {len(data.dropped)} dropped (see dropped.txt)" if data.dropped else ""),
         f"model: {cfg.model}, {task.num_outputs} output(s)"
         f"{' (' + task.positive + ' vs rest)' if task.binary else ''}, loss {cfg.loss}, "
