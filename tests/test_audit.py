@@ -110,7 +110,7 @@ def audited(tmp_path_factory, request):
     root = tmp_path_factory.mktemp("audit")
     planted, origin = plant(SIGN_DIGITS, root / "data")
     summary = run_audit(
-        AuditConfig(data=str(root / "data"), out=str(root / "audit"), device="cpu"), log=lambda *_: None, progress=False
+        AuditConfig(data=str(root / "data"), out=str(root / "audit"), device="cpu"), progress=False
     ).summary
     return root, planted, origin, summary
 
@@ -213,7 +213,6 @@ def test_html_page_is_self_contained_and_escaped(tmp_path):
     )
     summary = run_audit(
         AuditConfig(data=str(root), out=str(tmp_path / "a"), folds=2, epochs=1, device="cpu"),
-        log=lambda *_: None,
         progress=False,
     ).summary
     page = (tmp_path / "a" / "audit.html").read_text()
@@ -241,7 +240,7 @@ def test_audit_refuses_existing_out(tiny_zindi, tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "keep.txt").write_text("mine")
     with pytest.raises(SignvisionError, match="not empty"):
-        run_audit(AuditConfig(data=str(tiny_zindi), out=str(tmp_path / "a")), log=lambda *_: None, progress=False)
+        run_audit(AuditConfig(data=str(tiny_zindi), out=str(tmp_path / "a")), progress=False)
     assert (tmp_path / "a" / "keep.txt").read_text() == "mine"
 
 
@@ -257,10 +256,9 @@ def test_train_with_audit_uses_clean_table(tmp_path):
     pd.concat([train, copy]).to_csv(root / "Train.csv", index=False)
     run_audit(
         AuditConfig(data=str(root), out=str(tmp_path / "a"), skip_label_issues=True),
-        log=lambda *_: None,
         progress=False,
     )
-    fit(tiny_config(root, tmp_path / "run", audit=str(tmp_path / "a"), epochs=1), log=lambda *_: None)
+    fit(tiny_config(root, tmp_path / "run", audit=str(tmp_path / "a"), epochs=1))
     split = pd.read_csv(tmp_path / "run" / "split.csv")
     assert len(split) == len(train)  # one of the two copies kept
     assert split["img_IDS"].isin(["ImageID_0000", "ImageID_9999"]).sum() == 1
@@ -276,7 +274,7 @@ def test_drop_suspects_removes_exactly_the_flagged_images(tmp_path):
     train.loc[flipped, "Label"] = [classes[(classes.index(v) + 1) % 3] for v in train.loc[flipped, "Label"]]
     train.to_csv(root / "Train.csv", index=False)
     cfg = AuditConfig(data=str(root), out=str(tmp_path / "a"), drop_suspects=True, epochs=10, device="cpu")
-    summary = run_audit(cfg, log=lambda *_: None, progress=False).summary
+    summary = run_audit(cfg, progress=False).summary
     issues = pd.read_csv(tmp_path / "a" / "label_issues.csv", keep_default_na=False)
     suspects = set(issues.loc[issues["is_issue"], "img_IDS"])
     assert suspects & set(train.loc[flipped, "img_IDS"]), "no planted flip among the suspects"
@@ -311,7 +309,6 @@ def test_different_hands_on_one_background_are_not_copies(sign_digits, tmp_path)
     cv2.imwrite(str(first.parent / "zoomed.png"), cv2.resize(img[6:-6, 6:-6], (100, 100)))
     summary = run_audit(
         AuditConfig(data=str(folder), out=str(tmp_path / "a"), skip_label_issues=True),
-        log=lambda *_: None,
         progress=False,
     ).summary
     dups = pd.read_csv(tmp_path / "a" / "duplicates.csv", dtype=str, keep_default_na=False)
@@ -347,7 +344,6 @@ def test_video_frames_stay_on_one_side_and_a_random_split_flatters(sign_digits, 
     data = video_frames(sign_digits, tmp_path / "frames")
     summary = run_audit(
         AuditConfig(data=str(data), out=str(tmp_path / "a"), skip_label_issues=True),
-        log=lambda *_: None,
         progress=False,
     ).summary
     assert summary["video_like_sequences"] >= 36 and summary["sequences_of_many_classes"] == 0  # of 40 clips
@@ -361,7 +357,7 @@ def test_video_frames_stay_on_one_side_and_a_random_split_flatters(sign_digits, 
         cfg = tiny_config(
             data, tmp_path / name, epochs=10, image_size=32, lenet_width=4, batch_size=32, lr=2e-3, loss="ce", **extra
         )
-        runs[name] = fit(cfg, log=lambda *_: None)
+        runs[name] = fit(cfg)
     for name in ("default", "audit"):
         split = pd.read_csv(tmp_path / name / "split.csv")
         clip = split["img_IDS"].str.rsplit("_f", n=1).str[0]

@@ -13,6 +13,7 @@ import signvision.runs.run as train_module
 from signvision.cli.commands import main
 from signvision.inference.evaluate import evaluate_run
 from signvision.inference.evaluate import report_run as write_report
+from signvision.logs import log_to
 from signvision.reports.compare import compare_runs
 from signvision.runs.crossval import fit_folds
 
@@ -22,22 +23,22 @@ def test_three_folds_oof_ensemble_and_resume(tiny_zindi, tmp_path, monkeypatch):
     real_fit = train_module.fit
     calls = []
 
-    def interrupt_second_fold(c, resume=False, log=print, **kw):
+    def interrupt_second_fold(c, resume=False, **kw):
         calls.append(c.out)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_fit(c, resume=resume, log=log, **kw)
+        return real_fit(c, resume=resume, **kw)
 
     monkeypatch.setattr(train_module, "fit", interrupt_second_fold)
     with pytest.raises(KeyboardInterrupt):
-        fit_folds(cfg, **QUIET)
+        fit_folds(cfg)
     monkeypatch.setattr(
         train_module,
         "fit",
-        lambda c, resume=False, log=print, **kw: calls.append(c.out) or real_fit(c, resume=resume, log=log, **kw),
+        lambda c, resume=False, **kw: calls.append(c.out) or real_fit(c, resume=resume, **kw),
     )
     calls.clear()
-    summary = fit_folds(tiny_config(tiny_zindi, tmp_path / "cv", folds=3, epochs=1), **QUIET)  # the same command again
+    summary = fit_folds(tiny_config(tiny_zindi, tmp_path / "cv", folds=3, epochs=1))  # the same command again
     assert [c.split("/")[-1] for c in calls] == ["fold2", "fold3"]  # fold 1 was kept
 
     cv = tmp_path / "cv"
@@ -53,7 +54,7 @@ def test_three_folds_oof_ensemble_and_resume(tiny_zindi, tmp_path, monkeypatch):
     assert summary["temperature"] > 0 and {"val_roc_auc", "val_log_loss"} <= set(summary["fold_mean"])
     assert summary["oof_images"] == len(train_ids)
 
-    evaluation = evaluate_run(cv, device="cpu", **QUIET)
+    evaluation = evaluate_run(cv, device="cpu")
     assert evaluation["images"] == len(train_ids)
     assert evaluation["without_tta"]["log_loss"] == pytest.approx(summary["val_log_loss"], abs=1e-5)
 
@@ -77,7 +78,7 @@ def test_three_folds_oof_ensemble_and_resume(tiny_zindi, tmp_path, monkeypatch):
 
 
 def test_folds_refuse_other_settings_in_the_same_folder(tiny_zindi, tmp_path):
-    fit_folds(tiny_config(tiny_zindi, tmp_path / "cv", folds=2, epochs=1), **QUIET)
+    fit_folds(tiny_config(tiny_zindi, tmp_path / "cv", folds=2, epochs=1))
     code = main(["train", "--data", str(tiny_zindi), "--folds", "2", "--epochs", "2", "--out", str(tmp_path / "cv")])
     assert code == 2
     assert json.loads((tmp_path / "cv" / "cv.json").read_text())["config"]["epochs"] == 1
@@ -89,7 +90,7 @@ def test_each_fold_s_intervals_are_over_its_groups(tmp_path):
     from test_nearcopies import write_clips
 
     data = write_clips(tmp_path / "clips", clips_per_class=4, frames=6, stills=2, size=48)
-    fit_folds(tiny_config(data, tmp_path / "cv", folds=2, epochs=1, split_by="near-copies"), **QUIET)
+    fit_folds(tiny_config(data, tmp_path / "cv", folds=2, epochs=1, split_by="near-copies"))
     split = pd.read_csv(tmp_path / "cv" / "splits" / "fold1.csv", dtype=str, keep_default_na=False)
     assert (split["group"] != "").sum() >= 60  # the clips' frames keep their groups in the fold's split
     fold = json.loads((tmp_path / "cv" / "fold1" / "summary.json").read_text())
@@ -108,7 +109,8 @@ def test_a_class_that_is_one_clip_trains_in_every_fold(tmp_path):
         if not f.name.startswith("c0_"):
             f.unlink()  # the class is one clip of 6 frames
     said = []
-    fit_folds(tiny_config(data, tmp_path / "cv", folds=2, epochs=1, split_by="near-copies"), log=said.append)
+    with log_to(said.append):  # the lines a user sees, through the "signvision" logger
+        fit_folds(tiny_config(data, tmp_path / "cv", folds=2, epochs=1, split_by="near-copies"))
     folds = pd.read_csv(tmp_path / "cv" / "folds.csv", dtype=str, keep_default_na=False)
     assert (folds.loc[folds["Label"] == lone, "fold"] == "0").all()
     assert set(folds.loc[folds["Label"] != lone, "fold"]) == {"1", "2"}

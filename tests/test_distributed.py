@@ -48,7 +48,7 @@ def test_two_processes_match_single_process_evaluation(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("best epoch") == 1  # only rank 0 reports
     summary = json.loads((run / "summary.json").read_text())
-    single = evaluate_run(run, device="cpu", log=lambda *_: None)["without_tta"]
+    single = evaluate_run(run, device="cpu")["without_tta"]
     assert single["roc_auc"] == pytest.approx(summary["val_roc_auc"], abs=1e-6)
     assert single["log_loss"] == pytest.approx(summary["val_log_loss"], abs=1e-6)
     assert single["accuracy"] == pytest.approx(summary["val_accuracy"], abs=1e-9)

@@ -23,8 +23,8 @@ def two_recipes(tmp_path_factory):
     """Two 2-fold runs of different recipes (LeNet widths and image sizes) on the same data, folds and seed."""
     root = tmp_path_factory.mktemp("ensemble")
     data = make_zindi(root / "zindi", n_per_class=12)
-    fit_folds(tiny_config(data, root / "a", folds=2, epochs=1, lr=1e-3, image_size=16), **QUIET)
-    fit_folds(tiny_config(data, root / "b", folds=2, epochs=1, lr=1e-3, image_size=24, lenet_width=2), **QUIET)
+    fit_folds(tiny_config(data, root / "a", folds=2, epochs=1, lr=1e-3, image_size=16))
+    fit_folds(tiny_config(data, root / "b", folds=2, epochs=1, lr=1e-3, image_size=24, lenet_width=2))
     return data, root
 
 
@@ -114,12 +114,12 @@ def test_ensemble_of_two_recipes_is_a_run(two_recipes, tmp_path):
 def test_ensemble_refuses_other_folds_classes_and_single_runs(two_recipes, tmp_path, capsys):
     data, root = two_recipes
     other_seed = tmp_path / "c"
-    fit_folds(tiny_config(data, other_seed, folds=2, epochs=1, image_size=16, seed=1), **QUIET)
+    fit_folds(tiny_config(data, other_seed, folds=2, epochs=1, image_size=16, seed=1))
     single = tmp_path / "single"
     sv.train(config=tiny_config(data, single, epochs=1), log=QUIET["log"])
     other_data = make_zindi(tmp_path / "other", n_per_class=12, classes=["x", "y", "z"])
     other_classes = tmp_path / "d"
-    fit_folds(tiny_config(other_data, other_classes, folds=2, epochs=1, image_size=16), **QUIET)
+    fit_folds(tiny_config(other_data, other_classes, folds=2, epochs=1, image_size=16))
     for runs, words in (
         ([root / "a", other_seed], "other folds"),
         ([root / "a", other_classes], "other classes"),

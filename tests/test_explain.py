@@ -61,7 +61,7 @@ def test_run_explain_and_the_command(tiny_zindi, tmp_path, capsys):
 
 
 def test_a_fold_ensemble_averages_its_members_heatmaps(tiny_zindi, tmp_path):
-    fit_folds(tiny_config(tiny_zindi, tmp_path / "cv", folds=2, epochs=1, image_size=16), **QUIET)
+    fit_folds(tiny_config(tiny_zindi, tmp_path / "cv", folds=2, epochs=1, image_size=16))
     run = sv.load_run(tmp_path / "cv")
     images = sorted((tiny_zindi / "Images").glob("*.jpg"))[:3]
     maps = run.explain(images, target=0)

@@ -19,7 +19,6 @@ def test_onnx_matches_pytorch(tiny_zindi, tmp_path, model, target):
     ort = pytest.importorskip("onnxruntime")
     fit(
         tiny_config(tiny_zindi, tmp_path / "run", model=model, image_size=32, epochs=1, target=target),
-        log=lambda *_: None,
     )
     path = export_onnx(tmp_path / "run")
     run = load_run(tmp_path / "run")

@@ -13,7 +13,7 @@ import signvision as sv
 SRC = Path(__file__).resolve().parents[1] / "src" / "signvision"
 # bottom to top: a folder may import from the folders before it in this list, never after
 LAYERS = ["data", "models", "grouping", "training", "reports", "inference", "auditing", "runs", "cli"]
-SHARED = {"errors", "files", "config", "progress", "imports"}
+SHARED = {"errors", "files", "config", "progress", "imports", "logs"}
 
 
 def module_name(path: Path) -> str:

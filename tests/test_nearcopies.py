@@ -128,7 +128,7 @@ def test_a_run_records_its_leak_figures_and_the_default_split_keeps_clips_togeth
     from signvision.runs.run import fit
 
     data = write_clips(tmp_path / "clips", clips_per_class=6, stills=4)
-    summary = fit(tiny_config(data, tmp_path / "run", epochs=1, image_size=16), log=lambda *_: None)
+    summary = fit(tiny_config(data, tmp_path / "run", epochs=1, image_size=16))
     split = pd.read_csv(tmp_path / "run" / "split.csv", keep_default_na=False)
     frames = split[split["img_IDS"].str.contains("_f")]
     assert (frames.groupby(clip_of(frames["img_IDS"]))["fold"].nunique() == 1).all()

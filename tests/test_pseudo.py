@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import CLASSES, QUIET, tiny_args, tiny_config
+from helpers import CLASSES, tiny_args, tiny_config
 
 import signvision as sv
 from signvision.cli.commands import main
@@ -16,7 +16,7 @@ from signvision.runs.run import fit
 
 
 def first_round(tiny_zindi, tmp_path):
-    fit(tiny_config(tiny_zindi, tmp_path / "first", epochs=4), **QUIET)
+    fit(tiny_config(tiny_zindi, tmp_path / "first", epochs=4))
     return sv.load_run(tmp_path / "first")
 
 
@@ -45,7 +45,7 @@ def test_second_round_trains_on_pseudo_labels_and_never_validates_on_them(tiny_z
     pseudo = pd.read_csv(csv)
 
     second = tmp_path / "second"
-    fit_folds(tiny_config(tiny_zindi, second, folds=2, epochs=1, pseudo_labels=str(csv)), **QUIET)
+    fit_folds(tiny_config(tiny_zindi, second, folds=2, epochs=1, pseudo_labels=str(csv)))
     labelled = set(pd.read_csv(tiny_zindi / "Train.csv")["img_IDS"])
     assert set(pd.read_csv(second / "folds.csv")["img_IDS"]) == labelled  # the folds: labelled images only
     assert set(pd.read_csv(second / "oof.csv")["img_IDS"]) == labelled  # so are the out-of-fold figures
@@ -62,7 +62,7 @@ def test_a_bad_pseudo_label_csv_is_refused_in_one_line(tiny_zindi, tmp_path, cap
     image = tiny_zindi / "Images" / "ImageID_0036.jpg"
     pd.DataFrame({"path": [str(image)], "Label": ["Giraffe"]}).to_csv(bad, index=False)
     with pytest.raises(DataError, match=r"bad.csv: row 2: label 'Giraffe' is not a class"):
-        fit(tiny_config(tiny_zindi, tmp_path / "r", pseudo_labels=str(bad)), **QUIET)
+        fit(tiny_config(tiny_zindi, tmp_path / "r", pseudo_labels=str(bad)))
     pd.DataFrame({"path": ["gone.jpg"], "Label": [CLASSES[0]]}).to_csv(bad, index=False)
     out = tmp_path / "r2"
     assert main(["train", "--data", str(tiny_zindi), *tiny_args(), "--pseudo-labels", str(bad), "--out", str(out)]) == 2

@@ -16,7 +16,7 @@ from signvision.runs.run import fit
 
 
 def test_report_pictures_and_page(tiny_zindi, tmp_path):
-    fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=2), log=lambda *_: None)
+    fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=2))
     page = write_report(tmp_path / "run", device="cpu").read_text()
     for png in ("curves.png", "roc.png", "confusion.png", "reliability.png"):
         assert_picture(tmp_path / "run" / png)
@@ -25,8 +25,8 @@ def test_report_pictures_and_page(tiny_zindi, tmp_path):
 
 
 def test_compare_shows_only_differing_settings(tiny_zindi, tmp_path, capsys):
-    fit(tiny_config(tiny_zindi, tmp_path / "a"), log=lambda *_: None)
-    fit(tiny_config(tiny_zindi, tmp_path / "b", augment="light"), log=lambda *_: None)
+    fit(tiny_config(tiny_zindi, tmp_path / "a"))
+    fit(tiny_config(tiny_zindi, tmp_path / "b", augment="light"))
     table = compare_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "cmp")
     assert "augment" in table.columns and "lr" not in table.columns and "model" not in table.columns
     assert_picture(tmp_path / "cmp" / "compare.png")
@@ -56,23 +56,23 @@ def test_ablation_interrupted_then_resumed(tiny_zindi, tmp_path, monkeypatch):
     real_fit = train_module.fit
     calls = []
 
-    def flaky_fit(cfg, resume=False, log=print, **kw):
+    def flaky_fit(cfg, resume=False, **kw):
         calls.append((cfg.out, resume))
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real_fit(cfg, resume=resume, log=log, **kw)
+        return real_fit(cfg, resume=resume, **kw)
 
     monkeypatch.setattr(train_module, "fit", flaky_fit)
     with pytest.raises(KeyboardInterrupt):
-        run_ablation(base, grid, ["none", "hflip"], 2, tmp_path / "abl", log=lambda *_: None)
+        run_ablation(base, grid, ["none", "hflip"], 2, tmp_path / "abl")
     assert len(calls) == 3
     calls.clear()
     monkeypatch.setattr(
         train_module,
         "fit",
-        lambda cfg, resume=False, log=print, **kw: calls.append(cfg.out) or real_fit(cfg, resume=resume, log=log, **kw),
+        lambda cfg, resume=False, **kw: calls.append(cfg.out) or real_fit(cfg, resume=resume, **kw),
     )
-    table = run_ablation(base, grid, ["none", "hflip"], 2, tmp_path / "abl", log=lambda *_: None)
+    table = run_ablation(base, grid, ["none", "hflip"], 2, tmp_path / "abl")
     assert len(calls) == 2  # the two runs not finished before the interruption, nothing redone
     results = pd.read_csv(tmp_path / "abl" / "results.csv")
     assert len(results) == 2 * 2 * 2 and len(table) == 4
@@ -84,7 +84,7 @@ def test_ablation_interrupted_then_resumed(tiny_zindi, tmp_path, monkeypatch):
     runs = list((tmp_path / "abl" / "runs").glob("*-seed0"))
     assert len({(r / "split.csv").read_text() for r in runs}) == 1
     with pytest.raises(SignvisionError, match="other settings"):
-        run_ablation(base, {"augment": ["none", "heavy"]}, ["none"], 2, tmp_path / "abl", log=lambda *_: None)
+        run_ablation(base, {"augment": ["none", "heavy"]}, ["none"], 2, tmp_path / "abl")
 
 
 def test_ablate_cli_help_mentions_example(capsys):
@@ -110,7 +110,7 @@ def test_two_thousand_classes_a_run_and_a_readable_report(tmp_path):
             rows.append((f"i{c}_{j}", f"gloss{c:04d}"))
     pd.DataFrame(rows, columns=["img_IDS", "Label"]).to_csv(tmp_path / "k" / "Train.csv", index=False)
     cfg = tiny_config(tmp_path / "k", tmp_path / "run", epochs=1, val_fraction=0.5)
-    fit(cfg, report=True, log=lambda *_: None)
+    fit(cfg, report=True)
     page = (tmp_path / "run" / "report.html").read_text()
     assert "Top confusions" in page and "2000 classes" in page
     assert not (tmp_path / "run" / "confusion.png").exists()

@@ -126,7 +126,7 @@ def test_library_errors_name_the_argument_not_a_flag(tiny_zindi):
 def test_fit_helper_config_still_trains_in_a_folder(tiny_zindi, tmp_path):
     from signvision.runs.run import fit
 
-    summary = fit(tiny_config(tiny_zindi, tmp_path / "r"), **QUIET)
+    summary = fit(tiny_config(tiny_zindi, tmp_path / "r"))
     assert summary["status"] == "finished" and sv.load_run(tmp_path / "r").summary == summary
 
 

@@ -13,7 +13,7 @@ import time
 
 import pandas as pd
 import pytest
-from helpers import QUIET, tiny_args, tiny_config
+from helpers import tiny_args, tiny_config
 
 import signvision.training.folder as runfolder_module
 from signvision.cli.commands import main
@@ -103,7 +103,7 @@ def test_a_checkpoint_on_a_full_disk_is_one_line(tiny_zindi, tmp_path, monkeypat
     monkeypatch.setattr(torch, "save", full)
     monkeypatch.setattr("shutil.disk_usage", lambda path: type("U", (), {"free": 0})())
     with pytest.raises(DiskFullError, match="last.pt: the disk is full"):
-        fit(tiny_config(tiny_zindi, tmp_path / "run"), **QUIET)
+        fit(tiny_config(tiny_zindi, tmp_path / "run"))
 
 
 def killed_before_the_first_checkpoint(monkeypatch):
@@ -127,7 +127,7 @@ def killed_before_the_first_checkpoint(monkeypatch):
 def test_a_run_killed_before_its_first_checkpoint_resumes(tiny_zindi, tmp_path, monkeypatch, capsys):
     killed = killed_before_the_first_checkpoint(monkeypatch)
     with pytest.raises(killed):
-        fit(tiny_config(tiny_zindi, tmp_path / "run"), **QUIET)
+        fit(tiny_config(tiny_zindi, tmp_path / "run"))
     assert (tmp_path / "run" / "config.json").is_file() and not (tmp_path / "run" / "last.pt").exists()
     code = main(["train", "--data", str(tiny_zindi), *TINY, "--out", str(tmp_path / "run")])
     assert code == 2 and "--resume" in capsys.readouterr().err
@@ -151,12 +151,12 @@ def test_folds_killed_before_a_fold_starts_are_finished_by_the_same_command(tiny
 
     monkeypatch.setattr(runfolder_module.FolderRecorder, "start", start)
     with pytest.raises(Killed):
-        fit_folds(cfg(), **QUIET)
+        fit_folds(cfg())
     assert (tmp_path / "cv" / "fold2" / "config.json").is_file() and not (
         tmp_path / "cv" / "fold2" / "last.pt"
     ).exists()
     monkeypatch.setattr(runfolder_module.FolderRecorder, "start", real_start)
-    summary = fit_folds(cfg(), **QUIET)  # the same command again
+    summary = fit_folds(cfg())  # the same command again
     assert summary["oof_images"] == 36 and (tmp_path / "cv" / "fold3" / "best.pt").is_file()
 
 
@@ -198,5 +198,5 @@ def test_outputs_into_new_folders_with_the_umask_s_permissions(tiny_zindi, tmp_p
 def test_a_folder_holding_only_a_browser_s_files_is_empty(tiny_zindi, tmp_path):
     (tmp_path / "out" / ".ipynb_checkpoints").mkdir(parents=True)
     (tmp_path / "out" / ".DS_Store").write_bytes(b"\0")
-    fit(tiny_config(tiny_zindi, tmp_path / "out", epochs=1), **QUIET)
+    fit(tiny_config(tiny_zindi, tmp_path / "out", epochs=1))
     assert (tmp_path / "out" / "summary.json").is_file()

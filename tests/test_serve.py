@@ -37,7 +37,7 @@ def tiny_run(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("serve")
     data = make_zindi(root / "zindi", n_per_class=10)
-    fit(tiny_config(data, root / "run", epochs=2, image_size=32), **QUIET)
+    fit(tiny_config(data, root / "run", epochs=2, image_size=32))
     return data, root / "run"
 
 
@@ -310,7 +310,7 @@ def sign_run(sign_digits, tmp_path_factory):
         loss="ce",
         label_smoothing=0.1,
     )
-    fit(cfg, **QUIET)
+    fit(cfg)
     split = pd.read_csv(root / "run" / "split.csv")
     labels = pd.read_csv(sign_digits / "Train.csv").set_index("img_IDS")["Label"]
     val_ids = split.loc[split["fold"] == "val", "img_IDS"].head(40).tolist()

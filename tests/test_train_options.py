@@ -28,11 +28,11 @@ def test_resnet_binary_with_cutmix_and_tta(tiny_zindi, tmp_path):
         mix_alpha=1.0,
         augment="light",
     )
-    summary = fit(cfg, **QUIET)
+    summary = fit(cfg)
     assert summary["epochs"] == 1
     ckpt = load_checkpoint(tmp_path / "r18" / "best.pt")
     assert ckpt["model"]["fc.weight"].shape == (1, 512)
-    result = evaluate_run(tmp_path / "r18", tta="hflip+crops", device="cpu", **QUIET)
+    result = evaluate_run(tmp_path / "r18", tta="hflip+crops", device="cpu")
     assert set(result["with_tta"]) >= {"roc_auc", "log_loss", "accuracy"}
     sub = submission(
         tmp_path / "r18",
@@ -61,7 +61,7 @@ def test_speed_options_on_cpu(tiny_zindi, tmp_path):
         augment="heavy",
         workers=1,
     )
-    summary = fit(cfg, **QUIET)
+    summary = fit(cfg)
     last = load_checkpoint(tmp_path / "fast" / "last.pt")
     assert last["ema"] is not None and summary["epochs"] == 2
     # best.pt holds the EMA weights (what was evaluated), which differ from the raw weights in last.pt
@@ -72,15 +72,15 @@ def test_speed_options_on_cpu(tiny_zindi, tmp_path):
 
 def test_compile_on_cpu(tiny_zindi, tmp_path):
     pytest.importorskip("torch._inductor")
-    summary = fit(tiny_config(tiny_zindi, tmp_path / "c", compile=True, epochs=1), **QUIET)
+    summary = fit(tiny_config(tiny_zindi, tmp_path / "c", compile=True, epochs=1))
     weights = load_checkpoint(tmp_path / "c" / "best.pt")["model"]
     assert not any(k.startswith("_orig_mod.") for k in weights)  # loadable into a plain model
-    again = evaluate_run(tmp_path / "c", device="cpu", **QUIET)["uncalibrated"]
+    again = evaluate_run(tmp_path / "c", device="cpu")["uncalibrated"]
     assert again["roc_auc"] == pytest.approx(summary["val_roc_auc"], abs=1e-4)
 
 
 def test_finetune_from_a_run_with_other_classes(tiny_zindi, tmp_path):
-    fit(tiny_config(tiny_zindi, tmp_path / "src", model="resnet18", image_size=32, epochs=1), **QUIET)
+    fit(tiny_config(tiny_zindi, tmp_path / "src", model="resnet18", image_size=32, epochs=1))
     source = load_checkpoint(tmp_path / "src" / "best.pt")["model"]
     two = make_zindi(tmp_path / "two", classes=["left", "right"], n_per_class=10)
     cfg = tiny_config(
@@ -92,7 +92,7 @@ def test_finetune_from_a_run_with_other_classes(tiny_zindi, tmp_path):
         weights=str(tmp_path / "src" / "best.pt"),
         freeze_backbone_epochs=1,
     )
-    fit(cfg, **QUIET)
+    fit(cfg)
     tuned = load_checkpoint(tmp_path / "ft" / "best.pt")["model"]
     assert tuned["fc.weight"].shape == (1, 512)  # a new one-output head, the 3-class head dropped
     assert torch.equal(tuned["layer1.0.conv1.weight"], source["layer1.0.conv1.weight"])  # frozen backbone
@@ -105,7 +105,7 @@ def test_pretrained_offline_points_at_weights(tiny_zindi, tmp_path, monkeypatch)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # read at import time, so also set the constant
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(SignvisionError, match="`weights` FILE"):
-        fit(tiny_config(tiny_zindi, tmp_path / "p", model="resnet18", pretrained=True), **QUIET)
+        fit(tiny_config(tiny_zindi, tmp_path / "p", model="resnet18", pretrained=True))
 
 
 def test_folder_layout_run_and_csv_layout_run(tmp_path):
@@ -113,7 +113,7 @@ def test_folder_layout_run_and_csv_layout_run(tmp_path):
 
     for c in ["a", "b"]:
         write_images(tmp_path / "f" / c, [c] * 8, ["a", "b"], seed=ord(c))
-    summary = fit(tiny_config(tmp_path / "f", tmp_path / "run"), **QUIET)
+    summary = fit(tiny_config(tmp_path / "f", tmp_path / "run"))
     assert summary["classes"] == ["a", "b"]
     split = pd.read_csv(tmp_path / "run" / "split.csv")
     assert split["img_IDS"].str.contains("/").all()

@@ -21,7 +21,7 @@ from signvision.training.checkpoint import load_checkpoint
 
 
 def test_run_folder_contents(tiny_zindi, tmp_path):
-    summary = fit(tiny_config(tiny_zindi, tmp_path / "run"), log=lambda *_: None)
+    summary = fit(tiny_config(tiny_zindi, tmp_path / "run"))
     run = tmp_path / "run"
     for name in ("config.json", "split.csv", "metrics.csv", "best.pt", "last.pt", "summary.json"):
         assert (run / name).is_file(), name
@@ -35,15 +35,15 @@ def test_run_folder_contents(tiny_zindi, tmp_path):
 
 
 def test_out_folder_with_a_run_is_not_overwritten(tiny_zindi, tmp_path):
-    fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=1), log=lambda *_: None)
+    fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=1))
     before = (tmp_path / "run" / "best.pt").read_bytes()
     with pytest.raises(SignvisionError, match="already holds a run"):
-        fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=1), log=lambda *_: None)
+        fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=1))
     assert (tmp_path / "run" / "best.pt").read_bytes() == before
 
 
 def test_interrupt_then_resume_matches_uninterrupted(tiny_zindi, tmp_path, monkeypatch):
-    fit(tiny_config(tiny_zindi, tmp_path / "full", epochs=3), log=lambda *_: None)
+    fit(tiny_config(tiny_zindi, tmp_path / "full", epochs=3))
     real = engine_module.train_one_epoch
     calls = {"n": 0}
 
@@ -55,11 +55,11 @@ def test_interrupt_then_resume_matches_uninterrupted(tiny_zindi, tmp_path, monke
 
     monkeypatch.setattr(engine_module, "train_one_epoch", interrupt_second_epoch)
     with pytest.raises(KeyboardInterrupt):
-        fit(tiny_config(tiny_zindi, tmp_path / "cut", epochs=3), log=lambda *_: None)
+        fit(tiny_config(tiny_zindi, tmp_path / "cut", epochs=3))
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1
     assert json.loads((tmp_path / "cut" / "summary.json").read_text())["status"] == "interrupted"
     monkeypatch.setattr(engine_module, "train_one_epoch", real)
-    resumed = fit(TrainConfig.load(tmp_path / "cut" / "config.json"), resume=True, log=lambda *_: None)
+    resumed = fit(TrainConfig.load(tmp_path / "cut" / "config.json"), resume=True)
     assert resumed["epochs"] == 3
     a, b = pd.read_csv(tmp_path / "full" / "metrics.csv"), pd.read_csv(tmp_path / "cut" / "metrics.csv")
     assert a["val_roc_auc"].tolist() == pytest.approx(b["val_roc_auc"].tolist())
@@ -76,7 +76,7 @@ def test_not_a_checkpoint(tmp_path):
 
 
 def test_predict_file_format(tiny_zindi, tmp_path):
-    fit(tiny_config(tiny_zindi, tmp_path / "run"), log=lambda *_: None)
+    fit(tiny_config(tiny_zindi, tmp_path / "run"))
     sub = submission(tmp_path / "run", tiny_zindi, tmp_path / "sub.csv", device="cpu", workers=0, log=lambda *_: None)
     test_ids = pd.read_csv(tiny_zindi / "Test.csv")["img_IDS"].tolist()
     written = pd.read_csv(tmp_path / "sub.csv")
@@ -89,12 +89,12 @@ def test_predict_file_format(tiny_zindi, tmp_path):
 
 
 def test_binary_target_one_output(tiny_zindi, tmp_path):
-    summary = fit(tiny_config(tiny_zindi, tmp_path / "run", target="Me voy"), log=lambda *_: None)
+    summary = fit(tiny_config(tiny_zindi, tmp_path / "run", target="Me voy"))
     ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
     assert ckpt["model"]["classifier.7.weight"].shape[0] == 1
     sub = submission(tmp_path / "run", tiny_zindi, tmp_path / "sub.csv", device="cpu", workers=0, log=lambda *_: None)
     assert list(sub.columns) == ["img_IDS", "Me voy"] and sub["Me voy"].between(0, 1).all()
-    evaluation = evaluate_run(tmp_path / "run", device="cpu", log=lambda *_: None)
+    evaluation = evaluate_run(tmp_path / "run", device="cpu")
     assert evaluation["uncalibrated"]["roc_auc"] == pytest.approx(summary["val_roc_auc"], abs=1e-6)
     assert evaluation["without_tta"]["log_loss"] == pytest.approx(summary["val_log_loss"], abs=1e-6)
 
@@ -102,9 +102,9 @@ def test_binary_target_one_output(tiny_zindi, tmp_path):
 def test_skip_bad_images_drops_and_lists(tiny_zindi, tmp_path):
     (tiny_zindi / "Images" / "ImageID_0002.jpg").write_bytes(b"\xff\xd8broken")
     with pytest.raises(SignvisionError, match="ImageID_0002.jpg.*skip_bad_images"):
-        fit(tiny_config(tiny_zindi, tmp_path / "run"), log=lambda *_: None)
+        fit(tiny_config(tiny_zindi, tmp_path / "run"))
     assert not (tmp_path / "run").exists()
-    summary = fit(tiny_config(tiny_zindi, tmp_path / "run", skip_bad_images=True), log=lambda *_: None)
+    summary = fit(tiny_config(tiny_zindi, tmp_path / "run", skip_bad_images=True))
     assert summary["dropped_images"] == 1
     assert "ImageID_0002" in (tmp_path / "run" / "dropped.txt").read_text()
     assert "ImageID_0002" not in (tmp_path / "run" / "split.csv").read_text()
@@ -114,17 +114,17 @@ def test_run_works_from_another_directory(tiny_zindi, tmp_path, monkeypatch):
     from signvision.inference.evaluate import evaluate_run
 
     monkeypatch.chdir(tiny_zindi.parent)
-    fit(tiny_config(tiny_zindi.name, "run", epochs=1), log=lambda *_: None)  # relative --data and --out
+    fit(tiny_config(tiny_zindi.name, "run", epochs=1))  # relative --data and --out
     monkeypatch.chdir(tmp_path.parent)
     assert json.loads((tmp_path / "run" / "config.json").read_text())["data"] == str(tiny_zindi.resolve())
-    assert evaluate_run(tmp_path / "run", device="cpu", log=lambda *_: None)["images"] > 0
+    assert evaluate_run(tmp_path / "run", device="cpu")["images"] > 0
     cfg = TrainConfig.load(tmp_path / "run" / "config.json")
     cfg.out, cfg.epochs = str(tmp_path / "run"), 2
-    assert fit(cfg, resume=True, log=lambda *_: None)["epochs"] == 2
+    assert fit(cfg, resume=True)["epochs"] == 2
 
 
 def test_resume_with_more_epochs_under_onecycle(tiny_zindi, tmp_path):
-    fit(tiny_config(tiny_zindi, tmp_path / "run", schedule="onecycle", epochs=1), log=lambda *_: None)
+    fit(tiny_config(tiny_zindi, tmp_path / "run", schedule="onecycle", epochs=1))
     assert main(["train", "--resume", str(tmp_path / "run"), "--epochs", "3"]) == 0
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert metrics["epoch"].tolist() == [1, 2, 3]
@@ -132,7 +132,7 @@ def test_resume_with_more_epochs_under_onecycle(tiny_zindi, tmp_path):
 
 
 def test_resume_with_moved_data_then_report(tiny_zindi, tmp_path):
-    fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=1), log=lambda *_: None)
+    fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=1))
     moved = shutil.move(str(tiny_zindi), str(tmp_path / "moved"))
     assert main(["train", "--resume", str(tmp_path / "run"), "--data", moved, "--epochs", "2"]) == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())["data"] == str(Path(moved).resolve())
@@ -187,7 +187,7 @@ def test_interrupt_while_writing_best_leaves_no_temporary_and_a_true_summary(tin
 
     monkeypatch.setattr(checkpoint_module.torch, "save", save)
     with pytest.raises(KeyboardInterrupt):
-        fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=4, lr=1e-2), log=lambda *_: None)
+        fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=4, lr=1e-2))
     monkeypatch.setattr(checkpoint_module.torch, "save", real_save)
     run = tmp_path / "run"
     assert not list(run.glob("*.tmp"))
@@ -198,20 +198,20 @@ def test_interrupt_while_writing_best_leaves_no_temporary_and_a_true_summary(tin
 
 def test_disk_cache_through_fit(tiny_zindi, tmp_path):
     cache = tmp_path / "cache"
-    a = fit(tiny_config(tiny_zindi, tmp_path / "a", cache="disk", cache_dir=str(cache)), log=lambda *_: None)
+    a = fit(tiny_config(tiny_zindi, tmp_path / "a", cache="disk", cache_dir=str(cache)))
     files = sorted(cache.glob("*.u8"))
     assert len(files) == 1
     stamp = files[0].stat().st_mtime_ns
-    b = fit(tiny_config(tiny_zindi, tmp_path / "b", cache="disk", cache_dir=str(cache)), log=lambda *_: None)
+    b = fit(tiny_config(tiny_zindi, tmp_path / "b", cache="disk", cache_dir=str(cache)))
     assert files[0].stat().st_mtime_ns == stamp  # reused, not decoded again
-    m = fit(tiny_config(tiny_zindi, tmp_path / "m"), log=lambda *_: None)
+    m = fit(tiny_config(tiny_zindi, tmp_path / "m"))
     assert a["val_roc_auc"] == pytest.approx(m["val_roc_auc"]) == pytest.approx(b["val_roc_auc"])
 
 
 def test_cross_entropy_with_label_smoothing_is_calibrated(tiny_zindi, tmp_path):
-    summary = fit(tiny_config(tiny_zindi, tmp_path / "ce", loss="ce", label_smoothing=0.1), log=lambda *_: None)
+    summary = fit(tiny_config(tiny_zindi, tmp_path / "ce", loss="ce", label_smoothing=0.1))
     assert summary["loss"] == "ce" and summary["temperature"] > 0
-    result = evaluate_run(tmp_path / "ce", device="cpu", log=lambda *_: None)
+    result = evaluate_run(tmp_path / "ce", device="cpu")
     assert result["without_tta"]["log_loss"] == pytest.approx(summary["val_log_loss"], abs=1e-6)
     assert result["uncalibrated"]["log_loss"] == pytest.approx(summary["val_log_loss_uncalibrated"], abs=1e-6)
 

@@ -18,7 +18,8 @@ and its pieces, for the course: `ImageDataset` and `make_loader`, `LeNet` and `b
 Importing signvision loads nothing heavy: each name is imported from its module the first time it is used.
 The package is folders by concern that form layers; each imports only from the ones above it in this list:
 
-    errors, files, config, progress   shared: the exception tree, safe writes, the settings, progress bars
+    errors, files, config, progress, logs   shared: the exception tree, safe writes, the settings, progress bars,
+                                            where progress lines go (Python logging)
     data/       files -> tables -> decoded images -> batches
     models/     LeNet and timm backbones, the task (loss, probabilities), augmentation, MixUp/CutMix
     grouping/   near copies and clips, splits that keep them on one side, the leak check

@@ -26,7 +26,10 @@ from signvision.data.tables import read_data_of
 from signvision.errors import OptionError
 from signvision.files import atomic_write, check_writable_folder
 from signvision.grouping.verify import VIDEO_FRAMES, Scan, find_duplicates, group_pairs, scan_images
+from signvision.logs import get_logger, log_to
 from signvision.progress import show_progress
+
+logger = get_logger(__name__)
 
 
 @dataclass
@@ -106,7 +109,7 @@ def check_audit_folder(out: Path) -> None:
     check_writable_folder(out)
 
 
-def read_images(cfg: AuditConfig, log) -> tuple[pd.DataFrame, list[str], object]:
+def read_images(cfg: AuditConfig) -> tuple[pd.DataFrame, list[str], object]:
     """Every image the audit looks at (training and test), the rows without an image, and the table."""
     missing: list[str] = []
     table = read_data_of(cfg, skip_missing=True, dropped=missing)
@@ -114,7 +117,7 @@ def read_images(cfg: AuditConfig, log) -> tuple[pd.DataFrame, list[str], object]
     if table.test is not None:
         frames.append(table.test.assign(Label="", set="test"))
     images = pd.concat(frames, ignore_index=True)[["img_IDS", "path", "Label", "set"]]
-    log(
+    logger.info(
         f"audit of {table.layout} layout at {table.root}: {len(table.train)} training images"
         + (f", {len(images) - len(table.train)} test images" if table.test is not None else "")
     )
@@ -182,13 +185,15 @@ def clean_table(
     return images.loc[keep, ["img_IDS", "Label"]]
 
 
-def audit(data=None, *, out: str | Path | None = None, log=print, progress: bool | None = None, **settings) -> Audit:
+def audit(data=None, *, out: str | Path | None = None, log=None, progress: bool | None = None, **settings) -> Audit:
     """Audit a data set: broken files, exact and near copies, duplicate groups and video-like sequences,
     conflicting labels, likely mislabels, test images leaking from training.
 
     Args:
         data: a data folder (any layout `read_data` reads).
         out: a new folder to save the audit into (CSVs, summary.json, audit.html); None keeps it in memory.
+        log: where its lines go instead of the "signvision" logger (`lambda *_: None`: none).
+        progress: show progress bars (None: where the output is a terminal or a notebook).
         settings: any AuditConfig field (`skip_label_issues=True`, `drop_suspects=True`, `near_threshold`, ...).
 
     Returns:
@@ -210,10 +215,11 @@ def audit(data=None, *, out: str | Path | None = None, log=print, progress: bool
         )
     if data is not None:
         cfg.data = str(data)
-    return run_audit(cfg, log=log, progress=progress, save=out is not None)
+    with log_to(log):
+        return run_audit(cfg, progress=progress, save=out is not None)
 
 
-def run_audit(cfg: AuditConfig, log=print, progress: bool | None = None, save: bool = True) -> Audit:
+def run_audit(cfg: AuditConfig, progress: bool | None = None, save: bool = True) -> Audit:
     """Audit the data of `cfg` (and save it into the new folder `cfg.out` when `save`)."""
     started = time.perf_counter()
     progress = show_progress() if progress is None else progress
@@ -231,21 +237,21 @@ def run_audit(cfg: AuditConfig, log=print, progress: bool | None = None, save: b
         check_audit_folder(Path(cfg.out))
         claim_folder(Path(cfg.out))
         try:
-            return _audit(cfg, log, progress, started, save)
+            return _audit(cfg, progress, started, save)
         finally:
             release_folder(Path(cfg.out))
-    return _audit(cfg, log, progress, started, save)
+    return _audit(cfg, progress, started, save)
 
 
-def _audit(cfg: AuditConfig, log, progress: bool, started: float, save: bool) -> Audit:
+def _audit(cfg: AuditConfig, progress: bool, started: float, save: bool) -> Audit:
     from signvision.training.runtime import sharing_cores
 
     with sharing_cores():  # a training beside it leaves it its share of the cores, and the other way round
-        return _run_checks(cfg, log, progress, started, save)
+        return _run_checks(cfg, progress, started, save)
 
 
-def _run_checks(cfg: AuditConfig, log, progress: bool, started: float, save: bool) -> Audit:
-    images, missing, table = read_images(cfg, log)
+def _run_checks(cfg: AuditConfig, progress: bool, started: float, save: bool) -> Audit:
+    images, missing, table = read_images(cfg)
     n_classes = images.loc[images["set"] == "train", "Label"].nunique()
     model_size = cfg.image_size if n_classes <= 10 else max(cfg.image_size, 48)  # many classes: more pixels
     scan = scan_images(images["path"].tolist(), model_size, progress)
@@ -274,7 +280,7 @@ def _run_checks(cfg: AuditConfig, log, progress: bool, started: float, save: boo
     result.summary["seconds"] = round(time.perf_counter() - started, 1)
     if save:
         result.save(cfg.out)
-    log(describe(result.summary, Path(cfg.out) / "audit.html" if save else None))
+    logger.info(describe(result.summary, Path(cfg.out) / "audit.html" if save else None))
     return result
 
 

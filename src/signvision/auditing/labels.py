@@ -10,6 +10,7 @@ import pandas as pd
 
 from signvision.config import AuditConfig
 from signvision.errors import DataError
+from signvision.logs import silenced
 from signvision.progress import progress_bar
 
 
@@ -55,7 +56,9 @@ def out_of_fold_probs(
                 ImageDataset([""] * len(tr), size, targets=y[tr], images=images[tr]), batch_size=64, shuffle=True
             )
             state = TrainingState.create(model, settings, task.classes, model_norm(model), len(loader), device)
-            status = train_epochs(state, loader, None, runtime, task, recorder=Recorder(), log=lambda *_: bar.update(1))
+            with silenced():  # the bar counts the epochs: no line per epoch
+                ticks = Recorder(on_epoch=lambda _: bar.update(1))
+                status = train_epochs(state, loader, None, runtime, task, recorder=ticks)
             if status != "finished":
                 raise KeyboardInterrupt
             val = ImageDataset([""] * len(va), size, targets=y[va], images=images[va])

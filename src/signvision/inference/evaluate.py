@@ -29,6 +29,7 @@ from signvision.errors import DataError, OptionError
 from signvision.files import atomic_write, read_json
 from signvision.inference.members import Members, RunModel, input_size, load_members, runtime_for
 from signvision.inference.predict import predict_images
+from signvision.logs import get_logger
 from signvision.models.augment import TTA, as_tta
 from signvision.reports.html import escape, write_page
 from signvision.reports.run_report import ScoredSet, scored_sections, write_report
@@ -36,6 +37,8 @@ from signvision.training.calibrate import scaled_probs
 from signvision.training.loop import Outputs, evaluate_loader
 from signvision.training.metrics import SCORES, compute_metrics, group_bootstrap, paired_bootstrap
 from signvision.training.runtime import Runtime, pick_device
+
+logger = get_logger(__name__)
 
 VALIDATION = "run-validation"  # the name of a run's own validation images under RUN/evaluations/
 COPIES_AGREE = 0.9  # near copies whose labels agree this often are copies (memory), not look-alikes
@@ -158,7 +161,7 @@ def scored_explainer(scored: list[Scored]):
 # ----------------------------------------------------------------------------------------------------
 # A run's validation figures
 # ----------------------------------------------------------------------------------------------------
-def evaluate_members(scored: list[Scored], tta: TTA | None = None, log=print) -> dict:
+def evaluate_members(scored: list[Scored], tta: TTA | None = None) -> dict:
     """Figures of scored members pooled: uncalibrated, calibrated, and calibrated with `tta`'s views."""
     members = [s.member for s in scored]
     y = np.concatenate([s.y for s in scored])
@@ -188,9 +191,9 @@ def evaluate_members(scored: list[Scored], tta: TTA | None = None, log=print) ->
         with_tta = np.concatenate([o.probs for _, o, _ in views])
         calibrated = np.concatenate([s.calibrated for s in scored])
         result["tta_gain"] = paired_bootstrap(y, with_tta, calibrated, validation_groups(scored))
-    log(describe_columns(columns, members, len(y)))
+    logger.info(describe_columns(columns, members, len(y)))
     if tta is not None:
-        log(describe_gain(result["tta_gain"], tta.spec))
+        logger.info(describe_gain(result["tta_gain"], tta.spec))
     return result
 
 
@@ -230,7 +233,6 @@ def evaluate_run(
     device: str = "auto",
     batch_size: int = 128,
     skip_bad_images: bool = False,
-    log=print,
 ) -> dict:
     """A run folder's validation figures (a cross-validated run: out-of-fold), uncalibrated, calibrated and
     with TTA, kept in RUN/evaluations/run-validation[-tta-<mode>]/evaluation.json. `data`: where the run's
@@ -238,10 +240,10 @@ def evaluate_run(
     from signvision.training.folder import is_ensemble
 
     if is_ensemble(run):
-        return evaluate_ensemble(run, tta=tta, device=device, batch_size=batch_size, log=log)
+        return evaluate_ensemble(run, tta=tta, device=device, batch_size=batch_size)
     members, scored = score_validation(run, data, device, batch_size, skip_bad_images)
     views = as_tta(tta, image_size=members[0].cfg.image_size, seed=members[0].cfg.seed)
-    result = {**evaluate_members(scored, views, log), "run": str(run)}
+    result = {**evaluate_members(scored, views), "run": str(run)}
     write_result(output_folder(run, VALIDATION, views), result)
     return result
 
@@ -253,9 +255,7 @@ TTA_CANDIDATES = ("hflip", "capture")  # the built-in views `choose_tta` tries a
 TTA_CHOICE = "tta-choice.json"  # RUN/evaluations/tta-choice.json: what `--tta auto` uses
 
 
-def choose_tta(
-    run: str | Path, *, modes=TTA_CANDIDATES, device: str = "auto", batch_size: int = 128, log=print
-) -> dict:
+def choose_tta(run: str | Path, *, modes=TTA_CANDIDATES, device: str = "auto", batch_size: int = 128) -> dict:
     """Score RUN's validation images (out-of-fold for a `--folds` run or an ensemble) with each TTA mode and keep
     the one whose paired log loss gain over no TTA is largest and beyond noise (its 95% interval below zero);
     none if no mode is. Written to RUN/evaluations/tta-choice.json, which `predict --tta auto` and
@@ -263,14 +263,14 @@ def choose_tta(
     run = Path(run)
     gains = {}
     for mode in modes:
-        gains[mode] = evaluate_run(run, tta=mode, device=device, batch_size=batch_size, log=log)["tta_gain"]
+        gains[mode] = evaluate_run(run, tta=mode, device=device, batch_size=batch_size)["tta_gain"]
     paying = {m: g for m, g in gains.items() if g["log_loss_ci"] and g["log_loss_ci"][1] < 0}
     chosen = min(paying, key=lambda m: paying[m]["log_loss"]) if paying else "none"
     choice = {"chosen": chosen, "gains": gains, "rule": "the largest log loss gain whose 95% interval is below 0"}
     (run / "evaluations").mkdir(parents=True, exist_ok=True)
     with atomic_write(run / "evaluations" / TTA_CHOICE) as f:
         f.write(json.dumps(choice, indent=2) + "\n")
-    log(f"TTA chosen on the validation images: {chosen} (kept in {run / 'evaluations' / TTA_CHOICE})")
+    logger.info(f"TTA chosen on the validation images: {chosen} (kept in {run / 'evaluations' / TTA_CHOICE})")
     return choice
 
 
@@ -314,9 +314,7 @@ def ensemble_groups(run: Path, ids: pd.Series) -> list[str]:
     return split_group_keys_of(pd.read_csv(run / "folds.csv", dtype=str, keep_default_na=False), ids)
 
 
-def evaluate_ensemble(
-    run: Path, *, tta: TTA | str | None = None, device: str = "auto", batch_size: int = 128, log=print
-) -> dict:
+def evaluate_ensemble(run: Path, *, tta: TTA | str | None = None, device: str = "auto", batch_size: int = 128) -> dict:
     """An ensemble's out-of-fold figures (calibrated, and with `tta` with its paired gain), kept in
     RUN/evaluations/run-validation[-tta-<mode>]/evaluation.json."""
     members = load_members(run)
@@ -331,9 +329,9 @@ def evaluate_ensemble(
         columns[f"TTA {views.spec}"] = compute_metrics(y, with_tta, names)
         result["with_tta"] = _scalar(columns[f"TTA {views.spec}"])
         result["tta_gain"] = paired_bootstrap(y, with_tta, probs, ensemble_groups(Path(run), table["img_IDS"]))
-    log(describe_columns(columns, members, len(y)))
+    logger.info(describe_columns(columns, members, len(y)))
     if views is not None:
-        log(describe_gain(result["tta_gain"], views.spec))
+        logger.info(describe_gain(result["tta_gain"], views.spec))
     result["run"] = str(run)
     write_result(output_folder(run, VALIDATION, views), result)
     return result
@@ -474,7 +472,6 @@ def evaluate_labelled(
     device: str = "auto",
     batch_size: int = 128,
     workers: int = -1,
-    log=print,
 ) -> dict:
     """Score a run's members on the labelled images of DATA; with the run's `folder`, write
     FOLDER/evaluations/<name>/evaluation.json and evaluation.html. `trained`: the images the run trained on
@@ -512,7 +509,7 @@ def evaluate_labelled(
         "per_class_roc_auc": metrics["per_class_roc_auc"],
         **test_leak(trained, labelled),
     }
-    log(describe(result))
+    logger.info(describe(result))
     if folder is not None:
         scored = ScoredSet(
             y=y,
@@ -525,7 +522,7 @@ def evaluate_labelled(
             explain=explainer(members, lambda i: _load(labelled["path"].iloc[i], input_size(members)), device),
         )
         page = write_evaluation(output_folder(folder, data_name(data), views), result, scored)
-        log(f"page: {page}")
+        logger.info(f"page: {page}")
     return result
 
 

@@ -35,9 +35,12 @@ from signvision.errors import MissingError, OptionError
 from signvision.inference.batcher import Batcher, RequestError, read_upload
 from signvision.inference.members import input_size, load_members
 from signvision.inference.predict import probability_columns, probability_table
+from signvision.logs import get_logger
 from signvision.models.augment import TTA
 from signvision.training.folder import check_run_folder
 from signvision.training.runtime import pick_device
+
+logger = get_logger(__name__)
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),

@@ -32,7 +32,10 @@ from scipy import stats
 from signvision.config import TrainConfig
 from signvision.errors import OptionError
 from signvision.files import atomic_write
+from signvision.logs import get_logger, silenced
 from signvision.progress import progress_bar
+
+logger = get_logger(__name__)
 
 METRICS = ("roc_auc", "log_loss", "accuracy")
 
@@ -80,11 +83,11 @@ def run_ablation(
     tta_modes: list[str],
     seeds: int,
     out: str | Path,
-    log=print,
     test_data: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Train and evaluate everything not yet done; write results.csv, table.csv, ablation.md, ablation.png.
-    `test_data`: labelled images every run is also scored on (`evaluate --data`)."""
+    """Train and evaluate everything not yet done; write results.csv, table.csv, ablation.md, ablation.png;
+    log the table. `test_data`: labelled images every run is also scored on (`evaluate --data`). The runs'
+    own lines are not shown (a bar counts the runs)."""
     from signvision.reports.plots import plot_ablation
     from signvision.runs.jobs import job_folder
 
@@ -105,12 +108,14 @@ def run_ablation(
         bar = progress_bar(total=len(jobs), desc="ablation runs", unit="run")
         for setting, seed in jobs:
             run = out / "runs" / f"{slug(setting)}-seed{seed}"
-            train_cell(base, setting, seed, run, out / "splits" / f"seed{seed}.csv")
-            for tta in tta_modes:
-                row = {**setting, "tta": tta, "seed": seed, "run": str(run), **validation_scores(run, tta, base.device)}
-                if test_data:
-                    row.update(test_scores(run, test_data, tta, base.device))
-                rows.append(row)
+            with silenced():
+                train_cell(base, setting, seed, run, out / "splits" / f"seed{seed}.csv")
+                for tta in tta_modes:
+                    scores = validation_scores(run, tta, base.device)
+                    row = {**setting, "tta": tta, "seed": seed, "run": str(run), **scores}
+                    if test_data:
+                        row.update(test_scores(run, test_data, tta, base.device))
+                    rows.append(row)
             bar.update(1)
         bar.close()
         results = pd.DataFrame(rows)
@@ -120,7 +125,7 @@ def run_ablation(
         with atomic_write(out / "ablation.md") as f:
             f.write(to_markdown(table, seeds) + "\n")
         plot_ablation(table, setting_keys(table), out / "ablation.png")
-    log(to_markdown(table, seeds))
+    logger.info(to_markdown(table, seeds))
     return table
 
 
@@ -141,7 +146,7 @@ def train_cell(base: TrainConfig, setting: dict, seed: int, run: Path, split_fil
     from signvision.runs.jobs import train_or_resume
 
     cfg = TrainConfig(**{**asdict(base), **setting, "seed": seed, "out": str(run), "split": str(split_file)})
-    train_or_resume(run, cfg, log=lambda *_: None, report=True)
+    train_or_resume(run, cfg, report=True)
 
 
 def validation_scores(run: Path, tta: str, device: str) -> dict:
@@ -150,7 +155,7 @@ def validation_scores(run: Path, tta: str, device: str) -> dict:
 
     saved = output_folder(run, VALIDATION, tta) / "evaluation.json"
     if not saved.is_file():
-        evaluate_run(run, tta=tta, device=device, log=lambda *_: None)
+        evaluate_run(run, tta=tta, device=device)
     result = json.loads(saved.read_text())
     metrics = result["without_tta"] if tta == "none" else result["with_tta"]
     return {m: metrics[m] for m in METRICS}
@@ -164,7 +169,7 @@ def test_scores(run: Path, test_data: str | Path, tta: str, device: str) -> dict
     saved = output_folder(run, data_name(Path(test_data)), tta) / "evaluation.json"
     result = json.loads(saved.read_text()) if saved.is_file() else None
     if result is None:
-        result = evaluate_labelled(run, test_data, tta=tta, device=device, log=lambda *_: None)
+        result = evaluate_labelled(run, test_data, tta=tta, device=device)
     return {f"test_{m}": result[m] for m in METRICS}
 
 

@@ -7,10 +7,13 @@ from pathlib import Path
 
 from signvision.config import TrainConfig
 from signvision.errors import OptionError
+from signvision.logs import get_logger, log_to
 from signvision.runs.run import Run, config_and_data, load_run
 
+logger = get_logger(__name__)
 
-def train(data=None, *, out=None, resume=None, config: TrainConfig | None = None, log=print, **settings) -> Run:
+
+def train(data=None, *, out=None, resume=None, config: TrainConfig | None = None, log=None, **settings) -> Run:
     """Train a model and return the `Run`.
 
     Args:
@@ -23,7 +26,8 @@ def train(data=None, *, out=None, resume=None, config: TrainConfig | None = None
             machine settings (`device`, `workers`, ...); any other setting is refused, naming it.
         config: a TrainConfig to start from; `settings` override any of its fields (`model="resnet18"`,
             `epochs=4`, `loss="bce"`, `augment="capture"`, ...).
-        log: where progress lines go (`print`; `lambda *_: None` for none).
+        log: where progress lines go: the "signvision" logger (shown on stdout; signvision/logs.py) unless a
+            callable is given (`lines.append`; `lambda *_: None` for none).
 
     Returns:
         the trained Run (its history, summary, model; evaluate, predict, save, report).
@@ -41,11 +45,12 @@ def train(data=None, *, out=None, resume=None, config: TrainConfig | None = None
             settings["data"] = str(data)
         return Run.resume(resume, **settings).fit(log)
     if (config.folds if config is not None else 1) > 1 or settings.get("folds", 1) > 1:
-        return train_folds(data, out=out, config=config, log=log, **settings)
+        with log_to(log):
+            return train_folds(data, out=out, config=config, **settings)
     return Run.new(data, out=out, config=config, **settings).fit(log)
 
 
-def train_folds(data=None, *, out=None, config: TrainConfig | None = None, log=print, **settings) -> Run:
+def train_folds(data=None, *, out=None, config: TrainConfig | None = None, log=None, **settings) -> Run:
     """k-fold cross-validation into `out` (one run per fold, the out-of-fold ensemble and its report): the
     `Run` of the folder, its folds averaged when predicting."""
     from signvision.imports import import_heavy
@@ -58,11 +63,12 @@ def train_folds(data=None, *, out=None, config: TrainConfig | None = None, log=p
     check_model_name(cfg.model)
     from signvision.runs.crossval import fit_folds  # here: `sv.train` answers before PyTorch is loaded
 
-    fit_folds(cfg.check(), log=log, table=table, report=True)
+    with log_to(log):
+        fit_folds(cfg.check(), table=table, report=True)
     return Run.load(cfg.out)
 
 
-def ensemble(runs, *, out, select: str = "log_loss", report: bool = True, log=print) -> Run:
+def ensemble(runs, *, out, select: str = "log_loss", report: bool = True, log=None) -> Run:
     """Combine `--folds` runs of different recipes (trained on the same data, folds and seed) into one run in
     `out`: weights, arithmetic or geometric mean and one temperature fitted on their pooled out-of-fold
     predictions (runs/ensemble.py). The same call again finishes an interrupted one.
@@ -70,7 +76,7 @@ def ensemble(runs, *, out, select: str = "log_loss", report: bool = True, log=pr
     Args:
         runs: two or more `--folds` run folders (the same data, folds and seed; any models).
         out: a new folder for the ensemble.   select: the out-of-fold figure the weights optimise (log_loss,
-        accuracy, roc_auc).   report: also write OUT/report.html.   log: where progress lines go.
+        accuracy, roc_auc).   report: also write OUT/report.html.   log: as for `train`.
 
     Returns:
         the `Run` of the folder: `predict`, `evaluate`, `serve` and `export` take it like any run.
@@ -81,11 +87,12 @@ def ensemble(runs, *, out, select: str = "log_loss", report: bool = True, log=pr
     """
     from signvision.runs.ensemble import make_ensemble
 
-    make_ensemble(runs, out, select=select, log=log)
-    if report:
-        from signvision.inference.evaluate import report_ensemble
+    with log_to(log):
+        make_ensemble(runs, out, select=select)
+        if report:
+            from signvision.inference.evaluate import report_ensemble
 
-        log(f"report: {report_ensemble(Path(out))}")
+            logger.info(f"report: {report_ensemble(Path(out))}")
     return Run.load(out)
 
 
@@ -97,7 +104,7 @@ def lr_find(
     start_lr: float = 1e-6,
     end_lr: float = 1.0,
     steps: int = 100,
-    log=print,
+    log=None,
     **settings,
 ):
     """The learning-rate finder (training/lrfind.py) on the run these settings would train: its data, model,
@@ -105,7 +112,7 @@ def lr_find(
 
     Args:
         data, config, settings: as for `sv.train`.   out: a folder for lr_find.png and lr_find.csv (optional).
-        start_lr, end_lr, steps: the sweep.   log: where the suggestion is said.
+        start_lr, end_lr, steps: the sweep.   log: where the suggestion is said (as for `train`).
 
     Returns:
         an `LRFind`: `.suggestion`, `.minimum`, and the curve (`.lrs`, `.losses`, `.smoothed`).
@@ -134,7 +141,8 @@ def lr_find(
         end=end_lr,
         steps=steps,
     )
-    log(found.describe() + f"; the config's --lr is {cfg.lr:.1e}")
+    with log_to(log):
+        logger.info(found.describe() + f"; the config's --lr is {cfg.lr:.1e}")
     if out is not None:
         import pandas as pd
 
@@ -145,7 +153,8 @@ def lr_find(
         curve = pd.DataFrame({"lr": found.lrs, "loss": found.losses, "smoothed": found.smoothed})
         with atomic_write(out / "lr_find.csv", newline="") as f:
             curve.to_csv(f, index=False)
-        log(f"wrote {plot_lr_find(found, out / 'lr_find.png', cfg.lr)} and {out / 'lr_find.csv'}")
+        with log_to(log):
+            logger.info(f"wrote {plot_lr_find(found, out / 'lr_find.png', cfg.lr)} and {out / 'lr_find.csv'}")
     return found
 
 

@@ -29,15 +29,18 @@ from signvision.errors import OptionError
 from signvision.files import atomic_write, read_json, write_json
 from signvision.grouping.groups import group_keys
 from signvision.grouping.splits import single_group_classes
+from signvision.logs import get_logger, prefixed
 from signvision.training.calibrate import fit_temperature, scaled_probs
 from signvision.training.folder import write_data_csv
 from signvision.training.metrics import compute_metrics
 from signvision.training.rundata import read_training_table, split_groups
 
+logger = get_logger(__name__)
+
 SUMMARY_KEYS = ("val_roc_auc", "val_log_loss", "val_accuracy", "val_ece")
 
 
-def assign_folds(cfg: TrainConfig, log=print) -> pd.DataFrame:
+def assign_folds(cfg: TrainConfig) -> pd.DataFrame:
     """img_IDS, Label, fold (1..K), group: stratified by label; near copies and neighbouring frames (unless
     `split_by` is random) and an audit's copies and sequences kept in one fold. A class whose images are all
     one group gets fold 0: trained on by every fold, validated by none. Each fold run's split keeps the
@@ -63,7 +66,7 @@ def assign_folds(cfg: TrainConfig, log=print) -> pd.DataFrame:
             value=cfg.folds,
         )
     if alone:
-        log(
+        logger.info(
             f"class(es) {', '.join(repr(c) for c in alone)}: all their images are one clip or sequence of near "
             f"copies, which cannot be on both sides of a fold; they are in every fold's training images and in "
             f"no validation fold (fold 0 in folds.csv), so the cross-validation figures do not cover them"
@@ -81,7 +84,7 @@ def assign_folds(cfg: TrainConfig, log=print) -> pd.DataFrame:
     return pd.DataFrame({"img_IDS": train["img_IDS"], "Label": train["Label"], "fold": fold, "group": group})
 
 
-def fit_folds(cfg: TrainConfig, log=print, table=None, report: bool = False) -> dict:
+def fit_folds(cfg: TrainConfig, table=None, report: bool = False) -> dict:
     """Train the K fold runs (skipping finished ones), then the OOF predictions, temperature and summary, and
     with `report` the report.html of the out-of-fold images. `table`: data already read (a DataFrame's), saved
     in OUT as data.csv."""
@@ -97,7 +100,7 @@ def fit_folds(cfg: TrainConfig, log=print, table=None, report: bool = False) -> 
             folds = pd.read_csv(out / "folds.csv", dtype=str, keep_default_na=False).astype({"fold": int})
             folds = folds if "group" in folds.columns else folds.assign(group="")  # a job begun by an earlier version
         else:
-            folds = assign_folds(cfg, log)  # its checks fail before anything is written
+            folds = assign_folds(cfg)  # its checks fail before anything is written
             with atomic_write(out / "folds.csv", newline="") as f:
                 folds.to_csv(f, index=False)
             write_json(out / "config.json", asdict(cfg))
@@ -112,18 +115,18 @@ def fit_folds(cfg: TrainConfig, log=print, table=None, report: bool = False) -> 
                 )
             left = cfg.folds - k + 1
             eta = f", about {(time.perf_counter() - started) / trained * left:.0f} s left" if trained else ""
-            fold_log = lambda msg, k=k: log(f"  [fold {k}] {msg}")  # noqa: E731
-            log(f"fold {k}/{cfg.folds}: training on {int((folds['fold'] != k).sum())} images{eta}")
+            logger.info(f"fold {k}/{cfg.folds}: training on {int((folds['fold'] != k).sum())} images{eta}")
             try:
-                done = train_or_resume(run, replace(cfg, folds=1, out=str(run), split=str(split_file)), fold_log)
+                with prefixed(f"  [fold {k}] "):
+                    done = train_or_resume(run, replace(cfg, folds=1, out=str(run), split=str(split_file)))
             except KeyboardInterrupt:
-                log(f"interrupted in fold {k}: finished folds are kept; run the same command again to continue")
+                logger.info(f"interrupted in fold {k}: finished folds are kept; run the same command again to continue")
                 raise
             if done is None:
-                log(f"fold {k}/{cfg.folds}: finished earlier, kept")
+                logger.info(f"fold {k}/{cfg.folds}: finished earlier, kept")
             else:
                 trained += 1
-        summary, scored = summarise_folds(out, cfg, folds, log)
+        summary, scored = summarise_folds(out, cfg, folds)
         if report:
             write_folds_report(out, summary, scored)
         return summary
@@ -147,7 +150,7 @@ def write_folds_report(out: Path, summary: dict, scored: list) -> Path:
     )
 
 
-def summarise_folds(out: Path, cfg: TrainConfig, folds: pd.DataFrame, log=print) -> tuple[dict, list]:
+def summarise_folds(out: Path, cfg: TrainConfig, folds: pd.DataFrame) -> tuple[dict, list]:
     """Out-of-fold logits of every training image, one temperature fitted on them, oof.csv and summary.json.
     Returns the summary and the folds' scores (inference.evaluate.Scored), calibrated with that temperature."""
     from signvision.data.dataset import make_loader
@@ -198,7 +201,7 @@ def summarise_folds(out: Path, cfg: TrainConfig, folds: pd.DataFrame, log=print)
     }
     write_json(out / "summary.json", summary)
     m, s = summary["fold_mean"], summary["fold_std"]
-    log(
+    logger.info(
         f"{cfg.folds}-fold CV: per fold ROC AUC {m['val_roc_auc']:.4f} ± {s['val_roc_auc']:.4f}, log loss "
         f"{m['val_log_loss']:.4f} ± {s['val_log_loss']:.4f}, accuracy {m['val_accuracy']:.4f} ± "
         f"{s['val_accuracy']:.4f}; pooled out-of-fold ({len(y_all)} images, temperature {temperature:.3f}): "

@@ -37,8 +37,11 @@ import pandas as pd
 
 from signvision.errors import OptionError
 from signvision.files import atomic_write, read_json, write_json
+from signvision.logs import get_logger
 from signvision.training.calibrate import BLENDS, blend_probs, fit_temperature
 from signvision.training.metrics import compute_metrics, group_bootstrap, paired_bootstrap, per_image_figures
+
+logger = get_logger(__name__)
 
 SELECT = ("log_loss", "accuracy", "roc_auc")  # what the weights minimise (log loss) or maximise
 ROUNDS = 50  # most greedy additions; each weight is then a multiple of 1/50 at the finest
@@ -214,7 +217,7 @@ def figures(y, probs, groups, names) -> dict:
     }
 
 
-def make_ensemble(runs: list[str | Path], out: str | Path, *, select: str = "log_loss", log=print) -> dict:
+def make_ensemble(runs: list[str | Path], out: str | Path, *, select: str = "log_loss") -> dict:
     """Fit an ensemble of `--folds` runs on their out-of-fold predictions and keep it in OUT (a new folder, or
     the folder of the same request interrupted). Returns its summary (also OUT/summary.json)."""
     from signvision.grouping.splits import split_group_keys_of
@@ -252,7 +255,7 @@ def make_ensemble(runs: list[str | Path], out: str | Path, *, select: str = "log
         write_files(out, read, base, task, probs, fit)
         summary = ensemble_summary(read, members, fit, figures(y, probs, groups, task.names), gain, best, len(y))
         write_json(out / "summary.json", summary)  # last: its presence makes OUT a finished ensemble
-    log(describe_ensemble(summary))
+    logger.info(describe_ensemble(summary))
     return summary
 
 

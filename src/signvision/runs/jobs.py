@@ -58,7 +58,7 @@ def finished(run: Path) -> bool:
     return summary.is_file() and read_json(summary).get("status") == "finished"
 
 
-def train_or_resume(run: Path, cfg: TrainConfig, log=print, report: bool = False) -> dict | None:
+def train_or_resume(run: Path, cfg: TrainConfig, report: bool = False) -> dict | None:
     """Train `cfg` into `run`, continue it if it was started, or skip it if it is finished (None); `report`:
     with its report.html."""
     from signvision.runs.run import fit
@@ -67,4 +67,4 @@ def train_or_resume(run: Path, cfg: TrainConfig, log=print, report: bool = False
     if finished(run):
         return None
     started = (run / "config.json").is_file()
-    return fit(TrainConfig.load(run / "config.json") if started else cfg, resume=started, log=log, report=report)
+    return fit(TrainConfig.load(run / "config.json") if started else cfg, resume=started, report=report)

@@ -29,6 +29,9 @@ import pandas as pd
 
 from signvision.config import RESUMABLE, TrainConfig
 from signvision.errors import MissingError, OptionError, RunError
+from signvision.logs import get_logger, log_to
+
+logger = get_logger(__name__)
 
 
 @dataclass
@@ -124,9 +127,10 @@ class Run:
     # ------------------------------------------------------------------------------------------------
     # Training it: the one sequence
     # ------------------------------------------------------------------------------------------------
-    def fit(self, log=print, *, report: bool = True) -> Run:
+    def fit(self, log=None, *, report: bool = True) -> Run:
         """Train, or continue after an interruption; then calibrate, score and summarise, and for a run with a
-        folder write summary.json and (unless `report` is off) report.html. Returns the run."""
+        folder write summary.json and (unless `report` is off) report.html. Returns the run. Progress lines go
+        to the "signvision" logger (signvision/logs.py), or to `log` when given (`lambda *_: None`: none)."""
         from signvision.models.factory import check_model_name
 
         if not self._to_train:
@@ -136,12 +140,13 @@ class Run:
                 value=self.folder,
             )
         check_model_name(self.cfg.model)
-        status = self._fit_once(log, report)
+        with log_to(log):
+            status = self._fit_once(report)
         if status == "interrupted":
             raise KeyboardInterrupt
         return self
 
-    def _fit_once(self, log, report: bool) -> str:
+    def _fit_once(self, report: bool) -> str:
         """Claim the folder (if any), train and validate, finish; "finished" or "interrupted"."""
         import torch.distributed as dist
 
@@ -160,11 +165,11 @@ class Run:
                 dist.barrier()  # every rank waits for the check before rank 0 writes into the folder
             with own_random_state(), sharing_cores():
                 if self._session is None:
-                    self._session = self._start(device, rank, world, log)
+                    self._session = self._start(device, rank, world)
                 elif rank == 0:  # fit() again after Ctrl-C: the record holds exactly the finished epochs
                     self._session.recorder.start(self._session.prepared.state)
-                status, figures = self._train_and_validate(log)
-            self._finish(status, figures, log, report)
+                status, figures = self._train_and_validate()
+            self._finish(status, figures, report)
         finally:
             if folder is not None and rank == 0:
                 release_folder(folder)
@@ -175,7 +180,7 @@ class Run:
             dist.destroy_process_group()
         return status
 
-    def _start(self, device, rank: int, world: int, log) -> Session:
+    def _start(self, device, rank: int, world: int) -> Session:
         """Prepare the data, model and state (from last.pt when resuming), start the record, say what runs."""
         from signvision.files import read_json
         from signvision.grouping.splits import SplitInfo
@@ -214,13 +219,13 @@ class Run:
             if folder is not None:
                 write_run_start(folder, cfg, prepared.data, resume=started)
             recorder.start(prepared.state)
-            log(describe_run(cfg, prepared.data, prepared.model, device, world, prepared.weights_report))
+            logger.info(describe_run(cfg, prepared.data, prepared.model, device, world, prepared.weights_report))
             if not started and prepared.data.info is not None:
-                log(prepared.data.info.describe())
+                logger.info(prepared.data.info.describe())
         self._resume = folder is not None  # from now on the folder holds this run
         return Session(prepared, recorder, rank, world)
 
-    def _train_and_validate(self, log) -> tuple[str, dict | None]:
+    def _train_and_validate(self) -> tuple[str, dict | None]:
         """The remaining epochs, then the best epoch scored and calibrated: (status, validation figures)."""
         import torch.distributed as dist
 
@@ -238,7 +243,6 @@ class Run:
             sampler=p.sampler,
             transform=p.transform,
             world=s.world,
-            log=log,
         )
         if status != "finished":
             return status, None
@@ -252,11 +256,11 @@ class Run:
             )  # fmt: skip
         except KeyboardInterrupt:  # training is done; fitting again only calibrates
             again = f"signvision train --resume {self.folder}" if self.folder is not None else "run.fit()"
-            log(f"interrupted while calibrating; finish with: {again}")
+            logger.info(f"interrupted while calibrating; finish with: {again}")
             return "interrupted", None
         return "finished", figures
 
-    def _finish(self, status: str, figures: dict | None, log, report: bool) -> None:
+    def _finish(self, status: str, figures: dict | None, report: bool) -> None:
         """Summarise; record the summary (and the temperature, once); the run's model; its report."""
         from signvision.training.setup import memory_warning, summarise
         from signvision.training.trainer import describe_validation
@@ -266,7 +270,7 @@ class Run:
             return
         data, recorder = s.prepared.data, s.recorder
         if figures is not None:
-            log(describe_validation(figures, len(data.rows("val"))))
+            logger.info(describe_validation(figures, len(data.rows("val"))))
         best = recorder.best_weights()
         summary = summarise(
             self.cfg,
@@ -283,7 +287,7 @@ class Run:
             return
         self.summary = summary
         if summary.get("measures_memory"):
-            log(memory_warning(summary))
+            logger.info(memory_warning(summary))
         self.members = [self._member(recorder.best_weights(), figures["temperature"])]
         if report and self.folder is not None:
             self._write_report()
@@ -457,12 +461,17 @@ class Run:
         return pseudo_labels(self, images, threshold=threshold, tta=tta, device=device)
 
     def evaluate(
-        self, data=None, *, tta="none", device: str = "auto", batch_size: int = 128, skip_bad_images=False, log=print
+        self, data=None, *, tta="none", device: str = "auto", batch_size: int = 128, skip_bad_images=False, log=None
     ) -> dict:
         """Figures on the run's validation images (uncalibrated, calibrated, and with `tta`: a mode name or a
         `TTA`), or with `data` on other labelled images (a test folder, a folder of classes, a CSV), with 95%
         intervals over groups of near copies and, for a run with a folder, a page in
-        RUN/evaluations/<name>/. `data` holding the run's own images (moved) scores its validation images."""
+        RUN/evaluations/<name>/. `data` holding the run's own images (moved) scores its validation images.
+        `log`: where the lines go instead of the "signvision" logger."""
+        with log_to(log):
+            return self._evaluate(data, tta=tta, device=device, batch_size=batch_size, skip_bad_images=skip_bad_images)
+
+    def _evaluate(self, data, *, tta, device: str, batch_size: int, skip_bad_images: bool) -> dict:
         from signvision.inference import evaluate as ev
 
         self._require_trained()
@@ -475,18 +484,17 @@ class Run:
                 tta=tta,
                 device=device,
                 batch_size=batch_size,
-                log=log,
             )
         if self.folder is not None:
             options = dict(tta=tta, device=device, batch_size=batch_size, skip_bad_images=skip_bad_images)
-            return ev.evaluate_run(self.folder, data, **options, log=log)
+            return ev.evaluate_run(self.folder, data, **options)
         from signvision.models.augment import as_tta
 
         loader = self._session.prepared.val_loader
         views = as_tta(tta, image_size=self.cfg.image_size, seed=self.cfg.seed)
-        return ev.evaluate_members(ev.score_members(self.members, [loader], device), views, log)
+        return ev.evaluate_members(ev.score_members(self.members, [loader], device), views)
 
-    def choose_tta(self, *, device: str = "auto", batch_size: int = 128, log=print) -> dict:
+    def choose_tta(self, *, device: str = "auto", batch_size: int = 128, log=None) -> dict:
         """Score the run's validation images (out of fold for a `--folds` run or an ensemble) with each built-in
         TTA mode and keep the one whose paired log loss gain is largest and beyond noise, or none:
         `predict(..., tta="auto")` then uses it. Returns {"chosen": mode, "gains": {mode: gain with interval}}."""
@@ -494,7 +502,8 @@ class Run:
 
         if self.folder is None:
             raise RunError("in memory only: save it first, run.save(folder)", option="run")
-        return choose_tta(self.folder, device=device, batch_size=batch_size, log=log)
+        with log_to(log):
+            return choose_tta(self.folder, device=device, batch_size=batch_size)
 
     def _holds_own_images(self, data) -> bool:
         """Whether DATA is the run folder's own data (moved): it holds every image of the run's split.csv."""
@@ -578,7 +587,7 @@ def settings_config(config: TrainConfig | None, settings: dict) -> TrainConfig:
     return replace(base, **settings)
 
 
-def fit(cfg: TrainConfig, *, resume: bool = False, log=print, table=None, report: bool = False) -> dict:
+def fit(cfg: TrainConfig, *, resume: bool = False, table=None, report: bool = False) -> dict:
     """Train `cfg` into its folder `cfg.out` (with `resume`, continue the run there); the summary. What the
     folds and ablations train each of their runs with (without report.html unless asked)."""
     if cfg.out is None:
@@ -588,7 +597,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, log=print, table=None, report
         run.cfg = replace(cfg, out=run.cfg.out).check()
     else:
         run = Run.new(table, config=cfg)
-    return run.fit(log, report=report).summary
+    return run.fit(report=report).summary
 
 
 def load_run(folder: str | Path) -> Run:

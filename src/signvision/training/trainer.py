@@ -32,11 +32,14 @@ from torch import nn
 
 from signvision.config import TrainConfig
 from signvision.errors import RunError
+from signvision.logs import get_logger
 from signvision.models.factory import classifier_prefixes, set_backbone_trainable
 from signvision.models.mix import Mixer
 from signvision.training.checkpoint import FORMAT, load_state
 from signvision.training.loop import evaluate_loader, train_one_epoch
 from signvision.training.runtime import Runtime, amp_dtype, share_threads, unwrap
+
+logger = get_logger(__name__)
 
 METRIC_COLUMNS = [
     "epoch",
@@ -191,6 +194,7 @@ class Recorder:
     rows: list = field(default_factory=list)
     best: dict | None = None
     last: dict | None = None
+    on_epoch: object = None  # called with each epoch's row (e.g. a progress bar's tick)
 
     def start(self, state: TrainingState) -> None:
         self.rows = [r for r in self.rows if r["epoch"] <= state.epoch]
@@ -201,6 +205,8 @@ class Recorder:
         if improved or self.best is None:
             self.best = snapshot(state.weights(row["epoch"]))
         self.last = snapshot(state.resumable())
+        if self.on_epoch is not None:
+            self.on_epoch(row)
 
     def last_state(self) -> dict:
         return self.last
@@ -245,7 +251,6 @@ def train_epochs(
     sampler=None,
     transform=None,
     world: int = 1,
-    log=print,
 ) -> str:
     """Train the remaining epochs; after each, evaluate (when there is a validation loader) and tell the
     recorder. Returns "finished", or "interrupted" after Ctrl-C, with the state put back to the last
@@ -296,11 +301,15 @@ def train_epochs(
             if is_main:
                 recorder.epoch_end(state, row, improved)
                 eta = (time.perf_counter() - started) / (epoch + 1 - first_epoch) * (cfg.epochs - epoch - 1)
-                log(describe_epoch(row, cfg.epochs, eta, improved) if val else f"epoch {epoch + 1}/{cfg.epochs}")
+                logger.info(
+                    describe_epoch(row, cfg.epochs, eta, improved) if val else f"epoch {epoch + 1}/{cfg.epochs}"
+                )
     except KeyboardInterrupt:
         if is_main and recorder.last_state() is not None:
             state.restore(recorder.last_state(), "the last finished epoch")
-            log(f"interrupted in epoch {epoch + 1}: the run holds epoch {state.epoch}; training again continues it")
+            logger.info(
+                f"interrupted in epoch {epoch + 1}: the run holds epoch {state.epoch}; training again continues it"
+            )
         return "interrupted"
     finally:
         torch.set_num_threads(threads)

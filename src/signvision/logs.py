@@ -1,0 +1,101 @@
+"""Where signvision's progress lines go: Python's `logging`, under the logger named "signvision".
+
+Library code never prints. Each module says what it does with `logger.info(...)`, its logger made by
+`get_logger(__name__)` (a child of "signvision"). With nothing set up, the "signvision" logger writes each
+line as plain text to `sys.stdout` (whatever it is when the line is written: a terminal, a notebook cell,
+a test's capture), and does not pass it on to the root logger, so it shows once. To change that:
+
+    logging.getLogger("signvision").setLevel(logging.WARNING)      # no progress lines at all
+    logging.getLogger("signvision").handlers.clear()               # the lines to your own logging set-up ...
+    logging.getLogger("signvision").propagate = True               # ... through the root logger's handlers
+    sv.train(data, log=lines.append)                               # one call's lines to a callable instead
+    sv.train(data, log=lambda *_: None)                            # ... or nowhere
+
+Two context managers do what the `log` callables threaded through every function used to: `log_to(log)` sends
+the lines logged inside it to a callable (how a public call honours `log=`), and `prefixed("  [fold 2] ")`
+starts each line logged inside it with that text (the folds of a cross-validation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import sys
+from collections.abc import Callable, Iterator
+
+NAME = "signvision"
+_prefix: contextvars.ContextVar[str] = contextvars.ContextVar("signvision_log_prefix", default="")
+_target: contextvars.ContextVar[Callable | None] = contextvars.ContextVar("signvision_log_target", default=None)
+
+
+class _Context(logging.Filter):
+    """On each module's logger: adds the current prefix to a record, and hands the line to `log_to`'s callable
+    instead of the handlers when one is set (the record then goes no further)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        prefix = _prefix.get()
+        if prefix:
+            record.msg, record.args = prefix + record.getMessage(), None
+        target = _target.get()
+        if target is not None:
+            target(record.getMessage())
+            return False
+        return True
+
+
+class _Stdout(logging.Handler):
+    """The bare message on the `sys.stdout` of the moment the line is written (a notebook swaps it per cell)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(self.format(record) + "\n")
+            sys.stdout.flush()
+        except Exception:  # a closed stream must not stop training
+            self.handleError(record)
+
+
+_CONTEXT = _Context()
+_root = logging.getLogger(NAME)
+if not any(isinstance(h, _Stdout) for h in _root.handlers):  # a reload adds no second handler
+    _root.addHandler(_Stdout())
+    _root.setLevel(logging.INFO)
+    _root.propagate = False
+_root.addFilter(_CONTEXT)
+
+
+def get_logger(name: str) -> logging.Logger:
+    """The logger of a signvision module (`get_logger(__name__)`), which honours `log_to` and `prefixed`."""
+    logger = logging.getLogger(name)
+    if _CONTEXT not in logger.filters:
+        logger.addFilter(_CONTEXT)
+    return logger
+
+
+@contextlib.contextmanager
+def log_to(log: Callable[[str], object] | None) -> Iterator[None]:
+    """Inside: every signvision line goes to `log(line)` instead of the logging handlers. None: no change (the
+    public calls' default)."""
+    if log is None:
+        yield
+        return
+    token = _target.set(log)
+    try:
+        yield
+    finally:
+        _target.reset(token)
+
+
+@contextlib.contextmanager
+def prefixed(text: str) -> Iterator[None]:
+    """Inside: every signvision line starts with `text` (after any prefix already set)."""
+    token = _prefix.set(_prefix.get() + text)
+    try:
+        yield
+    finally:
+        _prefix.reset(token)
+
+
+def silenced() -> contextlib.AbstractContextManager:
+    """Inside: no signvision line is shown (work whose lines would only repeat a progress bar's)."""
+    return log_to(lambda *_: None)

@@ -1,0 +1,63 @@
+"""Progress lines go through Python's logging ("signvision" logger): shown on stdout with nothing set up, to a
+callable with `log=`, nowhere when the level says so, and to the application's own handlers when it asks."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from helpers import tiny_config
+
+import signvision as sv
+from signvision.logs import get_logger, log_to, prefixed
+
+
+@pytest.fixture
+def signvision_logger():
+    logger = logging.getLogger("signvision")
+    saved = (logger.level, logger.propagate, list(logger.handlers))
+    yield logger
+    logger.setLevel(saved[0])
+    logger.propagate = saved[1]
+    logger.handlers[:] = saved[2]
+
+
+def test_a_training_s_lines_show_on_stdout_with_nothing_set_up(tiny_zindi, capsys):
+    sv.train(config=tiny_config(tiny_zindi, None, epochs=2))
+    out = capsys.readouterr().out
+    assert "epoch 1/2" in out and "epoch 2/2" in out and "calibration: temperature" in out
+
+
+def test_log_callable_takes_the_lines_instead(tiny_zindi, capsys):
+    said = []
+    sv.train(config=tiny_config(tiny_zindi, None, epochs=2), log=said.append)
+    assert capsys.readouterr().out == ""
+    assert any(line.startswith("epoch 2/2") for line in said)
+    sv.train(config=tiny_config(tiny_zindi, None, epochs=1), log=lambda *_: None)
+    assert capsys.readouterr().out == ""
+
+
+def test_level_and_application_handlers_are_honoured(tiny_zindi, capsys, caplog, signvision_logger):
+    signvision_logger.setLevel(logging.WARNING)
+    sv.train(config=tiny_config(tiny_zindi, None, epochs=1))
+    assert capsys.readouterr().out == ""  # no progress lines at all
+
+    signvision_logger.setLevel(logging.INFO)
+    signvision_logger.handlers.clear()
+    signvision_logger.propagate = True  # the application's logging set-up takes them
+    with caplog.at_level(logging.INFO, logger="signvision"):
+        sv.train(config=tiny_config(tiny_zindi, None, epochs=1))
+    assert capsys.readouterr().out == ""
+    records = [r for r in caplog.records if r.name.startswith("signvision.")]
+    assert any(r.getMessage().startswith("epoch 1/1") and r.name == "signvision.training.trainer" for r in records)
+
+
+def test_prefix_and_target_nest():
+    logger, said = get_logger("signvision.test"), []
+    with log_to(said.append):
+        logger.info("plain")
+        with prefixed("  [fold 2] "):
+            logger.info("epoch %d", 3)
+        with log_to(None):  # None: the lines go where they went
+            logger.info("still caught")
+    assert said == ["plain", "  [fold 2] epoch 3", "still caught"]
