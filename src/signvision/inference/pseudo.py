@@ -26,9 +26,17 @@ COLUMNS = ["img_IDS", "path", "Label", "confidence"]
 
 
 def pseudo_labels(run, images, *, threshold: float = 0.9, tta="none", device: str = "auto") -> pd.DataFrame:
-    """The images of `images` (a folder, sub-folders included; a Zindi folder's Test.csv; a CSV; a DataFrame with
-    `path`) whose most probable class under `run` has a calibrated probability of at least `threshold`:
-    img_IDS, path (absolute), Label (that class), confidence (its probability), most confident first.
+    """The unlabelled images a run is sure of, labelled with its guess: what a second round trains on.
+
+    Args:
+        run: the first round, a `Run` (`sv.load_run(folder)`: a run, a `--folds` run or an ensemble).
+        images: a folder (sub-folders included), a Zindi folder (its Test.csv), a CSV, a DataFrame with `path`.
+        threshold: keep an image when its most probable class has a calibrated probability at least this.
+        tta, device: as for `Run.predict`.
+
+    Returns:
+        a DataFrame img_IDS, path (absolute), Label (the class), confidence (its probability), most confident
+        first; `.attrs["images"]` says how many images were labelled in all.
 
     Example:
         >>> first = sv.load_run("runs/ensemble")                                     # doctest: +SKIP
