@@ -236,3 +236,13 @@ def test_trainings_on_one_machine_share_its_cores(tmp_path, monkeypatch):
         assert not (tmp_path / "trainings" / str(os.getpid())).exists()
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_short_training_from_random_weights_gets_a_note():
+    from signvision.training.setup import few_steps_note
+
+    note = few_steps_note(TrainConfig(model="resnet18", epochs=4), 17)  # the course's task at batch 64
+    assert note is not None and "68 optimiser steps" in note and "--batch-size" in note
+    assert few_steps_note(TrainConfig(model="resnet18", epochs=4), 35) is None  # batch 32: 140 steps
+    assert few_steps_note(TrainConfig(model="lenet", epochs=4), 17) is None
+    assert few_steps_note(TrainConfig(model="resnet18", epochs=4, weights="w.safetensors"), 17) is None

@@ -186,7 +186,7 @@ class Run:
         from signvision.grouping.splits import SplitInfo
         from signvision.training.checkpoint import load_checkpoint
         from signvision.training.folder import FolderRecorder, write_data_csv, write_run_start
-        from signvision.training.setup import describe_run, prepare_training
+        from signvision.training.setup import describe_run, few_steps_note, prepare_training
         from signvision.training.trainer import Recorder
 
         cfg, folder = self.cfg, self.folder
@@ -220,6 +220,9 @@ class Run:
                 write_run_start(folder, cfg, prepared.data, resume=started)
             recorder.start(prepared.state)
             logger.info(describe_run(cfg, prepared.data, prepared.model, device, world, prepared.weights_report))
+            note = few_steps_note(cfg, len(prepared.train_loader)) if not started else None
+            if note:
+                logger.info(note)
             if not started and prepared.data.info is not None:
                 logger.info(prepared.data.info.describe())
         self._resume = folder is not None  # from now on the folder holds this run
