@@ -36,7 +36,7 @@ def test_pseudo_labels_keep_the_confident_guesses(tiny_zindi, tmp_path):
 
 
 def test_second_round_trains_on_pseudo_labels_and_never_validates_on_them(tiny_zindi, tmp_path, capsys):
-    first_round(tiny_zindi, tmp_path)
+    fit_folds(tiny_config(tiny_zindi, tmp_path / "first", folds=2, epochs=2))  # the README's first round: folds
     csv = tmp_path / "pseudo.csv"
     args = ["pseudo-label", "--run", str(tmp_path / "first"), "--data", str(tiny_zindi), "--out", str(csv)]
     assert main([*args, "--threshold", "0.2", "--device", "cpu"]) == 0
@@ -55,6 +55,8 @@ def test_second_round_trains_on_pseudo_labels_and_never_validates_on_them(tiny_z
         assert sorted(added["img_IDS"]) == sorted("pseudo:" + pseudo["img_IDS"])
         assert set(added["fold"]) == {"train"}  # trained on by every fold, validated by none
     assert sv.load_run(second).predict(tiny_zindi, device="cpu").frame.shape == (6, 4)
+    both = sv.ensemble([tmp_path / "first", second], out=tmp_path / "e", report=False)  # the same folds: taken
+    assert both.predict(tiny_zindi, device="cpu").frame.shape == (6, 4)
 
 
 def test_a_bad_pseudo_label_csv_is_refused_in_one_line(tiny_zindi, tmp_path, capsys):
