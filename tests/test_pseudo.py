@@ -71,3 +71,7 @@ def test_a_bad_pseudo_label_csv_is_refused_in_one_line(tiny_zindi, tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bad.csv: row 2:" in err[0] and "gone.jpg: file not found" in err[0]
     assert not (out / "best.pt").exists()
+    folds = tmp_path / "folds"  # k folds: refused before the job starts, so the fixed command can use the folder
+    assert main(["train", "--data", str(tiny_zindi), *tiny_args(), "--folds", "2", "--pseudo-labels", str(bad),
+                 "--out", str(folds)]) == 2  # fmt: skip
+    assert not folds.exists()

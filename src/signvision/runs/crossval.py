@@ -33,7 +33,7 @@ from signvision.logs import get_logger, prefixed
 from signvision.training.calibrate import fit_temperature, scaled_probs
 from signvision.training.folder import write_data_csv
 from signvision.training.metrics import compute_metrics
-from signvision.training.rundata import read_training_table, split_groups
+from signvision.training.rundata import read_pseudo_labels, read_training_table, split_groups
 
 logger = get_logger(__name__)
 
@@ -48,6 +48,8 @@ def assign_folds(cfg: TrainConfig) -> pd.DataFrame:
     from sklearn.model_selection import StratifiedGroupKFold
 
     table, dups, _ = read_training_table(cfg, dropped=[])
+    if cfg.pseudo_labels:  # checked now: a bad CSV must not leave a started job behind
+        read_pseudo_labels(cfg.pseudo_labels, table.classes)
     train = table.train
     counts = train["Label"].value_counts()
     if cfg.folds > counts.min():
