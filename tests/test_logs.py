@@ -61,3 +61,31 @@ def test_prefix_and_target_nest():
         with log_to(None):  # None: the lines go where they went
             logger.info("still caught")
     assert said == ["plain", "  [fold 2] epoch 3", "still caught"]
+
+
+def test_reporting_never_stops_the_work_it_reports_on(tiny_zindi, capsys, signvision_logger):
+    """G13 of the fourth adversarial round: a raising handler on the "signvision" logger stopped a training, a
+    raising `log=` turned finished work into an exception, and `log=5` failed deep inside fit."""
+
+    class Broken(logging.Handler):
+        def emit(self, record):
+            raise RuntimeError("handler broken")
+
+    signvision_logger.addHandler(Broken())
+    run = sv.train(config=tiny_config(tiny_zindi, None, epochs=2))
+    assert run.summary["status"] == "finished"
+    captured = capsys.readouterr()
+    assert "epoch 2/2" in captured.out and "handler broken" in captured.err  # reported as logging reports it
+    signvision_logger.handlers.pop()
+
+    def broken(line):
+        raise ZeroDivisionError("division by zero")
+
+    run = sv.train(config=tiny_config(tiny_zindi, None, epochs=2), log=broken)
+    assert run.summary["status"] == "finished"
+    err = capsys.readouterr().err
+    assert err.count("the log= callable raised ZeroDivisionError") == 1, err  # named once, not once a line
+    with pytest.raises(sv.OptionError, match="log=5: expected a callable"):
+        sv.train(config=tiny_config(tiny_zindi, None, epochs=1), log=5)
+    with pytest.raises(sv.OptionError, match="log='x'"):
+        sv.lr_find(tiny_zindi, log="x")

@@ -14,6 +14,10 @@ a test's capture), and does not pass it on to the root logger, so it shows once.
 Two context managers do what the `log` callables threaded through every function used to: `log_to(log)` sends
 the lines logged inside it to a callable (how a public call honours `log=`), and `prefixed("  [fold 2] ")`
 starts each line logged inside it with that text (the folds of a cross-validation).
+
+Reporting never stops the work it reports on: a handler that raises is dealt with as Python's logging deals with
+its own handlers' errors (`Handler.handleError`: a traceback on stderr, and the work goes on), and a `log=`
+callable that raises is named once on stderr and given no more lines.
 """
 
 from __future__ import annotations
@@ -39,9 +43,33 @@ class _Context(logging.Filter):
             record.msg, record.args = prefix + record.getMessage(), None
         target = _target.get()
         if target is not None:
-            target(record.getMessage())
+            if id(target) not in _broken:
+                try:
+                    target(record.getMessage())
+                except Exception as e:  # a broken `log=` must not undo the work it reports on
+                    _broken.add(id(target))
+                    sys.stderr.write(f"signvision: the log= callable raised {type(e).__name__}: {e}; its lines stop\n")
             return False
         return True
+
+
+class _SafeLogger(logging.Logger):
+    """A signvision module's logger: each handler's error is handled as the standard handlers handle their own
+    (`Handler.handleError`), so a broken handler of the application's never stops a training."""
+
+    def callHandlers(self, record: logging.LogRecord) -> None:
+        logger, found = self, 0
+        while logger is not None:
+            for handler in logger.handlers:
+                found += 1
+                if record.levelno >= handler.level:
+                    try:
+                        handler.handle(record)
+                    except Exception:
+                        handler.handleError(record)
+            logger = logger.parent if logger.propagate else None
+        if found == 0 and logging.lastResort is not None and record.levelno >= logging.lastResort.level:
+            logging.lastResort.handle(record)
 
 
 class _Stdout(logging.Handler):
@@ -56,7 +84,9 @@ class _Stdout(logging.Handler):
 
 
 _CONTEXT = _Context()
+_broken: set[int] = set()  # the `log=` callables that raised (id), given no more lines
 _root = logging.getLogger(NAME)
+_root.__class__ = _SafeLogger
 if not any(isinstance(h, _Stdout) for h in _root.handlers):  # a reload adds no second handler
     _root.addHandler(_Stdout())
     _root.setLevel(logging.INFO)
@@ -67,6 +97,8 @@ _root.addFilter(_CONTEXT)
 def get_logger(name: str) -> logging.Logger:
     """The logger of a signvision module (`get_logger(__name__)`), which honours `log_to` and `prefixed`."""
     logger = logging.getLogger(name)
+    if type(logger) is logging.Logger:
+        logger.__class__ = _SafeLogger  # the same object: only how it calls handlers changes
     if _CONTEXT not in logger.filters:
         logger.addFilter(_CONTEXT)
     return logger
@@ -76,6 +108,7 @@ def get_logger(name: str) -> logging.Logger:
 def log_to(log: Callable[[str], object] | None) -> Iterator[None]:
     """Inside: every signvision line goes to `log(line)` instead of the logging handlers. None: no change (the
     public calls' default)."""
+    check_log(log)
     if log is None:
         yield
         return
@@ -84,6 +117,14 @@ def log_to(log: Callable[[str], object] | None) -> Iterator[None]:
         yield
     finally:
         _target.reset(token)
+
+
+def check_log(log) -> None:
+    """`log=` is a callable or None (an OptionError naming it otherwise, before any work starts)."""
+    if log is not None and not callable(log):
+        from signvision.errors import OptionError
+
+        raise OptionError("expected a callable (such as print or a list's append) or None", option="log", value=log)
 
 
 @contextlib.contextmanager

@@ -193,10 +193,7 @@ def cmd_lr_find(args) -> int:
     out = given.pop("out", None)
     if out is None:
         raise OptionError("give a folder for lr_find.png and lr_find.csv", option="out")
-    for name in ("lr_find.png", "lr_find.csv"):
-        if (Path(out) / name).exists() and not args.overwrite:
-            raise OptionError(f"{Path(out) / name} exists; use --overwrite or another folder", option="out", value=out)
-    sv.lr_find(out=out, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, **given)
+    sv.lr_find(out=out, start_lr=args.start_lr, end_lr=args.end_lr, steps=args.steps, overwrite=args.overwrite, **given)
     return 0
 
 

@@ -32,10 +32,11 @@ def literal_text(draw):
     return wrapper
 
 
-def save_figure(fig, path, dpi: int = 90):
-    """tight_layout, write the PNG (to a path, or a file object such as BytesIO), free the figure."""
+def save_figure(fig, path, dpi: int = 90, software: str | None = None):
+    """tight_layout, write the PNG (to a path, or a file object such as BytesIO), free the figure. `software`:
+    the PNG's Software text, which says which command wrote it (so that a rerun can tell its own file)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi, format="png")
+    fig.savefig(path, dpi=dpi, format="png", metadata={"Software": software} if software else None)
     plt.close(fig)
     return Path(path) if isinstance(path, (str, Path)) else path
 
@@ -178,6 +179,9 @@ def plot_ablation(table: pd.DataFrame, keys: list[str], path: Path) -> Path:
     return save_figure(fig, path)
 
 
+LR_FIND_SOFTWARE = "signvision lr-find"  # the Software text of lr_find.png: a rerun knows its own picture
+
+
 @literal_text
 def plot_lr_find(found, path: Path, current_lr: float | None = None) -> Path:
     """The learning-rate finder's curve: loss (raw and smoothed) against the learning rate (log scale), with the
@@ -194,4 +198,4 @@ def plot_lr_find(found, path: Path, current_lr: float | None = None) -> Path:
     ax.set_ylim(max(0.0, np.nanmin(found.smoothed) * 0.8), top)
     ax.grid(alpha=0.3)
     ax.legend()
-    return save_figure(fig, path)
+    return save_figure(fig, path, software=LR_FIND_SOFTWARE)

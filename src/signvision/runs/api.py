@@ -7,7 +7,7 @@ from pathlib import Path
 
 from signvision.config import TrainConfig
 from signvision.errors import OptionError
-from signvision.logs import get_logger, log_to
+from signvision.logs import check_log, get_logger, log_to
 from signvision.runs.run import Run, config_and_data, load_run
 
 logger = get_logger(__name__)
@@ -38,6 +38,7 @@ def train(data=None, *, out=None, resume=None, config: TrainConfig | None = None
     """
     from signvision.imports import import_heavy
 
+    check_log(log)
     import_heavy()  # the first call's imports, whole even if Ctrl-C comes meanwhile (a notebook stays usable)
     check_split_settings(settings)
     if resume is not None:
@@ -87,6 +88,7 @@ def ensemble(runs, *, out, select: str = "log_loss", report: bool = True, log=No
     """
     from signvision.runs.ensemble import make_ensemble
 
+    check_log(log)
     with log_to(log):
         make_ensemble(runs, out, select=select)
         if report:
@@ -104,6 +106,7 @@ def lr_find(
     start_lr: float = 1e-6,
     end_lr: float = 1.0,
     steps: int = 100,
+    overwrite: bool = False,
     log=None,
     **settings,
 ):
@@ -112,7 +115,9 @@ def lr_find(
 
     Args:
         data, config, settings: as for `sv.train`.   out: a folder for lr_find.png and lr_find.csv (optional).
-        start_lr, end_lr, steps: the sweep.   log: where the suggestion is said (as for `train`).
+        start_lr, end_lr, steps: the sweep (finite rates, 10 to 10,000 steps).
+        overwrite: replace the lr_find.png and lr_find.csv of a finished sweep in `out` (an interrupted one's
+            picture is replaced anyway).   log: where the suggestion is said (as for `train`).
 
     Returns:
         an `LRFind`: `.suggestion`, `.minimum`, and the curve (`.lrs`, `.losses`, `.smoothed`).
@@ -123,7 +128,9 @@ def lr_find(
     from signvision.training.lrfind import check_sweep
 
     check_sweep(start_lr, end_lr, steps)  # before PyTorch is loaded or any image read
-    from signvision.files import atomic_write
+    check_log(log)
+    if out is not None:
+        check_lr_find_out(Path(out), overwrite)
     from signvision.models.factory import check_model_name
     from signvision.training.lrfind import lr_sweep
     from signvision.training.setup import prepare_training
@@ -143,19 +150,52 @@ def lr_find(
     )
     with log_to(log):
         logger.info(found.describe() + f"; the config's --lr is {cfg.lr:.1e}")
-    if out is not None:
-        import pandas as pd
-
-        from signvision.reports.plots import plot_lr_find
-
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        curve = pd.DataFrame({"lr": found.lrs, "loss": found.losses, "smoothed": found.smoothed})
-        with atomic_write(out / "lr_find.csv", newline="") as f:
-            curve.to_csv(f, index=False)
-        with log_to(log):
-            logger.info(f"wrote {plot_lr_find(found, out / 'lr_find.png', cfg.lr)} and {out / 'lr_find.csv'}")
+        if out is not None:
+            logger.info(f"wrote {write_lr_find(found, Path(out), cfg.lr)}")
     return found
+
+
+def check_lr_find_out(out: Path, overwrite: bool) -> None:
+    """lr-find's folder, before the sweep: a folder (not a file), writable, without a finished sweep's files
+    unless `overwrite`. The picture is written first and the CSV last, so a picture alone is an interrupted
+    sweep's, replaced by the same command (if lr-find wrote it: its PNG says so)."""
+    from signvision.files import check_writable_folder
+    from signvision.reports.plots import LR_FIND_SOFTWARE
+
+    if out.exists() and not out.is_dir():
+        raise OptionError("exists and is not a folder", option="out", value=out)
+    picture, curve = out / "lr_find.png", out / "lr_find.csv"
+    if not overwrite:
+        if curve.exists():
+            raise OptionError(
+                f"{curve} exists (a finished sweep); pass `overwrite` or choose another folder", option="out", value=out
+            )
+        if picture.exists() and LR_FIND_SOFTWARE.encode() not in picture.read_bytes()[:65536]:
+            raise OptionError(
+                f"{picture} exists and lr-find did not write it; pass `overwrite` or choose another folder",
+                option="out",
+                value=out,
+            )
+    check_writable_folder(out, "out")
+
+
+def write_lr_find(found, out: Path, current_lr: float) -> str:
+    """lr_find.png, then lr_find.csv (each atomically; the CSV last marks a finished sweep)."""
+    import io
+
+    import pandas as pd
+
+    from signvision.files import atomic_write
+    from signvision.reports.plots import plot_lr_find
+
+    picture = io.BytesIO()
+    plot_lr_find(found, picture, current_lr)
+    with atomic_write(out / "lr_find.png", "wb") as f:
+        f.write(picture.getvalue())
+    curve = pd.DataFrame({"lr": found.lrs, "loss": found.losses, "smoothed": found.smoothed})
+    with atomic_write(out / "lr_find.csv", newline="") as f:
+        curve.to_csv(f, index=False)
+    return f"{out / 'lr_find.png'} and {out / 'lr_find.csv'}"
 
 
 def evaluate_labelled(run, data, **options) -> dict:

@@ -49,12 +49,20 @@ def suggest(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
     return float(lrs[int(np.argmin(slope))]), float(lrs[low])
 
 
+MAX_STEPS = 10_000  # a sweep longer than this is a typo (the classic sweep is 100 steps)
+
+
 def check_sweep(start: float, end: float, steps: int) -> None:
     """The sweep's settings, checked before any image is read (one OptionError naming the option)."""
+    for option, value in (("start_lr", start), ("end_lr", end)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise OptionError("must be a finite number", option=option, value=value)
     if not 0 < start < end:
         raise OptionError(f"expected 0 < start < end, got {start} and {end}", option="start_lr", value=start)
-    if steps < 10:
-        raise OptionError("at least 10 steps", option="steps", value=steps)
+    if isinstance(steps, bool) or not isinstance(steps, int):
+        raise OptionError("must be a whole number", option="steps", value=steps)
+    if not 10 <= steps <= MAX_STEPS:
+        raise OptionError(f"from 10 to {MAX_STEPS:,} steps (100 is the classic sweep)", option="steps", value=steps)
 
 
 def lr_sweep(
