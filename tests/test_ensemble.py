@@ -4,6 +4,7 @@ numbers whichever way the ensemble is used (predict, evaluate --data, serve, exp
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -169,3 +170,105 @@ def test_tta_is_chosen_on_out_of_fold_images_and_auto_uses_it(two_recipes, tmp_p
         main(["predict", "--run", str(run), "--data", str(data), "--out", str(tmp_path / "s.csv"), "--tta", "auto"])
         == 0
     )
+
+
+def damaged(run, tmp_path, name: str, edit) -> str:
+    """A copy of `run` whose oof.csv (or folds.csv) `edit` changed (a function of the text's lines)."""
+    import shutil
+
+    copy = tmp_path / name
+    shutil.copytree(run, copy)
+    path = copy / "oof.csv"
+    lines = path.read_text().splitlines()
+    changed = edit(lines)
+    if changed is None:
+        path.unlink()
+    else:
+        path.write_text("\n".join(changed) + "\n")
+    return str(copy)
+
+
+def set_cell(lines: list[str], row: int, column: str, value: str) -> list[str]:
+    header = lines[0].split(",")
+    cells = lines[row - 1].split(",")
+    cells[header.index(column)] = value
+    return [*lines[: row - 1], ",".join(cells), *lines[row:]]
+
+
+def test_the_fourth_adversarial_round_damaged_run_files_are_one_line(two_recipes, tmp_path, capsys):
+    """G3, G4, G15: an ensemble checks each run's oof.csv against its folds.csv and classes before fitting."""
+    data, root = two_recipes
+    a = str(root / "a")
+    header = (root / "b" / "oof.csv").read_text().splitlines()[0].split(",")
+    drop = header.index("Me voy")
+    cases = {
+        "short": (lambda lines: lines[:21], "20 rows, but folds.csv validates 36 images"),
+        "missing": (lambda lines: None, "oof.csv: file not found"),
+        "empty cell": (lambda lines: set_cell(lines, 5, "Me voy", ""), "row 5: column 'Me voy' is empty"),
+        "nan": (lambda lines: set_cell(lines, 7, "Ñandú", "nan"), "row 7: column 'Ñandú' 'nan' is not a probability"),
+        "twice": (lambda lines: lines + lines[1:5], "row 38: "),
+        "no column": (
+            lambda lines: [",".join(c for k, c in enumerate(x.split(",")) if k != drop) for x in lines],
+            "no column 'Me voy'",
+        ),
+        "label": (
+            lambda lines: set_cell(lines, 2, "Label", "Ñandú" if "Ñandú" not in lines[1] else "Me voy"),
+            "row 2: Label",
+        ),
+        "zeros": (
+            lambda lines: [lines[0], *[",".join(x.split(",")[:3] + ["0"] * 3) for x in lines[1:]]],
+            "add up to 0.0000",
+        ),
+    }
+    for name, (edit, words) in cases.items():
+        b = damaged(root / "b", tmp_path, name.replace(" ", "_"), edit)
+        for runs in ([b, a], [a, b]):  # the damaged run first (its rows were the base) and second
+            code = main(["ensemble", *runs, "--out", str(tmp_path / "e")])
+            err = capsys.readouterr().err
+            assert code == 2 and words in err and len(err.strip().splitlines()) == 1, f"{name}: {err}"
+            assert f"{b}/oof.csv" in err and "--run" not in err and "Traceback" not in err, err
+            assert not (tmp_path / "e").exists()
+
+
+def test_the_fourth_adversarial_round_members_are_recorded_and_named(two_recipes, tmp_path, capsys):
+    """G5, G6, G14: an ensemble stores its runs relative to itself (a moved project works), refuses a run that
+    changed after the fit, and its messages name the runs as given, never a --runs or --run option."""
+    import shutil
+
+    data, root = two_recipes
+    project = tmp_path / "project"
+    for name in ("a", "b"):
+        shutil.copytree(root / name, project / "runs" / name)
+    run = sv.ensemble([project / "runs" / "a", project / "runs" / "b"], out=project / "ens", **QUIET)
+    stored = json.loads((project / "ens" / "summary.json").read_text())["ensemble"]["runs"]
+    assert [r["run"] for r in stored] == [str(Path("..") / "runs" / "a"), str(Path("..") / "runs" / "b")]
+    page = (project / "ens" / "report.html").read_text()
+    assert "<th>uncalibrated</th><th>calibrated</th>" in page
+    before = run.predict(data, device="cpu").frame
+
+    moved = tmp_path / "moved"
+    project.rename(moved)  # the project copied elsewhere (a GPU box -> a laptop)
+    after = sv.load_run(moved / "ens").predict(data, device="cpu").frame
+    pd.testing.assert_frame_equal(before, after)
+
+    for runs, words in (
+        ([str(root / "a"), str(moved / "ens")], "is an ensemble; give its runs"),
+        ([str(root / "a"), str(tmp_path / "nowhere")], f"{tmp_path / 'nowhere'}: folder not found"),
+    ):
+        code = main(["ensemble", *runs, "--out", str(tmp_path / "e2")])
+        err = capsys.readouterr().err
+        assert code == 2 and words in err and "--runs" not in err and "--run " not in err, err
+
+    shutil.rmtree(moved / "runs" / "b")
+    shutil.copytree(moved / "runs" / "a", moved / "runs" / "b")  # another model under the same name
+    code = main(["predict", "--run", str(moved / "ens"), "--data", str(data), "--out", str(tmp_path / "p.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "changed since the ensemble was fitted" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_an_ensemble_s_report_undoes_its_temperature_for_the_uncalibrated_column():
+    rng = np.random.default_rng(0)
+    merged = rng.dirichlet(np.ones(4), 50)
+    calibrated = blend_probs([merged], [1.0], "mean", 1.7)
+    np.testing.assert_allclose(blend_probs([calibrated], [1.0], "geometric", 1 / 1.7), merged, atol=1e-9)

@@ -384,14 +384,16 @@ def report_run(run: str | Path, *, data: str | None = None, device: str = "auto"
 def report_ensemble(run: Path, *, device: str = "auto") -> Path:
     """report.html of an ensemble: its out-of-fold images scored by the merged runs, and its weights."""
     from signvision.inference.explain import explain_arrays
+    from signvision.training.calibrate import blend_probs
 
     members = load_members(run)
     table, y, probs = ensemble_oof(members, device=device)
     size = input_size(members)
+    t = members.temperature  # the merged runs before it: p^T renormalised undoes p^(1/T) (blend_probs)
     scored = ScoredSet(
         y=y,
         probs=probs,
-        raw=None,
+        raw=blend_probs([probs], [1.0], "geometric", 1 / t) if t else None,
         names=members[0].task.names,
         picture=lambda i: _load(table["path"].iloc[i], size),
         caption=lambda i: str(table["img_IDS"].iloc[i]),

@@ -114,10 +114,14 @@ def scored_sections(folder: Path, scored: ScoredSet, *, top_wrong: int = 12, wha
         y, pred, labels=list(range(len(names))), zero_division=0
     )
     auc = metrics["per_class_roc_auc"]
+    columns = {"uncalibrated": metrics_raw, "calibrated": metrics} if raw is not None else {"calibrated": metrics}
     metrics_table = "".join(
         [
-            "<table><tr><th class=l>metric</th><th>uncalibrated</th><th>calibrated</th></tr>",
-            *(f"<tr><td class=l>{k}</td><td>{metrics_raw[k]:.4f}</td><td>{metrics[k]:.4f}</td></tr>" for k in SCORES),
+            "<table><tr><th class=l>metric</th>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>",
+            *(
+                f"<tr><td class=l>{k}</td>" + "".join(f"<td>{m[k]:.4f}</td>" for m in columns.values()) + "</tr>"
+                for k in SCORES
+            ),
             "</table>",
         ]
     )

@@ -29,13 +29,14 @@ The ensemble is a run: `predict`, `evaluate` (also `--data`), `report`, `compare
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from signvision.errors import OptionError
+from signvision.errors import DataError, OptionError
 from signvision.files import atomic_write, read_json, write_json
 from signvision.logs import get_logger
 from signvision.training.calibrate import BLENDS, blend_probs, fit_temperature
@@ -49,58 +50,122 @@ ROUNDS = 50  # most greedy additions; each weight is then a multiple of 1/50 at 
 
 @dataclass
 class OofRun:
-    """One cross-validated run as an ensemble sees it: its folder, summary, folds and OOF probabilities."""
+    """One cross-validated run as an ensemble sees it: its folder, the name it was given by (what messages
+    say), its summary, folds and OOF probabilities (checked against each other: `check_oof`)."""
 
     folder: Path
+    given: str
     summary: dict
     folds: pd.DataFrame  # img_IDS, Label, fold, group
-    oof: pd.DataFrame  # img_IDS, Label, fold, one column per probability
+    oof: pd.DataFrame  # img_IDS, Label, fold, one float column per probability
 
 
 def read_oof_run(run: str | Path) -> OofRun:
-    """A finished `--folds` run's out-of-fold predictions (a one-line error for anything else)."""
-    from signvision.training.folder import check_run_folder, is_cv_run, is_ensemble
+    """A finished `--folds` run's out-of-fold predictions, checked (a one-line error naming the run, file or
+    row for anything else)."""
+    from signvision.data.tables import read_csv
+    from signvision.errors import MissingError, RunError
+    from signvision.training.folder import check_run_folder, ensemble_runs, is_cv_run, is_ensemble
 
-    folder = check_run_folder(run).resolve()
-    if is_ensemble(folder) or not is_cv_run(folder):
+    given = str(run)
+    try:
+        folder = check_run_folder(run).resolve()
+    except (MissingError, RunError) as e:
+        raise type(e)(f"{given}: {e.message}") from None
+    if is_ensemble(folder):
+        names = ", ".join(os.path.relpath(f) for f, _ in ensemble_runs(folder))
+        raise OptionError(f"{given}: is an ensemble; give its runs ({names}) instead")
+    if not is_cv_run(folder):
         raise OptionError(
-            "is not a --folds run: an ensemble's weights are fitted on out-of-fold predictions; train each recipe "
-            "with --folds K (the same K, data and seed)",
-            option="runs",
-            value=run,
+            f"{given}: is not a --folds run: an ensemble's weights are fitted on out-of-fold predictions; train "
+            "each recipe with --folds K (the same K, data and seed)"
         )
-    folds = pd.read_csv(folder / "folds.csv", dtype=str, keep_default_na=False)
-    oof = pd.read_csv(folder / "oof.csv", dtype={"img_IDS": str, "Label": str}, keep_default_na=False)
-    return OofRun(folder, read_json(folder / "summary.json"), folds, oof)
+    folds = read_csv(folder / "folds.csv", ["img_IDS", "Label", "fold"]).drop(columns="row")
+    oof = read_csv(folder / "oof.csv", ["img_IDS", "Label", "fold"])
+    summary = read_json(folder / "summary.json")
+    return OofRun(folder, given, summary, folds, check_oof(Path(given) / "oof.csv", oof, folds, summary))
+
+
+def check_oof(path: Path, oof: pd.DataFrame, folds: pd.DataFrame, summary: dict) -> pd.DataFrame:
+    """oof.csv against folds.csv and the run's classes: one row per validated image (no more, no fewer, none
+    twice), the same labels and folds, a column per class, probabilities finite, in [0, 1] and (one per class)
+    adding up to 1. Returns it with the probabilities as floats; a DataError naming the file and row otherwise."""
+    columns = [c for c in oof.columns if c not in ("img_IDS", "Label", "fold", "row")]
+    classes = [str(c) for c in summary.get("classes") or []]
+    per_class = summary.get("target") is None and len(classes) > 2
+    missing = [c for c in classes if c not in columns] if per_class else ([] if columns else ["(a probability)"])
+    if missing:
+        raise DataError(f"{path}: no column {missing[0]!r} (one per class: {', '.join(classes)})")
+    twice = oof[oof["img_IDS"].duplicated()]
+    if len(twice):
+        raise DataError(f"{path}: row {twice['row'].iloc[0]}: {twice['img_IDS'].iloc[0]!r} is listed twice")
+    validated = folds[folds["fold"] != "0"].set_index("img_IDS")
+    foreign = oof[~oof["img_IDS"].isin(validated.index)]
+    if len(foreign):
+        raise DataError(
+            f"{path}: row {foreign['row'].iloc[0]}: {foreign['img_IDS'].iloc[0]!r} is not validated in folds.csv"
+        )
+    if len(oof) < len(validated):
+        absent = validated.index[~validated.index.isin(oof["img_IDS"])]
+        raise DataError(
+            f"{path}: {len(oof)} rows, but folds.csv validates {len(validated)} images (first missing: {absent[0]!r}); "
+            "the file is damaged: train the run again"
+        )
+    for column in ("Label", "fold"):
+        expected = validated[column].loc[oof["img_IDS"]].to_numpy()
+        wrong = np.flatnonzero(oof[column].to_numpy() != expected)
+        if len(wrong):
+            i = wrong[0]
+            raise DataError(
+                f"{path}: row {oof['row'].iloc[i]}: {column} {oof[column].iloc[i]!r} differs from folds.csv "
+                f"({expected[i]!r}) for {oof['img_IDS'].iloc[i]!r} ({len(wrong)} rows in all)"
+            )
+    probs = oof[columns].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(probs) | (probs < 0) | (probs > 1)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        text = oof[columns[j]].iloc[i]
+        what = "is empty" if text.strip() == "" else f"{text!r} is not a probability"
+        raise DataError(f"{path}: row {oof['row'].iloc[i]}: column {columns[j]!r} {what}")
+    sums = probs.sum(axis=1)
+    off = np.flatnonzero(np.abs(sums - 1) > 1e-3) if per_class else []
+    if len(off):
+        raise DataError(f"{path}: row {oof['row'].iloc[off[0]]}: the probabilities add up to {sums[off[0]]:.4f}, not 1")
+    return pd.concat([oof[["img_IDS", "Label", "fold"]], pd.DataFrame(probs, columns=columns)], axis=1)
 
 
 def check_same_folds(runs: list[OofRun]) -> None:
-    """Every run has the classes, the images and the folds of the first (one line naming the run that differs)."""
+    """Every run has the classes, the images, the labels and the folds of the first (one line naming the run
+    that differs)."""
     first = runs[0]
-    key = first.folds.set_index("img_IDS")["fold"]
+    key = first.folds.set_index("img_IDS")
     for r in runs[1:]:
         if r.summary.get("classes") != first.summary.get("classes") or r.summary.get("target") != first.summary.get(
             "target"
         ):
             raise OptionError(
-                f"has other classes than {first.folder} ({', '.join(map(str, r.summary.get('classes', [])))})",
-                option="runs",
-                value=r.folder,
+                f"{r.given}: has other classes than {first.given} ({', '.join(map(str, r.summary.get('classes', [])))})"
             )
-        other = r.folds.set_index("img_IDS")["fold"]
+        other = r.folds.set_index("img_IDS")
         if set(other.index) != set(key.index):
             raise OptionError(
-                f"was trained on other images than {first.folder} ({len(other)} against {len(key)}); train every "
-                "recipe on the same data",
-                option="runs",
-                value=r.folder,
+                f"{r.given}: was trained on other images than {first.given} ({len(other)} against {len(key)}); train "
+                "every recipe on the same data"
             )
-        if not other.loc[key.index].equals(key):
+        if not other["Label"].loc[key.index].equals(key["Label"]):
             raise OptionError(
-                f"has other folds than {first.folder}; train every recipe with the same --folds, --seed and "
-                "--split-by (the folds do not depend on the model)",
-                option="runs",
-                value=r.folder,
+                f"{r.given}: its folds.csv has other labels than {first.given}'s; train every recipe on the same data"
+            )
+        if not other["fold"].loc[key.index].equals(key["fold"]):
+            raise OptionError(
+                f"{r.given}: has other folds than {first.given}; train every recipe with the same --folds, --seed and "
+                "--split-by (the folds do not depend on the model)"
+            )
+    columns = [c for c in first.oof.columns if c not in ("img_IDS", "Label", "fold")]
+    for r in runs[1:]:
+        if [c for c in r.oof.columns if c not in ("img_IDS", "Label", "fold")] != columns:
+            raise DataError(
+                f"{r.given}/oof.csv: other probability columns than {first.given}/oof.csv ({', '.join(columns)})"
             )
 
 
@@ -196,8 +261,8 @@ def fit_blend(parts: list[np.ndarray], y: np.ndarray, names: list[str], select: 
 
 
 def oof_arrays(runs: list[OofRun], task) -> tuple[pd.DataFrame, np.ndarray, list[np.ndarray]]:
-    """The images every run holds an OOF probability for (in the first run's order), their labels and each
-    run's probabilities, aligned."""
+    """The out-of-fold images (in the first run's order; every run holds the same ones: `check_oof`), their
+    labels and each run's probabilities, aligned."""
     base = runs[0].oof[["img_IDS", "Label", "fold"]]
     columns = [c for c in runs[0].oof.columns if c not in ("img_IDS", "Label", "fold")]
     parts = []
@@ -223,17 +288,19 @@ def make_ensemble(runs: list[str | Path], out: str | Path, *, select: str = "log
     from signvision.grouping.splits import split_group_keys_of
     from signvision.inference.members import load_run_model
     from signvision.runs.jobs import job_folder
+    from signvision.training.folder import run_digest
 
     if isinstance(runs, (str, Path)) or len(runs) < 2:
-        raise OptionError("an ensemble needs two or more runs", option="runs", value=runs)
+        given = runs if isinstance(runs, (str, Path)) else ", ".join(map(str, runs))
+        raise OptionError(f"an ensemble needs two or more runs (given: {given})")
     if select not in SELECT:
         raise OptionError(f"expected one of {', '.join(SELECT)}", option="select", value=select)
     read = [read_oof_run(r) for r in runs]  # every check before the folder is touched
     check_same_folds(read)
     if len({r.folder for r in read}) < len(read):
-        raise OptionError("names the same run twice", option="runs", value=runs)
+        raise OptionError(f"names the same run twice ({', '.join(r.given for r in read)})")
     out = Path(out)
-    spec = {"runs": [str(r.folder) for r in read], "select": select}
+    spec = {"runs": [stored_path(r.folder, out) for r in read], "select": select}
     with job_folder(out, spec, "ensemble.json", "an ensemble"):
         task = load_run_model(read[0].folder / "fold1").task
         base, y, parts = oof_arrays(read, task)
@@ -244,7 +311,8 @@ def make_ensemble(runs: list[str | Path], out: str | Path, *, select: str = "log
         gain = paired_bootstrap(y, probs, parts[best], groups)
         members = [
             {
-                "run": str(r.folder),
+                "run": stored_path(r.folder, out),
+                "digest": run_digest(r.folder),
                 "model": r.summary.get("model"),
                 "weight": round(float(w), 6),
                 "train_seconds": r.summary.get("train_seconds"),
@@ -257,6 +325,15 @@ def make_ensemble(runs: list[str | Path], out: str | Path, *, select: str = "log
         write_json(out / "summary.json", summary)  # last: its presence makes OUT a finished ensemble
     logger.info(describe_ensemble(summary))
     return summary
+
+
+def stored_path(run: Path, out: Path) -> str:
+    """How an ensemble records a run: relative to the ensemble's folder where both lie below a common folder
+    (a project moved or copied elsewhere keeps working), absolute otherwise."""
+    run, out = Path(run).resolve(), Path(out).resolve()
+    if os.path.commonpath([run, out]) == os.path.sep:
+        return str(run)
+    return os.path.relpath(run, out)
 
 
 def write_files(out: Path, read: list[OofRun], base: pd.DataFrame, task, probs: np.ndarray, fit: dict) -> None:

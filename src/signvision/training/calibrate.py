@@ -137,7 +137,7 @@ def blend_probs(parts: list, weights, merge: str = "mean", temperature: float | 
     if merge not in BLENDS:
         raise DataError(f"blend: merge must be one of {', '.join(BLENDS)}, not {merge!r}")
     numpy = not isinstance(parts[0], torch.Tensor)
-    ps = [torch.as_tensor(p, dtype=torch.float64) if numpy else p for p in parts]
+    ps = [torch.tensor(p, dtype=torch.float64) if numpy else p for p in parts]  # a copy: read-only arrays too
     binary = ps[0].ndim == 1
     if binary:
         ps = [torch.stack([1 - p, p], 1) for p in ps]

@@ -246,18 +246,67 @@ def is_ensemble(run: str | Path) -> bool:
 
 
 def ensemble_runs(run: Path) -> list[tuple[Path, float]]:
-    """A finished ensemble's runs with a weight above zero, (folder, weight) each (from its summary.json),
-    every one still a finished run (a RunError naming the one that is not)."""
+    """A finished ensemble's runs with a weight above zero, (folder, weight) each (from its summary.json; a path
+    relative to the ensemble's folder), every one still a finished run with the checkpoints the ensemble was
+    fitted on (a RunError naming the one that is not)."""
     fitted = read_json(run / "summary.json").get("ensemble", {})
-    runs = [(Path(r["run"]), float(r["weight"])) for r in fitted.get("runs", []) if float(r["weight"]) > 0]
+    runs = [r for r in fitted.get("runs", []) if float(r["weight"]) > 0]
     if not runs:
         raise RunError("its summary.json names no run with a weight above zero", option="run", value=run)
-    for folder, _ in runs:
+    found = []
+    for r in runs:
+        folder = Path(r["run"]) if Path(r["run"]).is_absolute() else Path(os.path.normpath(Path(run) / r["run"]))
         try:
             check_run_folder(folder)
         except (MissingError, RunError) as e:
             raise RunError(f"a run of this ensemble is gone or unfinished: {e}", option="run", value=run) from None
-    return runs
+        if r.get("digest") is not None and run_digest(folder) != r["digest"]:
+            raise RunError(
+                f"its run {folder} changed since the ensemble was fitted (other checkpoints); fit the ensemble again "
+                "with `signvision ensemble` into a new folder",
+                option="run",
+                value=run,
+            )
+        found.append((folder, float(r["weight"])))
+    return found
+
+
+_DIGESTS: dict[tuple, str] = {}  # (path, size, mtime) -> sha256: a file is read once per process while unchanged
+
+
+def file_digest(path: Path) -> str:
+    """The SHA-256 of a file (kept while its size and modification time stay the same)."""
+    import hashlib
+
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        sha = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                sha.update(block)
+        _DIGESTS[key] = sha.hexdigest()
+    return _DIGESTS[key]
+
+
+def run_digest(run: Path) -> str:
+    """What a run's predictions are made of, as one SHA-256: its best.pt (weights and temperature); each fold's
+    and the out-of-fold temperature for a `--folds` run; the weights, merge and temperature and each run's
+    digest for an ensemble. What was measured on a run (an ensemble's fit, a TTA choice) records it, and is
+    refused once the run has changed (`train --resume` replaced best.pt, a run replaced by another)."""
+    import hashlib
+
+    run = Path(run)
+    if is_ensemble(run):
+        fitted = read_json(run / "summary.json").get("ensemble", {})
+        parts = [json.dumps({k: fitted.get(k) for k in ("merge", "temperature")}, sort_keys=True)]
+        parts += [f"{r.get('weight')}:{r.get('digest')}" for r in fitted.get("runs", [])]
+    elif is_cv_run(run):
+        parts = [str(read_json(run / "summary.json").get("temperature"))]
+        parts += [file_digest(f / "best.pt") for f in fold_folders(run)]
+    else:
+        parts = [file_digest(run / "best.pt")]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def is_cv_run(run: str | Path) -> bool:
