@@ -272,3 +272,31 @@ def test_an_ensemble_s_report_undoes_its_temperature_for_the_uncalibrated_column
     merged = rng.dirichlet(np.ones(4), 50)
     calibrated = blend_probs([merged], [1.0], "mean", 1.7)
     np.testing.assert_allclose(blend_probs([calibrated], [1.0], "geometric", 1 / 1.7), merged, atol=1e-9)
+
+
+def test_the_tta_choice_is_tied_to_the_checkpoints_it_was_measured_on(tiny_zindi, tmp_path, capsys):
+    """G16, G17: `--tta auto` refuses a choice made on an earlier best.pt, and a choice file without 'chosen'."""
+    import shutil
+
+    run, other = tmp_path / "r", tmp_path / "other"
+    sv.train(config=tiny_config(tiny_zindi, run, epochs=2), **QUIET)
+    sv.train(config=tiny_config(tiny_zindi, other, epochs=2, seed=1), **QUIET)
+    sv.load_run(run).choose_tta(device="cpu", **QUIET)
+    predict = ["predict", "--run", str(run), "--data", str(tiny_zindi), "--tta", "auto", "--device", "cpu"]
+    assert main([*predict, "--out", str(tmp_path / "p1.csv")]) == 0
+    choice = run / "evaluations" / "tta-choice.json"
+    kept = choice.read_text()
+
+    shutil.copy(other / "best.pt", run / "best.pt")  # what `train --resume` does when a later epoch is better
+    assert main([*predict, "--out", str(tmp_path / "p2.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "made on other checkpoints" in err and "--tta choose" in err and len(err.strip().splitlines()) == 1, err
+    with pytest.raises(sv.OptionError, match="other checkpoints"):
+        sv.load_run(run).predict(tiny_zindi, tta="auto")
+
+    choice.write_text("{}")
+    assert main([*predict, "--out", str(tmp_path / "p3.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "no TTA mode under 'chosen'" in err and "Traceback" not in err, err
+    choice.write_text(kept)
+    assert not (tmp_path / "p2.csv").exists() and not (tmp_path / "p3.csv").exists()

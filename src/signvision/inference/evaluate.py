@@ -266,7 +266,10 @@ def choose_tta(run: str | Path, *, modes=TTA_CANDIDATES, device: str = "auto", b
         gains[mode] = evaluate_run(run, tta=mode, device=device, batch_size=batch_size)["tta_gain"]
     paying = {m: g for m, g in gains.items() if g["log_loss_ci"] and g["log_loss_ci"][1] < 0}
     chosen = min(paying, key=lambda m: paying[m]["log_loss"]) if paying else "none"
+    from signvision.training.folder import run_digest
+
     choice = {"chosen": chosen, "gains": gains, "rule": "the largest log loss gain whose 95% interval is below 0"}
+    choice["run_digest"] = run_digest(run)  # the checkpoints it was measured on: a retrained run must choose again
     (run / "evaluations").mkdir(parents=True, exist_ok=True)
     with atomic_write(run / "evaluations" / TTA_CHOICE) as f:
         f.write(json.dumps(choice, indent=2) + "\n")
@@ -275,16 +278,29 @@ def choose_tta(run: str | Path, *, modes=TTA_CANDIDATES, device: str = "auto", b
 
 
 def chosen_tta(run: str | Path | None) -> str:
-    """The TTA mode `choose_tta` kept for RUN (what `--tta auto` means)."""
+    """The TTA mode `choose_tta` kept for RUN (what `--tta auto` means), if it was chosen on the run's current
+    checkpoints (after `train --resume` replaced best.pt, or an ensemble refitted, it must be chosen again)."""
+    from signvision.training.folder import run_digest
+
     path = Path(run) / "evaluations" / TTA_CHOICE if run is not None else None
+    again = f"signvision evaluate --run {run} --tta choose"
     if path is None or not path.is_file():
         raise OptionError(
-            f"auto uses the choice made on the run's validation images; make it first: signvision evaluate --run "
-            f"{run} --tta choose",
+            f"auto uses the choice made on the run's validation images; make it first: {again}",
             option="tta",
             value="auto",
         )
-    return read_json(path)["chosen"]
+    choice = read_json(path)
+    if not isinstance(choice.get("chosen"), str):
+        raise DataError(f"{path}: no TTA mode under 'chosen' (the file was edited?); choose again: {again}")
+    if choice.get("run_digest") != run_digest(Path(run)):
+        raise OptionError(
+            f"the choice in {path} was made on other checkpoints (the run was trained further or refitted since); "
+            f"choose again: {again}",
+            option="tta",
+            value="auto",
+        )
+    return choice["chosen"]
 
 
 # ----------------------------------------------------------------------------------------------------
