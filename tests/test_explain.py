@@ -58,6 +58,10 @@ def test_run_explain_and_the_command(tiny_zindi, tmp_path, capsys):
     assert main(args) == 2 and "--overwrite" in capsys.readouterr().err  # the page is not replaced unasked
     assert main([*args, "--overwrite", "--target", "nope"]) == 2
     assert "--target" in capsys.readouterr().err
+    # G11: the CSV the help names (img_IDS, images beside it in Images/) is read as a list of images
+    csv = ["explain", "--run", str(tmp_path / "run"), "--data", str(tiny_zindi / "Train.csv"), "--limit", "3"]
+    assert main([*csv, "--out", str(tmp_path / "from_csv")]) == 0, capsys.readouterr().err
+    assert (tmp_path / "from_csv" / "explain.html").read_text().count("<figure>") == 3
 
 
 def test_a_fold_ensemble_averages_its_members_heatmaps(tiny_zindi, tmp_path):

@@ -111,6 +111,29 @@ def test_a_huge_png_is_refused_by_its_header(tmp_path):
     (tmp_path / "huge.png").write_bytes(png)
     with pytest.raises(BadImage, match="huge.png: .*megapixels"):
         read_image(tmp_path / "huge.png")
+    import warnings
+
+    with warnings.catch_warnings():  # G12: PIL's bomb warning for a 100 MP header does not leak out
+        warnings.simplefilter("error")
+        header = struct.pack(">IIBBBBB", 10000, 10001, 8, 2, 0, 0, 0)  # over PIL's bomb warning and our limit
+        (tmp_path / "100mp.png").write_bytes(png.replace(png[8:33], chunk(b"IHDR", header)))
+        with pytest.raises(BadImage, match="100mp.png: 100 megapixels, over the limit of 100"):
+            read_image(tmp_path / "100mp.png")  # refused by its header, never decoded by PIL to read its EXIF
+
+
+def test_a_float_image_of_nan_is_refused_not_given_a_class(tmp_path):
+    """G12: a float TIFF holding NaN was cast to undefined bytes (with a RuntimeWarning) and classified."""
+    import warnings
+
+    from PIL import Image
+
+    Image.fromarray(np.full((8, 8), np.nan, np.float32)).save(tmp_path / "nan.tif")  # a float TIFF (mode F)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(BadImage, match="nan.tif: holds NaN or infinite pixels"):
+            read_image(tmp_path / "nan.tif")
+    Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(tmp_path / "half.tif")
+    assert read_image(tmp_path / "half.tif").max() == 128  # a finite float image still reads (0..1 -> 0..255)
 
 
 def test_what_is_not_a_file_is_no_image(tmp_path):

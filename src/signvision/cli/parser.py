@@ -202,7 +202,11 @@ def options_lr_find(p: argparse.ArgumentParser) -> None:
 
 def options_explain(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="a run folder, a --folds run or an ensemble")
-    p.add_argument("--data", required=True, help="images: a folder (sub-folders included), a Zindi folder, a CSV")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="images: a folder (sub-folders included), a Zindi folder, or a CSV with img_IDS (images beside it)",
+    )
     p.add_argument("--out", required=True, help="the folder for explain.html")
     p.add_argument("--target", help="the class to explain (default: each image's predicted class)")
     p.add_argument("--limit", type=positive_int, default=48, help="images at most, the first ones (default 48)")

@@ -80,12 +80,17 @@ def read_header(buf: np.ndarray, path: str | Path) -> Header:
         if size is None:
             raise BadImage(f"{path}: not a readable JPEG (no frame header)")
         return Header("JPEG", *size)  # orientation: OpenCV applies it to JPEGs
+    import warnings
+
     from PIL import Image
 
     try:
-        with Image.open(BytesIO(buf.tobytes())) as im:
-            kind, (width, height) = im.format or "?", im.size
-            orientation = int(im.getexif().get(0x0112, 1)) if kind in ("PNG", "WEBP") else 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limits are decode_image's
+            with Image.open(BytesIO(buf.tobytes())) as im:
+                kind, (width, height) = im.format or "?", im.size
+                small = width * height <= LARGE_PIXELS  # PIL decodes a PNG whole to read its EXIF: not a huge one
+                orientation = int(im.getexif().get(0x0112, 1)) if kind in ("PNG", "WEBP") and small else 1
     except Image.DecompressionBombError:
         raise BadImage(f"{path}: over {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels, refused") from None
     except Exception:
@@ -119,6 +124,8 @@ def decode_image(buf: np.ndarray, path: str | Path, header: Header | None = None
     if img.dtype == np.uint16:
         img = cv2.convertScaleAbs(img, alpha=1 / 257)  # to 8 bits without a float copy of the whole image
     elif img.dtype != np.uint8:  # float TIFF: assume 0..1
+        if not np.isfinite(img).all():
+            raise BadImage(f"{path}: holds NaN or infinite pixels (a float image with no picture in those pixels)")
         img = (np.clip(img.astype(np.float32), 0, 1) * 255).round().astype(np.uint8)
     if img.ndim == 2 or img.shape[2] == 1:
         rgb = cv2.cvtColor(img.reshape(img.shape[0], img.shape[1]), cv2.COLOR_GRAY2RGB)

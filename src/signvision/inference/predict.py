@@ -33,8 +33,8 @@ def image_table(images) -> tuple[pd.DataFrame, list[np.ndarray] | None]:
     `path` column; (img_IDS table, the arrays) for image arrays (H, W, 3) uint8 RGB or one (N, H, W, 3)."""
     if isinstance(images, np.ndarray) and images.ndim in (3, 4):
         images = list(images) if images.ndim == 4 else [images]  # a batch, or one image
-    if isinstance(images, (str, Path)) and Path(images).is_file():
-        images = [images]  # one image file
+    if isinstance(images, (str, Path)) and Path(images).is_file() and Path(images).suffix.lower() != ".csv":
+        images = [images]  # one image file (a CSV lists images: read_unlabelled)
     if not isinstance(images, (str, Path, pd.DataFrame, list, tuple, np.ndarray)) and hasattr(images, "__iter__"):
         images = list(images)  # a generator of paths or arrays
     if isinstance(images, (list, tuple)) and not images:
