@@ -75,3 +75,43 @@ def test_a_bad_pseudo_label_csv_is_refused_in_one_line(tiny_zindi, tmp_path, cap
     assert main(["train", "--data", str(tiny_zindi), *tiny_args(), "--folds", "2", "--pseudo-labels", str(bad),
                  "--out", str(folds)]) == 2  # fmt: skip
     assert not folds.exists()
+
+
+def test_pseudo_labels_of_labelled_images_never_reach_training(tiny_zindi, tmp_path, caplog, monkeypatch):
+    """G2 of the fourth adversarial round: a pseudo-label CSV naming the labelled images themselves (by path,
+    by img_IDS, or a copy of the file elsewhere) trained on the validation images and the leak check said 0%."""
+    import shutil
+
+    train = pd.read_csv(tiny_zindi / "Train.csv")
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    rows = []
+    for k, (img_id, label) in enumerate(zip(train["img_IDS"], train["Label"])):
+        src = tiny_zindi / "Images" / f"{img_id}.jpg"
+        if k % 3 == 0:
+            rows.append({"img_IDS": f"other{k}", "path": str(src), "Label": label})  # the same file
+        elif k % 3 == 1:
+            rows.append({"img_IDS": img_id, "path": str(shutil.copy(src, copies / f"{k}.jpg")), "Label": label})
+        else:
+            rows.append({"img_IDS": f"copy{k}", "path": str(shutil.copy(src, copies / f"c{k}.jpg")), "Label": label})
+    test_ids = pd.read_csv(tiny_zindi / "Test.csv")["img_IDS"]
+    rows += [{"img_IDS": i, "path": str(tiny_zindi / "Images" / f"{i}.jpg"), "Label": CLASSES[0]} for i in test_ids]
+    csv = tmp_path / "leak.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+
+    run = fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=1, pseudo_labels=str(csv)))
+    assert f"{len(train)} of the {len(rows)} rows of {csv} are labelled images" in caplog.text, caplog.text
+    split = pd.read_csv(tmp_path / "run" / "split.csv")
+    added = split[split["img_IDS"].str.startswith("pseudo:")]
+    assert sorted(added["img_IDS"]) == sorted("pseudo:" + test_ids)  # only the unlabelled test images stay
+    leak = pd.read_json(tmp_path / "run" / "split.json", typ="series")["leak"]
+    assert leak["val_near_copy_share"] == 0.0  # nothing of the validation side reached training
+    assert run["status"] == "finished"
+
+    # and had they reached training, the leak check would count them (it counted labelled rows only)
+    import signvision.training.rundata as rundata
+
+    monkeypatch.setattr(rundata, "without_labelled_images", lambda extra, labelled, cfg: extra)
+    fit(tiny_config(tiny_zindi, tmp_path / "leaky", epochs=1, pseudo_labels=str(csv)))
+    leak = pd.read_json(tmp_path / "leaky" / "split.json", typ="series")["leak"]
+    assert leak["val_near_copy_share"] == 1.0  # every validation image is in the CSV: copied into training

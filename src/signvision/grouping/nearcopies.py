@@ -212,6 +212,17 @@ def leak_check(fp: Fingerprints, labels: np.ndarray, is_val: np.ndarray) -> dict
     return result
 
 
+def near_copies_of(reference: Fingerprints, queries: Fingerprints) -> np.ndarray:
+    """Which of `queries` have a near copy (or an exact one) among `reference`: the thumbnail likeness that links
+    two photos into one group (bool per query; an unreadable image has none)."""
+    ref = np.flatnonzero(reference.ok)
+    if len(ref) == 0 or len(queries.vectors) == 0:
+        return np.zeros(len(queries.vectors), bool)
+    similarity, closest = nearest(reference.vectors[ref], queries.vectors, 1)
+    threshold = np.where(queries.tiny | reference.tiny[ref[closest[:, 0]]], SIMILAR_TINY, SIMILAR)
+    return (similarity[:, 0] >= threshold) & queries.ok
+
+
 def measures_memory(leak: dict, model_accuracy: float | None, margin: float = 0.05, share: float = 0.1) -> bool:
     """Whether a validation accuracy may measure memory: at least `share` of the validation images have a near
     copy in training and remembering the nearest training image scores within `margin` of the model; or,

@@ -22,7 +22,10 @@ from signvision.errors import DataError, MissingError, OptionError
 from signvision.files import atomic_write, refuse_overwrite
 from signvision.grouping.groups import join_groups
 from signvision.grouping.splits import SPLIT_BY, SplitInfo, make_split, read_split, single_group_classes
+from signvision.logs import get_logger
 from signvision.models.task import Task
+
+logger = get_logger(__name__)
 
 
 @dataclass
@@ -165,6 +168,36 @@ def read_pseudo_labels(path: str | Path, classes: list[str]) -> pd.DataFrame:
     return pd.DataFrame(
         {"img_IDS": PSEUDO + ids.astype(str), "path": paths, "Label": frame["Label"], "row": frame["row"]}
     )
+
+
+def without_labelled_images(extra: pd.DataFrame, labelled: pd.DataFrame, cfg: TrainConfig) -> pd.DataFrame:
+    """The pseudo-labelled rows that are not labelled images themselves: the same file (by path), the same
+    name (img_IDS), or a near copy of one (the thumbnail likeness that groups the split). Such a row would put
+    a validation image, under a guessed label, on the training side; they are dropped, and a line says so."""
+    import os
+
+    from signvision.grouping.nearcopies import fingerprint_images, near_copies_of
+
+    if extra.empty:
+        return extra
+    paths = {os.path.realpath(p) for p in labelled["path"]}
+    same_path = np.array([os.path.realpath(p) in paths for p in extra["path"]])
+    same_name = extra["img_IDS"].str.removeprefix(PSEUDO).isin(set(labelled["img_IDS"].astype(str))).to_numpy()
+    rest = np.flatnonzero(~(same_path | same_name))
+    near = np.zeros(len(extra), bool)
+    if len(rest):
+        both = fingerprint_images([*labelled["path"], *extra["path"].iloc[rest]], desc="pseudo-labels: near copies")
+        n = len(labelled)
+        near[rest] = near_copies_of(both.subset(np.arange(n)), both.subset(np.arange(n, n + len(rest))))
+    dropped = same_path | same_name | near
+    if dropped.any():
+        logger.info(
+            f"pseudo-labels: {int(dropped.sum())} of the {len(extra)} rows of {cfg.pseudo_labels} are labelled images "
+            f"({int(same_path.sum())} the same file, {int((same_name & ~same_path).sum())} the same img_IDS, "
+            f"{int(near.sum())} near copies), left out: they would train on validation images under a guessed "
+            f"label (first: row {extra['row'].iloc[int(np.argmax(dropped))]})"
+        )
+    return extra[~dropped].reset_index(drop=True)
 
 
 def with_pseudo_rows(split: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
@@ -357,7 +390,7 @@ def prepare_run_data(
             value=cfg.data or cfg.csv,
         )
     if cfg.pseudo_labels and pseudo:
-        extra = read_pseudo_labels(cfg.pseudo_labels, table.classes)
+        extra = without_labelled_images(read_pseudo_labels(cfg.pseudo_labels, table.classes), table.train, cfg)
         table.train = pd.concat([table.train, extra], ignore_index=True)
     check_cache_fits(len(table.train), cfg)
     paths = table.train["path"].tolist()
@@ -391,8 +424,8 @@ def prepare_run_data(
         check_split(data, remedy="the val/ folder needs images of two classes or more")
     else:
         check_split(data, option="val_fraction", value=cfg.val_fraction)
-    if leak_check:
-        check_leaks(labelled.train, split, info, fingerprints)
+    if leak_check:  # what reached training, pseudo-labelled images included
+        check_leaks(table.train, split, info, None if len(table.train) > len(labelled.train) else fingerprints)
     return data
 
 
