@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -295,6 +296,20 @@ def a_split_file(env: Env, twice: bool = False) -> Path:
     return env.tmp / "s.csv"
 
 
+def nan_image_folder(env: Env) -> Path:
+    from PIL import Image
+
+    folder = env.tmp / "odd"
+    folder.mkdir()
+    Image.fromarray(np.full((8, 8), np.nan, np.float32)).save(folder / "nan.tif")
+    return folder
+
+
+def lr_find_into_a_file(env: Env) -> list:
+    _write(env.tmp / "notes.png", "mine")
+    return ["lr-find", "--data", env.data, "--steps", "20", "--out", env.tmp / "notes.png"]
+
+
 CASES = [
     # what, setup -> argv, words the one-line message must hold
     ("unwritable --out", lambda e: e.train("--out", "/proc/signvision-run"), "--out /proc/signvision-run"),
@@ -417,6 +432,22 @@ CASES = [
         "leave --val-fraction out",
     ),
     ("--resume with another --lr", lambda e: ["train", "--resume", e.copy_run(), "--lr", "0.1"], "cannot change --lr"),
+    (
+        "lr-find --end-lr inf",
+        lambda e: ["lr-find", "--data", e.data, "--end-lr", "inf", "--out", e.tmp / "lr"],
+        "--end-lr inf: must be a finite number",
+    ),
+    (
+        "lr-find --steps 1e11",
+        lambda e: ["lr-find", "--data", e.data, "--steps", "100000000000", "--out", e.tmp / "lr"],
+        "from 10 to 10,000",
+    ),
+    ("lr-find --out a file", lr_find_into_a_file, "exists and is not a folder"),
+    (
+        "predict a float image holding NaN",
+        lambda e: ["predict", "--run", e.run, "--data", nan_image_folder(e), "--out", e.tmp / "s.csv"],
+        "holds NaN or infinite pixels",
+    ),
 ]
 
 
