@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from signvision.errors import SignvisionError
-from signvision.models.augment import STRENGTH, TTA, build_augment, crop_views, merge_probs
+from signvision.models.augment import STRENGTH, TTA, build_augment, crop_views
+from signvision.models.probs import merge_probs
 
 
 def test_presets_keep_size_and_grow_in_strength():
@@ -67,11 +68,11 @@ def test_tta_views_and_merge():
 
 def test_gmean_merge_sums_to_one():
     p1, p2 = torch.tensor([[0.7, 0.2, 0.1]]), torch.tensor([[0.5, 0.4, 0.1]])
-    g = merge_probs([p1, p2], "gmean")
+    g = merge_probs([p1, p2], merge="gmean")
     assert torch.allclose(g.sum(1), torch.ones(1))
     expected = (p1 * p2).sqrt() / (p1 * p2).sqrt().sum()
     assert torch.allclose(g, expected)
-    b = merge_probs([torch.tensor([0.9]), torch.tensor([0.6])], "gmean")
+    b = merge_probs([torch.tensor([0.9]), torch.tensor([0.6])], merge="gmean")
     assert 0.6 < b.item() < 0.9
 
 

@@ -7,7 +7,8 @@ import pytest
 from scipy.special import softmax
 
 from signvision.errors import SignvisionError
-from signvision.training.calibrate import expected_calibration_error, fit_temperature, nll, reliability, scaled_probs
+from signvision.models.probs import scaled_probs
+from signvision.training.calibrate import expected_calibration_error, fit_temperature, nll, reliability
 
 
 def sample(temperature: float, n: int = 4000, k: int = 5, seed: int = 0):

@@ -14,9 +14,9 @@ from helpers import QUIET, make_zindi, tiny_config
 import signvision as sv
 from signvision.cli.commands import main
 from signvision.errors import RunError
+from signvision.models.probs import merge_probs
 from signvision.runs.crossval import fit_folds
 from signvision.runs.ensemble import greedy_weights, objective
-from signvision.training.calibrate import blend_probs
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +39,9 @@ def test_blend_and_greedy_weights_drop_a_run_that_does_not_help():
     weights = greedy_weights([noise, good, noise.copy()], y, "mean", score)
     assert weights.tolist() == [0.0, 1.0, 0.0]
     # the geometric mean renormalises; one temperature on top keeps the ranking
-    g = blend_probs([good, noise], [0.5, 0.5], "geometric", 2.0)
-    assert np.allclose(g.sum(1), 1) and (g.argmax(1) == blend_probs([good, noise], [1, 1], "geometric").argmax(1)).all()
-    binary = blend_probs([np.array([0.9, 0.2]), np.array([0.7, 0.4])], [1, 1], "geometric")
+    g = merge_probs([good, noise], [0.5, 0.5], "geometric", 2.0)
+    assert np.allclose(g.sum(1), 1) and (g.argmax(1) == merge_probs([good, noise], [1, 1], "geometric").argmax(1)).all()
+    binary = merge_probs([np.array([0.9, 0.2]), np.array([0.7, 0.4])], [1, 1], "geometric")
     assert binary.shape == (2,) and 0.7 < binary[0] < 0.9
 
 
@@ -270,8 +270,8 @@ def test_the_fourth_adversarial_round_members_are_recorded_and_named(two_recipes
 def test_an_ensemble_s_report_undoes_its_temperature_for_the_uncalibrated_column():
     rng = np.random.default_rng(0)
     merged = rng.dirichlet(np.ones(4), 50)
-    calibrated = blend_probs([merged], [1.0], "mean", 1.7)
-    np.testing.assert_allclose(blend_probs([calibrated], [1.0], "geometric", 1 / 1.7), merged, atol=1e-9)
+    calibrated = merge_probs([merged], [1.0], "mean", 1.7)
+    np.testing.assert_allclose(merge_probs([calibrated], [1.0], "geometric", 1 / 1.7), merged, atol=1e-9)
 
 
 def test_the_tta_choice_is_tied_to_the_checkpoints_it_was_measured_on(tiny_zindi, tmp_path, capsys):

@@ -80,7 +80,7 @@ _EXPORTS = {
     "compute_metrics": ("training.metrics", "compute_metrics"),
     "group_bootstrap": ("training.metrics", "group_bootstrap"),
     "fit_temperature": ("training.calibrate", "fit_temperature"),
-    "scaled_probs": ("training.calibrate", "scaled_probs"),
+    "scaled_probs": ("models.probs", "scaled_probs"),
     "evaluate_labelled": ("runs.api", "evaluate_labelled"),
     "Predictions": ("inference.predict", "Predictions"),
     "pseudo_labels": ("inference.pseudo", "pseudo_labels"),

@@ -111,7 +111,12 @@ def _tta_args(p) -> None:
         "scored on the validation images, the one that pays kept); predict, serve: auto (the mode kept) "
         "(default none)",
     )
-    p.add_argument("--tta-merge", default="mean", choices=["mean", "gmean"], help="how views are merged")
+    p.add_argument(
+        "--tta-merge",
+        default="mean",
+        choices=["mean", "geometric", "gmean"],
+        help="how views are merged: arithmetic or geometric mean (gmean: the same)",
+    )
     p.add_argument("--tta-views", type=positive_int, default=4, help="draws of a --tta FILE pipeline (default 4)")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
     p.add_argument("--batch-size", type=positive_int, default=128)

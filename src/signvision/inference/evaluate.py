@@ -31,9 +31,9 @@ from signvision.inference.members import Members, RunModel, input_size, load_mem
 from signvision.inference.predict import predict_images
 from signvision.logs import get_logger
 from signvision.models.augment import TTA, as_tta
+from signvision.models.probs import merge_probs, scaled_probs
 from signvision.reports.html import escape, write_page
 from signvision.reports.run_report import ScoredSet, scored_sections, write_report
-from signvision.training.calibrate import scaled_probs
 from signvision.training.loop import Outputs, evaluate_loader
 from signvision.training.metrics import SCORES, compute_metrics, group_bootstrap, paired_bootstrap
 from signvision.training.runtime import Runtime, pick_device
@@ -400,16 +400,15 @@ def report_run(run: str | Path, *, data: str | None = None, device: str = "auto"
 def report_ensemble(run: Path, *, device: str = "auto") -> Path:
     """report.html of an ensemble: its out-of-fold images scored by the merged runs, and its weights."""
     from signvision.inference.explain import explain_arrays
-    from signvision.training.calibrate import blend_probs
 
     members = load_members(run)
     table, y, probs = ensemble_oof(members, device=device)
     size = input_size(members)
-    t = members.temperature  # the merged runs before it: p^T renormalised undoes p^(1/T) (blend_probs)
+    t = members.temperature  # the merged runs before it: p^T renormalised undoes p^(1/T) (merge_probs)
     scored = ScoredSet(
         y=y,
         probs=probs,
-        raw=blend_probs([probs], [1.0], "geometric", 1 / t) if t else None,
+        raw=merge_probs([probs], merge="geometric", temperature=1 / t) if t else None,
         names=members[0].task.names,
         picture=lambda i: _load(table["path"].iloc[i], size),
         caption=lambda i: str(table["img_IDS"].iloc[i]),

@@ -47,7 +47,7 @@ def deployable(member) -> Deployable:
 
 class EnsembleDeployable(nn.Module):
     """Several members in one graph, merged as `inference.members.ensemble_probs` merges them: each member at
-    its own image size, the mean over each run's folds, the runs blended (`blend_probs`)."""
+    its own image size, the mean over each run's folds, the runs merged (`models.probs.merge_probs`)."""
 
     def __init__(self, members):
         super().__init__()
@@ -60,14 +60,14 @@ class EnsembleDeployable(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         from signvision.inference.members import fit_size
-        from signvision.training.calibrate import blend_probs
+        from signvision.models.probs import merge_probs
 
         parts: dict[int, list[torch.Tensor]] = {}
         for net, size, part in zip(self.nets, self.sizes, self.parts):
             p = net(fit_size(images, size))  # (B, K), or (B, 1) P(positive)
             parts.setdefault(part, []).append(p[:, 0] if self.binary else p)
-        means = [sum(p) / len(p) for _, p in sorted(parts.items())]
-        out = means[0] if len(means) == 1 else blend_probs(means, self.weights, self.merge, self.temperature)
+        means = [merge_probs(p) for _, p in sorted(parts.items())]  # each run's folds: their mean
+        out = means[0] if len(means) == 1 else merge_probs(means, self.weights, self.merge, self.temperature)
         return out.unsqueeze(1) if self.binary else out
 
 

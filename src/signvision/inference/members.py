@@ -5,7 +5,7 @@ A run is a single run folder (best.pt holds the weights and the fitted temperatu
 OUT/summary.json) or an ensemble of cross-validated runs (E/ensemble.json: its runs; E/summary.json: their
 weights, how they merge, one temperature on top). Its *members* are the models that make its predictions:
 the run's one model, each fold's model, whose probabilities are averaged (a fold ensemble), or every fold of
-every run of an ensemble, each run's folds averaged and the runs merged by `training.calibrate.blend_probs`.
+every run of an ensemble, each run's folds averaged and the runs merged by `models.probs.merge_probs`.
 
     RunModel         a model with its task, config, checkpoint, temperature and folder (None: in memory)
     Members          a run's members (a list) and how they merge: the part (run) of each, the parts' weights
@@ -51,7 +51,7 @@ class RunModel:
 
 class Members(list):
     """A run's members (RunModels) and how their probabilities merge: within a part (a run) the members'
-    mean; across parts `blend_probs` with `weights` (one per part), `merge` and `temperature`. A plain list
+    mean; across parts `merge_probs` with `weights` (one per part), `merge` and `temperature`. A plain list
     of RunModels is one part, averaged."""
 
     def __init__(self, members=(), *, weights=(1.0,), merge: str = "mean", temperature: float | None = None):
@@ -136,8 +136,8 @@ def runtime_for(member: RunModel, device) -> Runtime:
 def ensemble_probs(members: list[RunModel], runtimes: list[Runtime], images: torch.Tensor, tta: TTA | None = None):
     """uint8 images (B, 3, S, S) -> the members' merged calibrated probabilities, (B, K) or (B,) P(positive),
     as a numpy array: the mean over each run's folds, and for an ensemble its runs blended by their weights
-    (`blend_probs`). What `predict`, `evaluate --data` and `serve` all use."""
-    from signvision.training.calibrate import blend_probs
+    (`merge_probs`). What `predict`, `evaluate --data` and `serve` all use."""
+    from signvision.models.probs import merge_probs
 
     parts: dict[int, list] = {}
     for m, runtime in zip(members, runtimes):
@@ -146,9 +146,9 @@ def ensemble_probs(members: list[RunModel], runtimes: list[Runtime], images: tor
         parts.setdefault(m.part, []).append(
             view_probs(m.model, runtime, m.task, x, temperature=m.temperature, tta=tta).cpu().double()
         )
-    means = [sum(p) / len(p) for _, p in sorted(parts.items())]
+    means = [merge_probs(p) for _, p in sorted(parts.items())]  # each run's folds: their mean
     if len(means) == 1:
         return means[0].numpy()
     weights = getattr(members, "weights", [1.0] * len(means))
     merge, temperature = getattr(members, "merge", "mean"), getattr(members, "temperature", None)
-    return blend_probs(means, weights, merge, temperature).numpy()
+    return merge_probs(means, weights, merge, temperature).numpy()

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from signvision.config import TrainConfig
 from signvision.errors import OptionError
+from signvision.models.probs import get_merge, merge_probs
 
 PRESETS = ("none", "capture", "light", "medium", "heavy")
 STRENGTH = ("none", "light", "medium", "heavy")  # the course's presets, each building on the one before
@@ -192,21 +193,6 @@ def capture_views(images: torch.Tensor) -> list[torch.Tensor]:
     return out
 
 
-def merge_probs(views: list[torch.Tensor], how: str = "mean") -> torch.Tensor:
-    """Merge per-view probabilities: arithmetic mean, or geometric mean renormalised to sum to 1.
-    views: list of (B, K) rows summing to 1, or of (B,) P(positive)."""
-    stacked = torch.stack(views)  # (V, B, K) or (V, B)
-    if how == "mean":
-        return stacked.mean(0)
-    if how != "gmean":
-        raise OptionError("expected mean or gmean", option="tta_merge", value=how)
-    log = stacked.clamp_min(1e-7).log().mean(0).exp()
-    if stacked.ndim == 2:  # binary: geometric means of p and 1 - p, renormalised
-        neg = (1 - stacked).clamp_min(1e-7).log().mean(0).exp()
-        return log / (log + neg)
-    return log / log.sum(-1, keepdim=True)
-
-
 class TTA:
     """Test-time augmentation: `TTA("hflip")(predict, images, prepare)` -> probabilities merged over the views.
 
@@ -214,7 +200,8 @@ class TTA:
         spec: none | hflip | hflip+crops | capture (the image and 8 fixed small moves, zooms, turns and
             relightings, the views a model trained with `--augment capture` learned; no mirror image) | an
             albumentations .json file (drawn `views` times).
-        merge: "mean" or "gmean" of the views' probabilities.   image_size, seed: for a file's pipeline.
+        merge: "mean" or "geometric" ("gmean") of the views' probabilities (models.probs).
+        image_size, seed: for a file's pipeline.
     `images` is a uint8 batch (B, 3, H, W) on the CPU, `prepare` turns it into the model's input on its
     device and `predict` turns that input into probabilities.
 
@@ -236,9 +223,7 @@ class TTA:
             raise OptionError(
                 "expected none, hflip, hflip+crops, capture or an albumentations .json file", option="tta", value=spec
             )
-        if merge not in ("mean", "gmean"):
-            raise OptionError("expected mean or gmean", option="tta_merge", value=merge)
-        self.spec, self.merge, self.n_views = spec, merge, views
+        self.spec, self.merge, self.n_views = spec, get_merge(merge, option="tta_merge"), views
         if views < 1:
             raise OptionError("must be positive", option="tta_views", value=views)
         self.file_transform = None
@@ -267,7 +252,7 @@ class TTA:
                 aug = np.stack([self.file_transform(image=np.ascontiguousarray(im))["image"] for im in hwc])
                 views.append(prepare(torch.from_numpy(aug).permute(0, 3, 1, 2)))
         probs = [predict(v) for v in views]
-        return probs[0] if len(probs) == 1 else merge_probs(probs, self.merge)
+        return probs[0] if len(probs) == 1 else merge_probs(probs, merge=self.merge)
 
 
 def as_tta(tta: TTA | str | None, *, image_size: int, seed: int = 0) -> TTA | None:

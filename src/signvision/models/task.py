@@ -26,6 +26,7 @@ from torch import nn
 
 from signvision.config import TrainConfig
 from signvision.errors import DataError, OptionError
+from signvision.models.probs import scaled_probs
 
 ID_COLUMN = "img_IDS"
 LOSSES = ("bce", "ce")
@@ -114,11 +115,7 @@ class Task:
     def probs(self, logits: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
         """Logits (B, K) -> probabilities (B, K) whose rows sum to 1, or (B,) P(positive) for one output."""
         z = logits.float()
-        if z.shape[1] == 1:
-            return torch.sigmoid(z[:, 0] / (temperature or 1.0))
-        if temperature is not None:
-            return torch.softmax(z / temperature, dim=1)
-        if self.loss == "ce":
-            return torch.softmax(z, dim=1)
-        p = torch.sigmoid(z)  # BCE: one-vs-rest scores, divided by their sum
+        if z.shape[1] == 1 or temperature is not None or self.loss == "ce":
+            return scaled_probs(z, temperature)  # softmax(z / T), or sigmoid for one output
+        p = torch.sigmoid(z)  # BCE, uncalibrated: one-vs-rest scores, divided by their sum
         return p / p.sum(dim=1, keepdim=True).clamp_min(1e-12)

@@ -11,7 +11,7 @@ never on a test set:
    zero earns its place.
 2. **Merge**: the weighted arithmetic mean of the runs' probabilities, or the weighted geometric mean (the
    Zindi KSL podium's choice), whichever has the lower OOF loss.
-3. **One temperature on top**, fitted on the merged OOF probabilities (`training.calibrate.blend_probs`).
+3. **One temperature on top**, fitted on the merged OOF probabilities (`models.probs.merge_probs`).
 
 Weights, merge and temperature are chosen on the same OOF images they are scored on, so the ensemble's OOF
 figures are a little optimistic; its gain over the best run comes with a paired 95% interval over groups of
@@ -39,7 +39,8 @@ import pandas as pd
 from signvision.errors import DataError, OptionError
 from signvision.files import atomic_write, read_json, write_json
 from signvision.logs import get_logger
-from signvision.training.calibrate import BLENDS, blend_probs, fit_temperature
+from signvision.models.probs import MERGES, merge_probs
+from signvision.training.calibrate import fit_temperature
 from signvision.training.metrics import compute_metrics, group_bootstrap, paired_bootstrap, per_image_figures
 
 logger = get_logger(__name__)
@@ -183,10 +184,10 @@ def greedy_weights(parts: list[np.ndarray], y, merge: str, score) -> np.ndarray:
     """Caruana's ensemble selection with replacement: counts per part (normalised to weights), then each part
     whose weight can be zero without a higher loss set to zero."""
     counts = np.zeros(len(parts))
-    counts[int(np.argmin([score(blend_probs([p], [1.0])) for p in parts]))] = 1
-    best = score(blend_probs(parts, counts, merge))
+    counts[int(np.argmin([score(merge_probs([p], [1.0])) for p in parts]))] = 1
+    best = score(merge_probs(parts, counts, merge))
     for _ in range(ROUNDS - 1):
-        trials = [score(blend_probs(parts, counts + np.eye(len(parts))[i], merge)) for i in range(len(parts))]
+        trials = [score(merge_probs(parts, counts + np.eye(len(parts))[i], merge)) for i in range(len(parts))]
         i = int(np.argmin(trials))
         if trials[i] >= best - 1e-6:
             break
@@ -196,8 +197,8 @@ def greedy_weights(parts: list[np.ndarray], y, merge: str, score) -> np.ndarray:
         if counts[i] > 0 and (counts > 0).sum() > 1:
             trial = counts.copy()
             trial[i] = 0
-            if score(blend_probs(parts, trial, merge)) <= best + 1e-9:
-                counts, best = trial, score(blend_probs(parts, trial, merge))
+            if score(merge_probs(parts, trial, merge)) <= best + 1e-9:
+                counts, best = trial, score(merge_probs(parts, trial, merge))
     return counts / counts.sum()
 
 
@@ -211,7 +212,7 @@ def simplex_weights(parts: list[np.ndarray], merge: str, score) -> np.ndarray:
         def loss(w):
             full = np.zeros(len(parts))
             full[active] = np.clip(w, 0, None)
-            return score(blend_probs(parts, full + 1e-12, merge))
+            return score(merge_probs(parts, full + 1e-12, merge))
 
         start = np.full(len(active), 1 / len(active))
         found = minimize(
@@ -225,7 +226,7 @@ def simplex_weights(parts: list[np.ndarray], merge: str, score) -> np.ndarray:
         w = np.clip(found.x if found.success else start, 0, None)
         full = np.zeros(len(parts))
         full[active] = w / w.sum()
-        return full, score(blend_probs(parts, full, merge))
+        return full, score(merge_probs(parts, full, merge))
 
     weights, best = fit(list(range(len(parts))))
     for i in np.argsort(weights):
@@ -247,13 +248,13 @@ def fit_blend(parts: list[np.ndarray], y: np.ndarray, names: list[str], select: 
         return objective(y, p, select, names)
 
     fits = []
-    for merge in BLENDS:  # the log loss is smooth: fitted on the simplex; accuracy and ROC AUC greedily
+    for merge in MERGES:  # the log loss is smooth: fitted on the simplex; accuracy and ROC AUC greedily
         weights = (
             simplex_weights(parts, merge, score) if select == "log_loss" else greedy_weights(parts, y, merge, score)
         )
-        fits.append((score(blend_probs(parts, weights, merge)), merge, weights))
+        fits.append((score(merge_probs(parts, weights, merge)), merge, weights))
     _, merge, weights = min(fits, key=lambda f: f[0])
-    merged = blend_probs(parts, weights, merge)
+    merged = merge_probs(parts, weights, merge)
     log_p = np.log(np.clip(merged, 1e-7, 1))
     logits = log_p if merged.ndim == 2 else (log_p - np.log(np.clip(1 - merged, 1e-7, 1))).reshape(-1, 1)
     temperature = fit_temperature(logits, y)
@@ -306,7 +307,7 @@ def make_ensemble(runs: list[str | Path], out: str | Path, *, select: str = "log
         base, y, parts = oof_arrays(read, task)
         groups = split_group_keys_of(read[0].folds, base["img_IDS"])
         fit = fit_blend(parts, y, task.names, select)
-        probs = blend_probs(parts, fit["weights"], fit["merge"], fit["temperature"])
+        probs = merge_probs(parts, fit["weights"], fit["merge"], fit["temperature"])
         best = int(np.argmin([per_image_figures(y, p)[1].mean() for p in parts]))
         gain = paired_bootstrap(y, probs, parts[best], groups)
         members = [

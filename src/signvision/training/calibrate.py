@@ -14,22 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import expit, log_softmax
+from scipy.special import log_softmax
 
 from signvision.errors import DataError
-
-
-def scaled_probs(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """Probabilities at a temperature: (N, K) logits -> softmax(logits / T); (N, 1) -> (N,) sigmoid(logit / T).
-
-    Example:
-        >>> scaled_probs(np.array([[2.0, 0.0]]), 2.0).round(3).tolist()
-        [[0.731, 0.269]]
-    """
-    logits = np.asarray(logits, dtype=np.float64)
-    if logits.shape[1] == 1:
-        return expit(logits[:, 0] / temperature)
-    return np.exp(log_softmax(logits / temperature, axis=1))
 
 
 def nll(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
@@ -49,7 +36,7 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
         logits: held-out logits (N, K), or (N, 1) for one output.   y: their labels (N,).
 
     Returns:
-        T (a float); `scaled_probs(logits, T)` gives the calibrated probabilities.
+        T (a float); `models.probs.scaled_probs(logits, T)` gives the calibrated probabilities.
 
     Example:
         >>> round(fit_temperature(np.array([[4.0, 0.0], [0.0, 4.0], [4.0, 0.0]]), np.array([0, 1, 1])), 2) > 1
@@ -112,43 +99,3 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15)
     """Sum over bins of (share of images) * |accuracy - mean confidence|; 0 is perfectly calibrated."""
     n = len(y)
     return float(sum(r["count"] / n * abs(r["accuracy"] - r["confidence"]) for r in reliability(probs, y, bins)))
-
-
-BLENDS = ("mean", "geometric")  # how an ensemble merges its runs' probabilities
-
-
-def blend_probs(parts: list, weights, merge: str = "mean", temperature: float | None = None):
-    """Several models' probabilities of the same images -> one set: the weighted arithmetic ("mean") or
-    geometric ("geometric": a weighted mean of log probabilities, renormalised) mean, then one temperature on
-    top (p^(1/T), renormalised: softmax(log p / T)). The one place an ensemble merges, so that fitting its
-    weights out of fold, predicting, serving and the exported graph compute the same numbers.
-
-    Args:
-        parts: torch tensors or numpy arrays, (N, K) probabilities or (N,) P(positive) each.
-        weights: one non-negative weight per part (they are normalised).   merge: "mean" | "geometric".
-        temperature: None leaves the merged probabilities as they are.
-
-    Example:
-        >>> blend_probs([np.array([[0.9, 0.1]]), np.array([[0.5, 0.5]])], [1, 1]).round(2).tolist()
-        [[0.7, 0.3]]
-    """
-    import torch
-
-    if merge not in BLENDS:
-        raise DataError(f"blend: merge must be one of {', '.join(BLENDS)}, not {merge!r}")
-    numpy = not isinstance(parts[0], torch.Tensor)
-    ps = [torch.tensor(p, dtype=torch.float64) if numpy else p for p in parts]  # a copy: read-only arrays too
-    binary = ps[0].ndim == 1
-    if binary:
-        ps = [torch.stack([1 - p, p], 1) for p in ps]
-    w = [float(x) / float(sum(weights)) for x in weights]
-    if merge == "mean" and temperature is None:
-        out = sum(wi * p for wi, p in zip(w, ps))
-    else:
-        if merge == "geometric":
-            logp = sum(wi * torch.log(p.clamp_min(1e-7)) for wi, p in zip(w, ps))
-        else:
-            logp = torch.log(sum(wi * p for wi, p in zip(w, ps)).clamp_min(1e-7))
-        out = torch.softmax(logp / (temperature or 1.0), dim=1)
-    out = out[:, 1] if binary else out
-    return out.numpy() if numpy else out

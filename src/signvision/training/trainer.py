@@ -363,7 +363,8 @@ def validate_best(
     """Score the best weights on the validation images (gathered from every process): fit the temperature
     unless `calibrate` is off, and take 95% intervals from a bootstrap over the images' `groups` (in loader
     order). Returns (the validation figures for the summary, with the temperature or None; the scores)."""
-    from signvision.training.calibrate import fit_temperature, scaled_probs
+    from signvision.models.probs import scaled_probs
+    from signvision.training.calibrate import fit_temperature
     from signvision.training.metrics import compute_metrics, group_bootstrap
 
     unwrap(model).load_state_dict(best["model"])
