@@ -1,11 +1,14 @@
 # The two set-up commands of the README:
 #   make demo   makes .venv, installs everything, runs the demo on built-in data
 #   make test   makes .venv, installs everything, runs ruff and the test suite
+# For contributors:
+#   make test-fast   ruff and the unit tests on tiny data (no test marked slow): under 90 s on 2 cores
+#   make docs        the documentation site into site/ (MkDocs, strict: a broken link or stale name fails)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.signvision-installed
 
-.PHONY: demo test install browser fashion-mnist clean
+.PHONY: demo test test-fast docs install browser fashion-mnist clean
 
 install: $(STAMP)
 
@@ -23,6 +26,14 @@ test: $(STAMP) browser
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
+test-fast: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q -m "not slow"
+
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
+
 # Debian's Chromium, which the serve page test drives headless through Playwright (no browser download).
 # Needs root (or sudo) the first time.
 browser:
@@ -35,4 +46,4 @@ fashion-mnist:
 	test -d /usr/share/datasets/fashion-mnist || { apt-get update -qq && apt-get install -y dataset-fashion-mnist; }
 
 clean:
-	rm -rf $(VENV) signvision-demo
+	rm -rf $(VENV) signvision-demo site

@@ -58,6 +58,7 @@ def python_blocks(markdown: str, heading: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
+@pytest.mark.slow
 def test_the_readme_python_api_runs_as_written(sign_digits, tmp_path, monkeypatch):
     blocks = python_blocks((ROOT / "README.md").read_text(), "Python API")
     assert blocks, "the README has no Python API code"

@@ -120,6 +120,7 @@ def same_group(dups: pd.DataFrame):
     return lambda a, b: a in group and group.get(a) == group.get(b)
 
 
+@pytest.mark.slow
 def test_duplicates_found_with_precision(audited):
     root, planted, origin, summary = audited
     dups = pd.read_csv(root / "audit" / "duplicates.csv", dtype={"img_IDS": str, "Label": str}, keep_default_na=False)
@@ -146,6 +147,7 @@ def test_duplicates_found_with_precision(audited):
     print("; ".join(report), f"; pair precision {true}/{len(pairs)}")
 
 
+@pytest.mark.slow
 def test_conflicts_and_leakage_reported(audited):
     root, planted, origin, summary = audited
     dups = pd.read_csv(root / "audit" / "duplicates.csv", dtype={"img_IDS": str}, keep_default_na=False)
@@ -163,6 +165,7 @@ def test_conflicts_and_leakage_reported(audited):
     assert near and all(a in kept and b in kept for a, b in near)  # near copies and frames are all trained on
 
 
+@pytest.mark.slow
 def test_flipped_labels_among_suspects(audited):
     root, planted, origin, summary = audited
     issues = pd.read_csv(root / "audit" / "label_issues.csv", dtype={"img_IDS": str})
@@ -175,6 +178,7 @@ def test_flipped_labels_among_suspects(audited):
     assert len(suspects & wrong_labels) >= 0.5 * len(suspects), f"{len(suspects & wrong_labels)}/{len(suspects)}"
 
 
+@pytest.mark.slow
 def test_split_keeps_groups_together(audited, capsys):
     root, planted, origin, summary = audited
     out = root / "split.csv"
@@ -264,6 +268,7 @@ def test_train_with_audit_uses_clean_table(tmp_path):
     assert split["img_IDS"].isin(["ImageID_0000", "ImageID_9999"]).sum() == 1
 
 
+@pytest.mark.slow
 def test_drop_suspects_removes_exactly_the_flagged_images(tmp_path):
     from helpers import make_zindi
 
@@ -336,6 +341,7 @@ def video_frames(sign_digits: Path, dest: Path, photos_per_class: int = 4, frame
     return dest
 
 
+@pytest.mark.slow
 def test_video_frames_stay_on_one_side_and_a_random_split_flatters(sign_digits, tmp_path):
     from helpers import tiny_config
 

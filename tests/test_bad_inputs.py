@@ -480,6 +480,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_changes(what, setup, words, sh
     assert all(f.startswith(str(tmp_path / "r") + "/") for f in new) and (not new or words == "diverged"), new
 
 
+@pytest.mark.slow
 def test_debug_after_the_sub_command_shows_the_traceback(shared, tmp_path):
     data, _ = shared
     from signvision.errors import SignvisionError

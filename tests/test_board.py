@@ -9,6 +9,8 @@ from helpers import QUIET, tiny_config
 
 import signvision as sv
 
+pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` does not
+
 
 def read_events(run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

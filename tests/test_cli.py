@@ -30,6 +30,7 @@ def assert_one_line_error(capsys, argv, pattern):
 TRAIN = ["train", *tiny_args()]
 
 
+@pytest.mark.slow
 def test_end_to_end_train_predict_evaluate(tiny_zindi, tmp_path, capsys):
     code, out, err = run_cli(capsys, *TRAIN, "--data", tiny_zindi, "--out", tmp_path / "run")
     assert code == 0, err
@@ -78,6 +79,7 @@ def test_argparse_errors_are_one_line(capsys):
     assert_one_line_error(capsys, ["nonsense"], "invalid choice")
 
 
+@pytest.mark.slow
 def test_out_with_run_refused(tiny_zindi, tmp_path, capsys):
     assert run_cli(capsys, *TRAIN, "--data", tiny_zindi, "--out", tmp_path / "run")[0] == 0
     before = (tmp_path / "run" / "metrics.csv").read_text()
@@ -106,6 +108,7 @@ def test_cli_module_imports_nothing_heavy():
     assert out == "", f"signvision.cli.commands imports {out}"
 
 
+@pytest.mark.slow
 def test_demo_end_to_end(tmp_path, capsys):
     code, out, err = run_cli(capsys, "demo", "--workdir", tmp_path / "demo", "--epochs", "2", "--device", "cpu")
     assert code == 0, err

@@ -18,6 +18,7 @@ from signvision.reports.compare import compare_runs
 from signvision.runs.crossval import fit_folds
 
 
+@pytest.mark.slow
 def test_three_folds_oof_ensemble_and_resume(tiny_zindi, tmp_path, monkeypatch):
     cfg = tiny_config(tiny_zindi, tmp_path / "cv", folds=3, epochs=1)
     real_fit = train_module.fit

@@ -13,6 +13,8 @@ from helpers import make_zindi
 
 from signvision.inference.evaluate import evaluate_run
 
+pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` does not
+
 
 def test_two_processes_match_single_process_evaluation(tmp_path):
     data = make_zindi(tmp_path / "z", n_per_class=11)  # 33 images: a validation set of odd size

@@ -45,6 +45,7 @@ def test_blend_and_greedy_weights_drop_a_run_that_does_not_help():
     assert binary.shape == (2,) and 0.7 < binary[0] < 0.9
 
 
+@pytest.mark.slow
 def test_ensemble_of_two_recipes_is_a_run(two_recipes, tmp_path):
     data, root = two_recipes
     said = []
@@ -112,6 +113,7 @@ def test_ensemble_of_two_recipes_is_a_run(two_recipes, tmp_path):
     np.testing.assert_allclose(got, probs[0], atol=2e-6)
 
 
+@pytest.mark.slow
 def test_ensemble_refuses_other_folds_classes_and_single_runs(two_recipes, tmp_path, capsys):
     data, root = two_recipes
     other_seed = tmp_path / "c"
@@ -274,6 +276,7 @@ def test_an_ensemble_s_report_undoes_its_temperature_for_the_uncalibrated_column
     np.testing.assert_allclose(merge_probs([calibrated], [1.0], "geometric", 1 / 1.7), merged, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_the_tta_choice_is_tied_to_the_checkpoints_it_was_measured_on(tiny_zindi, tmp_path, capsys):
     """G16, G17: `--tta auto` refuses a choice made on an earlier best.pt, and a choice file without 'chosen'."""
     import shutil

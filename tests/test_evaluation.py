@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 from helpers import assert_picture, tiny_args, write_images
 from test_tables import split_folders
 
 from signvision.cli.commands import main
+
+pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` does not
 
 TINY = tiny_args()
 

@@ -13,6 +13,8 @@ from signvision.inference.export import Deployable, export_onnx
 from signvision.inference.members import load_run_model as load_run
 from signvision.runs.run import fit
 
+pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` does not
+
 
 @pytest.mark.parametrize("model,target", [("lenet", None), ("resnet18", "Me voy")])
 def test_onnx_matches_pytorch(tiny_zindi, tmp_path, model, target):

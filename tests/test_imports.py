@@ -8,6 +8,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` does not
+
 
 def test_ctrl_c_during_the_first_imports_leaves_them_whole():
     code = textwrap.dedent(

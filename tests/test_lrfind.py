@@ -23,6 +23,7 @@ def test_the_suggestion_is_the_steepest_fall_before_the_minimum():
     assert 1e-2 < minimum < 10**-1.4
 
 
+@pytest.mark.slow
 def test_lr_find_in_python_and_on_the_command_line(tiny_zindi, tmp_path, capsys):
     found = sv.lr_find(config=tiny_config(tiny_zindi, None), steps=30, end_lr=10.0, **QUIET)
     assert len(found.lrs) <= 30 and np.all(np.diff(found.lrs) > 0) and found.lrs[0] == pytest.approx(1e-6)
@@ -39,6 +40,7 @@ def test_lr_find_in_python_and_on_the_command_line(tiny_zindi, tmp_path, capsys)
     assert "--start-lr" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_fourth_adversarial_round_bounds_files_and_interruptions(tiny_zindi, tmp_path, capsys):
     """G7-G10: rates must be finite, steps bounded, --out a folder; a sweep killed between its two files is
     finished by the same command, a finished one is kept unless --overwrite."""

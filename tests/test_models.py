@@ -123,6 +123,7 @@ def test_offline_imagenet_weights_see_photos_as_imagenet_does():
         assert float(probs[sorted(classes)].sum()) > 0.5
 
 
+@pytest.mark.slow
 def test_train_from_the_packaged_weights(tiny_zindi, tmp_path, capsys):
     from signvision.cli.commands import main
 

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "notebooks"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["course.ipynb", "zindi.ipynb"])
 def test_the_notebook_runs_top_to_bottom(name, sign_digits, tmp_path, monkeypatch):
     pytest.importorskip("nbclient")

@@ -15,6 +15,7 @@ from signvision.runs.ablate import paired_interval, parse_grid, run_ablation
 from signvision.runs.run import fit
 
 
+@pytest.mark.slow
 def test_report_pictures_and_page(tiny_zindi, tmp_path):
     fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=2))
     page = write_report(tmp_path / "run", device="cpu").read_text()
@@ -24,6 +25,7 @@ def test_report_pictures_and_page(tiny_zindi, tmp_path):
     assert page.count("data:image/png;base64,") >= 3 and "Ñandú" in page and "&quot;image_size&quot;: 16" in page
 
 
+@pytest.mark.slow
 def test_compare_shows_only_differing_settings(tiny_zindi, tmp_path, capsys):
     fit(tiny_config(tiny_zindi, tmp_path / "a"))
     fit(tiny_config(tiny_zindi, tmp_path / "b", augment="light"))
@@ -48,6 +50,7 @@ def test_paired_interval_and_grid_parsing():
         parse_grid(["colour=red"])
 
 
+@pytest.mark.slow
 def test_ablation_interrupted_then_resumed(tiny_zindi, tmp_path, monkeypatch):
     import signvision.runs.run as train_module
 
@@ -95,6 +98,7 @@ def test_ablate_cli_help_mentions_example(capsys):
     assert "--grid" in out and "example:" in out and "signvision ablate --data" in out
 
 
+@pytest.mark.slow
 def test_two_thousand_classes_a_run_and_a_readable_report(tmp_path):
     """A sign vocabulary of 2,000 glosses: the run finishes with its report (benchmarks/many_classes.py times
     it); the report lists the top confusions instead of a 2,000 x 2,000 matrix."""

@@ -19,6 +19,7 @@ TINY = dict(model="lenet", lenet_width=1, epochs=2, image_size=16, batch_size=8,
 QUIET = {"log": lambda *_: None}
 
 
+@pytest.mark.slow
 def test_a_run_in_memory_shows_itself_predicts_and_saves(tiny_zindi, tmp_path, capsys):
     run = sv.train(tiny_zindi, **TINY, **QUIET)
     assert run.folder is None and isinstance(run.model, torch.nn.Module)
@@ -91,6 +92,7 @@ def test_two_trainings_give_the_same_figures_and_leave_the_process_as_it_was(tin
     assert torch.get_num_threads() == threads and cv2.getNumThreads() == cv_threads
 
 
+@pytest.mark.slow
 def test_train_into_a_folder_and_resume_it_from_python(tiny_zindi, tmp_path):
     run = sv.train(tiny_zindi, out=tmp_path / "run", **TINY, **QUIET)
     assert run.folder == tmp_path / "run" and run.summary["epochs"] == 2
@@ -100,6 +102,7 @@ def test_train_into_a_folder_and_resume_it_from_python(tiny_zindi, tmp_path):
         sv.train(resume=tmp_path / "run", epochs=2, **QUIET)
 
 
+@pytest.mark.slow
 def test_train_from_a_dataframe_in_memory_and_into_folds(tiny_zindi, tmp_path):
     table = sv.read_data(tiny_zindi).train
     frame = table[["path", "Label"]]
@@ -142,6 +145,7 @@ def figures(folder) -> pd.DataFrame:
     return pd.read_csv(folder / "metrics.csv").drop(columns=["seconds", "train_images_per_s"])
 
 
+@pytest.mark.slow
 def test_one_orchestrator_the_command_line_the_api_and_save_leave_the_same_run(tiny_zindi, tmp_path, capsys):
     args = ["--lenet-width", "1", "--epochs", "2", "--image-size", "16", "--batch-size", "8", "--lr", "0.005"]
     assert main(["train", "--data", str(tiny_zindi), "--out", str(tmp_path / "a"), "--augment", "none", *args]) == 0
@@ -162,6 +166,7 @@ def test_one_orchestrator_the_command_line_the_api_and_save_leave_the_same_run(t
     assert "data: " in capsys.readouterr().out  # the in-memory run says what it trains on, as the folder run does
 
 
+@pytest.mark.slow
 def test_resume_refuses_in_the_api_what_the_command_line_refuses(tiny_zindi, tmp_path, capsys):
     sv.train(tiny_zindi, out=tmp_path / "r", **TINY, **QUIET)
     before = (tmp_path / "r" / "config.json").read_text()
@@ -195,6 +200,7 @@ print("epochs", list(run.history["epoch"]), run.summary["status"])
 """
 
 
+@pytest.mark.slow
 def test_a_process_group_interrupt_with_loader_workers_then_fit_again(tiny_zindi, tmp_path):
     import subprocess
     import sys

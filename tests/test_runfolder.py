@@ -37,6 +37,7 @@ def test_a_folder_has_one_writer(tmp_path):
     assert not lock.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["train", "audit"])
 def test_two_commands_into_one_folder_one_is_refused(tiny_zindi, tmp_path, command):
     args = {
@@ -71,6 +72,7 @@ def test_two_commands_into_one_folder_one_is_refused(tiny_zindi, tmp_path, comma
         assert list(metrics["epoch"]) == [1, 2, 3, 4, 5, 6]  # one run's epochs, not two runs mixed
 
 
+@pytest.mark.slow
 def test_a_full_disk_keeps_the_earlier_submission_whole(tiny_zindi, tmp_path, monkeypatch, capsys):
     assert main(["train", "--data", str(tiny_zindi), *TINY, "--out", str(tmp_path / "run")]) == 0
     sub = tmp_path / "sub.csv"

@@ -185,6 +185,7 @@ def phone_photo(source: Path, path: Path, size: tuple[int, int], seed: int = 0) 
     return path
 
 
+@pytest.mark.slow
 def test_bad_run_is_refused_before_serving_and_ctrl_c_stops_cleanly(tiny_run, tmp_path):
     _, run = tiny_run
     (tmp_path / "unfinished").mkdir()
@@ -341,6 +342,7 @@ def sign_run(sign_digits, tmp_path_factory):
     return root / "run", [(sign_digits / "Images" / f"{i}.jpg", label) for i, label in right]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make install adds it)")
 def test_page_in_a_real_browser_upload_and_webcam(sign_run, tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
@@ -439,6 +441,7 @@ def test_large_uploads_decode_two_at_a_time_whatever_the_core_count(monkeypatch)
     assert state["most"] == 2
 
 
+@pytest.mark.slow
 def test_the_third_adversarial_round_headers_are_bounded_and_names_case_insensitive(tiny_run):
     _, run = tiny_run
     client = TestClient(create_app(run, device="cpu", max_images=4, max_upload_mb=2), base_url="http://127.0.0.1")
@@ -470,6 +473,7 @@ def test_the_third_adversarial_round_headers_are_bounded_and_names_case_insensit
         proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_phone_photos_of_several_mb_are_served_whole(tiny_run, tmp_path):
     """G1 of the fourth adversarial round: an upload over ~64 KB was refused as 'headers too large' (431) when one
     network read held the end of the request. Real-size photos, one and several per request, from curl and from

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from signvision.cli.commands import main
+
+pytestmark = pytest.mark.slow  # end to end: `make test` runs it, `make test-fast` does not
 
 
 def test_the_worked_example_as_written(sign_digits, tmp_path, capsys):

@@ -16,6 +16,7 @@ from signvision.training.checkpoint import load_checkpoint
 QUIET = {"log": lambda *_: None}
 
 
+@pytest.mark.slow
 def test_resnet_binary_with_cutmix_and_tta(tiny_zindi, tmp_path):
     cfg = tiny_config(
         tiny_zindi,
@@ -70,6 +71,7 @@ def test_speed_options_on_cpu(tiny_zindi, tmp_path):
     assert not torch.equal(best["model"][key], last["model"][key]) or best["epoch"] != last["epoch"]
 
 
+@pytest.mark.slow
 def test_compile_on_cpu(tiny_zindi, tmp_path):
     pytest.importorskip("torch._inductor")
     summary = fit(tiny_config(tiny_zindi, tmp_path / "c", compile=True, epochs=1))
@@ -79,6 +81,7 @@ def test_compile_on_cpu(tiny_zindi, tmp_path):
     assert again["roc_auc"] == pytest.approx(summary["val_roc_auc"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_finetune_from_a_run_with_other_classes(tiny_zindi, tmp_path):
     fit(tiny_config(tiny_zindi, tmp_path / "src", model="resnet18", image_size=32, epochs=1))
     source = load_checkpoint(tmp_path / "src" / "best.pt")["model"]

@@ -123,6 +123,7 @@ def test_run_works_from_another_directory(tiny_zindi, tmp_path, monkeypatch):
     assert fit(cfg, resume=True)["epochs"] == 2
 
 
+@pytest.mark.slow
 def test_resume_with_more_epochs_under_onecycle(tiny_zindi, tmp_path):
     fit(tiny_config(tiny_zindi, tmp_path / "run", schedule="onecycle", epochs=1))
     assert main(["train", "--resume", str(tmp_path / "run"), "--epochs", "3"]) == 0
@@ -131,6 +132,7 @@ def test_resume_with_more_epochs_under_onecycle(tiny_zindi, tmp_path):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 3  # the longer run is kept
 
 
+@pytest.mark.slow
 def test_resume_with_moved_data_then_report(tiny_zindi, tmp_path):
     fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=1))
     moved = shutil.move(str(tiny_zindi), str(tmp_path / "moved"))
@@ -139,6 +141,7 @@ def test_resume_with_moved_data_then_report(tiny_zindi, tmp_path):
     assert main(["report", str(tmp_path / "run")]) == 0  # the report finds the images where they are now
 
 
+@pytest.mark.slow
 def test_awkward_names_are_data_not_syntax(tmp_path):
     """A class named like matplotlib mathtext, and an id with a trailing space in Train.csv."""
     root = make_zindi(tmp_path / "z", classes=["$\\alpha_$", "plain", "x^2_"], n_per_class=8)

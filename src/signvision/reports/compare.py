@@ -29,8 +29,8 @@ def compare_runs(runs: list[str | Path], out: str | Path | None = None, *, overw
     accuracy's interval, the leak share and the memory baseline; pooled out-of-fold for a `--folds` run).
 
     Args:
-        runs: run folders.   out: a folder for compare.csv and compare.png (optional; files of those names already
-        there are replaced only with `overwrite`).
+        runs: run folders.   out: a folder for compare.csv and compare.png (optional; files of those names
+            already there are replaced only with `overwrite`).
 
     Returns:
         the table (a DataFrame).
