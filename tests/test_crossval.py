@@ -12,7 +12,7 @@ from helpers import QUIET, submission, tiny_config
 import signvision.runs.run as train_module
 from signvision.cli.commands import main
 from signvision.inference.evaluate import evaluate_run
-from signvision.inference.evaluate import report_run as write_report
+from signvision.inference.report import report_run as write_report
 from signvision.logs import log_to
 from signvision.reports.compare import compare_runs
 from signvision.runs.crossval import fit_folds

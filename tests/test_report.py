@@ -9,7 +9,7 @@ from helpers import assert_picture, tiny_config
 
 from signvision.cli.commands import main
 from signvision.errors import SignvisionError
-from signvision.inference.evaluate import report_run as write_report
+from signvision.inference.report import report_run as write_report
 from signvision.reports.compare import compare_runs
 from signvision.runs.ablate import paired_interval, parse_grid, run_ablation
 from signvision.runs.run import fit

@@ -24,8 +24,8 @@ The package is folders by concern that form layers; each imports only from the o
     models/     LeNet and timm backbones, the task (loss, probabilities), augmentation, MixUp/CutMix
     grouping/   near copies and clips, splits that keep them on one side, the leak check
     training/   a config -> trained, calibrated weights (the loop, the trainer, the run folder, checkpoints)
-    reports/    pages and pictures (they render scores, never compute them)
-    inference/  a trained run's models: one scoring engine, predictions and submissions, export, serve
+    reports/    pages and pictures of the scores computed beneath them
+    inference/  a trained run's models: scoring (validation, out of fold, labelled sets), predictions, export, serve
     auditing/   sv.audit
     runs/       Run: the one orchestrator of a run, in memory or in a folder; folds, ablations
     cli/        the `signvision` command, a thin layer over the API

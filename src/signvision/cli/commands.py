@@ -65,8 +65,8 @@ def cmd_train(args) -> int:
 
 def tta_of(args, run):
     """The TTA that --tta, --tta-merge and --tta-views describe, made for the run's image size."""
-    from signvision.inference.evaluate import chosen_tta
     from signvision.inference.members import input_size
+    from signvision.inference.tta_choice import chosen_tta
     from signvision.models.augment import TTA
 
     spec = chosen_tta(run.folder) if args.tta == "auto" else args.tta
@@ -151,7 +151,7 @@ def cmd_split(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from signvision.inference.evaluate import report_run
+    from signvision.inference.report import report_run
     from signvision.training.folder import check_run_folder
 
     print(f"wrote {report_run(check_run_folder(args.run), data=args.data, device=args.device)}")

@@ -12,6 +12,7 @@ every run of an ensemble, each run's folds averaged and the runs merged by `mode
     load_run_model   one run folder's model (`sv.load_run` is the `Run` of a folder; this is its model)
     load_members     a run folder's members: its model, each fold's with the out-of-fold temperature, or an
                      ensemble's
+    validation_set   a member's own validation images, rebuilt from its split.csv
     ensemble_probs   one batch -> the members' merged calibrated probabilities: what predict, evaluate --data
                      and serve all use
 """
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from signvision.config import TrainConfig
+from signvision.data.dataset import ImageDataset
 from signvision.files import read_json
 from signvision.models.augment import TTA
 from signvision.models.task import Task
@@ -92,6 +94,21 @@ def load_members(run: str | Path) -> Members:
     for m in members:
         m.temperature = temperature
     return Members(members)
+
+
+def validation_set(member: RunModel, data: str | None, skip_bad_images: bool = False) -> ImageDataset:
+    """The member's own validation images, rebuilt from its split.csv (and `data` if they moved)."""
+    from dataclasses import replace
+
+    from signvision.training.rundata import prepare_run_data
+
+    cfg = replace(  # a copy: the loaded member's config stays as it was read
+        member.cfg,
+        target=member.ckpt["target"],
+        skip_bad_images=member.cfg.skip_bad_images or skip_bad_images,
+        **({"data": data, "csv": None} if data is not None else {}),
+    )
+    return prepare_run_data(cfg, member.folder / "split.csv", classes=member.task.classes, pseudo=False).subset("val")
 
 
 def input_size(members: list[RunModel]) -> int:

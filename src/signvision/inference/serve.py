@@ -81,7 +81,7 @@ def create_app(
     run = check_run_folder(run)
     members = load_members(run)
     if tta == "auto":
-        from signvision.inference.evaluate import chosen_tta
+        from signvision.inference.tta_choice import chosen_tta
 
         tta = chosen_tta(run)
     batcher = Batcher(members, pick_device(device), TTA(tta, image_size=input_size(members)))

@@ -151,7 +151,8 @@ def train_cell(base: TrainConfig, setting: dict, seed: int, run: Path, split_fil
 
 def validation_scores(run: Path, tta: str, device: str) -> dict:
     """A run's calibrated validation figures with a TTA mode (computed once, then read from the run)."""
-    from signvision.inference.evaluate import VALIDATION, evaluate_run, output_folder
+    from signvision.inference.evaluate import evaluate_run
+    from signvision.inference.results import VALIDATION, output_folder
 
     saved = output_folder(run, VALIDATION, tta) / "evaluation.json"
     if not saved.is_file():
@@ -163,7 +164,7 @@ def validation_scores(run: Path, tta: str, device: str) -> dict:
 
 def test_scores(run: Path, test_data: str | Path, tta: str, device: str) -> dict:
     """A run's figures on a labelled test set (computed once, then read from its evaluations/ folder)."""
-    from signvision.inference.evaluate import data_name, output_folder
+    from signvision.inference.results import data_name, output_folder
     from signvision.runs.api import evaluate_labelled
 
     saved = output_folder(run, data_name(Path(test_data)), tta) / "evaluation.json"

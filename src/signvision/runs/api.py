@@ -92,7 +92,7 @@ def ensemble(runs, *, out, select: str = "log_loss", report: bool = True, log=No
     with log_to(log):
         make_ensemble(runs, out, select=select)
         if report:
-            from signvision.inference.evaluate import report_ensemble
+            from signvision.inference.report import report_ensemble
 
             logger.info(f"report: {report_ensemble(Path(out))}")
     return Run.load(out)

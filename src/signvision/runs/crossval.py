@@ -157,8 +157,8 @@ def summarise_folds(out: Path, cfg: TrainConfig, folds: pd.DataFrame) -> tuple[d
     """Out-of-fold logits of every training image, one temperature fitted on them, oof.csv and summary.json.
     Returns the summary and the folds' scores (inference.evaluate.Scored), calibrated with that temperature."""
     from signvision.data.dataset import make_loader
-    from signvision.inference.evaluate import score_members, validation_set
-    from signvision.inference.members import load_run_model
+    from signvision.inference.evaluate import score_members
+    from signvision.inference.members import load_run_model, validation_set
 
     members = [load_run_model(out / f"fold{k}") for k in range(1, cfg.folds + 1)]
     loaders = [make_loader(validation_set(m, None), batch_size=256) for m in members]

@@ -394,7 +394,7 @@ class Run:
 
     def training_images(self) -> pd.DataFrame | None:
         """The images this run trained on (path, Label: its split's training side), None when not found now."""
-        from signvision.inference.evaluate import training_images
+        from signvision.inference.labelled import training_images
 
         if self._session is not None:
             data = self._session.prepared.data
@@ -427,7 +427,7 @@ class Run:
             raise OptionError("give the images to predict: a folder, files, a DataFrame or arrays", option="images")
         table, arrays = image_table(images)
         if isinstance(tta, str) and tta == "auto":
-            from signvision.inference.evaluate import chosen_tta
+            from signvision.inference.tta_choice import chosen_tta
 
             tta = chosen_tta(self.folder)
         probs = predict_images(
@@ -476,10 +476,11 @@ class Run:
 
     def _evaluate(self, data, *, tta, device: str, batch_size: int, skip_bad_images: bool) -> dict:
         from signvision.inference import evaluate as ev
+        from signvision.inference.labelled import score_labelled
 
         self._require_trained()
         if data is not None and not self._holds_own_images(data):
-            return ev.evaluate_labelled(
+            return score_labelled(
                 self.members,
                 data,
                 folder=self.folder,
@@ -501,7 +502,7 @@ class Run:
         """Score the run's validation images (out of fold for a `--folds` run or an ensemble) with each built-in
         TTA mode and keep the one whose paired log loss gain is largest and beyond noise, or none:
         `predict(..., tta="auto")` then uses it. Returns {"chosen": mode, "gains": {mode: gain with interval}}."""
-        from signvision.inference.evaluate import choose_tta
+        from signvision.inference.tta_choice import choose_tta
 
         if self.folder is None:
             raise RunError("in memory only: save it first, run.save(folder)", option="run")
@@ -539,7 +540,7 @@ class Run:
 
     def report(self, device: str = "auto") -> Path:
         """Write report.html in the run's folder (curves, ROC, confusion matrix, reliability, mistakes)."""
-        from signvision.inference.evaluate import report_run
+        from signvision.inference.report import report_run
 
         if self.folder is None:
             raise RunError("in memory only: save it first, run.save(folder)", option="run")
