@@ -30,6 +30,7 @@ import pandas as pd
 from signvision.config import RESUMABLE, TrainConfig
 from signvision.errors import MissingError, OptionError, RunError
 from signvision.logs import get_logger, log_to
+from signvision.runs.record import board_pictures, write_board, write_run_report
 
 logger = get_logger(__name__)
 
@@ -293,28 +294,9 @@ class Run:
             logger.info(memory_warning(summary))
         self.members = [self._member(recorder.best_weights(), figures["temperature"])]
         if report and self.folder is not None:
-            self._write_report()
+            write_run_report(self)
         if getattr(recorder, "board", None) is not None:
-            self._board_pictures(recorder.board)
-
-    def _board_pictures(self, board) -> None:
-        """The end of a run's TensorBoard log: a batch as the augmentation made it, and the confusion matrix."""
-        import torch
-
-        from signvision.training.board import batch_grid
-
-        dataset = self._session.prepared.train_loader.dataset
-        rng = np.random.default_rng(self.cfg.seed)
-        picks = rng.choice(len(dataset), size=min(16, len(dataset)), replace=False)
-        with torch.random.fork_rng():  # the pictures take nothing from the run's random streams
-            batch = np.stack([np.asarray(dataset[int(i)][0]) for i in picks])
-        board.image("train/augmented batch", batch_grid(batch))
-        confusion = self.folder / "confusion.png"
-        if confusion.is_file():
-            from signvision.data.images import read_image
-
-            board.image("val/confusion matrix", read_image(str(confusion)))
-        board.close()
+            board_pictures(self, recorder.board)
 
     def _member(self, best: dict, temperature):
         """The trained model for inference: the best epoch's weights, with the temperature."""
@@ -324,37 +306,6 @@ class Run:
         ckpt = {**best, "temperature": temperature}
         model, task, cfg = model_from_checkpoint(ckpt, "the best epoch")
         return RunModel(model.eval(), task, cfg, ckpt, temperature, self.folder)
-
-    def _write_report(self) -> Path:
-        """report.html from the validation scores this run's training computed (no image is scored again)."""
-        from signvision.inference.explain import explainer
-        from signvision.reports.run_report import ScoredSet, write_report
-
-        images, v, m = self._session.prepared.val_loader.dataset, self._scores, self.members[0]
-        groups = self._session.prepared.data.groups("val")
-
-        def picture(i):
-            return images.load(int(v.order[i]))
-
-        scored = ScoredSet(
-            y=v.y,
-            probs=v.probs,
-            raw=v.raw,
-            names=m.task.names,
-            picture=picture,
-            caption=lambda i: images.ids[int(v.order[i])],
-            groups=[groups[int(j)] for j in v.order],
-            explain=explainer(self.members, picture, self.cfg.device),
-        )
-        return write_report(
-            self.folder,
-            scored,
-            summary=self.summary,
-            histories={"": self.history},
-            config=asdict(self.cfg),
-            temperature=m.temperature,
-            best_epoch=m.ckpt["epoch"],
-        )
 
     # ------------------------------------------------------------------------------------------------
     # What it holds
@@ -529,13 +480,8 @@ class Run:
         self.folder = save_run(self, Path(folder))
         self.members[0].folder = self.folder
         if report:
-            self._write_report()
-        from signvision.training.board import BoardLog
-
-        board = BoardLog(self.folder)  # the TensorBoard log training into a folder would have written
-        for row in self.history.to_dict("records"):
-            board.epoch(row)
-        self._board_pictures(board)
+            write_run_report(self)
+        write_board(self)  # the TensorBoard log training into a folder would have written
         return self.folder
 
     def report(self, device: str = "auto") -> Path:
@@ -545,7 +491,7 @@ class Run:
         if self.folder is None:
             raise RunError("in memory only: save it first, run.save(folder)", option="run")
         if self._scores is not None and self._session is not None:
-            return self._write_report()
+            return write_run_report(self)
         return report_run(self.folder, device=device)
 
     def _repr_html_(self) -> str:
