@@ -11,7 +11,7 @@ from helpers import QUIET, tiny_config
 
 import signvision as sv
 from signvision.cli.commands import main
-from signvision.models.gradcam import grad_cam
+from signvision.models.hirescam import hires_cam
 from signvision.models.lenet import LeNet
 from signvision.runs.crossval import fit_folds
 
@@ -22,7 +22,7 @@ def test_heatmaps_are_maps_in_0_1_at_the_input_size(outputs):
 
     torch.manual_seed(0)
     for model in (LeNet(outputs, image_size=32), timm.create_model("resnet18", num_classes=outputs)):
-        maps = grad_cam(model.eval(), torch.randn(4, 3, 32, 32))
+        maps = hires_cam(model.eval(), torch.randn(4, 3, 32, 32))
         assert maps.shape == (4, 32, 32) and maps.min() >= 0 and maps.max() <= 1
         assert not any(p.grad is not None for p in model.parameters())  # the model is left as it was
 
@@ -36,7 +36,7 @@ def test_a_heatmap_finds_the_one_place_that_decides():
         net[2].weight.zero_()
         net[2].weight[1, 5 * 16 + 10] = 1.0  # class 1 reads row 5, column 10 only
     x = torch.rand(1, 3, 16, 16)
-    maps = grad_cam(net, x, torch.tensor([1]))
+    maps = hires_cam(net, x, torch.tensor([1]))
     assert divmod(int(maps[0].argmax()), 16) == (5, 10)
 
 

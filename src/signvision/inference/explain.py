@@ -1,7 +1,7 @@
 """Where a trained run looks: class-activation heatmaps of its members, a page of overlays, and a faithfulness check.
 
 explain_arrays   RGB images -> one heatmap (N, S, S) in [0, 1] each, at the run's input size: every member's
-                 Grad-CAM (models/gradcam.py) for the class asked (the run's predicted class by default),
+                 HiResCAM (models/hirescam.py) for the class asked (the run's predicted class by default),
                  averaged as the run averages its members' probabilities (a fold's share of its run's
                  weight), then scaled to [0, 1]
 explainer        the `explain(indices, targets)` a page's gallery calls for the images it shows
@@ -20,7 +20,7 @@ import torch
 from signvision.data.images import resize
 from signvision.errors import OptionError
 from signvision.inference.members import RunModel, ensemble_probs, fit_size, input_size, runtime_for
-from signvision.models.gradcam import grad_cam, normalise_maps
+from signvision.models.hirescam import hires_cam, normalise_maps
 from signvision.training.calibrate import predicted
 from signvision.training.runtime import pick_device
 
@@ -58,7 +58,7 @@ def explain_batch(members: list[RunModel], runtimes, images: torch.Tensor, targe
     total = torch.zeros(images.shape[0], *images.shape[-2:])
     for m, runtime in zip(members, runtimes):
         x = runtime.prepare(fit_size(images, m.cfg.image_size))
-        cam = grad_cam(m.model, x, target.to(x.device)).float().cpu()  # (B, s, s)
+        cam = hires_cam(m.model, x, target.to(x.device)).float().cpu()  # (B, s, s)
         if cam.shape[-1] != images.shape[-1]:
             cam = torch.nn.functional.interpolate(cam[:, None], size=images.shape[-2:], mode="bilinear")[:, 0]
         total += cam * weights[m.part] / total_weight / per_part[m.part]

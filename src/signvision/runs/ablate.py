@@ -114,7 +114,7 @@ def run_ablation(
                     scores = validation_scores(run, tta, base.device)
                     row = {**setting, "tta": tta, "seed": seed, "run": str(run), **scores}
                     if test_data:
-                        row.update(test_scores(run, test_data, tta, base.device))
+                        row.update(scores_on_test_data(run, test_data, tta, base.device))
                     rows.append(row)
             bar.update(1)
         bar.close()
@@ -162,7 +162,7 @@ def validation_scores(run: Path, tta: str, device: str) -> dict:
     return {m: metrics[m] for m in METRICS}
 
 
-def test_scores(run: Path, test_data: str | Path, tta: str, device: str) -> dict:
+def scores_on_test_data(run: Path, test_data: str | Path, tta: str, device: str) -> dict:
     """A run's figures on a labelled test set (computed once, then read from its evaluations/ folder)."""
     from signvision.inference.results import data_name, output_folder
     from signvision.runs.api import evaluate_labelled

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from signvision.errors import OptionError
+
 
 def last_spatial_conv(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Run `model` on x and return (logits, the output of the last Conv2d that ran with a map larger than
@@ -44,17 +46,19 @@ def last_spatial_conv(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, 
             h.remove()
     spatial = [a for a in outputs if a.ndim == 4 and a.shape[-1] * a.shape[-2] > 1]
     if not spatial:
-        raise ValueError("the model has no convolution layer with a spatial map: Grad-CAM needs one")
+        raise OptionError(
+            "has no convolution layer with a spatial map: a class-activation heatmap needs one", option="model"
+        )
     return logits, spatial[-1]
 
 
-def grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+def hires_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
     """Heatmaps (B, H, W) in [0, 1] for normalised inputs x (B, 3, H, W): HiResCAM of class `target` (B,) (the
     predicted class when None; for one output, 1 is the positive class and 0 the negative).
 
     Example:
         >>> from signvision.models.lenet import LeNet
-        >>> grad_cam(LeNet(3, image_size=32).eval(), torch.randn(2, 3, 32, 32)).shape
+        >>> hires_cam(LeNet(3, image_size=32).eval(), torch.randn(2, 3, 32, 32)).shape
         torch.Size([2, 32, 32])
     """
     model.eval()
