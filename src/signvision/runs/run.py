@@ -388,8 +388,8 @@ class Run:
 
     def explain(self, images, target=None, *, device: str = "auto", batch_size: int = 32) -> np.ndarray:
         """Where the model looked: one class-activation heatmap (HiResCAM) per image, an array (N, S, S) of floats in
-        [0, 1] at the model's input size, for the predicted class (or `target`: a class name or index, or one per image).
-        `images` as for `predict` (a folder, files, a DataFrame with `path`, arrays). A `--folds` run or an
+        [0, 1] at the model's input size, for the predicted class (or `target`: a class name or index, or one per
+        image). `images` as for `predict` (a folder, files, a DataFrame with `path`, arrays). A `--folds` run or an
         ensemble averages its members' heatmaps as it averages their probabilities.
 
         Example:
