@@ -199,6 +199,8 @@ CHOICES = {
 }
 SERVE_MAX_IMAGES = 16  # `signvision serve`: images per request at most
 SERVE_MAX_UPLOAD_MB = 20  # ... and a request body's size at most, in MB
+LR_FIND_START, LR_FIND_END, LR_FIND_STEPS = 1e-6, 1.0, 100  # `lr-find`: the sweep's first and last rate, its steps
+PSEUDO_THRESHOLD = 0.9  # `pseudo-label`: keep an image predicted with at least this calibrated probability
 SOURCE = names_of(DataSource)
 RECIPE = names_of(Recipe)
 MACHINE = names_of(Machine)

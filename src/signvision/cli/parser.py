@@ -9,6 +9,10 @@ from dataclasses import fields
 
 from signvision.config import (
     CHOICES,
+    LR_FIND_END,
+    LR_FIND_START,
+    LR_FIND_STEPS,
+    PSEUDO_THRESHOLD,
     SERVE_MAX_IMAGES,
     SERVE_MAX_UPLOAD_MB,
     AuditConfig,
@@ -199,9 +203,16 @@ def options_ablate(p: argparse.ArgumentParser) -> None:
 
 def options_lr_find(p: argparse.ArgumentParser) -> None:
     add_train_args(p)
-    p.add_argument("--start-lr", type=float, default=1e-6, help="the sweep's first learning rate (default 1e-6)")
-    p.add_argument("--end-lr", type=float, default=1.0, help="its last (default 1)")
-    p.add_argument("--steps", type=int, default=100, help="training steps of the sweep (default 100)")
+    p.add_argument(
+        "--start-lr",
+        type=float,
+        default=LR_FIND_START,
+        help=f"the sweep's first learning rate (default {LR_FIND_START})",
+    )
+    p.add_argument("--end-lr", type=float, default=LR_FIND_END, help=f"its last (default {LR_FIND_END:g})")
+    p.add_argument(
+        "--steps", type=int, default=LR_FIND_STEPS, help=f"training steps of the sweep (default {LR_FIND_STEPS})"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace lr_find.png and lr_find.csv already in --out")
 
 
@@ -223,7 +234,12 @@ def options_pseudo_label(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="the first round: a run, a --folds run or an ensemble")
     p.add_argument("--data", required=True, help="unlabelled images: a folder (sub-folders included), a Zindi folder")
     p.add_argument("--out", required=True, help="the CSV to write (path, Label, confidence)")
-    p.add_argument("--threshold", type=float, default=0.9, help="keep images predicted this surely (default 0.9)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=PSEUDO_THRESHOLD,
+        help=f"keep images predicted this surely (default {PSEUDO_THRESHOLD})",
+    )
     p.add_argument("--tta", default="none", help="test-time views (none, capture, auto, ...)")
     p.add_argument("--device", default="auto")
     p.add_argument("--overwrite", action="store_true", help="replace the CSV if it exists")

@@ -19,13 +19,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from signvision.config import PSEUDO_THRESHOLD
 from signvision.errors import DataError, OptionError
 from signvision.files import atomic_write, refuse_overwrite
 
 COLUMNS = ["img_IDS", "path", "Label", "confidence"]
 
 
-def pseudo_labels(run, images, *, threshold: float = 0.9, tta="none", device: str = "auto") -> pd.DataFrame:
+def pseudo_labels(
+    run, images, *, threshold: float = PSEUDO_THRESHOLD, tta="none", device: str = "auto"
+) -> pd.DataFrame:
     """The unlabelled images a run is sure of, labelled with its guess: what a second round trains on.
 
     Args:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from signvision.config import TrainConfig
+from signvision.config import LR_FIND_END, LR_FIND_START, LR_FIND_STEPS, TrainConfig
 from signvision.errors import OptionError
 from signvision.logs import check_log, get_logger, log_to
 from signvision.runs.run import Run, config_and_data, load_run
@@ -103,9 +103,9 @@ def lr_find(
     *,
     out=None,
     config: TrainConfig | None = None,
-    start_lr: float = 1e-6,
-    end_lr: float = 1.0,
-    steps: int = 100,
+    start_lr: float = LR_FIND_START,
+    end_lr: float = LR_FIND_END,
+    steps: int = LR_FIND_STEPS,
     overwrite: bool = False,
     log=None,
     **settings,

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from signvision.config import RESUMABLE, TrainConfig
+from signvision.config import PSEUDO_THRESHOLD, RESUMABLE, TrainConfig
 from signvision.errors import MissingError, OptionError, RunError
 from signvision.logs import get_logger, log_to
 from signvision.runs.record import board_pictures, write_board, write_run_report
@@ -405,7 +405,9 @@ class Run:
         arrays = arrays if arrays is not None else read_images(table)
         return explain_arrays(self.members, arrays, target, device=device, batch_size=batch_size)[0]
 
-    def pseudo_labels(self, images, *, threshold: float = 0.9, tta="none", device: str = "auto") -> pd.DataFrame:
+    def pseudo_labels(
+        self, images, *, threshold: float = PSEUDO_THRESHOLD, tta="none", device: str = "auto"
+    ) -> pd.DataFrame:
         """The images of `images` this run is sure of (calibrated probability >= `threshold`), labelled with its
         guess: img_IDS, path, Label, confidence. Saved with `.to_csv(path, index=False)`, it is what
         `train(..., pseudo_labels=path)` adds to the training images (inference/pseudo.py)."""

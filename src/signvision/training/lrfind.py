@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from signvision.config import LR_FIND_END, LR_FIND_START, LR_FIND_STEPS
 from signvision.errors import OptionError
 from signvision.progress import progress_bar
 
@@ -66,7 +67,15 @@ def check_sweep(start: float, end: float, steps: int) -> None:
 
 
 def lr_sweep(
-    model, loader, optimizer, runtime, task, *, start: float = 1e-6, end: float = 1.0, steps: int = 100
+    model,
+    loader,
+    optimizer,
+    runtime,
+    task,
+    *,
+    start: float = LR_FIND_START,
+    end: float = LR_FIND_END,
+    steps: int = LR_FIND_STEPS,
 ) -> LRFind:
     """Train `model` for `steps` batches of `loader` (cycling it) with the learning rate growing from `start` to
     `end`; stop early when the smoothed loss exceeds 4x its best. The optimizer's parameter groups keep
