@@ -5,6 +5,7 @@ loads nothing heavy; the README's Python API blocks run as written; the names of
 from __future__ import annotations
 
 import doctest
+import importlib
 import inspect
 import re
 import subprocess
@@ -43,8 +44,15 @@ def test_every_public_name_is_documented_with_a_running_example(name):
     assert runner.failures == 0, f"{name}: its example fails"
 
 
-def test_dir_lists_the_public_names():
-    assert set(sv.__all__) <= set(dir(sv)) and "train" in sv.__all__ and "audit" in sv.__all__
+def test_every_public_name_resolves_to_signvision_s_own_object():
+    from signvision import _EXPORTS
+
+    for name in sv.__all__:
+        module, attribute = _EXPORTS[name]
+        obj = getattr(sv, name)
+        assert obj is getattr(importlib.import_module(f"signvision.{module}"), attribute), name
+        assert getattr(obj, "__module__", "").startswith("signvision."), f"{name} is not signvision's own"
+    assert {"train", "audit", "ensemble", "load_run"} <= set(sv.__all__) <= set(dir(sv))
 
 
 def test_older_names_still_answer():

@@ -28,8 +28,7 @@ def test_a_run_s_tensorboard_log_holds_metrics_csv(tiny_zindi, tmp_path):
     metrics = pd.read_csv(run / "metrics.csv")
     events = read_events(run)
     for column, tag in (("val_log_loss", "val/log_loss"), ("train_loss", "train/loss"), ("lr", "lr")):
-        if column not in metrics.columns:
-            continue
+        assert column in metrics.columns, f"metrics.csv lost its {column} column"  # a rename fails here
         logged = {e.step: e.value for e in events.Scalars(tag)}
         assert sorted(logged) == metrics["epoch"].tolist(), tag  # each epoch once, none trained twice
         for epoch, value in zip(metrics["epoch"], metrics[column]):

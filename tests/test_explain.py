@@ -45,8 +45,11 @@ def test_run_explain_and_the_command(tiny_zindi, tmp_path, capsys):
     images = sorted((tiny_zindi / "Images").glob("*.jpg"))[:5]
     maps = run.explain(images)
     assert maps.shape == (5, 24, 24) and maps.dtype == np.float32 and 0 <= maps.min() and maps.max() <= 1
-    other = run.explain(images, target="Me voy")
-    assert other.shape == maps.shape
+    predicted = run.predict(images).frame[run.classes].to_numpy().argmax(axis=1)
+    again = run.explain(images, target=[run.classes[k] for k in predicted])  # one target per image: the predicted
+    np.testing.assert_allclose(again, maps, atol=1e-6)  # the default explains the predicted class
+    other = run.explain(images, target=[run.classes[(k + 1) % 3] for k in predicted])  # another class each
+    assert other.shape == maps.shape and not np.allclose(other, maps)  # ... gets its own map
     with pytest.raises(sv.OptionError, match="target"):
         run.explain(images, target="no such class")
 

@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +26,14 @@ def test_the_notebook_runs_top_to_bottom(name, sign_digits, tmp_path, monkeypatc
     monkeypatch.setenv("SIGNVISION_DATA", str(sign_digits))
     monkeypatch.setenv("SIGNVISION_NOTEBOOK_WORK", str(tmp_path / "work"))
     execute(ROOT / "notebooks" / name, write=False, timeout=600)  # raises CellExecutionError on a failing cell
-    assert len(list((tmp_path / "work").glob("*/submission.csv"))) == 1
+    submissions = list((tmp_path / "work").glob("*/submission.csv"))
+    assert len(submissions) == 1
+    data = next((p.parent for p in (tmp_path / "work").rglob("Test.csv")), sign_digits)  # the small copy, if any
+    sub, test = pd.read_csv(submissions[0]), pd.read_csv(data / "Test.csv")
+    classes = sorted(pd.read_csv(data / "Train.csv")["Label"].astype(str).unique())
+    assert list(sub.columns) == ["img_IDS", *classes]  # the challenge's format, in sorted class order
+    assert sorted(sub["img_IDS"]) == sorted(test["img_IDS"])  # one row per test image
+    assert np.allclose(sub[classes].sum(axis=1), 1, atol=1e-4) and sub[classes].min().min() >= 0
     if name == "zindi.ipynb":  # Restart & Run All again: a folder of its own, the first run's kept
         execute(ROOT / "notebooks" / name, write=False, timeout=600)
         assert len(list((tmp_path / "work").glob("*/submission.csv"))) == 2

@@ -162,5 +162,5 @@ def test_drawing_leaves_the_user_s_matplotlib_settings_alone(tmp_path):
 
     before = plt.rcParams["text.parse_math"]
     plot_confusion(np.array([0, 1]), np.array([0, 1]), ["$x_$", "b"], tmp_path / "c.png")
-    assert (tmp_path / "c.png").stat().st_size > 0
+    assert_picture(tmp_path / "c.png")
     assert plt.rcParams["text.parse_math"] == before

@@ -9,14 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import tiny_config
+from helpers import QUIET, tiny_config
 
 import signvision as sv
 import signvision.training.trainer as engine_module
 from signvision.cli.commands import main
 
 TINY = dict(model="lenet", lenet_width=1, epochs=2, image_size=16, batch_size=8, lr=5e-3, device="cpu", augment="none")
-QUIET = {"log": lambda *_: None}
 
 
 @pytest.mark.slow
