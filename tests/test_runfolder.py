@@ -18,9 +18,9 @@ from helpers import tiny_args, tiny_config
 import signvision.training.folder as runfolder_module
 from signvision.cli.commands import main
 from signvision.errors import DiskFullError, RunError
+from signvision.files import claim_folder, release_folder
 from signvision.runs.crossval import fit_folds
 from signvision.runs.run import fit
-from signvision.training.folder import claim_folder, release_folder
 
 TINY = tiny_args()
 

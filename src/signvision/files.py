@@ -6,6 +6,8 @@
     refuse_overwrite      a user's file is replaced only when they said so
     check_writable_folder fail at once, not after hours of work, when a folder cannot be written
     disk_full             whether an OSError means the disk is full
+    check_new_folder      a new or empty folder for new work (a file, or a folder of the user's, is refused)
+    claim_folder          one writer at a time: a folder's .lock, taken atomically (a dead writer's is taken over)
 
 Nothing heavy is imported here: the command line imports this module and answers at once.
 """
@@ -15,10 +17,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import socket
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from signvision.errors import _NOTHING, DataError, DiskFullError, MissingError, OptionError
+from signvision.errors import _NOTHING, DataError, DiskFullError, MissingError, OptionError, RunError
 
 
 def refuse_overwrite(path: Path, overwrite: bool = False, option: str = "out") -> None:
@@ -128,3 +132,103 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv", "cv.json")  # a folder holding one holds a run
+SIGNVISION_FILES = (*RUN_FILES, "ablation.json", "audit.html")  # ... or anything signvision wrote: never data
+LOCK = ".lock"
+# what a file browser or Jupyter leaves in any folder: a folder holding only these is empty
+NOT_THE_USERS = frozenset({LOCK, ".DS_Store", ".ipynb_checkpoints", "Thumbs.db", "desktop.ini"})
+_CLAIMED: dict[str, list] = {}  # the folders this process writes now: folder -> [thread, claims]
+_CLAIMING = threading.Lock()
+
+
+def holds_user_files(folder: Path, also: tuple[str, ...] = ()) -> bool:
+    """Whether a folder holds anything of the user's (beyond a lock, `.DS_Store`, `.ipynb_checkpoints`, ...)."""
+    return folder.is_dir() and any(p.name not in NOT_THE_USERS | set(also) for p in folder.iterdir())
+
+
+def check_new_folder(out: Path, what: str = "", option: str = "out") -> None:
+    """A folder to write new work into: absent, or empty of the user's files (a lock, `.DS_Store` and
+    `.ipynb_checkpoints` do not count), and not a file. `what`: what else the message says of it."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OptionError("exists and is not a folder", option=option, value=out)
+    if holds_user_files(out):
+        said = f" and {what}" if what else ""
+        raise OptionError(f"the folder is not empty{said}; choose a new or empty folder", option=option, value=out)
+
+
+# ----------------------------------------------------------------------------------------------------
+# One writer at a time: a folder's .lock names the process that writes it
+# ----------------------------------------------------------------------------------------------------
+def claim_folder(folder: Path, option: str = "out") -> Path:
+    """Take `folder` for this process: create its lock file exclusively (one of two processes started
+    together wins; the other gets a RunError naming the writer). A lock left by a process that no longer
+    runs on this machine is taken over. Returns the lock file (`release_folder` removes it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK
+    key = str(folder.resolve())
+    with _CLAIMING:
+        holder = _CLAIMED.get(key)
+        if holder is not None and holder[0] != threading.get_ident():
+            raise RunError(
+                "another training or audit in this process (another thread) is writing it; wait for it to finish",
+                option=option,
+                value=folder,
+            )
+        if holder is not None and _owner(lock) == _me():  # the same call claiming it again (an audit that saves)
+            holder[1] += 1
+            return lock
+        taken = _take_lock(lock, folder, option)
+        _CLAIMED[key] = [threading.get_ident(), 1]
+    return taken
+
+
+def _me() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _owner(lock: Path) -> dict:
+    """Who a lock file names ({} when it cannot be read)."""
+    try:
+        owner = json.loads(lock.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def _take_lock(lock: Path, folder: Path, option: str) -> Path:
+    """Create the lock file exclusively, or take over one left by a writer that is gone."""
+    me = _me()
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _owner(lock)
+            pid, host = owner.get("pid"), owner.get("host")
+            if owner == me or (isinstance(pid, int) and host == me["host"] and not process_alive(pid)):
+                lock.unlink(missing_ok=True)  # its writer died (or was this process, which holds it no more)
+                continue
+            raise RunError(
+                f"another signvision process (pid {pid} on {host}) is writing it; wait for it to finish, "
+                "or remove its .lock if that process is gone",
+                option=option,
+                value=folder,
+            ) from None
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        return lock
+    raise RunError("could not take its .lock", option=option, value=folder)
+
+
+def release_folder(folder: Path) -> None:
+    """Let go of a folder this process claimed (the lock goes with the last of its claims)."""
+    key = str(Path(folder).resolve())
+    with _CLAIMING:
+        holder = _CLAIMED.get(key)
+        if holder is not None and holder[1] > 1:
+            holder[1] -= 1
+            return
+        _CLAIMED.pop(key, None)
+        (Path(folder) / LOCK).unlink(missing_ok=True)

@@ -67,9 +67,8 @@ class Audit:
 
     def save(self, folder: str | Path) -> Path:
         """Write the audit folder (a new or empty folder): the CSVs, summary.json and audit.html."""
-        from signvision.files import write_json
+        from signvision.files import claim_folder, release_folder, write_json
         from signvision.reports.audit_report import write_html
-        from signvision.training.folder import claim_folder, release_folder
 
         folder = Path(folder)
         check_audit_folder(folder)
@@ -100,12 +99,9 @@ class Audit:
 
 def check_audit_folder(out: Path) -> None:
     """A new or empty folder that can be written (checked before the long work)."""
-    from signvision.training.folder import holds_user_files
+    from signvision.files import check_new_folder
 
-    if out.exists() and not out.is_dir():
-        raise OptionError("exists and is not a folder; give a new folder for the audit", option="out", value=out)
-    if holds_user_files(out):
-        raise OptionError("exists and is not empty; choose a new folder", option="out", value=out)
+    check_new_folder(out)
     check_writable_folder(out)
 
 
@@ -232,7 +228,7 @@ def run_audit(cfg: AuditConfig, progress: bool | None = None, save: bool = True)
     if cfg.epochs < 0:
         raise OptionError("must not be negative (0 = chosen from the data size)", option="epochs", value=cfg.epochs)
     if save:  # the folder is this audit's from now on: a second audit into it is refused at once
-        from signvision.training.folder import claim_folder, release_folder
+        from signvision.files import claim_folder, release_folder
 
         check_audit_folder(Path(cfg.out))
         claim_folder(Path(cfg.out))

@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 
 from signvision.errors import DataError, MissingError, OptionError
+from signvision.files import SIGNVISION_FILES
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 ZINDI_EXTENSIONS = (".jpg", ".jpeg", ".png")
 VAL_FOLDERS = ("val", "valid", "validation")
-SIGNVISION_FILES = ("config.json", "best.pt", "last.pt", "cv.json", "ablation.json", "audit.html")
 
 
 @dataclass

@@ -22,8 +22,8 @@ from signvision.files import read_json
 @contextmanager
 def job_folder(out: Path, spec: dict, spec_name: str, what: str):
     """Claim `out` for a job described by `spec` (written as `spec_name`); yields whether the job is new."""
-    from signvision.files import write_json
-    from signvision.training.folder import check_out_folder, claim_folder, holds_user_files, release_folder
+    from signvision.files import claim_folder, holds_user_files, release_folder, write_json
+    from signvision.training.folder import check_out_folder
 
     out = Path(out)
     spec = json.loads(json.dumps(spec))  # as it reads back from JSON

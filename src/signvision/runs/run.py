@@ -151,7 +151,8 @@ class Run:
         """Claim the folder (if any), train and validate, finish; "finished" or "interrupted"."""
         import torch.distributed as dist
 
-        from signvision.training.folder import check_out_folder, claim_folder, release_folder
+        from signvision.files import claim_folder, release_folder
+        from signvision.training.folder import check_out_folder
         from signvision.training.runtime import dist_setup, pick_device, sharing_cores
         from signvision.training.trainer import own_random_state
 

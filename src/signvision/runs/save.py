@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from signvision.files import atomic_write, write_json
+from signvision.files import atomic_write, claim_folder, release_folder, write_json
 from signvision.training.checkpoint import save_checkpoint
-from signvision.training.folder import check_out_folder, claim_folder, release_folder, write_data_csv, write_run_start
+from signvision.training.folder import check_out_folder, write_data_csv, write_run_start
 
 
 def save_run(run, folder: Path) -> Path:

@@ -12,8 +12,8 @@
     ensemble.json an ensemble of `--folds` runs instead (`signvision ensemble`): its runs; their weights, merge
                   and temperature in summary.json, the blended out-of-fold probabilities in oof.csv
 
-`claim_folder` makes a new (or empty) folder this process's run atomically, so that two commands started
-together into one folder cannot both write it. Every file but metrics.csv is written to a temporary file
+A run folder has one writer at a time (`files.claim_folder`: two commands started together into one folder
+cannot both write it). Every file but metrics.csv is written to a temporary file
 beside it and renamed, so that an interruption or a full disk leaves the earlier file, never half of one;
 metrics.csv gets one row appended per finished epoch, and a resumed run first drops the rows its last.pt
 does not hold. A run killed before its first checkpoint is simply started again by `resume`.
@@ -26,110 +26,21 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
-import threading
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from signvision.config import TrainConfig
-from signvision.errors import MissingError, OptionError, RunError
-from signvision.files import atomic_write, check_writable_folder, process_alive, read_json, write_json
+from signvision.errors import MissingError, RunError
+from signvision.files import RUN_FILES, atomic_write, check_new_folder, check_writable_folder, read_json, write_json
 from signvision.training.checkpoint import load_checkpoint, save_checkpoint
 from signvision.training.trainer import METRIC_COLUMNS, Recorder, TrainingState, snapshot
-
-RUN_FILES = ("config.json", "last.pt", "best.pt", "metrics.csv", "cv.json")
-LOCK = ".lock"
-# what a file browser or Jupyter leaves in any folder: a folder holding only these is empty
-NOT_THE_USERS = frozenset({LOCK, ".DS_Store", ".ipynb_checkpoints", "Thumbs.db", "desktop.ini"})
-_CLAIMED: dict[str, list] = {}  # the folders this process writes now: folder -> [thread, claims]
-_CLAIMING = threading.Lock()
-
-
-def holds_user_files(folder: Path, also: tuple[str, ...] = ()) -> bool:
-    """Whether a folder holds anything of the user's (beyond a lock, `.DS_Store`, `.ipynb_checkpoints`, ...)."""
-    return folder.is_dir() and any(p.name not in NOT_THE_USERS | set(also) for p in folder.iterdir())
 
 
 def holds_run(folder: Path) -> bool:
     """Whether a folder already holds a run (or a cross-validation)."""
     return folder.is_dir() and any((folder / f).exists() for f in RUN_FILES)
-
-
-# ----------------------------------------------------------------------------------------------------
-# One writer at a time
-# ----------------------------------------------------------------------------------------------------
-def claim_folder(folder: Path, option: str = "out") -> Path:
-    """Take `folder` for this process: create its lock file exclusively (one of two processes started
-    together wins; the other gets a RunError naming the writer). A lock left by a process that no longer
-    runs on this machine is taken over. Returns the lock file (`release_folder` removes it)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / LOCK
-    key = str(folder.resolve())
-    with _CLAIMING:
-        holder = _CLAIMED.get(key)
-        if holder is not None and holder[0] != threading.get_ident():
-            raise RunError(
-                "another training or audit in this process (another thread) is writing it; wait for it to finish",
-                option=option,
-                value=folder,
-            )
-        if holder is not None and _owner(lock) == _me():  # the same call claiming it again (an audit that saves)
-            holder[1] += 1
-            return lock
-        taken = _take_lock(lock, folder, option)
-        _CLAIMED[key] = [threading.get_ident(), 1]
-    return taken
-
-
-def _me() -> dict:
-    return {"pid": os.getpid(), "host": socket.gethostname()}
-
-
-def _owner(lock: Path) -> dict:
-    """Who a lock file names ({} when it cannot be read)."""
-    try:
-        owner = json.loads(lock.read_text() or "{}")
-    except (OSError, ValueError):
-        return {}
-    return owner if isinstance(owner, dict) else {}
-
-
-def _take_lock(lock: Path, folder: Path, option: str) -> Path:
-    """Create the lock file exclusively, or take over one left by a writer that is gone."""
-    me = _me()
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            owner = _owner(lock)
-            pid, host = owner.get("pid"), owner.get("host")
-            if owner == me or (isinstance(pid, int) and host == me["host"] and not process_alive(pid)):
-                lock.unlink(missing_ok=True)  # its writer died (or was this process, which holds it no more)
-                continue
-            raise RunError(
-                f"another signvision process (pid {pid} on {host}) is writing it; wait for it to finish, "
-                "or remove its .lock if that process is gone",
-                option=option,
-                value=folder,
-            ) from None
-        with os.fdopen(fd, "w") as f:
-            json.dump(me, f)
-        return lock
-    raise RunError("could not take its .lock", option=option, value=folder)
-
-
-def release_folder(folder: Path) -> None:
-    """Let go of a folder this process claimed (the lock goes with the last of its claims)."""
-    key = str(Path(folder).resolve())
-    with _CLAIMING:
-        holder = _CLAIMED.get(key)
-        if holder is not None and holder[1] > 1:
-            holder[1] -= 1
-            return
-        _CLAIMED.pop(key, None)
-        (Path(folder) / LOCK).unlink(missing_ok=True)
 
 
 def check_out_folder(out: Path, *, resume: bool) -> None:
@@ -143,12 +54,8 @@ def check_out_folder(out: Path, *, resume: bool) -> None:
         raise RunError(
             f"already holds a run; choose a new folder or continue it with `resume` {out}", option="out", value=out
         )
-    elif out.exists() and not out.is_dir():
-        raise OptionError("exists and is not a folder", option="out", value=out)
-    elif holds_user_files(out):
-        raise OptionError(
-            "the folder is not empty and holds no run; choose a new or empty folder", option="out", value=out
-        )
+    else:
+        check_new_folder(out, "holds no run")
     check_writable_folder(out, option)
 
 
