@@ -89,3 +89,32 @@ def test_reporting_never_stops_the_work_it_reports_on(tiny_zindi, capsys, signvi
         sv.train(config=tiny_config(tiny_zindi, None, epochs=1), log=5)
     with pytest.raises(sv.OptionError, match="log='x'"):
         sv.lr_find(tiny_zindi, log="x")
+
+
+def test_importing_adds_no_handler_and_the_application_s_set_up_is_kept():
+    """The library adds a NullHandler at import, nothing more; the plain output is set up by the first public
+    call (or the command line) only where the application has not set up the "signvision" logger itself."""
+    import subprocess
+    import sys
+
+    code = """
+import logging, signvision.logs as logs
+root = logging.getLogger("signvision")
+assert [type(h).__name__ for h in root.handlers] == ["NullHandler"], root.handlers
+assert root.level == logging.NOTSET and root.propagate
+mine = logging.StreamHandler()
+root.addHandler(mine)                      # the application's own set-up, before any call
+with logs.log_to(None):                    # what every public call enters
+    pass
+assert root.handlers[-1] is mine and len(root.handlers) == 2 and root.propagate, root.handlers
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+    untouched = code.replace("root.addHandler(mine)", "pass").replace(
+        "assert root.handlers[-1] is mine and len(root.handlers) == 2 and root.propagate, root.handlers",
+        "assert [type(h).__name__ for h in root.handlers] == ['NullHandler', '_Stdout'] and not root.propagate",
+    )
+    result = subprocess.run([sys.executable, "-c", untouched], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

@@ -1,9 +1,13 @@
 """Where signvision's progress lines go: Python's `logging`, under the logger named "signvision".
 
 Library code never prints. Each module says what it does with `logger.info(...)`, its logger made by
-`get_logger(__name__)` (a child of "signvision"). With nothing set up, the "signvision" logger writes each
-line as plain text to `sys.stdout` (whatever it is when the line is written: a terminal, a notebook cell,
-a test's capture), and does not pass it on to the root logger, so it shows once. To change that:
+`get_logger(__name__)` (a child of "signvision"). At import the library adds no handler of its own (a
+`NullHandler`, as a library should); the plain-line output is set up by the application's side, as timm's
+`setup_default_logging` is called from its `train.py`: the command line calls `setup_default_logging()` first,
+and so does the first public call made from a notebook or a script (`sv.train`, `sv.audit`, `run.evaluate`,
+...), unless the application set up the "signvision" logger itself before it. That output writes each line
+as plain text to `sys.stdout` (whatever it is when the line is written: a terminal, a notebook cell, a test's
+capture), and does not pass it on to the root logger, so it shows once. To change that:
 
     logging.getLogger("signvision").setLevel(logging.WARNING)      # no progress lines at all
     logging.getLogger("signvision").handlers.clear()               # the lines to your own logging set-up ...
@@ -87,11 +91,27 @@ _CONTEXT = _Context()
 _broken: set[int] = set()  # the `log=` callables that raised (id), given no more lines
 _root = logging.getLogger(NAME)
 _root.__class__ = _SafeLogger
-if not any(isinstance(h, _Stdout) for h in _root.handlers):  # a reload adds no second handler
-    _root.addHandler(_Stdout())
-    _root.setLevel(logging.INFO)
-    _root.propagate = False
+_NULL = next((h for h in _root.handlers if isinstance(h, logging.NullHandler)), None) or logging.NullHandler()
+if _NULL not in _root.handlers:  # a reload adds no second one
+    _root.addHandler(_NULL)
 _root.addFilter(_CONTEXT)
+_set_up = False  # whether setup_default_logging has run in this process (then the application's changes stand)
+
+
+def setup_default_logging() -> None:
+    """The plain-line output: the "signvision" logger's lines as bare text on `sys.stdout`, from INFO up, not
+    passed on to the root logger. Once per process, and only if the application has not set up the "signvision"
+    logger itself (a handler, a level or `propagate` of its own). The command line calls it first; every public
+    call calls it too, so that a notebook shows the lines with nothing set up."""
+    global _set_up
+    if _set_up:
+        return
+    _set_up = True
+    untouched = _root.handlers == [_NULL] and _root.level == logging.NOTSET and _root.propagate
+    if untouched:
+        _root.addHandler(_Stdout())
+        _root.setLevel(logging.INFO)
+        _root.propagate = False
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -109,6 +129,7 @@ def log_to(log: Callable[[str], object] | None) -> Iterator[None]:
     """Inside: every signvision line goes to `log(line)` instead of the logging handlers. None: no change (the
     public calls' default)."""
     check_log(log)
+    setup_default_logging()  # a public call from a notebook or a script: the lines show with nothing set up
     if log is None:
         yield
         return

@@ -324,6 +324,9 @@ HANDLERS = {
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; a user's mistake prints one line and returns 2."""
     args = build_parser(HANDLERS).parse_args(argv)
+    from signvision.logs import setup_default_logging
+
+    setup_default_logging()  # the library's progress lines as plain lines on stdout
     try:
         return args.func(args) or 0
     except SignvisionError as e:

@@ -308,9 +308,9 @@ def serve(
         host=host,
         allowed_hosts=allowed_hosts,
     )
-    print(f"serving {run} on http://{host}:{port}  (API: POST /predict, GET /info, /health; Ctrl-C stops)", flush=True)
+    logger.info(f"serving {run} on http://{host}:{port}  (API: POST /predict, GET /info, /health; Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, log_level="warning", http=guarded_protocol())
-    print("stopped", flush=True)
+    logger.info("stopped")
 
 
 def render_page(info: dict) -> str:
