@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("SIGNVISION_PROGRESS", "0")
     from signvision.data.tables import read_data
     from signvision.grouping.nearcopies import fingerprint_images, group_near_copies
-    from signvision.training.rundata import split as split_data
+    from signvision.grouping.splits import split as split_data
 
     print(
         "| data | images | read + fingerprint | group | whole split + leak check | grouped images | groups | largest "

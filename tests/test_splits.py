@@ -71,7 +71,7 @@ def test_join_groups_links_through_either_grouping():
 def test_split_data_reports_groups_and_leaks(tmp_path):
     from test_nearcopies import write_clips
 
-    from signvision.training.rundata import split as split_data
+    from signvision.grouping.splits import split as split_data
 
     data = write_clips(tmp_path / "clips", clips_per_class=4, stills=6)
     split, info = split_data(data, val_fraction=0.33, seed=0)
@@ -85,7 +85,7 @@ def test_a_split_of_two_images_a_class_leaves_every_class_a_training_image(tmp_p
     from helpers import make_zindi
 
     from signvision.data.tables import read_data
-    from signvision.training.rundata import split
+    from signvision.grouping.splits import split
 
     data = make_zindi(tmp_path / "z2", n_per_class=2)
     labels = read_data(data).train[["img_IDS", "Label"]]

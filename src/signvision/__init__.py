@@ -50,8 +50,8 @@ _EXPORTS = {
     "Audit": ("auditing.audit", "Audit"),
     "AuditConfig": ("config", "AuditConfig"),
     "near_copy_groups": ("grouping.nearcopies", "near_copy_groups"),
-    "split": ("training.rundata", "split"),
-    "Split": ("training.rundata", "Split"),
+    "split": ("grouping.splits", "split"),
+    "Split": ("grouping.splits", "Split"),
     "SplitInfo": ("grouping.splits", "SplitInfo"),
     # models and augmentation
     "LeNet": ("models.lenet", "LeNet"),

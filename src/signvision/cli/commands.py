@@ -131,7 +131,7 @@ def cmd_audit(args) -> int:
 
 def cmd_split(args) -> int:
     import signvision as sv
-    from signvision.training.rundata import check_split_out
+    from signvision.grouping.splits import check_split_out
 
     out = check_split_out(args.out, args.overwrite)  # before the work
     data = args.data

@@ -28,13 +28,13 @@ from signvision.config import TrainConfig
 from signvision.errors import OptionError
 from signvision.files import atomic_write, read_json, write_json
 from signvision.grouping.groups import group_keys
-from signvision.grouping.splits import single_group_classes
+from signvision.grouping.splits import single_group_classes, split_groups
 from signvision.logs import get_logger, prefixed
 from signvision.models.probs import scaled_probs
 from signvision.training.calibrate import fit_temperature
 from signvision.training.folder import write_data_csv
 from signvision.training.metrics import compute_metrics
-from signvision.training.rundata import read_pseudo_labels, read_training_table, split_groups
+from signvision.training.rundata import read_pseudo_labels, read_training_table
 
 logger = get_logger(__name__)
 

@@ -8,7 +8,7 @@ Every check that can fail is made here, before any training starts.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +19,7 @@ from signvision.data.cache import decode_all
 from signvision.data.dataset import ImageDataset
 from signvision.data.tables import DataTable, read_csv, read_data_of
 from signvision.errors import DataError, MissingError, OptionError
-from signvision.files import atomic_write, refuse_overwrite
-from signvision.grouping.groups import join_groups
-from signvision.grouping.splits import SPLIT_BY, SplitInfo, make_split, read_split, single_group_classes
+from signvision.grouping.splits import SplitInfo, check_leaks, draw_split, load_audit, read_split
 from signvision.logs import get_logger
 from signvision.models.task import Task
 
@@ -79,38 +77,6 @@ class RowView:
 
     def __getitem__(self, i):
         return self.array[self.rows[i]]
-
-
-# ----------------------------------------------------------------------------------------------------
-# The audit's findings
-# ----------------------------------------------------------------------------------------------------
-def load_audit(audit_dir: str | Path) -> tuple[set[str], pd.DataFrame]:
-    """(ids kept by the audit's clean.csv, duplicates.csv) for `train --audit` and `split --audit`."""
-    audit_dir = Path(audit_dir)
-    if not audit_dir.is_dir():
-        raise MissingError("folder not found", option="audit", value=audit_dir)
-    clean = read_csv(audit_dir / "clean.csv", ["img_IDS"], " (is `audit` an audit folder?)")
-    dups_path = audit_dir / "duplicates.csv"
-    dups = pd.DataFrame(columns=["group", "img_IDS"])
-    if dups_path.is_file() and dups_path.stat().st_size > 0:
-        try:
-            found = pd.read_csv(dups_path, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-            raise DataError(f"{dups_path}: not a readable CSV ({str(e).splitlines()[0]})") from None
-        if "img_IDS" not in found.columns or not ({"sequence", "group"} & set(found.columns)):
-            raise DataError(f"{dups_path}: no columns img_IDS and sequence or group (is `audit` an audit folder?)")
-        dups = found  # no rows: the audit found no copies
-    return set(clean["img_IDS"]), dups
-
-
-def audit_groups(ids: pd.Series, dups: pd.DataFrame | None) -> pd.Series | None:
-    """The audit's sequence of each image (its copies and neighbouring video frames; NaN where it has none),
-    from the audit's duplicates.csv, or None without an audit. A sequence must stay on one side of a split."""
-    if dups is None:
-        return None
-    key = "sequence" if "sequence" in dups.columns else "group"  # sequences hold the groups and video frames
-    named = {i: f"audit:{g}" for i, g in zip(dups["img_IDS"], dups[key], strict=False) if str(g).strip()}
-    return pd.Series(ids).reset_index(drop=True).map(named)
 
 
 def read_training_table(
@@ -237,134 +203,6 @@ def check_cache_fits(n: int, cfg: TrainConfig) -> None:
                 option="cache_dir",
                 value=where,
             )
-
-
-# ----------------------------------------------------------------------------------------------------
-# The split
-# ----------------------------------------------------------------------------------------------------
-def split_groups(
-    table: DataTable, *, split_by: str = "near-copies", dups: pd.DataFrame | None = None, fingerprints=None
-) -> tuple[pd.Series | None, dict, object]:
-    """The groups a split of `table.train` keeps on one side: near copies and neighbouring frames (unless
-    `split_by` is "random") joined with an audit's copies and sequences (its duplicates.csv, `dups`).
-    Returns (group per image, NaN alone, or None for none at all; how many are grouped; the fingerprints)."""
-    from signvision.grouping.nearcopies import (
-        describe_groups,
-        fingerprint_images,
-        group_near_copies,
-        whole_clip_classes,
-    )
-
-    if split_by not in SPLIT_BY:
-        raise OptionError(f"expected one of {', '.join(SPLIT_BY)}", option="split_by", value=split_by)
-    near = None
-    if split_by == "near-copies":
-        fingerprints = fingerprints or fingerprint_images(table.train["path"].tolist())
-        group = whole_clip_classes(group_near_copies(fingerprints), fingerprints, table.train["Label"])
-        near = pd.Series([f"n{g}" if g >= 0 else np.nan for g in group], dtype=object)
-    groups = join_groups(near, audit_groups(table.train["img_IDS"], dups))
-    stats = describe_groups(pd.factorize(groups)[0] if groups is not None else np.full(len(table.train), -1))
-    return groups, stats, fingerprints
-
-
-def draw_split(
-    table: DataTable,
-    *,
-    split_by: str = "near-copies",
-    val_fraction: float = 0.33,
-    seed: int = 0,
-    dups: pd.DataFrame | None = None,
-    fingerprints=None,
-) -> tuple[pd.DataFrame, SplitInfo, object]:
-    """A new split of `table.train` with the groups of `split_groups` kept on one side. Returns (split, info,
-    the fingerprints it computed or was given)."""
-    groups, stats, fingerprints = split_groups(table, split_by=split_by, dups=dups, fingerprints=fingerprints)
-    labels = table.train["Label"]
-    split = make_split(table.train["img_IDS"], labels, val_fraction=val_fraction, seed=seed, groups=groups)
-    info = SplitInfo(split_by, grouping=stats, train_only_classes=single_group_classes(labels, groups))
-    return split, info, fingerprints
-
-
-def check_leaks(train: pd.DataFrame, split: pd.DataFrame, info: SplitInfo, fingerprints=None) -> SplitInfo:
-    """Fill `info.leak` for the images `train` (img_IDS, path, Label) split by `split` (img_IDS, fold): the
-    share of validation images with a near copy in training, and the memory baseline."""
-    from signvision.grouping.nearcopies import fingerprint_images, leak_check
-
-    fingerprints = fingerprints or fingerprint_images(train["path"].tolist())
-    fold = split.set_index("img_IDS")["fold"].loc[train["img_IDS"]].to_numpy()
-    info.leak = leak_check(fingerprints, train["Label"].to_numpy(), fold == "val")
-    return info
-
-
-@dataclass
-class Split:
-    """What `sv.split` returns: `table` (img_IDS, fold "train" | "val", group) and `info` (how many images were
-    grouped, the largest group, the leak check; `info.describe()` in words). `split, info = sv.split(...)`
-    unpacks it; `to_csv(path)` writes the split and its .json beside it (what `train --split` reads).
-
-    Example:
-        >>> result = split("../shared/data/sign-digits", seed=0)              # doctest: +SKIP
-        >>> table, info = result; result.to_csv("split.csv")                 # doctest: +SKIP
-    """
-
-    table: pd.DataFrame
-    info: SplitInfo
-
-    def __iter__(self):
-        return iter((self.table, self.info))
-
-    def to_csv(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        import json
-
-        path = check_split_out(path, overwrite)
-        with atomic_write(path, newline="") as f:
-            self.table.to_csv(f, index=False)
-        with atomic_write(path.with_suffix(".json")) as f:
-            f.write(json.dumps(asdict(self.info), indent=2, ensure_ascii=False) + "\n")
-        return path
-
-    def _repr_html_(self) -> str:
-        counts = self.table["fold"].value_counts()
-        return f"<pre>{self.info.describe()}\n{counts.get('train', 0)} train, {counts.get('val', 0)} val</pre>"
-
-
-def check_split_out(path: str | Path, overwrite: bool = False) -> Path:
-    """Where a split goes: a CSV whose .json beside it is new too (or `overwrite`); a user's file is never replaced."""
-    path = Path(path)
-    if path.suffix.lower() == ".json":
-        raise OptionError(
-            "the split is a CSV; its .json is written beside it: give a name ending in .csv", option="out", value=path
-        )
-    refuse_overwrite(path, overwrite)
-    refuse_overwrite(path.with_suffix(".json"), overwrite)
-    return path
-
-
-def split(
-    data, *, audit: str | Path | None = None, split_by: str = "near-copies", val_fraction: float = 0.33, seed: int = 0
-) -> Split:
-    """A validation split of a data set (a folder, CSV or DataFrame that `read_data` reads, or a DataTable):
-    near copies and neighbouring frames kept on one side (unless `split_by="random"`), with an audit's
-    copies and sequences too when `audit` is given, and what the split leaks measured.
-
-    Returns a `Split`: `.table` has the columns img_IDS, fold ("train" | "val"), group; `.info` says how many
-    images were grouped, the largest group, and the leak check. It unpacks as `table, info`.
-
-    Example:
-        >>> table, info = split("../shared/data/sign-digits", val_fraction=0.33, seed=0)   # doctest: +SKIP
-        >>> table["fold"].value_counts()["val"], info.leak["val_near_copy_share"]         # doctest: +SKIP
-        (545, 0.0)
-    """
-    from signvision.config import typed
-    from signvision.data.tables import read_data
-
-    val_fraction, seed = typed("val_fraction", val_fraction, "float"), typed("seed", seed, "int")
-    if not 0 <= seed < 2**31:
-        raise OptionError("must be between 0 and 2**31 - 1", option="seed", value=seed)
-    table = read_data(data)
-    dups = load_audit(audit)[1] if audit else None
-    drawn, info, fingerprints = draw_split(table, split_by=split_by, val_fraction=val_fraction, seed=seed, dups=dups)
-    return Split(drawn, check_leaks(table.train, drawn, info, fingerprints))
 
 
 def prepare_run_data(
