@@ -19,7 +19,7 @@ import uvicorn
 from signvision.errors import SignvisionError
 from signvision.inference.batcher import Batcher
 from signvision.inference.members import load_members
-from signvision.training.folder import check_run_folder
+from signvision.training.finished import check_run_folder
 
 
 def make_app(run: str):

@@ -146,3 +146,21 @@ def test_show_augment_draws_the_grid(tiny_zindi, tmp_path, capsys):
     assert img.shape[1] > img.shape[0]  # 4 columns, 2 rows
     code, _, err = run_cli(capsys, "show-augment", "--data", tiny_zindi, "--out", out)
     assert code == 2 and "already exists" in err
+
+
+@pytest.mark.parametrize("command", ["serve", "export", "predict", "evaluate"])
+def test_a_wrong_run_is_refused_before_pytorch_loads(command, tmp_path):
+    """A mistyped --run is one line at once: the run folder is checked before PyTorch (and the web or ONNX
+    packages) are imported, which took 9 s for `serve`."""
+    import subprocess
+    import sys
+
+    extra = ["--out", str(tmp_path / "s.csv")] if command == "predict" else []
+    code = (
+        "import sys; from signvision.cli.commands import main; "
+        f"rc = main([{command!r}, '--run', {str(tmp_path / 'nowhere')!r}, *{extra!r}]); "
+        "print(rc, 'torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["2", "False"], result.stdout + result.stderr
+    assert "folder not found" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -152,7 +152,7 @@ def cmd_split(args) -> int:
 
 def cmd_report(args) -> int:
     from signvision.inference.report import report_run
-    from signvision.training.folder import check_run_folder
+    from signvision.training.finished import check_run_folder
 
     print(f"wrote {report_run(check_run_folder(args.run), data=args.data, device=args.device)}")
     return 0
@@ -242,6 +242,9 @@ def cmd_pseudo_label(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from signvision.training.finished import check_run_folder
+
+    check_run_folder(args.run)  # before PyTorch and ONNX load
     from signvision.inference.export import export_onnx
 
     path = export_onnx(args.run, args.out, opset=args.opset, overwrite=args.overwrite)
@@ -282,6 +285,9 @@ def cmd_show_augment(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from signvision.training.finished import check_run_folder
+
+    check_run_folder(args.run)  # a wrong --run is one line at once, before PyTorch and the web packages load
     from signvision.inference.serve import serve
 
     serve(

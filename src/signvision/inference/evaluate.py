@@ -184,7 +184,7 @@ def evaluate_run(
     with TTA, kept in RUN/evaluations/run-validation[-tta-<mode>]/evaluation.json. `data`: where the run's
     own images are now, if they moved."""
     from signvision.inference.ensemble_scores import evaluate_ensemble
-    from signvision.training.folder import is_ensemble
+    from signvision.training.finished import is_ensemble
 
     if is_ensemble(run):
         return evaluate_ensemble(run, tta=tta, device=device, batch_size=batch_size)

@@ -84,7 +84,7 @@ def check_export_installed() -> None:
 def export_onnx(run: str | Path, out: str | Path | None = None, *, opset: int = 17, overwrite: bool = False) -> Path:
     """Write RUN's best model as ONNX (and its description as JSON beside it); returns the ONNX path."""
     from signvision.inference.members import input_size, load_members
-    from signvision.training.folder import check_run_folder
+    from signvision.training.finished import check_run_folder
 
     if opset not in OPSETS:
         raise OptionError(f"expected {OPSETS.start} to {OPSETS.stop - 1}", option="opset", value=opset)

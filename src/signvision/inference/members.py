@@ -31,7 +31,7 @@ from signvision.files import read_json
 from signvision.models.augment import TTA
 from signvision.models.task import Task
 from signvision.training.checkpoint import load_checkpoint, model_from_checkpoint
-from signvision.training.folder import check_run_folder, fold_folders, is_cv_run
+from signvision.training.finished import check_run_folder, fold_folders, is_cv_run
 from signvision.training.loop import view_probs
 from signvision.training.runtime import Runtime
 
@@ -75,7 +75,7 @@ def load_run_model(run: str | Path, checkpoint: str = "best.pt") -> RunModel:
 def load_members(run: str | Path) -> Members:
     """The models that make a run's predictions: the run itself, each fold with the CV temperature, or every
     fold of an ensemble's runs with its weights."""
-    from signvision.training.folder import ensemble_runs, is_ensemble
+    from signvision.training.finished import ensemble_runs, is_ensemble
 
     run = check_run_folder(run)
     if is_ensemble(run):

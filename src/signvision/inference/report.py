@@ -20,7 +20,7 @@ from signvision.reports.run_report import ScoredSet, write_report
 
 def report_run(run: str | Path, *, data: str | None = None, device: str = "auto") -> Path:
     """Score a run folder's best model(s) on its validation images again and write report.html into it."""
-    from signvision.training.folder import is_ensemble
+    from signvision.training.finished import is_ensemble
 
     run = Path(run)
     if is_ensemble(run):

@@ -40,7 +40,7 @@ from signvision.inference.members import input_size, load_members
 from signvision.inference.predict import probability_columns, probability_table
 from signvision.logs import get_logger
 from signvision.models.augment import TTA
-from signvision.training.folder import check_run_folder
+from signvision.training.finished import check_run_folder
 from signvision.training.runtime import pick_device
 
 logger = get_logger(__name__)

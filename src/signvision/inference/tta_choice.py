@@ -31,7 +31,7 @@ def choose_tta(run: str | Path, *, modes=TTA_CANDIDATES, device: str = "auto", b
         gains[mode] = evaluate_run(run, tta=mode, device=device, batch_size=batch_size)["tta_gain"]
     paying = {m: g for m, g in gains.items() if g["log_loss_ci"] and g["log_loss_ci"][1] < 0}
     chosen = min(paying, key=lambda m: paying[m]["log_loss"]) if paying else "none"
-    from signvision.training.folder import run_digest
+    from signvision.training.finished import run_digest
 
     choice = {"chosen": chosen, "gains": gains, "rule": "the largest log loss gain whose 95% interval is below 0"}
     choice["run_digest"] = run_digest(run)  # the checkpoints it was measured on: a retrained run must choose again
@@ -45,7 +45,7 @@ def choose_tta(run: str | Path, *, modes=TTA_CANDIDATES, device: str = "auto", b
 def chosen_tta(run: str | Path | None) -> str:
     """The TTA mode `choose_tta` kept for RUN (what `--tta auto` means), if it was chosen on the run's current
     checkpoints (after `train --resume` replaced best.pt, or an ensemble refitted, it must be chosen again)."""
-    from signvision.training.folder import run_digest
+    from signvision.training.finished import run_digest
 
     path = Path(run) / "evaluations" / TTA_CHOICE if run is not None else None
     again = f"signvision evaluate --run {run} --tta choose"

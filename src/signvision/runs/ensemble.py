@@ -66,7 +66,7 @@ def read_oof_run(run: str | Path) -> OofRun:
     row for anything else)."""
     from signvision.data.tables import read_csv
     from signvision.errors import MissingError, RunError
-    from signvision.training.folder import check_run_folder, ensemble_runs, is_cv_run, is_ensemble
+    from signvision.training.finished import check_run_folder, ensemble_runs, is_cv_run, is_ensemble
 
     given = str(run)
     try:
@@ -289,7 +289,7 @@ def make_ensemble(runs: list[str | Path], out: str | Path, *, select: str = "log
     from signvision.grouping.splits import split_group_keys_of
     from signvision.inference.members import load_run_model
     from signvision.runs.jobs import job_folder
-    from signvision.training.folder import run_digest
+    from signvision.training.finished import run_digest
 
     if isinstance(runs, (str, Path)) or len(runs) < 2:
         given = runs if isinstance(runs, (str, Path)) else ", ".join(map(str, runs))

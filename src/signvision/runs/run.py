@@ -116,10 +116,8 @@ class Run:
         """A finished run folder (or a `--folds` run: each fold's model, averaged when predicting)."""
         from signvision.files import read_json
         from signvision.inference.members import load_members
-        from signvision.training.folder import check_run_folder
+        from signvision.training.finished import check_run_folder
 
-        if not isinstance(folder, (str, Path)):
-            raise OptionError(f"expected a run folder, not {type(folder).__name__}", option="run", value=folder)
         folder = check_run_folder(folder)
         members = load_members(folder)
         summary = read_json(folder / "summary.json") if (folder / "summary.json").is_file() else {}
@@ -560,6 +558,8 @@ def load_run(folder: str | Path) -> Run:
         >>> run = load_run("runs/lenet"); run.predict(["photo.jpg"]).top()   # doctest: +SKIP
     """
     from signvision.imports import import_heavy
+    from signvision.training.finished import check_run_folder
 
+    check_run_folder(folder)  # a wrong folder is one line at once, before PyTorch is loaded
     import_heavy()  # whole even if Ctrl-C comes meanwhile
     return Run.load(folder)

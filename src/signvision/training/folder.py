@@ -17,23 +17,21 @@ cannot both write it). Every file but metrics.csv is written to a temporary file
 beside it and renamed, so that an interruption or a full disk leaves the earlier file, never half of one;
 metrics.csv gets one row appended per finished epoch, and a resumed run first drops the rows its last.pt
 does not hold. A run killed before its first checkpoint is simply started again by `resume`.
-`check_run_folder`, `is_cv_run`, `fold_folders`, `is_ensemble` and `ensemble_runs` are the one place that
-knows what a usable run is.
+What a finished, usable run folder is (`check_run_folder` and the readers of `--folds` runs and ensembles) is
+training/finished.py: the command line asks it before PyTorch is loaded.
 """
 
 from __future__ import annotations
 
 import csv
-import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from signvision.config import TrainConfig
-from signvision.errors import MissingError, RunError
-from signvision.files import RUN_FILES, atomic_write, check_new_folder, check_writable_folder, read_json, write_json
+from signvision.errors import RunError
+from signvision.files import RUN_FILES, atomic_write, check_new_folder, check_writable_folder, write_json
 from signvision.training.checkpoint import load_checkpoint, save_checkpoint
 from signvision.training.trainer import METRIC_COLUMNS, Recorder, TrainingState, snapshot
 
@@ -145,121 +143,6 @@ def keep_metrics_up_to(path: Path, epoch: int) -> None:
         kept = pd.read_csv(path)
         with atomic_write(path, newline="") as f:
             kept[kept["epoch"] <= epoch].to_csv(f, index=False)
-
-
-def is_ensemble(run: str | Path) -> bool:
-    """Whether RUN is an ensemble of runs (`signvision ensemble`; it holds ensemble.json)."""
-    return (Path(run) / "ensemble.json").is_file()
-
-
-def ensemble_runs(run: Path) -> list[tuple[Path, float]]:
-    """A finished ensemble's runs with a weight above zero, (folder, weight) each (from its summary.json; a path
-    relative to the ensemble's folder), every one still a finished run with the checkpoints the ensemble was
-    fitted on (a RunError naming the one that is not)."""
-    fitted = read_json(run / "summary.json").get("ensemble", {})
-    runs = [r for r in fitted.get("runs", []) if float(r["weight"]) > 0]
-    if not runs:
-        raise RunError("its summary.json names no run with a weight above zero", option="run", value=run)
-    found = []
-    for r in runs:
-        folder = Path(r["run"]) if Path(r["run"]).is_absolute() else Path(os.path.normpath(Path(run) / r["run"]))
-        try:
-            check_run_folder(folder)
-        except (MissingError, RunError) as e:
-            raise RunError(f"a run of this ensemble is gone or unfinished: {e}", option="run", value=run) from None
-        if r.get("digest") is not None and run_digest(folder) != r["digest"]:
-            raise RunError(
-                f"its run {folder} changed since the ensemble was fitted (other checkpoints); fit the ensemble again "
-                "with `signvision ensemble` into a new folder",
-                option="run",
-                value=run,
-            )
-        found.append((folder, float(r["weight"])))
-    return found
-
-
-_DIGESTS: dict[tuple, str] = {}  # (path, size, mtime) -> sha256: a file is read once per process while unchanged
-
-
-def file_digest(path: Path) -> str:
-    """The SHA-256 of a file (kept while its size and modification time stay the same)."""
-    import hashlib
-
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _DIGESTS:
-        sha = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                sha.update(block)
-        _DIGESTS[key] = sha.hexdigest()
-    return _DIGESTS[key]
-
-
-def run_digest(run: Path) -> str:
-    """What a run's predictions are made of, as one SHA-256: its best.pt (weights and temperature); each fold's
-    and the out-of-fold temperature for a `--folds` run; the weights, merge and temperature and each run's
-    digest for an ensemble. What was measured on a run (an ensemble's fit, a TTA choice) records it, and is
-    refused once the run has changed (`train --resume` replaced best.pt, a run replaced by another)."""
-    import hashlib
-
-    run = Path(run)
-    if is_ensemble(run):
-        fitted = read_json(run / "summary.json").get("ensemble", {})
-        parts = [json.dumps({k: fitted.get(k) for k in ("merge", "temperature")}, sort_keys=True)]
-        parts += [f"{r.get('weight')}:{r.get('digest')}" for r in fitted.get("runs", [])]
-    elif is_cv_run(run):
-        parts = [str(read_json(run / "summary.json").get("temperature"))]
-        parts += [file_digest(f / "best.pt") for f in fold_folders(run)]
-    else:
-        parts = [file_digest(run / "best.pt")]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def is_cv_run(run: str | Path) -> bool:
-    """Whether RUN is a `--folds` run (it holds cv.json)."""
-    return (Path(run) / "cv.json").is_file()
-
-
-def fold_folders(run: Path) -> list[Path]:
-    """The fold runs of a cross-validated run, each finished (a RunError otherwise)."""
-    spec = read_json(run / "cv.json")
-    folders = [run / f"fold{k}" for k in range(1, int(spec.get("folds", 0)) + 1)]
-    unfinished = [f.name for f in folders if not (f / "best.pt").is_file()]
-    if not folders or unfinished:
-        raise RunError(
-            f"cross-validation not finished (no best.pt in {', '.join(unfinished) or 'any fold'}); run the same "
-            "train command again to finish it",
-            option="run",
-            value=run,
-        )
-    return folders
-
-
-def check_run_folder(run: str | Path) -> Path:
-    """The run folder exists and is finished: trained, calibrated and summarised (one line otherwise; a run
-    stopped part way would predict uncalibrated probabilities from an early epoch)."""
-    run = Path(run)
-    if not run.is_dir():
-        raise MissingError("folder not found", option="run", value=run)
-    if is_ensemble(run):
-        again, what = "run the same ensemble command again to finish it", "ensemble not finished"
-    elif is_cv_run(run):
-        fold_folders(run)
-        again = "run the same train command again to finish it"
-        what = "cross-validation not finished (no out-of-fold summary yet)"
-    elif not (run / "best.pt").is_file():
-        raise RunError("no best.pt (not a signvision run, or no epoch finished yet)", option="run", value=run)
-    else:
-        again, what = f"continue it with signvision train --resume {run}", "unfinished run"
-    summary = run / "summary.json"
-    status = read_json(summary).get("status") if summary.is_file() else None
-    if status != "finished":
-        done = f"stopped ({status})" if status else "not summarised"
-        raise RunError(f"{what}: {done}; {again}", option="run", value=run)
-    if is_ensemble(run):
-        ensemble_runs(run)
-    return run
 
 
 def write_data_csv(table, folder: Path) -> Path:
