@@ -176,6 +176,20 @@ def start_server(run: Path, port: int, deadline_s: float = 180) -> subprocess.Po
     raise AssertionError(f"the server did not answer /health within {deadline_s:.0f} s")
 
 
+@pytest.fixture(scope="module")
+def server(tiny_run):
+    """One `signvision serve` process for the tests that talk HTTP to it (its port); at the end, Ctrl-C must stop
+    it cleanly: exit code 0, no traceback, its 'stopped' line."""
+    _, run = tiny_run
+    port = free_port()
+    proc = start_server(run, port)
+    yield port
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert "stopped" in out
+
+
 def phone_photo(source: Path, path: Path, size: tuple[int, int], seed: int = 0) -> Path:
     """A photo of phone size made from `source`: enlarged to (width, height) with sensor-like noise, written as
     a JPEG of a few MB (what people upload; the sign-digits photos are 5-10 KB)."""
@@ -186,8 +200,8 @@ def phone_photo(source: Path, path: Path, size: tuple[int, int], seed: int = 0) 
 
 
 @pytest.mark.slow
-def test_bad_run_is_refused_before_serving_and_ctrl_c_stops_cleanly(tiny_run, tmp_path):
-    _, run = tiny_run
+def test_bad_run_is_refused_before_serving_and_the_http_layer_answers_in_json(server, tmp_path):
+    """(Ctrl-C stopping the server cleanly is checked when the `server` fixture ends.)"""
     (tmp_path / "unfinished").mkdir()
     for folder, words in ((tmp_path / "missing", "folder not found"), (tmp_path / "unfinished", "no best.pt")):
         result = subprocess.run(
@@ -197,26 +211,20 @@ def test_bad_run_is_refused_before_serving_and_ctrl_c_stops_cleanly(tiny_run, tm
             timeout=120,
         )
         assert result.returncode == 2 and words in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    port = free_port()
-    proc = start_server(run, port)
-    try:  # what the HTTP layer refuses before the application sees it is JSON too, and the server serves on
-        for request, words in (
-            (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n", b"not a readable HTTP"),
-            (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\n" + b"x" * 4000, b"error"),
-            (b"GET /info HTTP/1.1\r\nHost: evil.example\r\n\r\n", b"not served here"),
-        ):
-            reply = raw_http(port, request)
-            assert b"application/json" in reply.split(b"\r\n\r\n")[0].lower() and words in reply, reply[:300]
-            assert b"nosniff" in reply.split(b"\r\n\r\n")[0].lower()
-        sent, reply = chunked_upload(port, megabytes=150)  # the default limit is 20 MB
-        assert b" 413 " in reply.split(b"\r\n")[0] and b"over the limit" in reply, reply[:300]
-        assert sent < 40_000_000, f"the server read {sent / 1e6:.0f} MB of a body over its limit"
-        assert b'"ok"' in raw_http(port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-    finally:
-        proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0 and "Traceback" not in err, err
-    assert "stopped" in out
+    port = server
+    # what the HTTP layer refuses before the application sees it is JSON too, and the server serves on
+    for request, words in (
+        (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n", b"not a readable HTTP"),
+        (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\n" + b"x" * 4000, b"error"),
+        (b"GET /info HTTP/1.1\r\nHost: evil.example\r\n\r\n", b"not served here"),
+    ):
+        reply = raw_http(port, request)
+        assert b"application/json" in reply.split(b"\r\n\r\n")[0].lower() and words in reply, reply[:300]
+        assert b"nosniff" in reply.split(b"\r\n\r\n")[0].lower()
+    sent, reply = chunked_upload(port, megabytes=150)  # the default limit is 20 MB
+    assert b" 413 " in reply.split(b"\r\n")[0] and b"over the limit" in reply, reply[:300]
+    assert sent < 40_000_000, f"the server read {sent / 1e6:.0f} MB of a body over its limit"
+    assert b'"ok"' in raw_http(port, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
 
 
 def chunked_upload(port: int, megabytes: int) -> tuple[int, bytes]:
@@ -442,7 +450,7 @@ def test_large_uploads_decode_two_at_a_time_whatever_the_core_count(monkeypatch)
 
 
 @pytest.mark.slow
-def test_the_third_adversarial_round_headers_are_bounded_and_names_case_insensitive(tiny_run):
+def test_the_third_adversarial_round_headers_are_bounded_and_names_case_insensitive(tiny_run, server):
     _, run = tiny_run
     client = TestClient(create_app(run, device="cpu", max_images=4, max_upload_mb=2), base_url="http://127.0.0.1")
     body = b'--B\r\nContent-Disposition: form-data; name="images"; filename="a.jpg"\r\nContent-Type: image/jpeg'
@@ -454,27 +462,22 @@ def test_the_third_adversarial_round_headers_are_bounded_and_names_case_insensit
     other_site = client.post("/predict", files=files, headers={"origin": "http://evil.example"})
     assert other_site.status_code == 403 and "evil.example" in other_site.json()["error"]  # a page elsewhere
     assert client.post("/predict", files=files, headers={"origin": "http://127.0.0.1"}).status_code == 200
-    port = free_port()
-    proc = start_server(run, port)
-    try:
-        big = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n"
-        reply = raw_http(port, big)
-        assert reply.startswith(b"HTTP/1.1 431") and b"too large" in reply, reply[:200]
-        two = b"GET /info HTTP/1.1\r\nHost: evil.example\r\nHost: 127.0.0.1\r\n\r\n"
-        assert raw_http(port, two).startswith(b"HTTP/1.1 400")
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:  # a head that never ends
-            slow.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a")
-            started = time.perf_counter()
-            assert slow.recv(100) == b""  # closed by the server
-            assert time.perf_counter() - started < 20
-        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    port = server
+    big = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n"
+    reply = raw_http(port, big)
+    assert reply.startswith(b"HTTP/1.1 431") and b"too large" in reply, reply[:200]
+    two = b"GET /info HTTP/1.1\r\nHost: evil.example\r\nHost: 127.0.0.1\r\n\r\n"
+    assert raw_http(port, two).startswith(b"HTTP/1.1 400")
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:  # a head that never ends
+        slow.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a")
+        started = time.perf_counter()
+        assert slow.recv(100) == b""  # closed by the server
+        assert time.perf_counter() - started < 20
+    assert urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).status == 200
 
 
 @pytest.mark.slow
-def test_phone_photos_of_several_mb_are_served_whole(tiny_run, tmp_path):
+def test_phone_photos_of_several_mb_are_served_whole(tiny_run, server, tmp_path):
     """G1 of the fourth adversarial round: an upload over ~64 KB was refused as 'headers too large' (431) when one
     network read held the end of the request. Real-size photos, one and several per request, from curl and from
     a kept-alive connection, get 200 and the probabilities `predict` writes; the head limits still hold."""
@@ -499,53 +502,48 @@ def test_phone_photos_of_several_mb_are_served_whole(tiny_run, tmp_path):
             got = [result["probabilities"][c] for c in classes]
             np.testing.assert_allclose(got, expected.loc[name].to_numpy(float), atol=2e-6)
 
-    port = free_port()
-    proc = start_server(run, port)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for names in (["big.jpg"], ["mid.jpg", "big.jpg"], ["noise.png"], ["noise.png", "mid.jpg", "big.jpg"]):
-            form = [a for n in names for a in ("-F", f"images=@{folder / n}")]
-            curl = subprocess.run(
-                ["curl", "-s", "-w", "\n%{http_code}", *form, f"{url}/predict"], capture_output=True, text=True
-            )
-            body, _, status = curl.stdout.rpartition("\n")
-            assert status == "200", f"{names}: {status} {body[:200]}"
-            check(json.loads(body), names)
+    port = server
+    url = f"http://127.0.0.1:{port}"
+    for names in (["big.jpg"], ["mid.jpg", "big.jpg"], ["noise.png"], ["noise.png", "mid.jpg", "big.jpg"]):
+        form = [a for n in names for a in ("-F", f"images=@{folder / n}")]
         curl = subprocess.run(
-            ["curl", "-s", "-w", "\n%{http_code}", "-F", f"images=@{big}", "-F", f"images=@{mid}", f"{url}/explain"],
-            capture_output=True,
-            text=True,
+            ["curl", "-s", "-w", "\n%{http_code}", *form, f"{url}/predict"], capture_output=True, text=True
         )
         body, _, status = curl.stdout.rpartition("\n")
-        assert status == "200" and len(json.loads(body)["results"]) == 2, f"{status} {body[:200]}"
+        assert status == "200", f"{names}: {status} {body[:200]}"
+        check(json.loads(body), names)
+    curl = subprocess.run(
+        ["curl", "-s", "-w", "\n%{http_code}", "-F", f"images=@{big}", "-F", f"images=@{mid}", f"{url}/explain"],
+        capture_output=True,
+        text=True,
+    )
+    body, _, status = curl.stdout.rpartition("\n")
+    assert status == "200" and len(json.loads(body)["results"]) == 2, f"{status} {body[:200]}"
 
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)  # one connection, kept alive
-        for names in (["big.jpg"], ["mid.jpg", "noise.png"], ["big.jpg", "big.jpg"]):
-            boundary = "signvision-test-boundary"
-            body = (
-                b"".join(
-                    f'--{boundary}\r\nContent-Disposition: form-data; name="images"; filename="{n}"\r\n'
-                    f"Content-Type: application/octet-stream\r\n\r\n".encode()
-                    + (folder / n).read_bytes()
-                    + b"\r\n"
-                    for n in names
-                )
-                + f"--{boundary}--\r\n".encode()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)  # one connection, kept alive
+    for names in (["big.jpg"], ["mid.jpg", "noise.png"], ["big.jpg", "big.jpg"]):
+        boundary = "signvision-test-boundary"
+        body = (
+            b"".join(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="images"; filename="{n}"\r\n'
+                f"Content-Type: application/octet-stream\r\n\r\n".encode()
+                + (folder / n).read_bytes()
+                + b"\r\n"
+                for n in names
             )
-            connection.request("POST", "/predict", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-            reply = connection.getresponse()
-            assert reply.status == 200 and reply.getheader("connection") != "close", reply.read()[:200]
-            check(json.loads(reply.read()), names)
-        connection.close()
+            + f"--{boundary}--\r\n".encode()
+        )
+        connection.request("POST", "/predict", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        reply = connection.getresponse()
+        assert reply.status == 200 and reply.getheader("connection") != "close", reply.read()[:200]
+        check(json.loads(reply.read()), names)
+    connection.close()
 
-        # the head is still bounded: 64 KB+ of headers before a small body, and a header flood, are refused
-        flood = b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 70_000
-        reply = raw_http(port, flood + b"\r\nContent-Length: 4\r\n\r\nabcd")
-        assert reply.startswith(b"HTTP/1.1 431"), reply[:200]
-        assert urllib.request.urlopen(f"{url}/health", timeout=5).status == 200
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
+    # the head is still bounded: 64 KB+ of headers before a small body, and a header flood, are refused
+    flood = b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 70_000
+    reply = raw_http(port, flood + b"\r\nContent-Length: 4\r\n\r\nabcd")
+    assert reply.startswith(b"HTTP/1.1 431"), reply[:200]
+    assert urllib.request.urlopen(f"{url}/health", timeout=5).status == 200
 
 
 def test_the_head_ends_at_its_first_empty_line():
