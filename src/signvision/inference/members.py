@@ -65,10 +65,9 @@ def load_run_model(run: str | Path, checkpoint: str = "best.pt") -> RunModel:
     """One run folder's model (for a cross-validated run use `load_members`)."""
     run = check_run_folder(run)
     ckpt = load_checkpoint(run / checkpoint)
-    model, task, cfg = model_from_checkpoint(ckpt, run / checkpoint)
-    if (run / "config.json").is_file():  # where the images are now (a resume with --data may have moved them)
-        saved = TrainConfig.load(run / "config.json")
-        cfg.data, cfg.csv, cfg.image_dir = saved.data, saved.csv, saved.image_dir
+    model, task, cfg = model_from_checkpoint(ckpt, run / checkpoint)  # the network as the weights were trained
+    if (run / "config.json").is_file():  # the run's settings: its config.json, the one source (a resume with
+        cfg = TrainConfig.load(run / "config.json")  # --data or more epochs rewrites it), not patched field by field
     return RunModel(model.eval(), task, cfg, ckpt, ckpt.get("temperature"), run)
 
 
