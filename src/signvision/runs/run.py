@@ -8,9 +8,9 @@
     run.predict(x)       # a folder, files, a DataFrame of paths, or image arrays -> Predictions
     run.save("runs/x")   # the run folder `signvision train --out` writes, report.html included
 
-`Run.fit` is the whole sequence, once: prepare the data and model (`training/setup.py`), train the epochs
-(`training/trainer.py`), calibrate and score the best epoch, summarise, and, for a run with a folder, write
-report.html from those scores. The only difference between a run in memory and a run in a folder is its
+`Run.fit` is the whole sequence, once (runs/fitting.py): prepare the data and model (`training/setup.py`),
+train the epochs (`training/trainer.py`), calibrate and score the best epoch, summarise, and, for a run with a
+folder, write report.html from those scores (runs/record.py). The only difference between a run in memory and a run in a folder is its
 recorder: `Recorder` keeps the epochs in memory, `FolderRecorder` also writes them (training/folder.py). So
 `signvision train --out A`, `sv.train(..., out=B)` and `run.save(C)` leave the same files.
 
@@ -21,7 +21,7 @@ What a resumed run may change is decided here (`config.RESUMABLE`), for the API 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,20 +30,10 @@ import pandas as pd
 from signvision.config import PSEUDO_THRESHOLD, RESUMABLE, TrainConfig
 from signvision.errors import MissingError, OptionError, RunError
 from signvision.logs import get_logger, log_to
-from signvision.runs.record import board_pictures, write_board, write_run_report
+from signvision.runs.fitting import Session, fit_once
+from signvision.runs.record import write_board, write_run_report
 
 logger = get_logger(__name__)
-
-
-@dataclass
-class Session:
-    """What `fit` trains with, kept between calls (so that `fit()` after Ctrl-C continues): the prepared run
-    (training/setup.Prepared), its recorder, this process's rank and the number of processes."""
-
-    prepared: object
-    recorder: object
-    rank: int = 0
-    world: int = 1
 
 
 class Run:
@@ -140,171 +130,10 @@ class Run:
             )
         check_model_name(self.cfg.model)
         with log_to(log):
-            status = self._fit_once(report)
+            status = fit_once(self, report)
         if status == "interrupted":
             raise KeyboardInterrupt
         return self
-
-    def _fit_once(self, report: bool) -> str:
-        """Claim the folder (if any), train and validate, finish; "finished" or "interrupted"."""
-        import torch.distributed as dist
-
-        from signvision.files import claim_folder, release_folder
-        from signvision.training.folder import check_out_folder
-        from signvision.training.runtime import dist_setup, pick_device, sharing_cores
-        from signvision.training.trainer import own_random_state
-
-        folder, device = self.folder, pick_device(self.cfg.device)
-        rank, world = dist_setup(device)
-        created = folder is not None and not folder.exists()
-        if folder is not None and rank == 0:
-            check_out_folder(folder, resume=self._resume)
-            claim_folder(folder, "resume" if self._resume else "out")
-        try:
-            if world > 1:
-                dist.barrier()  # every rank waits for the check before rank 0 writes into the folder
-            with own_random_state(), sharing_cores():
-                if self._session is None:
-                    self._session = self._start(device, rank, world)
-                elif rank == 0:  # fit() again after Ctrl-C: the record holds exactly the finished epochs
-                    self._session.recorder.start(self._session.prepared.state)
-                status, figures = self._train_and_validate()
-            self._finish(status, figures, report)
-        finally:
-            if folder is not None and rank == 0:
-                release_folder(folder)
-                if created and folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()  # a run that failed before writing anything leaves no empty folder
-        if world > 1:
-            dist.barrier()
-            dist.destroy_process_group()
-        return status
-
-    def _start(self, device, rank: int, world: int) -> Session:
-        """Prepare the data, model and state (from last.pt when resuming), start the record, say what runs."""
-        from signvision.files import read_json
-        from signvision.grouping.splits import SplitInfo
-        from signvision.training.checkpoint import load_checkpoint
-        from signvision.training.folder import FolderRecorder, write_data_csv, write_run_start
-        from signvision.training.setup import describe_run, few_steps_note, prepare_training
-        from signvision.training.trainer import Recorder
-
-        cfg, folder = self.cfg, self.folder
-        last = load_checkpoint(folder / "last.pt") if self._resume and (folder / "last.pt").is_file() else None
-        if last is not None and cfg.epochs < int(last["epoch"]):
-            raise OptionError(
-                f"the run has already trained {last['epoch']} epochs; give at least as many",
-                option="epochs",
-                value=cfg.epochs,
-            )
-        started = self._resume and (folder / "split.csv").is_file()
-        if folder is not None and self.table is not None and not self._resume and rank == 0:
-            self.cfg = cfg = replace(cfg, data=str(write_data_csv(self.table, folder)))
-        prepared = prepare_training(
-            cfg,
-            split_file=folder / "split.csv" if started else cfg.split,
-            classes=list(last["classes"]) if last is not None else None,
-            leak_check=not started,
-            device=device,
-            rank=rank,
-            world=world,
-            table=self.table,
-        )
-        if started and (folder / "split.json").is_file():
-            prepared.data.info = SplitInfo(**read_json(folder / "split.json"))
-        if last is not None:
-            prepared.state.restore(last, folder / "last.pt")
-        recorder = FolderRecorder(folder) if folder is not None and rank == 0 else Recorder()
-        if rank == 0:
-            if folder is not None:
-                write_run_start(folder, cfg, prepared.data, resume=started)
-            recorder.start(prepared.state)
-            logger.info(describe_run(cfg, prepared.data, prepared.model, device, world, prepared.weights_report))
-            note = few_steps_note(cfg, len(prepared.train_loader)) if not started else None
-            if note:
-                logger.info(note)
-            if not started and prepared.data.info is not None:
-                logger.info(prepared.data.info.describe())
-        self._resume = folder is not None  # from now on the folder holds this run
-        return Session(prepared, recorder, rank, world)
-
-    def _train_and_validate(self) -> tuple[str, dict | None]:
-        """The remaining epochs, then the best epoch scored and calibrated: (status, validation figures)."""
-        import torch.distributed as dist
-
-        from signvision.training.checkpoint import load_checkpoint
-        from signvision.training.trainer import train_epochs, validate_best
-
-        s, p = self._session, self._session.prepared
-        status = train_epochs(
-            p.state,
-            p.train_loader,
-            p.val_loader,
-            p.runtime,
-            p.data.task,
-            recorder=s.recorder,
-            sampler=p.sampler,
-            transform=p.transform,
-            world=s.world,
-        )
-        if status != "finished":
-            return status, None
-        if s.world > 1:
-            dist.barrier()  # best.pt is written
-        best = s.recorder.best_weights() if s.rank == 0 else load_checkpoint(self.folder / "best.pt")
-        try:
-            figures, self._scores = validate_best(
-                p.model, best, p.val_loader, p.runtime, p.data.task, p.data.groups("val"), world=s.world,
-                calibrate=self.cfg.calibrate,
-            )  # fmt: skip
-        except KeyboardInterrupt:  # training is done; fitting again only calibrates
-            again = f"signvision train --resume {self.folder}" if self.folder is not None else "run.fit()"
-            logger.info(f"interrupted while calibrating; finish with: {again}")
-            return "interrupted", None
-        return "finished", figures
-
-    def _finish(self, status: str, figures: dict | None, report: bool) -> None:
-        """Summarise; record the summary (and the temperature, once); the run's model; its report."""
-        from signvision.training.setup import memory_warning, summarise
-        from signvision.training.trainer import describe_validation
-
-        s = self._session
-        if s.rank != 0:
-            return
-        data, recorder = s.prepared.data, s.recorder
-        if figures is not None:
-            logger.info(describe_validation(figures, len(data.rows("val"))))
-        best = recorder.best_weights()
-        summary = summarise(
-            self.cfg,
-            data,
-            recorder.history,
-            best["epoch"] if best is not None else None,
-            figures,
-            status=status,
-            seconds=s.prepared.state.train_seconds,
-        )
-        if self.folder is not None:
-            recorder.finish(summary, figures["temperature"] if figures else None)
-        if status != "finished":
-            return
-        self.summary = summary
-        if summary.get("measures_memory"):
-            logger.info(memory_warning(summary))
-        self.members = [self._member(recorder.best_weights(), figures["temperature"])]
-        if report and self.folder is not None:
-            write_run_report(self)
-        if getattr(recorder, "board", None) is not None:
-            board_pictures(self, recorder.board)
-
-    def _member(self, best: dict, temperature):
-        """The trained model for inference: the best epoch's weights, with the temperature."""
-        from signvision.inference.members import RunModel
-        from signvision.training.checkpoint import model_from_checkpoint
-
-        ckpt = {**best, "temperature": temperature}
-        model, task, cfg = model_from_checkpoint(ckpt, "the best epoch")
-        return RunModel(model.eval(), task, cfg, ckpt, temperature, self.folder)
 
     # ------------------------------------------------------------------------------------------------
     # What it holds
