@@ -10,8 +10,9 @@
 
 `Run.fit` is the whole sequence, once (runs/fitting.py): prepare the data and model (`training/setup.py`),
 train the epochs (`training/trainer.py`), calibrate and score the best epoch, summarise, and, for a run with a
-folder, write report.html from those scores (runs/record.py). The only difference between a run in memory and a run in a folder is its
-recorder: `Recorder` keeps the epochs in memory, `FolderRecorder` also writes them (training/folder.py). So
+folder, write report.html from those scores (runs/record.py). The only difference between a run in memory
+and a run in a folder is its recorder: `Recorder` keeps the epochs in memory, `FolderRecorder` also writes them
+(training/folder.py). So
 `signvision train --out A`, `sv.train(..., out=B)` and `run.save(C)` leave the same files.
 
 Ctrl-C during `fit` stops training with the run at its last finished epoch; `fit()` again continues it (and a
