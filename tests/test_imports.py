@@ -36,3 +36,23 @@ def test_ctrl_c_during_the_first_imports_leaves_them_whole():
     assert done.stdout.split("\n")[:3] == ["interrupted after the imports", "0.0 True", "handler restored True"], (
         done.stdout
     )
+
+
+def test_a_lenet_run_imports_neither_timm_nor_torchvision(tmp_path):
+    """timm (and the torchvision it imports) load with the first timm model, not for LeNet: about 3 s of every
+    LeNet command's start."""
+    from helpers import make_zindi
+
+    data = make_zindi(tmp_path / "z", n_per_class=6)
+    code = textwrap.dedent(
+        f"""
+        import sys, signvision as sv
+        sv.train({str(data)!r}, model="lenet", lenet_width=1, epochs=1, image_size=16, augment="none",
+                 device="cpu", log=lambda *_: None)
+        print("timm" in sys.modules, "torchvision" in sys.modules)
+        sv.build_model("resnet18", 3)
+        print("timm" in sys.modules)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout.split() == ["False", "False", "True"], result.stdout + result.stderr[-2000:]

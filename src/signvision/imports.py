@@ -13,7 +13,8 @@ import signal
 import sys
 import threading
 
-HEAVY = ("numpy", "pandas", "torch", "torchvision", "timm", "cv2", "albumentations", "sklearn", "scipy")
+HEAVY = ("numpy", "pandas", "torch", "cv2", "albumentations", "sklearn", "scipy")
+TIMM = ("torchvision", "timm")  # imported with the first timm model (models/factory.py: timm_module)
 
 
 def import_heavy(modules=HEAVY) -> None:

@@ -14,7 +14,6 @@ import difflib
 import fnmatch
 from pathlib import Path
 
-import timm
 import torch
 from torch import nn
 
@@ -24,6 +23,17 @@ from signvision.models.lenet import LeNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def timm_module():
+    """timm, imported when a timm model is first asked for (LeNet needs neither it nor torchvision, which it
+    imports: about 4 s of every LeNet command's start), whole even if Ctrl-C comes meanwhile."""
+    from signvision.imports import TIMM, import_heavy
+
+    import_heavy(TIMM)
+    import timm
+
+    return timm
 
 
 def available_models(pattern: str = "") -> list[str]:
@@ -40,16 +50,14 @@ def available_models(pattern: str = "") -> list[str]:
         True
     """
     pattern = pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
-    return [n for n in ["lenet"] if fnmatch.fnmatch(n, pattern)] + timm.list_models(pattern)
+    return [n for n in ["lenet"] if fnmatch.fnmatch(n, pattern)] + timm_module().list_models(pattern)
 
 
 def check_model_name(name: str) -> None:
     """One line naming close matches for an unknown model name (before any data is read)."""
     if name == "lenet":
         return
-    import timm
-
-    known = timm.list_models()
+    known = timm_module().list_models()
     if name not in known and name.split(".")[0] not in known:
         close = difflib.get_close_matches(name, ["lenet"] + known, n=4, cutoff=0.6)
         hint = f"; close matches: {', '.join(close)}" if close else "; `signvision models PATTERN` lists names"
@@ -87,7 +95,7 @@ def build_model(
         return LeNet(num_outputs, in_chans=in_chans, image_size=image_size, width=lenet_width)
     check_model_name(name)
     try:
-        return timm.create_model(name, pretrained=pretrained, num_classes=num_outputs, in_chans=in_chans)
+        return timm_module().create_model(name, pretrained=pretrained, num_classes=num_outputs, in_chans=in_chans)
     except Exception as e:  # no network, hub unreachable, no weights published for this name
         if pretrained:
             raise OptionError(
