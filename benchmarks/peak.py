@@ -1,0 +1,99 @@
+"""How close training comes to what this machine can do: for LeNet, ResNet-18 and EfficientNet-Lite0 at the
+README's image sizes, the training images/s (the step alone, on tensors already in memory: forward, loss,
+backward, AdamW), the FLOPs of one training image (the forward pass counted by PyTorch's FLOP counter, times 3: not
+hand arithmetic), and so the achieved GFLOP/s, beside the machine's measured peak: a large fp32 (and bf16)
+matrix product on the same cores, the best a dense kernel reaches here.
+
+    python benchmarks/peak.py                      # the three models, fp32, with the machine's peak
+    python benchmarks/peak.py --amp                # the same under bf16 autocast (CPU)
+
+The cores' threads are PyTorch's default (all of them); run it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+
+os.environ.setdefault("SIGNVISION_PROGRESS", "0")
+
+from signvision.models.factory import build_model  # noqa: E402
+
+MODELS = [("lenet", 64), ("resnet18", 64), ("tf_efficientnet_lite0", 128)]  # the README's recipes' sizes
+
+
+def gemm_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 3.0) -> float:
+    """GFLOP/s of an n x n matrix product in `dtype`, repeated for about `seconds` (after a warm-up)."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    torch.mm(a, b)
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        torch.mm(a, b)
+        done += 1
+    return 2 * n**3 * done / (time.perf_counter() - started) / 1e9
+
+
+def train_step(model, optimizer, x, y, amp: bool) -> None:
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def flops_per_image(model, x) -> float:
+    """FLOPs of one training image: the forward pass counted by PyTorch's FlopCounterMode, times 3 (backward
+    costs about twice the forward). The counter's own backward formula ignores convolution groups: on a
+    depthwise 3x3 layer it counts 11 times the real work, which would make Lite0 look faster than the machine."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return 3 * counter.get_total_flops() / len(x)
+
+
+def measure(name: str, size: int, batch: int, steps: int, amp: bool) -> dict:
+    torch.manual_seed(0)
+    model = build_model(name, 9, image_size=size).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x, y = torch.randn(batch, 3, size, size), torch.randint(0, 9, (batch,))
+    flops = flops_per_image(model, x)
+    train_step(model, optimizer, x, y, amp)  # warm-up
+    started = time.perf_counter()
+    for _ in range(steps):
+        train_step(model, optimizer, x, y, amp)
+    per_s = steps * batch / (time.perf_counter() - started)
+    return {"model": name, "size": size, "img_s": per_s, "gflop_img": flops / 1e9, "gflop_s": per_s * flops / 1e9}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=10, help="timed training steps per model (after one warm-up)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast, as `train --amp` on a CPU")
+    a = p.parse_args()
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
+    peak32, peak16 = gemm_peak(torch.float32), gemm_peak(torch.bfloat16)
+    print(
+        f"{torch.get_num_threads()} threads, {', '.join(isa) or 'no AVX'}; measured peak (2048^2 matrix product): "
+        f"fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s"
+    )
+    peak = peak16 if a.amp else peak32
+    print(
+        f"{'model':<24} {'px':>4} {'img/s':>8} {'GFLOP/img':>10} {'GFLOP/s':>9} {'of peak':>8}   "
+        f"({'bf16' if a.amp else 'fp32'})"
+    )
+    for name, size in MODELS:
+        r = measure(name, size, a.batch_size, a.steps, a.amp)
+        print(
+            f"{name:<24} {size:>4} {r['img_s']:>8.0f} {r['gflop_img']:>10.3f} {r['gflop_s']:>9.1f} "
+            f"{r['gflop_s'] / peak:>8.1%}"
+        )
+
+
+if __name__ == "__main__":
+    main()
