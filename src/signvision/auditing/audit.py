@@ -105,7 +105,7 @@ def check_audit_folder(out: Path) -> None:
     check_writable_folder(out)
 
 
-def read_images(cfg: AuditConfig) -> tuple[pd.DataFrame, list[str], object]:
+def audit_images(cfg: AuditConfig) -> tuple[pd.DataFrame, list[str], object]:
     """Every image the audit looks at (training and test), the rows without an image, and the table."""
     missing: list[str] = []
     table = read_data_of(cfg, skip_missing=True, dropped=missing)
@@ -247,7 +247,7 @@ def _audit(cfg: AuditConfig, progress: bool, started: float, save: bool) -> Audi
 
 
 def _run_checks(cfg: AuditConfig, progress: bool, started: float, save: bool) -> Audit:
-    images, missing, table = read_images(cfg)
+    images, missing, table = audit_images(cfg)
     n_classes = images.loc[images["set"] == "train", "Label"].nunique()
     model_size = cfg.image_size if n_classes <= 10 else max(cfg.image_size, 48)  # many classes: more pixels
     scan = scan_images(images["path"].tolist(), model_size, progress)
@@ -272,7 +272,7 @@ def _run_checks(cfg: AuditConfig, progress: bool, started: float, save: bool) ->
         conflicts,
         leaks,
     )
-    result.summary = summarise(result, table, scan, kinds, pairs, checked, cfg)
+    result.summary = audit_summary(result, table, scan, kinds, pairs, checked, cfg)
     result.summary["seconds"] = round(time.perf_counter() - started, 1)
     if save:
         result.save(cfg.out)
@@ -280,7 +280,7 @@ def _run_checks(cfg: AuditConfig, progress: bool, started: float, save: bool) ->
     return result
 
 
-def summarise(audit: Audit, table, scan: Scan, kinds: dict, pairs: list, checked: list, cfg: AuditConfig) -> dict:
+def audit_summary(audit: Audit, table, scan: Scan, kinds: dict, pairs: list, checked: list, cfg: AuditConfig) -> dict:
     """summary.json: the counts of every finding, sizes, class balance, and the audit's settings."""
     images, issues = audit.images, audit.label_issues
     group, sequence = images["group"].to_numpy(), images["sequence"].to_numpy()

@@ -148,7 +148,7 @@ def write_explain_page(
 ) -> Path:
     """OUT/explain.html: each image beside its heatmap overlay, with the class explained and its probability."""
     from signvision.reports.heatmaps import overlay
-    from signvision.reports.html import escape, thumbnail, write_page
+    from signvision.reports.html import escape, thumbnail_tag, write_page
 
     cells = []
     size = maps.shape[-1]
@@ -157,7 +157,8 @@ def write_explain_page(
         p = p if probs.ndim > 1 or target[i] == 1 else 1 - p
         shown = resize(arrays[i], size)
         cells.append(
-            f"<figure>{thumbnail(None, shown, 128, 'image')}{thumbnail(None, overlay(shown, maps[i]), 128, 'heatmap')}"
+            f"<figure>{thumbnail_tag(None, shown, 128, 'image')}"
+            f"{thumbnail_tag(None, overlay(shown, maps[i]), 128, 'heatmap')}"
             f"<figcaption>{escape(img_id)}<br>{escape(names[target[i]])} {p:.3f}</figcaption></figure>"
         )
     style = "figure{display:inline-block;margin:6px;text-align:center;font-size:12px}"

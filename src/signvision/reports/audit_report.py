@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from signvision.grouping.verify import VIDEO_FRAMES
-from signvision.reports.html import escape, thumbnail, write_page
+from signvision.reports.html import escape, thumbnail_tag, write_page
 
 SUMMARY_KEYS = (
     "images",
@@ -44,7 +44,7 @@ STYLE = (
 
 
 def _figure(path: str, caption: str) -> str:
-    return f"<figure>{thumbnail(path, size=96, alt=Path(path).name)}<figcaption>{caption}</figcaption></figure>"
+    return f"<figure>{thumbnail_tag(path, size=96, alt=Path(path).name)}<figcaption>{caption}</figcaption></figure>"
 
 
 def _member_figures(members: pd.DataFrame, by_id: pd.DataFrame, limit: int | None = None) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from signvision.reports.audit_report import STYLE, _member_figures
-from signvision.reports.html import escape, img_tag, thumbnail
+from signvision.reports.html import escape, img_tag, thumbnail_tag
 
 
 def _png_bytes(draw, *args) -> bytes:
@@ -62,7 +62,7 @@ def predictions_card(predictions, limit: int = 24) -> str:
             if f"class_{j}" in top.columns
         )
         name = escape(top["img_IDS"].iloc[i])
-        rows.append(f"<tr><td>{thumbnail(path, array)}</td><td class=l>{name}</td><td class=l>{bars}</td></tr>")
+        rows.append(f"<tr><td>{thumbnail_tag(path, array)}</td><td class=l>{name}</td><td class=l>{bars}</td></tr>")
     more = f"<p>... and {len(top) - limit} more</p>" if len(top) > limit else ""
     style = "<style>.bar{display:inline-block;height:9px;background:#4a8}</style>"
     return f"{style}<div><b>{len(predictions)} predictions</b><table>{''.join(rows)}</table>{more}</div>"

@@ -54,7 +54,7 @@ def write_page(path: Path, title: str, body: str, style: str = "") -> Path:
     return path
 
 
-def thumbnail(path: str | None, array=None, size: int = 64, alt: str = "image") -> str:
+def thumbnail_tag(path: str | None, array=None, size: int = 64, alt: str = "image") -> str:
     """An image file (or an RGB array) as an embedded JPEG `<img>` of `size` pixels a side; an image that
     cannot be read shows as a grey "unreadable" box."""
     import cv2

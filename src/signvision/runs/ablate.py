@@ -120,7 +120,7 @@ def run_ablation(
         bar.close()
         results = pd.DataFrame(rows)
         write_csv(results, out / "results.csv")
-        table = summarise(results, list(grid) + ["tta"], metric=base.select)
+        table = ablation_table(results, list(grid) + ["tta"], metric=base.select)
         write_csv(table, out / "table.csv")
         with atomic_write(out / "ablation.md") as f:
             f.write(to_markdown(table, seeds) + "\n")
@@ -209,7 +209,7 @@ def paired_interval(diffs: np.ndarray, confidence: float = 0.95) -> tuple[float,
 LOWER_IS_BETTER = {"log_loss"}
 
 
-def summarise(results: pd.DataFrame, keys: list[str], metric: str = "log_loss") -> pd.DataFrame:
+def ablation_table(results: pd.DataFrame, keys: list[str], metric: str = "log_loss") -> pd.DataFrame:
     """Mean +- std per setting, and the paired difference in `metric` to the baseline (first row), on the
     validation split and, when the results have test columns, on the test set."""
     keyed = results.assign(setting=results[keys].astype(str).agg(" ".join, axis=1))
