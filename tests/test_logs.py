@@ -118,3 +118,22 @@ print("ok")
     )
     result = subprocess.run([sys.executable, "-c", untouched], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_a_broken_log_callable_stops_only_its_own_call(capsys):
+    """Whether a `log=` raised belongs to its call, not to the callable's id: a later call's callable (which
+    may reuse a freed id) gets its lines, and each broken call is named once."""
+    logger = get_logger("signvision.test")
+
+    def broken(line):
+        raise ValueError("no")
+
+    for _ in range(2):
+        with log_to(broken):
+            logger.info("one")
+            logger.info("two")
+        said = []
+        with log_to(said.append):
+            logger.info("three")
+        assert said == ["three"]
+    assert capsys.readouterr().err.count("the log= callable raised ValueError") == 2

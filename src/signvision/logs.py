@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 
 NAME = "signvision"
 _prefix: contextvars.ContextVar[str] = contextvars.ContextVar("signvision_log_prefix", default="")
-_target: contextvars.ContextVar[Callable | None] = contextvars.ContextVar("signvision_log_target", default=None)
+_target: contextvars.ContextVar[list | None] = contextvars.ContextVar("signvision_log_target", default=None)
 
 
 class _Context(logging.Filter):
@@ -45,13 +45,14 @@ class _Context(logging.Filter):
         prefix = _prefix.get()
         if prefix:
             record.msg, record.args = prefix + record.getMessage(), None
-        target = _target.get()
+        target = _target.get()  # [the log= callable, whether it has raised] of the `log_to` in force
         if target is not None:
-            if id(target) not in _broken:
+            log, broken = target
+            if not broken:
                 try:
-                    target(record.getMessage())
+                    log(record.getMessage())
                 except Exception as e:  # a broken `log=` must not undo the work it reports on
-                    _broken.add(id(target))
+                    target[1] = True
                     sys.stderr.write(f"signvision: the log= callable raised {type(e).__name__}: {e}; its lines stop\n")
             return False
         return True
@@ -88,7 +89,6 @@ class _Stdout(logging.Handler):
 
 
 _CONTEXT = _Context()
-_broken: set[int] = set()  # the `log=` callables that raised (id), given no more lines
 _root = logging.getLogger(NAME)
 _root.__class__ = _SafeLogger
 _NULL = next((h for h in _root.handlers if isinstance(h, logging.NullHandler)), None) or logging.NullHandler()
@@ -133,7 +133,9 @@ def log_to(log: Callable[[str], object] | None) -> Iterator[None]:
     if log is None:
         yield
         return
-    token = _target.set(log)
+    outer = _target.get()
+    same = outer is not None and outer[0] is log  # a public call inside another with the same log= shares its flag
+    token = _target.set(outer if same else [log, False])  # the flag: it raised, and gets no more lines
     try:
         yield
     finally:
