@@ -174,7 +174,7 @@ def guarded_protocol():
             if self._head_bytes is not None:  # inside a head: count its bytes only, never the body after it
                 length = head_length(self._head_tail, data)
                 self._head_bytes += len(data) if length is None else length
-                self._head_tail = (self._head_tail + data)[-3:]
+                self._head_tail = (self._head_tail + data[-3:])[-3:]  # not a copy of the whole read
                 if self._head_bytes > MAX_HEAD_BYTES:
                     refuse(
                         self.transport, 431, "Request Header Fields Too Large", "the request's headers are too large"
