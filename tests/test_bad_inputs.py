@@ -402,6 +402,16 @@ CASES = [
     ("a .pth with integer keys", integer_keys, "no state dict of named tensors"),
     ("--weights a folder", lambda e: e.train("--weights", e.tmp, "--out", e.tmp / "r"), "is a folder"),
     (
+        "--weights imagenet for a model without packaged weights",
+        lambda e: e.train("--model", "resnet18", "--weights", "imagenet", "--out", e.tmp / "r"),
+        "--weights imagenet: ImageNet weights are packaged for tf_efficientnet_lite0",
+    ),
+    (
+        "audit --label-model unknown",
+        lambda e: ["audit", "--data", e.data, "--label-model", "knn", "--out", e.tmp / "a"],
+        "--label-model: invalid choice: 'knn'",
+    ),
+    (
         "show-augment --out grid.txt",
         lambda e: ["show-augment", "--data", e.data, "--out", e.tmp / "grid.txt"],
         "ending in .png",

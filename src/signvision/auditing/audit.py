@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from signvision.config import AuditConfig, typed
+from signvision.config import AUDIT_CHOICES, AuditConfig, packaged_weights, typed
 from signvision.data.tables import read_data_of
 from signvision.errors import OptionError
 from signvision.files import atomic_write, check_writable_folder
@@ -227,6 +227,16 @@ def run_audit(cfg: AuditConfig, progress: bool | None = None, save: bool = True)
         raise OptionError("must be 2 or more", option="folds", value=cfg.folds)
     if cfg.epochs < 0:
         raise OptionError("must not be negative (0 = chosen from the data size)", option="epochs", value=cfg.epochs)
+    if cfg.image_size < 0:
+        raise OptionError("must not be negative (0 = the model's own)", option="image_size", value=cfg.image_size)
+    if cfg.label_model not in AUDIT_CHOICES["label_model"]:
+        raise OptionError(
+            f"expected one of {', '.join(AUDIT_CHOICES['label_model'])}", option="label_model", value=cfg.label_model
+        )
+    if cfg.label_model == "features" and not cfg.skip_label_issues:
+        from signvision.models.features import FEATURE_MODEL
+
+        packaged_weights(FEATURE_MODEL)  # the weights package missing: said before the images are read
     if save:  # the folder is this audit's from now on: a second audit into it is refused at once
         from signvision.files import claim_folder, release_folder
 
@@ -249,7 +259,7 @@ def _audit(cfg: AuditConfig, progress: bool, started: float, save: bool) -> Audi
 def _run_checks(cfg: AuditConfig, progress: bool, started: float, save: bool) -> Audit:
     images, missing, table = audit_images(cfg)
     n_classes = images.loc[images["set"] == "train", "Label"].nunique()
-    model_size = cfg.image_size if n_classes <= 10 else max(cfg.image_size, 48)  # many classes: more pixels
+    model_size = label_image_size(cfg, n_classes)
     scan = scan_images(images["path"].tolist(), model_size, progress)
     pairs, checked = find_duplicates(scan, cfg, progress)
     group, kinds, sequence = group_pairs(len(images), pairs)
@@ -278,6 +288,19 @@ def _run_checks(cfg: AuditConfig, progress: bool, started: float, save: bool) ->
         result.save(cfg.out)
     logger.info(describe(result.summary, Path(cfg.out) / "audit.html" if save else None))
     return result
+
+
+def label_image_size(cfg: AuditConfig, n_classes: int) -> int:
+    """The image side of the mislabel model: `image_size`, or its model's own (LeNet: more pixels for many
+    classes)."""
+    if cfg.image_size:
+        return cfg.image_size
+    if cfg.label_model == "features":
+        return FEATURE_IMAGE_SIZE
+    return 32 if n_classes <= 10 else 48
+
+
+FEATURE_IMAGE_SIZE = 96  # ImageNet features from 96-px images
 
 
 def audit_summary(audit: Audit, table, scan: Scan, kinds: dict, pairs: list, checked: list, cfg: AuditConfig) -> dict:

@@ -110,21 +110,8 @@ def cmd_predict(args) -> int:
 def cmd_audit(args) -> int:
     from signvision.auditing.audit import run_audit
 
-    cfg = AuditConfig(
-        data=args.data,
-        csv=args.csv,
-        image_col=args.image_col,
-        label_col=args.label_col,
-        image_dir=args.image_dir,
-        out=args.out,
-        drop_suspects=args.drop_suspects,
-        skip_label_issues=args.skip_label_issues,
-        folds=args.folds,
-        epochs=args.epochs,
-        near_threshold=args.near_threshold,
-        seed=args.seed,
-        device=args.device,
-    )
+    names = {f.name for f in fields(AuditConfig)}
+    cfg = AuditConfig(**{k: v for k, v in vars(args).items() if k in names})
     run_audit(cfg)
     return 0
 

@@ -8,6 +8,7 @@ import argparse
 from dataclasses import fields
 
 from signvision.config import (
+    AUDIT_CHOICES,
     CHOICES,
     LR_FIND_END,
     LR_FIND_START,
@@ -17,10 +18,12 @@ from signvision.config import (
     SERVE_MAX_UPLOAD_MB,
     AuditConfig,
     DataSource,
+    ImageSource,
     Machine,
     Recipe,
     TrainConfig,
     field_help,
+    names_of,
 )
 
 S = argparse.SUPPRESS  # an option not given stays out of the namespace (so --resume can tell what was given)
@@ -84,7 +87,7 @@ STRICT_TYPES = {"lenet_width": positive_int}
 GROUPS = (("data", DataSource), ("recipe", Recipe), ("machine", Machine), ("output", None))
 
 
-def add_config_arg(g, name: str, type_name: str, default, help_text: str) -> None:
+def add_config_arg(g, name: str, type_name: str, default, help_text: str, choices=None) -> None:
     """One config field as a `--flag` (not given: it stays out of the namespace, so the config's default holds)."""
     flag = "--" + name.replace("_", "-")
     shown = f" (default {default})" if default not in (None, False, "") else ""
@@ -93,7 +96,7 @@ def add_config_arg(g, name: str, type_name: str, default, help_text: str) -> Non
         g.add_argument(flag, action=action, default=S, help=help_text + shown)
         return
     kind = STRICT_TYPES.get(name) or {"int": int, "float": float}.get(type_name.split(" |")[0], str)
-    g.add_argument(flag, type=kind, default=S, choices=CHOICES.get(name), help=help_text + shown)
+    g.add_argument(flag, type=kind, default=S, choices=choices or CHOICES.get(name), help=help_text + shown)
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -156,16 +159,14 @@ def options_predict(p: argparse.ArgumentParser) -> None:
 
 
 def options_audit(p: argparse.ArgumentParser) -> None:
-    d = AuditConfig()
+    """The data, the folder, and every other AuditConfig setting as a flag (its default and comment)."""
     add_data_args(p)
     p.add_argument("--out", required=True, help="a new folder for the audit")
-    p.add_argument("--drop-suspects", action="store_true", help="clean.csv also drops likely mislabelled images")
-    p.add_argument("--skip-label-issues", action="store_true", help="skip the k-fold mislabel search")
-    p.add_argument("--folds", type=int, default=d.folds)
-    p.add_argument("--epochs", type=int, default=d.epochs, help="epochs of the mislabel model per fold")
-    p.add_argument("--near-threshold", type=float, default=d.near_threshold)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    helps, own = field_help(AuditConfig), [f for f in fields(AuditConfig) if f.name not in names_of(ImageSource)]
+    g = p.add_argument_group("audit")
+    for f in own:
+        if f.name != "out":
+            add_config_arg(g, f.name, f.type, f.default, helps.get(f.name, ""), AUDIT_CHOICES.get(f.name))
 
 
 def options_split(p: argparse.ArgumentParser) -> None:

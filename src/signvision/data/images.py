@@ -224,16 +224,22 @@ def _segments(buf: np.ndarray):
             i = int(real[0])
 
 
-def jpeg_size(buf: np.ndarray) -> tuple[int, int] | None:
-    """(width, height) from a JPEG's frame header, or None."""
+def jpeg_frame(buf: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(width, height, channels, bits per sample) from a JPEG's frame header (SOF), or None."""
     for marker, at in _segments(buf):
-        if marker in _SOF and at + 9 <= len(buf):
+        if marker in _SOF and at + 10 <= len(buf):
             height = int(buf[at + 5]) << 8 | int(buf[at + 6])
             width = int(buf[at + 7]) << 8 | int(buf[at + 8])
-            return width, height
+            return width, height, int(buf[at + 9]), int(buf[at + 4])
         if marker == 0xDA:
             return None
     return None
+
+
+def jpeg_size(buf: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header, or None."""
+    frame = jpeg_frame(buf)
+    return frame[:2] if frame else None
 
 
 def jpeg_end(buf: np.ndarray) -> int | None:

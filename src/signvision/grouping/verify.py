@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from signvision.config import AuditConfig
-from signvision.data.images import decode_image, read_bytes, resize
+from signvision.data.images import decode_image, jpeg_frame, read_bytes, resize
 from signvision.data.threads import cpu_threads
 from signvision.errors import BadImage
 from signvision.grouping.fingerprints import TINY, mutual, nearest, neighbour_links, thumbnail, unit
@@ -62,7 +62,7 @@ def _scan_one(path: str, model_size: int):
         rgb = decode_image(raw, path)  # the bytes already read, not the file again
     except BadImage as e:
         return {"error": str(e)}
-    stored = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)  # channels and depth as stored
+    channels, bits = stored_depth(raw)
     h, w = rgb.shape[:2]
     scale = min(1.0, VERIFY_SIZE / max(h, w))
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -73,14 +73,25 @@ def _scan_one(path: str, model_size: int):
         "error": None,
         "height": h,
         "width": w,
-        "channels": 1 if stored is None or stored.ndim == 2 else stored.shape[2],
-        "bits": 16 if stored is not None and stored.dtype == np.uint16 else 8,
+        "channels": channels,
+        "bits": bits,
         "file_hash": hashlib.sha1(raw.tobytes()).hexdigest(),
         "pixel_hash": hashlib.sha1(rgb.tobytes()).hexdigest(),
         "grey": grey,
         "thumb": thumb,
         "small": resize(rgb, model_size),
     }
+
+
+def stored_depth(raw: np.ndarray) -> tuple[int, int]:
+    """(channels, bits per sample) of an image file as stored: a JPEG's from its frame header (a phone photo is
+    not decoded a second time, at full size, to learn it is 3 x 8 bits), other formats' by decoding unchanged."""
+    frame = jpeg_frame(raw) if raw[:2].tobytes() == b"\xff\xd8" else None
+    if frame is not None:
+        return frame[2], frame[3]
+    stored = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED)
+    channels = 1 if stored is None or stored.ndim == 2 else stored.shape[2]
+    return channels, 16 if stored is not None and stored.dtype == np.uint16 else 8
 
 
 def scan_images(paths: list[str], model_size: int, progress: bool = True) -> Scan:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from signvision.config import TrainConfig
+from signvision.config import TrainConfig, packaged_weights
 from signvision.data.dataset import ShardSampler, auto_workers, make_loader
 from signvision.grouping.nearcopies import measures_memory
 from signvision.grouping.splits import SplitInfo
@@ -55,7 +55,8 @@ def build_run_model(cfg: TrainConfig, num_outputs: int) -> tuple[nn.Module, dict
     model = build_model(
         cfg.model, num_outputs, image_size=cfg.image_size, pretrained=cfg.pretrained, lenet_width=cfg.lenet_width
     )
-    report = load_weights(model, cfg.weights) if cfg.weights else None
+    weights = packaged_weights(cfg.model) if cfg.weights == "imagenet" else cfg.weights
+    report = load_weights(model, weights) if weights else None
     return model, report
 
 
