@@ -105,7 +105,9 @@ class TrainingState:
     def create(cls, model: nn.Module, cfg: TrainConfig, classes, norm, steps_per_epoch: int, device) -> TrainingState:
         """AdamW (head and backbone groups), the schedule, EMA and the fp16 loss scaler for a model."""
         groups = param_groups(model, cfg.lr, cfg.backbone_lr_scale)
-        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # fused: one kernel for every tensor's update, not a loop of small ones (LeNet's audit folds: 15% faster)
+        fused = torch.device(device).type in ("cpu", "cuda")
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
         scaler = torch.amp.GradScaler("cuda") if amp_dtype(device, cfg.amp) == torch.float16 else None
         ema = None
         if cfg.ema:
