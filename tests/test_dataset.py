@@ -26,6 +26,28 @@ def test_decode_all_reports_bad_images_and_caches(tiny_zindi, tmp_path):
     assert len(list((tmp_path / "cache").glob("*.u8"))) == 1 and np.array_equal(np.asarray(again), images)
 
 
+def test_a_second_run_on_the_same_images_decodes_none_again(tiny_zindi, monkeypatch):
+    """The folds of a job (one process) share one decoded array per image size; a file that changes is decoded
+    again, and only the last REUSED arrays are kept."""
+    import signvision.data.cache as cache
+
+    paths = read_data(tiny_zindi).train["path"].tolist()
+    decoded = []
+    real = cache.load_resized
+    monkeypatch.setattr(cache, "load_resized", lambda p, s: decoded.append(p) or real(p, s))
+    first, _, _ = decode_all(paths, 24)
+    second, _, _ = decode_all(paths, 24)
+    assert second is first and len(decoded) == len(paths)  # the second run decoded nothing
+    decode_all(paths, 20)
+    assert len(decoded) == 2 * len(paths)  # another size is another array
+    Path(paths[5]).write_bytes(Path(paths[6]).read_bytes())  # a file replaced: its size and time change
+    third, _, _ = decode_all(paths, 24)
+    assert len(decoded) == 3 * len(paths) and np.array_equal(third[5], third[6]) and third is not first
+    for size in (21, 22, 23):
+        decode_all(paths, size)
+    assert len(cache._decoded) == cache.REUSED
+
+
 def test_dataset_batch_fetch_equals_single_items(tiny_zindi):
     table = read_data(tiny_zindi)
     paths = table.train["path"].tolist()

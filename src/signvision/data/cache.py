@@ -1,11 +1,14 @@
 """The decoded-image cache: every image decoded and resized once, on a thread pool, into a uint8 array in
-memory or a memmap on disk, so that later epochs never decode a JPEG again."""
+memory or a memmap on disk, so that later epochs never decode a JPEG again. Within one process the last
+arrays decoded in memory are kept too (`REUSED`), so the folds of a `--folds` job, an ensemble's evaluation or
+a notebook's second run on the same images and size decode each image once, not once per run."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,6 +51,10 @@ def decode_all(
     arr: np.ndarray | None = None
     done_marker = None
     if cache == "memory":
+        key = cache_key(paths, size)  # the files' sizes and times: a changed file is decoded again
+        if key in _decoded:
+            _decoded.move_to_end(key)
+            return _decoded[key]
         arr = np.empty((n, size, size, 3), dtype=np.uint8)
     elif cache == "disk":
         cache_dir = Path(cache_dir or Path.home() / ".cache" / "signvision")
@@ -89,4 +96,21 @@ def decode_all(
         arr.flush()
         done_marker.write_text(json.dumps({"bad": bad, "messages": messages, "paths": len(paths), "size": size}))
         arr = np.memmap(arr.filename, dtype=np.uint8, mode="r", shape=(n, size, size, 3))
+    if cache == "memory":
+        remember(key, (arr, bad, messages))
     return arr, bad, messages
+
+
+REUSED = 2  # decoded arrays kept in memory for the next run of this process (one per image size a job uses) ...
+REUSED_SHARE = 0.125  # ... each at most this share of the machine's memory
+_decoded: OrderedDict[str, tuple] = OrderedDict()
+
+
+def remember(key: str, decoded: tuple) -> None:
+    """Keep a decoded array for the next run on the same files and size (the oldest one goes first)."""
+    import psutil
+
+    if decoded[0].nbytes <= REUSED_SHARE * psutil.virtual_memory().total:
+        _decoded[key] = decoded
+        while len(_decoded) > REUSED:
+            _decoded.popitem(last=False)
