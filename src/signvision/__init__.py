@@ -68,6 +68,7 @@ _EXPORTS = {
     "TrainConfig": ("config", "TrainConfig"),
     "train": ("runs.api", "train"),
     "ensemble": ("runs.api", "ensemble"),
+    "submit": ("runs.submit", "submit"),
     "lr_find": ("runs.api", "lr_find"),
     "Run": ("runs.run", "Run"),
     "load_run": ("runs.run", "load_run"),

@@ -203,6 +203,14 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def cmd_submit(args) -> int:
+    import signvision as sv
+
+    settings = {"seed": args.seed, "device": args.device} | ({"audit": args.audit} if args.audit else {})
+    sv.submit(args.data, time=args.time, out=args.out, work=args.work, overwrite=args.overwrite, **settings)
+    return 0
+
+
 def cmd_ensemble(args) -> int:
     import signvision as sv
 
@@ -303,6 +311,7 @@ HANDLERS = {
     "compare": cmd_compare,
     "ablate": cmd_ablate,
     "ensemble": cmd_ensemble,
+    "submit": cmd_submit,
     "explain": cmd_explain,
     "pseudo-label": cmd_pseudo_label,
     "lr-find": cmd_lr_find,

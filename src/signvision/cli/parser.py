@@ -246,6 +246,17 @@ def options_pseudo_label(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace the CSV if it exists")
 
 
+def options_submit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="a Zindi folder (Train.csv, Test.csv, Images/)")
+    p.add_argument("--time", required=True, help="the budget: 30m, 1h, 1h30m, 90s (a number: minutes)")
+    p.add_argument("--out", required=True, help="the submission CSV (replaced only if this job wrote it)")
+    p.add_argument("--work", help="the job's folder (default: OUT's name + -job); the same command continues it")
+    p.add_argument("--overwrite", action="store_true", help="replace an OUT this job did not write")
+    p.add_argument("--audit", help="an audit folder: train on its clean.csv, its groups kept in one fold")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
+
+
 def options_ensemble(p: argparse.ArgumentParser) -> None:
     p.add_argument("runs", nargs="+", help="two or more --folds runs trained on the same data, folds and seed")
     p.add_argument("--out", required=True, help="a new folder for the ensemble")
@@ -318,6 +329,12 @@ COMMANDS = [
         "train LeNet or a timm backbone on a folder of labelled images",
         "signvision train --data ../shared/data/sign-digits --model lenet --epochs 15 --out runs/lenet",
         options_train,
+    ),
+    (
+        "submit",
+        "the best submission for the time you have: staged --folds runs and ensembles, a submission after each",
+        "signvision submit --data ~/zindi-ksl --time 30m --out submission.csv",
+        options_submit,
     ),
     (
         "evaluate",

@@ -1,0 +1,370 @@
+"""The best submission for the time you have: `sv.submit(data, time="30m", out="submission.csv")`, and
+`signvision submit --data DIR --time 30m --out submission.csv`.
+
+One job, in a folder of its own (WORK, `submission-job/` beside OUT unless given), made of ordinary pieces
+that every other command takes:
+
+    WORK/lenet          stage 1: the README's LeNet recipe, a `--folds` run (5 folds, or 3 or 2 if short)
+    WORK/lite0          stage 2: EfficientNet-Lite0 from its packaged ImageNet weights, the same folds
+    WORK/ensemble-2     the two combined, weights fitted out of fold (`signvision ensemble`)
+    WORK/submit.json    what the job is (the data, the recipes: the same command must name the same job)
+    WORK/stages.json    each stage's time, out-of-fold figures with intervals over groups, and paired gain
+    WORK/submit.html    the same, as a page
+
+Before a stage it times the stage's recipe on this machine (a few training steps: images/s at its size) and
+estimates the stage; a stage that does not fit in the time left is skipped and said. After each stage the
+best submission so far is written to OUT (atomically: a budget cut short or a Ctrl-C leaves a complete,
+calibrated file). The same command again skips the finished stages and continues an interrupted one; with a
+larger `--time` it goes on from where it stopped. Nothing is fitted on the test images (no pseudo-labels:
+on a withheld real capture the second round did not carry, docs/results.md).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from signvision.errors import OptionError
+from signvision.files import read_json, write_json
+from signvision.logs import get_logger, log_to
+
+logger = get_logger(__name__)
+
+FOLDS = (5, 3, 2)  # the job's folds: the most with which every stage's full recipe fits (every stage has the same
+# folds, so that they can be ensembled: a short budget gets fewer folds, not under-trained models)
+# the stages in order of expected value (docs/results.md, the session benchmark): name -> training settings
+STAGES = {
+    "lenet": {"model": "lenet"},  # the defaults: 64 px, 15 epochs
+    "lite0": {"model": "tf_efficientnet_lite0", "weights": "imagenet", "lr": 2e-3, "epochs": 6, "image_size": 128},
+}
+OVERHEAD = 1.25  # a stage's time over its training steps' alone (validation, decoding, calibration, pages) ...
+SHORTEST_EPOCHS = 4  # ... and the fewest epochs the first stage is cut to when the budget is short
+
+
+def parse_time(text) -> float:
+    """A time budget in seconds: "30m", "1h", "1h30m", "90s", or a number of minutes.
+
+    Example:
+        >>> parse_time("1h30m"), parse_time("90s"), parse_time(20)
+        (5400.0, 90.0, 1200.0)
+    """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text) * 60
+    else:
+        found = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*", str(text))
+        if not found or not any(found.groups()):
+            try:
+                seconds = float(text) * 60
+            except ValueError:
+                raise OptionError(
+                    "expected a duration such as 30m, 1h, 1h30m or 90s", option="time", value=text
+                ) from None
+        else:
+            h, m, s = (float(g or 0) for g in found.groups())
+            seconds = h * 3600 + m * 60 + s
+    if not 0 < seconds < 7 * 24 * 3600:
+        raise OptionError("must be more than 0 and under a week", option="time", value=text)
+    return seconds
+
+
+@dataclass
+class Job:
+    """Where a submit job stands: its folders, its deadline and what each stage gave."""
+
+    data: str
+    work: Path
+    out: Path
+    deadline: float
+    settings: dict  # settings every stage shares (seed, device, audit, ...)
+    stages: list[dict] = field(default_factory=list)  # stages.json
+    pace: float = 1.0  # measured time / estimate of the stages run so far
+    folds: int | None = None  # chosen before the first stage
+    rates: dict = field(default_factory=dict)  # training images/s of each stage's recipe here
+
+    @property
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+def training_rate(settings: dict, n_classes: int, device: str = "auto", steps: int = 4) -> float:
+    """Training images/s of a recipe on this machine: a few steps on a batch of random images at its size."""
+    import torch
+
+    from signvision.config import TrainConfig
+    from signvision.models.factory import build_model
+    from signvision.training.runtime import pick_device
+
+    cfg = TrainConfig(**settings)
+    dev = pick_device(device)
+    model = build_model(cfg.model, n_classes, image_size=cfg.image_size).to(dev).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=dev.type in ("cpu", "cuda"))
+    x = torch.randn(cfg.batch_size, 3, cfg.image_size, cfg.image_size, device=dev)
+    y = torch.randint(0, n_classes, (cfg.batch_size,), device=dev)
+    for step in range(steps + 1):
+        if step == 1:
+            started = time.perf_counter()  # the first step warms up
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return steps * cfg.batch_size / (time.perf_counter() - started)
+
+
+def estimate_seconds(settings: dict, n_images: int, rate: float, folds: int) -> float:
+    """A stage's time: every fold trains on (k-1)/k of the images for its epochs, plus the overhead."""
+    from signvision.config import TrainConfig
+
+    epochs = settings.get("epochs", TrainConfig.epochs)
+    return OVERHEAD * epochs * n_images * (folds - 1) / rate
+
+
+def rate_of(job: Job, name: str, n_classes: int) -> float:
+    """Training images/s of stage `name`'s recipe here (measured once a job)."""
+    if name not in job.rates:
+        settings = {**job.settings, **STAGES[name]}
+        job.rates[name] = training_rate(settings, n_classes, job.settings.get("device", "auto"))
+    return job.rates[name]
+
+
+def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
+    """The job's folds: the most of FOLDS (3 or more: models trained on half the images are not worth a second
+    recipe) with which every stage fits in the time left; else the most with which the first stage does (the
+    later ones are then skipped); else the fewest (the first stage is then cut)."""
+    rates = {name: rate_of(job, name, n_classes) for name in STAGES}
+    need = {
+        (name, k): estimate_seconds({**job.settings, **STAGES[name]}, n_images, rates[name], k) * job.pace
+        for name in STAGES
+        for k in FOLDS
+    }
+    left, first = max(job.left, 0.0), next(iter(STAGES))
+    every = [k for k in FOLDS if k >= 3 and sum(need[(name, k)] for name in STAGES) <= left]  # not on halves
+    some = [k for k in FOLDS if need[(first, k)] <= left]
+    folds = (every or some or [FOLDS[-1]])[0]
+    said = ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items())
+    logger.info(f"training images/s here: {said}; {folds} folds (every stage {'fits' if every else 'does not fit'})")
+    return folds
+
+
+def plan_stage(job: Job, name: str, n_images: int, n_classes: int, first: bool) -> tuple[dict, float] | None:
+    """(the settings of stage `name`, folds included, and its estimated seconds before the learnt pace) if it
+    fits in the time left; None: skip it. The first stage is cut to fewer epochs if it does not fit, and runs
+    even so (the job must hold a submission)."""
+    from signvision.config import TrainConfig
+
+    settings = {**job.settings, **STAGES[name], "folds": job.folds}
+    raw = estimate_seconds(settings, n_images, rate_of(job, name, n_classes), job.folds)
+    left = max(job.left, 0.0)
+    if raw * job.pace <= left:
+        logger.info(f"stage {name}: {job.folds} folds, about {raw * job.pace / 60:.1f} min of {left / 60:.1f}")
+        return settings, raw
+    if not first:
+        logger.info(f"stage {name}: skipped (about {raw * job.pace / 60:.1f} min needed, {left / 60:.1f} left)")
+        return None
+    epochs = settings.get("epochs", TrainConfig.epochs)
+    fitted = min(epochs, max(SHORTEST_EPOCHS, int(epochs * left / (raw * job.pace))))
+    logger.info(
+        f"stage {name}: {job.folds} folds of {epochs} epochs need about {raw * job.pace / 60:.1f} min, "
+        f"{left / 60:.1f} left: {fitted} epochs"
+        + (" (the fewest it runs: it will go over the budget)" if fitted * raw * job.pace / epochs > left else "")
+    )
+    return {**settings, "epochs": fitted}, raw * fitted / epochs
+
+
+def oof_figures(folder: Path) -> dict:
+    """Out-of-fold log loss and accuracy, with 95% intervals over the split's groups, of a `--folds` run or an
+    ensemble (its summary has them)."""
+    summary = read_json(folder / "summary.json")
+    if "ensemble" in summary:
+        gain = summary["ensemble"]["gain_over_best_run"]
+        keys = ("val_log_loss", "val_log_loss_ci", "val_accuracy", "val_accuracy_ci")
+        return {**{k.removeprefix("val_"): summary[k] for k in keys}, "gain_over_best_stage": gain}
+    from signvision.grouping.splits import split_group_keys_of
+    from signvision.inference.members import load_run_model
+    from signvision.runs.ensemble import figures, oof_arrays, read_oof_run
+
+    run = read_oof_run(folder)
+    task = load_run_model(folder / "fold1").task
+    base, y, parts = oof_arrays([run], task)
+    found = figures(y, parts[0], split_group_keys_of(run.folds, base["img_IDS"]), task.names)
+    return {k: found[k] for k in ("log_loss", "log_loss_ci", "accuracy", "accuracy_ci")}
+
+
+def best_so_far(job: Job, finished: list[str]) -> Path:
+    """The run that predicts: the one finished stage, or the ensemble of them (WORK/ensemble-N)."""
+    if len(finished) == 1:
+        return job.work / finished[0]
+    from signvision.runs.ensemble import make_ensemble
+
+    folder = job.work / f"ensemble-{len(finished)}"
+    if not (folder / "summary.json").is_file():
+        make_ensemble([job.work / n for n in finished], folder)
+    return folder
+
+
+def write_submission(job: Job, run_folder: Path) -> str:
+    """Predict the test images with `run_folder` and replace OUT with it atomically; returns its digest."""
+    import hashlib
+
+    from signvision.runs.run import Run
+
+    Run.load(run_folder).predict(job.data).to_csv(job.out, overwrite=True)
+    return hashlib.sha256(job.out.read_bytes()).hexdigest()
+
+
+def check_out(out: Path, work: Path, overwrite: bool) -> None:
+    """OUT may be replaced only if this job wrote it (or with `overwrite`): a user's file is never lost."""
+    import hashlib
+
+    from signvision.files import refuse_overwrite
+
+    state = work / "stages.json"
+    ours = (
+        state.is_file()
+        and out.is_file()
+        and read_json(state).get("digest") == hashlib.sha256(out.read_bytes()).hexdigest()
+    )
+    refuse_overwrite(out, overwrite or ours)
+
+
+def submit(
+    data,
+    *,
+    time: str | float = "30m",
+    out: str | Path = "submission.csv",
+    work: str | Path | None = None,
+    overwrite: bool = False,
+    log=None,
+    **settings,
+) -> dict:
+    """The best submission this machine makes in `time`: the stages of STAGES in order, each a `--folds` run in
+    WORK, the best submission so far written to OUT after each (see the module's docstring).
+
+    Args:
+        data: a Zindi folder (Train.csv, Test.csv, Images/): its test images are predicted.
+        time: the budget: "30m", "1h30m", "90s", or minutes as a number.
+        out: the submission CSV (replaced only if this job wrote it, or with `overwrite`).
+        work: the job's folder (default: OUT's name + "-job" beside it); the same call again continues it.
+        log: where its lines go instead of the "signvision" logger.
+        settings: training settings every stage shares (`seed`, `device`, `audit`, `workers`, ...).
+
+    Returns:
+        the job's record (stages.json): each stage's time and out-of-fold figures, the submission, the time used.
+
+    Example:
+        >>> sv.submit("~/zindi-ksl", time="20m", out="submission.csv")["submission"]   # doctest: +SKIP
+        'submission.csv'
+    """
+    from signvision.logs import check_log
+
+    check_log(log)
+    budget = parse_time(time)
+    with log_to(log):
+        return run_job(Path(data), budget, Path(out), work, overwrite, settings)
+
+
+def run_job(data: Path, budget: float, out: Path, work, overwrite: bool, settings: dict) -> dict:
+    """`submit`'s work, once its arguments are checked."""
+    from signvision.data.tables import read_data
+    from signvision.runs.jobs import job_folder
+    from signvision.runs.run import settings_config
+
+    started = time.monotonic()
+    work = Path(work) if work is not None else out.with_name(out.stem + "-job")
+    shared = {k: v for k, v in settings.items() if k not in ("folds", "out")}
+    settings_config(None, shared).check()  # a wrong setting is one line now
+    table = read_data(data)
+    if table.test is None:
+        raise OptionError("holds no test images (Test.csv) to predict", option="data", value=data)
+    check_out(out, work, overwrite)
+    spec = {"data": str(data.resolve()), "folds": FOLDS, "stages": STAGES, "settings": recipe_part(shared)}
+    job = Job(str(data), work, out, started + budget, shared)
+    with job_folder(work, spec, "submit.json", "a submit job"):
+        record = read_json(work / "stages.json") if (work / "stages.json").is_file() else {"stages": []}
+        done = [row["stage"] for row in record["stages"]]
+        job.folds = record.get("folds")
+        for name in STAGES:
+            if name in done:
+                continue
+            started_spec = work / name / "cv.json"
+            if started_spec.is_file():  # started by an earlier call: continued with the folds and epochs it had
+                cv = read_json(started_spec)
+                plan = {**shared, **STAGES[name], "epochs": cv["config"]["epochs"], "folds": cv["folds"]}, None
+            else:
+                job.folds = job.folds or choose_folds(job, len(table.train), len(table.classes))
+                plan = plan_stage(job, name, len(table.train), len(table.classes), first=not done)
+            if plan is None:
+                continue
+            stage_started = time.monotonic()
+            job.folds = record["folds"] = plan[0]["folds"]
+            train_stage(job, name, *plan)
+            plan = plan[0]
+            predicting = best_so_far(job, done + [name])
+            digest = write_submission(job, predicting)
+            done.append(name)
+            record["stages"].append(
+                {
+                    "stage": name,
+                    "model": plan["model"],
+                    "epochs": plan.get("epochs"),
+                    "seconds": round(time.monotonic() - stage_started, 1),
+                    "predicts_with": predicting.name,
+                    **oof_figures(predicting),
+                }
+            )
+            record.update(digest=digest, submission=str(out), predicts_with=predicting.name)
+            write_json(work / "stages.json", record)
+            logger.info(f"stage {name}: wrote {out} ({describe_row(record['stages'][-1])})")
+        record["seconds"] = round(time.monotonic() - started, 1)
+        record["budget_seconds"] = budget
+        write_json(work / "stages.json", record)
+        from signvision.reports.submit_page import write_submit_page
+
+        write_submit_page(work / "submit.html", record)
+    logger.info(closing_lines(record, work))
+    return record
+
+
+def recipe_part(settings: dict) -> dict:
+    """The shared settings that change what is learnt (not the device or workers): part of the job's spec."""
+    from signvision.config import RECIPE, SOURCE
+
+    return {k: v for k, v in settings.items() if k in (*RECIPE, *SOURCE)}
+
+
+def train_stage(job: Job, name: str, settings: dict, estimate: float | None) -> None:
+    """Train stage `name` (a `--folds` run in WORK/name; continued if it was interrupted), and learn the pace:
+    how long stages take here against their estimate."""
+    from signvision.runs.api import train_folds
+
+    started = time.monotonic()
+    train_folds(job.data, out=job.work / name, **settings)
+    if estimate:
+        job.pace = (time.monotonic() - started) / estimate
+
+
+def describe_row(row: dict) -> str:
+    """A stage's submission in words: its out-of-fold figures, and an ensemble's paired gain."""
+    lo, hi = row["log_loss_ci"]
+    text = f"out-of-fold log loss {row['log_loss']:.3f} [{lo:.3f}, {hi:.3f}], accuracy {row['accuracy']:.3f}"
+    gain = row.get("gain_over_best_stage") or {}
+    if gain.get("log_loss_ci"):
+        glo, ghi = gain["log_loss_ci"]
+        text += f"; against its best single stage {gain['log_loss']:+.3f} [{glo:+.3f}, {ghi:+.3f}]"
+    return text
+
+
+def closing_lines(record: dict, work: Path) -> str:
+    """The job's last lines: the submission, what it expects of it, and the time against the budget."""
+    if not record["stages"]:
+        return f"no stage fitted in the budget; nothing written. The job: {work}"
+    last = record["stages"][-1]
+    over = record["seconds"] - record["budget_seconds"]
+    timing = f"{record['seconds'] / 60:.1f} min of {record['budget_seconds'] / 60:.1f}" + (
+        f" (over by {over / 60:.1f} min)" if over > 0 else ""
+    )
+    return (
+        f"{timing}. Submission: {record['submission']}, from {last['predicts_with']} "
+        f"({', '.join(r['stage'] for r in record['stages'])}): {describe_row(last)}. That is what it expects on "
+        f"images like the training capture; a new capture usually scores worse. Page: {work / 'submit.html'}"
+    )

@@ -1,0 +1,140 @@
+"""`submit`: one command with a time budget. Staged --folds runs (tiny recipes here), the best submission so far
+written after each stage, a stage that does not fit skipped, the same command continuing the job, a user's
+file never replaced, and one-line errors for a bad budget."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import signvision.runs.submit as submit_module
+from signvision.errors import OptionError
+from signvision.runs.submit import parse_time
+
+TINY_STAGES = {
+    "lenet": {"model": "lenet", "epochs": 2, "image_size": 32},
+    "lite0": {"model": "tf_efficientnet_lite0", "weights": "imagenet", "epochs": 1, "image_size": 32},
+}
+
+
+@pytest.fixture
+def tiny_job(monkeypatch):
+    monkeypatch.setattr(submit_module, "STAGES", TINY_STAGES)
+    monkeypatch.setattr(submit_module, "FOLDS", (2,))
+
+
+def test_budgets_in_words_and_numbers():
+    assert parse_time("30m") == 1800 and parse_time("1h") == 3600 and parse_time("1h30m") == 5400
+    assert parse_time("90s") == 90 and parse_time("2.5m") == 150 and parse_time(20) == 1200 and parse_time("5") == 300
+    for bad in ("soon", "0m", "-5", "", "30x", "8d", 10**9):
+        with pytest.raises(OptionError, match="time"):
+            parse_time(bad)
+
+
+def check_submission(path, data) -> pd.DataFrame:
+    sub = pd.read_csv(path)
+    sample = pd.read_csv(data / "SampleSubmission.csv") if (data / "SampleSubmission.csv").is_file() else None
+    test = pd.read_csv(data / "Test.csv")
+    assert sorted(sub["img_IDS"]) == sorted(test["img_IDS"])
+    probs = sub.drop(columns="img_IDS").to_numpy()
+    assert np.allclose(probs.sum(1), 1, atol=1e-4) and (probs >= 0).all()
+    if sample is not None:
+        assert list(sub.columns) == list(sample.columns)
+    return sub
+
+
+@pytest.mark.slow
+def test_submit_runs_the_stages_writes_after_each_and_continues(tiny_zindi, tmp_path, tiny_job, capsys):
+    from signvision.cli.commands import main
+
+    out = tmp_path / "submission.csv"
+    argv = ["submit", "--data", str(tiny_zindi), "--time", "20m", "--out", str(out), "--device", "cpu"]
+    assert main(argv) == 0
+    work = tmp_path / "submission-job"
+    record = json.loads((work / "stages.json").read_text())
+    assert [r["stage"] for r in record["stages"]] == ["lenet", "lite0"]
+    assert record["predicts_with"] == "ensemble-2" and (work / "ensemble-2" / "ensemble.json").is_file()
+    first, second = record["stages"]
+    assert first["predicts_with"] == "lenet" and 0 < first["log_loss"] and first["log_loss_ci"][0] <= first["log_loss"]
+    assert second["gain_over_best_stage"]["log_loss_ci"] is not None
+    check_submission(out, tiny_zindi)
+    page = (work / "submit.html").read_text()
+    assert "<img" in page and "lite0" in page and "Nothing was fitted on the test images" in page
+    said = capsys.readouterr().out.strip().splitlines()
+    assert f"Submission: {out}" in said[-1] and "out-of-fold log loss" in said[-1]
+
+    before = out.read_bytes()
+    assert main(argv) == 0  # the same command: every stage finished, nothing trained again, OUT rewritten as is
+    assert "stage lenet:" not in capsys.readouterr().out and out.read_bytes() == before
+    other = tmp_path / "other-data"
+    shutil.copytree(tiny_zindi, other)  # the job's folder names its data: other data is another job
+    assert main(["submit", "--data", str(other), "--time", "1m", "--out", str(out)]) == 2
+    assert "holds a submit job with other settings" in capsys.readouterr().err and out.read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_short_budget_keeps_the_first_stage_and_skips_what_does_not_fit(tiny_zindi, tmp_path, tiny_job, monkeypatch):
+    import signvision as sv
+
+    monkeypatch.setattr(
+        submit_module, "training_rate", lambda settings, *a, **k: 1e9 if settings["model"] == "lenet" else 1
+    )
+    out = tmp_path / "s.csv"
+    lines = []
+    record = sv.submit(tiny_zindi, time="2m", out=out, device="cpu", log=lambda line: lines.append(line))
+    assert [r["stage"] for r in record["stages"]] == ["lenet"]
+    assert any("stage lite0: skipped" in line for line in lines), lines
+    check_submission(out, tiny_zindi)
+    # a larger budget goes on from where it stopped: only the new stage trains
+    monkeypatch.setattr(submit_module, "training_rate", lambda *a, **k: 1e9)
+    record = sv.submit(tiny_zindi, time="20m", out=out, device="cpu", log=lambda line: lines.append(line))
+    assert [r["stage"] for r in record["stages"]] == ["lenet", "lite0"]
+
+
+def test_a_users_file_is_never_replaced_and_no_test_images_is_one_line(tiny_zindi, tmp_path, tiny_job):
+    import signvision as sv
+
+    mine = tmp_path / "submission.csv"
+    mine.write_text("my own work\n")
+    with pytest.raises(OptionError, match="already exists"):
+        sv.submit(tiny_zindi, time="1m", out=mine)
+    assert mine.read_text() == "my own work\n" and not (tmp_path / "submission-job").exists()
+    (tiny_zindi / "Test.csv").unlink()
+    with pytest.raises(OptionError, match="no test images"):
+        sv.submit(tiny_zindi, time="1m", out=tmp_path / "other.csv")
+
+
+def test_the_job_chooses_the_most_folds_with_which_every_stage_fits(monkeypatch):
+    """A short budget gets fewer folds of the full recipes, not under-trained models, and every stage has the same
+    folds; where only the first stage fits, the most folds for it; where not even that, the first stage is cut
+    to fewer epochs, never skipped, and a later stage that does not fit is skipped."""
+    import time
+
+    from signvision.runs.submit import OVERHEAD, Job, choose_folds, plan_stage
+
+    stages = {"lenet": {"model": "lenet", "epochs": 10}, "lite0": {"model": "x", "epochs": 10}}
+    monkeypatch.setattr(submit_module, "STAGES", stages)
+    monkeypatch.setattr(submit_module, "FOLDS", (5, 3, 2))
+    monkeypatch.setattr(submit_module, "training_rate", lambda s, *a, **k: 100.0 if s["model"] == "lenet" else 50.0)
+    unit = OVERHEAD * 10 * 1000 / 100.0  # LeNet's seconds per (k - 1) folds; Lite0 takes twice that
+
+    def job(budget_units):
+        return Job("d", None, None, time.monotonic() + budget_units * unit, {})
+
+    assert choose_folds(job(12.5), 1000, 3) == 5  # (4 + 8) units
+    assert choose_folds(job(7), 1000, 3) == 3  # (2 + 4): every stage fits with 3 folds
+    assert choose_folds(job(4.5), 1000, 3) == 5  # only LeNet fits, with 5 folds (4 units; 2 folds of each: none)
+    short = job(1.5)
+    assert choose_folds(short, 1000, 3) == 2  # LeNet alone: 3 folds (2 units) do not fit, 2 folds (1) do
+    short.folds = 2
+    settings, estimate = plan_stage(short, "lenet", 1000, 3, first=True)
+    assert settings["folds"] == 2 and settings["epochs"] == 10 and estimate == pytest.approx(unit)
+    assert plan_stage(short, "lite0", 1000, 3, first=False) is None  # 2 units needed, 1.5 left
+    tiny = job(0.3)
+    tiny.folds = choose_folds(tiny, 1000, 3)
+    settings, _ = plan_stage(tiny, "lenet", 1000, 3, first=True)
+    assert tiny.folds == 2 and settings["epochs"] == 4  # the fewest epochs: it says it will go over
