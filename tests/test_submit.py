@@ -125,9 +125,9 @@ def test_the_job_chooses_the_most_folds_with_which_every_stage_fits(monkeypatch)
     def job(budget_units):
         return Job("d", None, None, time.monotonic() + budget_units * unit, {})
 
-    assert choose_folds(job(12.5), 1000, 3) == 5  # (4 + 8) units
-    assert choose_folds(job(7), 1000, 3) == 3  # (2 + 4): every stage fits with 3 folds
-    assert choose_folds(job(4.5), 1000, 3) == 5  # only LeNet fits, with 5 folds (4 units; 2 folds of each: none)
+    assert choose_folds(job(12.5), 1000, 3) == 5  # (4 + 8) units: both stages with 5 folds
+    assert choose_folds(job(7), 1000, 3) == 3  # (2 + 4): both with 3 folds, rather than LeNet alone with 5
+    assert choose_folds(job(4.5), 1000, 3) == 5  # only LeNet fits: with 5 folds (4 units; 2 folds of each: no)
     short = job(1.5)
     assert choose_folds(short, 1000, 3) == 2  # LeNet alone: 3 folds (2 units) do not fit, 2 folds (1) do
     short.folds = 2
