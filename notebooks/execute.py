@@ -19,13 +19,17 @@ HERE = Path(__file__).resolve().parent
 NOTEBOOKS = ("course.ipynb", "zindi.ipynb")
 
 
-def execute(path: Path, *, write: bool, timeout: int = 3600) -> float:
-    """Run one notebook in a fresh kernel; returns the seconds it took (raises on the first failing cell)."""
+def execute(path: Path, *, write: bool, timeout: int = 3600, code_cells: int | None = None) -> float:
+    """Run one notebook in a fresh kernel; returns the seconds it took (raises on the first failing cell).
+    `code_cells`: only its first N code cells (and the text between them); never written back then."""
     import nbformat
     from nbclient import NotebookClient
 
     os.environ["SIGNVISION_PROGRESS"] = "0"
     nb = nbformat.read(path, as_version=4)
+    if code_cells is not None:
+        ends = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"][:code_cells]
+        nb.cells, write = nb.cells[: ends[-1] + 1], False
     started = time.perf_counter()
     NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}

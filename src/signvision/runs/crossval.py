@@ -91,7 +91,7 @@ def fit_folds(cfg: TrainConfig, table=None, report: bool = False) -> dict:
     """Train the K fold runs (skipping finished ones), then the OOF predictions, temperature and summary, and
     with `report` the report.html of the out-of-fold images. `table`: data already read (a DataFrame's), saved
     in OUT as data.csv."""
-    from signvision.runs.jobs import job_folder, train_or_resume
+    from signvision.runs.jobs import finished, job_folder, train_or_resume
 
     cfg.absolute_paths()
     out = Path(cfg.out)
@@ -116,19 +116,19 @@ def fit_folds(cfg: TrainConfig, table=None, report: bool = False) -> dict:
                 folds.assign(fold=np.where(folds["fold"] == k, "val", "train"))[["img_IDS", "fold", "group"]].to_csv(
                     f, index=False
                 )
+            if finished(run):
+                logger.info(f"fold {k}/{cfg.folds}: finished earlier, kept")
+                continue
             left = cfg.folds - k + 1
             eta = f", about {(time.perf_counter() - started) / trained * left:.0f} s left" if trained else ""
             logger.info(f"fold {k}/{cfg.folds}: training on {int((folds['fold'] != k).sum())} images{eta}")
             try:
                 with prefixed(f"  [fold {k}] "):
-                    done = train_or_resume(run, replace(cfg, folds=1, out=str(run), split=str(split_file)))
+                    train_or_resume(run, replace(cfg, folds=1, out=str(run), split=str(split_file)))
             except KeyboardInterrupt:
                 logger.info(f"interrupted in fold {k}: finished folds are kept; run the same command again to continue")
                 raise
-            if done is None:
-                logger.info(f"fold {k}/{cfg.folds}: finished earlier, kept")
-            else:
-                trained += 1
+            trained += 1
         summary, scored = summarise_folds(out, cfg, folds)
         if report:
             write_folds_report(out, summary, scored)

@@ -278,12 +278,12 @@ def run_job(data: Path, budget: float, out: Path, work, overwrite: bool, setting
     started = time.monotonic()
     work = Path(work) if work is not None else out.with_name(out.stem + "-job")
     shared = {k: v for k, v in settings.items() if k not in ("folds", "out")}
-    settings_config(None, shared).check()  # a wrong setting is one line now
+    shared_cfg = settings_config(None, shared).check()  # a wrong setting is one line now
     table = read_data(data)
     if table.test is None:
         raise OptionError("holds no test images (Test.csv) to predict", option="data", value=data)
     check_out(out, work, overwrite)
-    spec = {"data": str(data.resolve()), "folds": FOLDS, "stages": STAGES, "settings": recipe_part(shared)}
+    spec = {"data": str(data.resolve()), "folds": FOLDS, "stages": STAGES, "settings": recipe_part(shared_cfg)}
     job = Job(str(data), work, out, started + budget, shared)
     with job_folder(work, spec, "submit.json", "a submit job"):
         record = read_json(work / "stages.json") if (work / "stages.json").is_file() else {"stages": []}
@@ -331,11 +331,12 @@ def run_job(data: Path, budget: float, out: Path, work, overwrite: bool, setting
     return record
 
 
-def recipe_part(settings: dict) -> dict:
-    """The shared settings that change what is learnt (not the device or workers): part of the job's spec."""
+def recipe_part(cfg) -> dict:
+    """The shared settings that change what is learnt (defaults included; not the device or workers): part of the
+    job's spec, so that `seed=0` given or not is the same job."""
     from signvision.config import RECIPE, SOURCE
 
-    return {k: v for k, v in settings.items() if k in (*RECIPE, *SOURCE)}
+    return {k: getattr(cfg, k) for k in (*SOURCE, *RECIPE) if k not in ("data", "folds")}
 
 
 def train_stage(job: Job, name: str, settings: dict, estimate: float | None) -> None:
