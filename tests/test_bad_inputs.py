@@ -407,6 +407,11 @@ CASES = [
         "--weights imagenet: ImageNet weights are packaged for tf_efficientnet_lite0",
     ),
     (
+        "submit --time soon",
+        lambda e: ["submit", "--data", e.data, "--time", "soon", "--out", e.tmp / "s.csv"],
+        "--time soon: expected a duration such as 30m",
+    ),
+    (
         "audit --label-model unknown",
         lambda e: ["audit", "--data", e.data, "--label-model", "knn", "--out", e.tmp / "a"],
         "--label-model: invalid choice: 'knn'",
