@@ -21,6 +21,7 @@ import torch
 os.environ.setdefault("SIGNVISION_PROGRESS", "0")
 
 from signvision.models.factory import build_model  # noqa: E402
+from signvision.training.trainer import adamw  # noqa: E402
 
 MODELS = [("lenet", 64), ("resnet18", 64), ("tf_efficientnet_lite0", 128)]  # the README's recipes' sizes
 
@@ -58,7 +59,7 @@ def flops_per_image(model, x) -> float:
 def measure(name: str, size: int, batch: int, steps: int, amp: bool) -> dict:
     torch.manual_seed(0)
     model = build_model(name, 9, image_size=size).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)  # as training makes it
+    optimizer = adamw(model.parameters(), "cpu", lr=1e-3)  # as training makes it
     x, y = torch.randn(batch, 3, size, size), torch.randint(0, 9, (batch,))
     flops = flops_per_image(model, x)
     train_step(model, optimizer, x, y, amp)  # warm-up

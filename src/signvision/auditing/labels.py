@@ -41,6 +41,9 @@ def fold_splits(y: np.ndarray, groups: np.ndarray, cfg: AuditConfig) -> list[tup
     return list(splitter.split(np.zeros(len(y)), y, groups))
 
 
+FEATURE_C = 0.01  # the logistic regression's inverse L2 strength on standardised features
+
+
 def feature_probs(
     images: np.ndarray, y: np.ndarray, groups: np.ndarray, classes: list[str], cfg: AuditConfig, progress: bool = True
 ) -> np.ndarray:
@@ -61,9 +64,6 @@ def feature_probs(
         fit.fit(features[train], y[train])
         oof[np.ix_(held_out, fit.classes_)] = fit.predict_proba(features[held_out])  # a class absent: stays 0
     return oof
-
-
-FEATURE_C = 0.01  # the logistic regression's inverse L2 strength on standardised features
 
 
 def lenet_probs(

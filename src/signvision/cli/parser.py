@@ -253,8 +253,8 @@ def options_submit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--work", help="the job's folder (default: OUT's name + -job); the same command continues it")
     p.add_argument("--overwrite", action="store_true", help="replace an OUT this job did not write")
     p.add_argument("--audit", help="an audit folder: train on its clean.csv, its groups kept in one fold")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N")
+    p.add_argument("--seed", type=int, default=TrainConfig.seed, help="seed of the folds and of every stage")
+    p.add_argument("--device", default=TrainConfig.device, help="auto|cpu|cuda|cuda:N")
 
 
 def options_ensemble(p: argparse.ArgumentParser) -> None:

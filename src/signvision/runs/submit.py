@@ -80,7 +80,6 @@ class Job:
     out: Path
     deadline: float
     settings: dict  # settings every stage shares (seed, device, audit, ...)
-    stages: list[dict] = field(default_factory=list)  # stages.json
     pace: float = 1.0  # measured time / estimate of the stages run so far
     folds: int | None = None  # chosen before the first stage
     rates: dict = field(default_factory=dict)  # training images/s of each stage's recipe here
@@ -97,11 +96,12 @@ def training_rate(settings: dict, n_classes: int, device: str = "auto", steps: i
     from signvision.config import TrainConfig
     from signvision.models.factory import build_model
     from signvision.training.runtime import pick_device
+    from signvision.training.trainer import adamw
 
     cfg = TrainConfig(**settings)
     dev = pick_device(device)
     model = build_model(cfg.model, n_classes, image_size=cfg.image_size).to(dev).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=dev.type in ("cpu", "cuda"))
+    optimizer = adamw(model.parameters(), dev, lr=1e-3)  # as training makes it
     x = torch.randn(cfg.batch_size, 3, cfg.image_size, cfg.image_size, device=dev)
     y = torch.randint(0, n_classes, (cfg.batch_size,), device=dev)
     for step in range(steps + 1):
@@ -210,26 +210,20 @@ def best_so_far(job: Job, finished: list[str]) -> Path:
 
 def write_submission(job: Job, run_folder: Path) -> str:
     """Predict the test images with `run_folder` and replace OUT with it atomically; returns its digest."""
-    import hashlib
-
     from signvision.runs.run import Run
+    from signvision.training.finished import file_digest
 
     Run.load(run_folder).predict(job.data).to_csv(job.out, overwrite=True)
-    return hashlib.sha256(job.out.read_bytes()).hexdigest()
+    return file_digest(job.out)
 
 
 def check_out(out: Path, work: Path, overwrite: bool) -> None:
     """OUT may be replaced only if this job wrote it (or with `overwrite`): a user's file is never lost."""
-    import hashlib
-
     from signvision.files import refuse_overwrite
+    from signvision.training.finished import file_digest
 
     state = work / "stages.json"
-    ours = (
-        state.is_file()
-        and out.is_file()
-        and read_json(state).get("digest") == hashlib.sha256(out.read_bytes()).hexdigest()
-    )
+    ours = state.is_file() and out.is_file() and read_json(state).get("digest") == file_digest(out)
     refuse_overwrite(out, overwrite or ours)
 
 

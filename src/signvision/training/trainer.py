@@ -85,6 +85,13 @@ def param_groups(model: nn.Module, lr: float, backbone_lr_scale: float = 1.0) ->
 # ----------------------------------------------------------------------------------------------------
 # The training state
 # ----------------------------------------------------------------------------------------------------
+def adamw(params, device, **settings) -> torch.optim.AdamW:
+    """AdamW, fused where PyTorch has the kernel (CPU, CUDA): one kernel for every tensor's update, not a loop of
+    small ones (the audit's LeNet folds: 15% faster)."""
+    fused = torch.device(device).type in ("cpu", "cuda")
+    return torch.optim.AdamW(params, fused=fused or None, **settings)
+
+
 @dataclass
 class TrainingState:
     """Everything that changes while training, and how it becomes (and comes back from) a checkpoint."""
@@ -105,9 +112,7 @@ class TrainingState:
     def create(cls, model: nn.Module, cfg: TrainConfig, classes, norm, steps_per_epoch: int, device) -> TrainingState:
         """AdamW (head and backbone groups), the schedule, EMA and the fp16 loss scaler for a model."""
         groups = param_groups(model, cfg.lr, cfg.backbone_lr_scale)
-        # fused: one kernel for every tensor's update, not a loop of small ones (LeNet's audit folds: 15% faster)
-        fused = torch.device(device).type in ("cpu", "cuda")
-        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
+        optimizer = adamw(groups, device, lr=cfg.lr, weight_decay=cfg.weight_decay)
         scaler = torch.amp.GradScaler("cuda") if amp_dtype(device, cfg.amp) == torch.float16 else None
         ema = None
         if cfg.ema:
