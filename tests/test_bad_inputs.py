@@ -412,6 +412,11 @@ CASES = [
         "--time soon: expected a duration such as 30m",
     ),
     (
+        "submit --work holding the user's files",
+        lambda e: ["submit", "--data", e.data, "--time", "5m", "--out", e.tmp / "s.csv", "--work", e.data],
+        "--work ",
+    ),
+    (
         "audit --label-model unknown",
         lambda e: ["audit", "--data", e.data, "--label-model", "knn", "--out", e.tmp / "a"],
         "--label-model: invalid choice: 'knn'",

@@ -20,8 +20,9 @@ from signvision.files import read_json
 
 
 @contextmanager
-def job_folder(out: Path, spec: dict, spec_name: str, what: str):
-    """Claim `out` for a job described by `spec` (written as `spec_name`); yields whether the job is new."""
+def job_folder(out: Path, spec: dict, spec_name: str, what: str, option: str = "out"):
+    """Claim `out` for a job described by `spec` (written as `spec_name`); yields whether the job is new.
+    `option`: the name errors give the folder."""
     from signvision.files import claim_folder, holds_user_files, release_folder, write_json
     from signvision.training.folder import check_out_folder
 
@@ -30,13 +31,13 @@ def job_folder(out: Path, spec: dict, spec_name: str, what: str):
     existing = out / spec_name
     if existing.is_file():
         if read_json(existing) != spec:
-            raise RunError(f"holds {what} with other settings; use a new folder", option="out", value=out)
+            raise RunError(f"holds {what} with other settings; use a new folder", option=option, value=out)
     elif holds_user_files(out):
-        raise OptionError(f"exists and is not {what} folder; use a new folder", option="out", value=out)
+        raise OptionError(f"exists and is not {what} folder; use a new folder", option=option, value=out)
     else:
-        check_out_folder(out, resume=False)
+        check_out_folder(out, resume=False, option=option)
     created = not out.exists()
-    claim_folder(out)
+    claim_folder(out, option)
     new = not existing.is_file()
     try:
         if new:

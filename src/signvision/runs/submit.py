@@ -279,7 +279,7 @@ def run_job(data: Path, budget: float, out: Path, work, overwrite: bool, setting
     check_out(out, work, overwrite)
     spec = {"data": str(data.resolve()), "folds": FOLDS, "stages": STAGES, "settings": recipe_part(shared_cfg)}
     job = Job(str(data), work, out, started + budget, shared)
-    with job_folder(work, spec, "submit.json", "a submit job"):
+    with job_folder(work, spec, "submit.json", "a submit job", option="work"):
         record = read_json(work / "stages.json") if (work / "stages.json").is_file() else {"stages": []}
         done = [row["stage"] for row in record["stages"]]
         job.folds = record.get("folds")

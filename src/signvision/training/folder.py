@@ -41,19 +41,20 @@ def holds_run(folder: Path) -> bool:
     return folder.is_dir() and any((folder / f).exists() for f in RUN_FILES)
 
 
-def check_out_folder(out: Path, *, resume: bool) -> None:
+def check_out_folder(out: Path, *, resume: bool, option: str = "out") -> None:
     """A new run needs a new or empty folder (a user's files are never overwritten); a resumed run needs
-    its config.json. Either way the folder must be writable, which is tried now, not after training."""
-    option = "resume" if resume else "out"
+    its config.json. Either way the folder must be writable, which is tried now, not after training.
+    `option`: the name errors give a new folder (a submit job's is `work`)."""
+    option = "resume" if resume else option
     if resume:
         if not (out / "config.json").is_file():
             raise RunError("no config.json there (not a signvision run)", option="resume", value=out)
     elif holds_run(out):
         raise RunError(
-            f"already holds a run; choose a new folder or continue it with `resume` {out}", option="out", value=out
+            f"already holds a run; choose a new folder or continue it with `resume` {out}", option=option, value=out
         )
     else:
-        check_new_folder(out, "holds no run")
+        check_new_folder(out, "holds no run", option)
     check_writable_folder(out, option)
 
 
