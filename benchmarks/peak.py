@@ -6,6 +6,7 @@ matrix product on the same cores, the best a dense kernel reaches here.
 
     python benchmarks/peak.py                      # the three models, fp32, with the machine's peak
     python benchmarks/peak.py --amp                # the same under bf16 autocast (CPU)
+    python benchmarks/peak.py --channels-last      # the same with NHWC tensors, as `train --channels-last`
 
 The cores' threads are PyTorch's default (all of them); run it alone.
 """
@@ -56,11 +57,13 @@ def flops_per_image(model, x) -> float:
     return 3 * counter.get_total_flops() / len(x)
 
 
-def measure(name: str, size: int, batch: int, steps: int, amp: bool) -> dict:
+def measure(name: str, size: int, batch: int, steps: int, amp: bool, channels_last: bool = False) -> dict:
     torch.manual_seed(0)
     model = build_model(name, 9, image_size=size).train()
-    optimizer = adamw(model.parameters(), "cpu", lr=1e-3)  # as training makes it
     x, y = torch.randn(batch, 3, size, size), torch.randint(0, 9, (batch,))
+    if channels_last:  # NHWC weights and batches, as `train --channels-last` makes them
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    optimizer = adamw(model.parameters(), "cpu", lr=1e-3)  # as training makes it
     flops = flops_per_image(model, x)
     train_step(model, optimizer, x, y, amp)  # warm-up
     started = time.perf_counter()
@@ -75,6 +78,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=10, help="timed training steps per model (after one warm-up)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast, as `train --amp` on a CPU")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory format, as `train --channels-last`")
     a = p.parse_args()
     flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
@@ -86,10 +90,10 @@ def main() -> None:
     peak = peak16 if a.amp else peak32
     print(
         f"{'model':<24} {'px':>4} {'img/s':>8} {'GFLOP/img':>10} {'GFLOP/s':>9} {'of peak':>8}   "
-        f"({'bf16' if a.amp else 'fp32'})"
+        f"({'bf16' if a.amp else 'fp32'}{', channels-last' if a.channels_last else ''})"
     )
     for name, size in MODELS:
-        r = measure(name, size, a.batch_size, a.steps, a.amp)
+        r = measure(name, size, a.batch_size, a.steps, a.amp, a.channels_last)
         print(
             f"{name:<24} {size:>4} {r['img_s']:>8.0f} {r['gflop_img']:>10.3f} {r['gflop_s']:>9.1f} "
             f"{r['gflop_s'] / peak:>8.1%}"

@@ -45,7 +45,23 @@ def test_resnet_binary_with_cutmix_and_tta(tiny_zindi, tmp_path):
     assert list(sub.columns) == ["img_IDS", "Ñandú"]
 
 
-def test_speed_options_on_cpu(tiny_zindi, tmp_path):
+def test_amp_on_a_cpu_follows_its_bf16(monkeypatch):
+    from signvision.training import runtime
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)  # an AVX2 processor: bf16 only emulated
+    assert runtime.amp_dtype(cpu, True) is None
+    assert runtime.precision_name(cpu, True).startswith("fp32 (amp left off: this CPU has no native bf16")
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: True)  # AVX512-BF16 or AMX
+    assert runtime.amp_dtype(cpu, True) is torch.bfloat16
+    assert runtime.precision_name(cpu, True) == "bf16 autocast"
+    assert runtime.precision_name(cpu, False) == "fp32" and runtime.amp_dtype(cpu, False) is None
+
+
+def test_speed_options_on_cpu(tiny_zindi, tmp_path, monkeypatch, caplog):
+    from signvision.training import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: True)  # the bf16 autocast path, whatever this CPU has
     cfg = tiny_config(
         tiny_zindi,
         tmp_path / "fast",
@@ -60,7 +76,9 @@ def test_speed_options_on_cpu(tiny_zindi, tmp_path):
         augment="heavy",
         workers=1,
     )
-    summary = fit(cfg)
+    with caplog.at_level("INFO", logger="signvision"):
+        summary = fit(cfg)
+    assert "device cpu, bf16 autocast" in caplog.text  # the run's first lines say how it computes
     last = load_checkpoint(tmp_path / "fast" / "last.pt")
     assert last["ema"] is not None and summary["epochs"] == 2
     # the average is not the raw weights, and best.pt holds what was evaluated: the average of its epoch

@@ -86,7 +86,7 @@ class Machine:
     cache_dir: str | None = None  # where --cache disk keeps its memmaps (default ~/.cache/signvision)
     workers: int = -1  # DataLoader processes; -1 chooses from the core count and the cache
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = False  # mixed precision: bf16 (fp16 on GPUs without bf16) on CUDA, bf16 on CPU
+    amp: bool = False  # mixed precision: bf16 (fp16 on older GPUs); on a CPU only with native bf16 (AVX512-BF16/AMX)
     channels_last: bool = False  # NHWC memory layout (faster convolutions on recent GPUs)
     compile: bool = False  # torch.compile the model
 

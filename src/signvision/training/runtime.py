@@ -3,7 +3,8 @@
 Every rule about the machine lives here, once:
 
     pick_device      auto | cpu | cuda | cuda:N (auto: the GPU torchrun gave this process, else the CPU)
-    amp_dtype        bf16 where the hardware has it, fp16 on older GPUs, None when AMP is off
+    amp_dtype        bf16 where the hardware has it, fp16 on older GPUs, None when AMP is off (or emulated)
+    precision_name   the words a run's first lines use for it
     dist_setup       joins the process group that torchrun describes (NCCL on GPUs, gloo on CPUs)
     sharing_cores    trainings on one machine share its cores (share_threads: each its part of the threads)
     Runtime          the device, the input normalisation and the precision a pass over images needs
@@ -77,13 +78,37 @@ def pick_device(spec: str = "auto") -> torch.device:
         raise OptionError("expected auto, cpu, cuda or cuda:N", option="device", value=spec) from None
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX). Elsewhere PyTorch emulates it: on an AVX2
+    EPYC LeNet's forward and backward pass ran 15 times slower under bf16 autocast than in fp32 (288 -> 20
+    images/s), while on a Xeon with AMX its training ran 2.2 times faster (docs/benchmarks.md)."""
+    capabilities = getattr(torch.cpu, "get_capabilities", dict)()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
 def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    """bf16 where the hardware has it (CPUs, Ampere+ GPUs), fp16 on older GPUs; None when off."""
+    """bf16 where the hardware has it (CPUs with AVX512-BF16 or AMX, Ampere+ GPUs), fp16 on older GPUs; None when
+    off, and on a CPU that would only emulate bf16 (`precision_name` says so on the run's first lines)."""
     if not enabled:
         return None
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return torch.float16
+    if device.type == "cpu" and not cpu_has_bf16():
+        return None
     return torch.bfloat16
+
+
+def precision_name(device: torch.device, amp: bool) -> str:
+    """How a run computes, in words: "fp32", "bf16 autocast", "fp16 autocast with a loss scaler", or fp32 with
+    the reason `amp` was left off."""
+    dtype = amp_dtype(device, amp)
+    if dtype is torch.bfloat16:
+        return "bf16 autocast"
+    if dtype is torch.float16:
+        return "fp16 autocast with a loss scaler"
+    if amp:
+        return "fp32 (amp left off: this CPU has no native bf16, AVX512-BF16 or AMX, and emulated bf16 is ~15x slower)"
+    return "fp32"
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

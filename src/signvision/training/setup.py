@@ -27,7 +27,7 @@ from signvision.grouping.splits import SplitInfo
 from signvision.models.augment import build_augment
 from signvision.models.factory import build_model, load_weights, model_norm
 from signvision.training.rundata import PSEUDO, RunData, prepare_run_data
-from signvision.training.runtime import Runtime, pick_device
+from signvision.training.runtime import Runtime, pick_device, precision_name
 from signvision.training.trainer import (
     TrainingState,
 )
@@ -130,7 +130,8 @@ def describe_run(cfg: TrainConfig, data: RunData, model: nn.Module, device, worl
         f"model: {cfg.model}, {task.num_outputs} output(s)"
         f"{' (' + task.positive + ' vs rest)' if task.binary else ''}, loss {cfg.loss}, "
         f"{sum(p.numel() for p in model.parameters()):,} parameters, device {device}"
-        + (f", {world} processes" if world > 1 else ""),
+        + (f", {world} processes" if world > 1 else "")
+        + f", {precision_name(device, cfg.amp)}",
     ]
     if weights:
         lines.append(
