@@ -4,6 +4,7 @@
 # For contributors:
 #   make test-fast   ruff and the unit tests on tiny data (no test marked slow): under 90 s on 2 cores
 #   make docs        the documentation site into site/ (MkDocs, strict: a broken link or stale name fails)
+# Both test targets run the tests in one process per core (pytest-xdist), each test module whole in one.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.signvision-installed
@@ -24,12 +25,12 @@ demo: $(STAMP)
 test: $(STAMP) browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadscope
 
 test-fast: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto --dist loadscope -m "not slow"
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict

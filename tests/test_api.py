@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import SIGN_DIGITS
 
 import signvision as sv
 
@@ -30,9 +31,12 @@ def test_import_loads_nothing_heavy():
 
 
 @pytest.mark.parametrize("name", sv.__all__)
-def test_every_public_name_is_documented_with_a_running_example(name):
+def test_every_public_name_is_documented_with_a_running_example(name, monkeypatch):
     obj = getattr(sv, name)
     doc = inspect.getdoc(obj) or ""
+    if "../shared/data/sign-digits" in doc and not SIGN_DIGITS.is_dir():
+        pytest.skip(f"{name}'s example reads {SIGN_DIGITS}, absent (a clone outside the signvision workplace)")
+    monkeypatch.chdir(ROOT)  # the examples' ../shared is beside the repository
     assert "Example" in doc and ">>>" in doc, f"{name}: no example in its docstring"
     if inspect.isfunction(obj):
         assert "Args:" in doc or "Returns" in doc or len(inspect.signature(obj).parameters) <= 2, f"{name}: no Args"

@@ -68,6 +68,7 @@ _EXPORTS = {
     "TrainConfig": ("config", "TrainConfig"),
     "train": ("runs.api", "train"),
     "ensemble": ("runs.api", "ensemble"),
+    "distill": ("runs.api", "distill"),
     "submit": ("runs.submit", "submit"),
     "lr_find": ("runs.api", "lr_find"),
     "Run": ("runs.run", "Run"),

@@ -46,6 +46,7 @@ class Recipe:
     split: str | None = None  # reuse this split.csv instead of drawing one
     split_by: str = "near-copies"  # near-copies: near copies and neighbouring frames stay on one side | random
     pseudo_labels: str | None = None  # a CSV of `signvision pseudo-label` (path, Label): trained on, never validated
+    teacher: str | None = None  # distillation: train on this --folds run's or ensemble's out-of-fold probabilities
     image_size: int = 64  # images are resized to image_size x image_size
     # --- model
     model: str = "lenet"  # lenet or any timm model name
@@ -173,7 +174,7 @@ class TrainConfig(Machine, Recipe, DataSource):
         becomes the packaged file it names (so config.json says which file was loaded)."""
         if self.weights == "imagenet":
             self.weights = packaged_weights(self.model)
-        for name in ("data", "csv", "image_dir", "audit", "split", "pseudo_labels", "weights", "cache_dir"):
+        for name in ("data", "csv", "image_dir", "audit", "split", "pseudo_labels", "teacher", "weights", "cache_dir"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, str(Path(value).resolve()))

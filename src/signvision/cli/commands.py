@@ -49,6 +49,22 @@ def cmd_train(args) -> int:
     else:
         check_new_run(given)
         run = sv.train(**given)
+    return said_trained(run)
+
+
+def cmd_distill(args) -> int:
+    import signvision as sv
+
+    given = train_settings(args)
+    if args.resume:
+        return said_trained(sv.train(resume=args.resume, **given))
+    if "out" not in given:
+        raise OptionError("give a new folder for the distilled run", option="out")
+    return said_trained(sv.distill(args.from_run, **given))
+
+
+def said_trained(run) -> int:
+    """A finished training's last lines: its validation figures, the run and its report."""
     s = run.summary
     if not s:  # the other processes of a torchrun: the first one reports
         return 0
@@ -311,6 +327,7 @@ HANDLERS = {
     "compare": cmd_compare,
     "ablate": cmd_ablate,
     "ensemble": cmd_ensemble,
+    "distill": cmd_distill,
     "submit": cmd_submit,
     "explain": cmd_explain,
     "pseudo-label": cmd_pseudo_label,

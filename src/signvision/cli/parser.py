@@ -99,14 +99,15 @@ def add_config_arg(g, name: str, type_name: str, default, help_text: str, choice
     g.add_argument(flag, type=kind, default=S, choices=choices or CHOICES.get(name), help=help_text + shown)
 
 
-def add_train_args(p: argparse.ArgumentParser) -> None:
-    """Every TrainConfig setting as an option, made from the config's dataclasses (their defaults and comments),
-    grouped as they are: the data source, the recipe, the machine, the output."""
+def add_train_args(p: argparse.ArgumentParser, *, leave_out: tuple[str, ...] = ()) -> None:
+    """Every TrainConfig setting (but those in `leave_out`) as an option, made from the config's dataclasses
+    (their defaults and comments), grouped as they are: the data source, the recipe, the machine, the output."""
     for title, part in GROUPS:
         g = p.add_argument_group(title)
         helps = field_help(part or TrainConfig)
         for f in fields(part) if part is not None else [f for f in fields(TrainConfig) if f.name == "out"]:
-            add_config_arg(g, f.name, f.type, f.default, TRAIN_HELP.get(f.name, helps.get(f.name, "")))
+            if f.name not in leave_out:
+                add_config_arg(g, f.name, f.type, f.default, TRAIN_HELP.get(f.name, helps.get(f.name, "")))
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last.pt (optionally with more --epochs)")
 
 
@@ -131,6 +132,15 @@ def _tta_args(p) -> None:
 
 def options_train(p: argparse.ArgumentParser) -> None:
     add_train_args(p)
+
+
+def options_distill(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "from_run",
+        metavar="TEACHER",
+        help="a finished --folds run or ensemble: its out-of-fold probabilities are the training targets",
+    )
+    add_train_args(p, leave_out=("teacher",))
 
 
 def options_evaluate(p: argparse.ArgumentParser) -> None:
@@ -335,6 +345,12 @@ COMMANDS = [
         "the best submission for the time you have: staged --folds runs and ensembles, a submission after each",
         "signvision submit --data ~/zindi-ksl --time 30m --out submission.csv",
         options_submit,
+    ),
+    (
+        "distill",
+        "train one network on an ensemble's out-of-fold probabilities (data: the teacher's unless given)",
+        "signvision distill runs/ksl-ensemble --model lenet --out runs/ksl-distilled",
+        options_distill,
     ),
     (
         "evaluate",

@@ -27,6 +27,7 @@ class ImageDataset(Dataset):
     Args:
         paths: image files.   size: images are resized to size x size.
         targets: integer targets (None: unlabelled, items are (image, id)).   ids: names (default: file stems).
+        soft_targets: (N, outputs) float probabilities given as the items' targets instead (distillation).
         images: a cache of decoded images (N, size, size, 3) uint8, or None to decode on the fly.
         transform: an albumentations pipeline that keeps the size.
 
@@ -34,9 +35,11 @@ class ImageDataset(Dataset):
     batch at once (one numpy fancy-index for cached images).
 
     Example:
-        >>> table = read_data("../shared/data/sign-digits").train                    # doctest: +SKIP
-        >>> ds = ImageDataset(table["path"], 64, targets=table["Label"].astype("category").cat.codes)   # doctest: +SKIP
-        >>> image, target = ds[0]                                                   # doctest: +SKIP
+        >>> table = read_data("../shared/data/sign-digits").train
+        >>> ds = ImageDataset(table["path"], 64, targets=table["Label"].astype("category").cat.codes)
+        >>> image, target = ds[0]
+        >>> image.shape, image.dtype, target
+        (torch.Size([3, 64, 64]), torch.uint8, 8)
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class ImageDataset(Dataset):
         size: int,
         *,
         targets: Sequence[int] | np.ndarray | None = None,
+        soft_targets: np.ndarray | None = None,
         ids: Sequence[str] | None = None,
         images: np.ndarray | None = None,
         transform=None,
@@ -58,10 +62,16 @@ class ImageDataset(Dataset):
         self.paths = list(paths)
         self.size = size
         self.targets = None if targets is None else np.asarray(targets, dtype=np.int64)
+        self.soft_targets = None if soft_targets is None else np.asarray(soft_targets, dtype=np.float32)
         self.ids = list(ids) if ids is not None else [Path(p).stem for p in self.paths]
         self.images = images  # cached (N, size, size, 3) uint8, or None
         self.transform = transform
-        for name, values in (("targets", self.targets), ("images", images), ("ids", self.ids)):
+        for name, values in (
+            ("targets", self.targets),
+            ("soft_targets", self.soft_targets),
+            ("images", images),
+            ("ids", self.ids),
+        ):
             if values is not None and len(values) != len(self.paths):
                 raise OptionError(f"{len(values)} of them for {len(self.paths)} images", option=name)
 
@@ -76,6 +86,8 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, i: int):
         img = torch.from_numpy(np.ascontiguousarray(self._augment(self.load(i)))).permute(2, 0, 1)
+        if self.soft_targets is not None:
+            return img, torch.from_numpy(self.soft_targets[i])
         return (img, int(self.targets[i])) if self.targets is not None else (img, self.ids[i])
 
     def __getitems__(self, indices: list[int]):
@@ -85,6 +97,8 @@ class ImageDataset(Dataset):
         else:
             batch = np.stack([self._augment(self.load(int(i))) for i in idx])
         images = torch.from_numpy(batch).permute(0, 3, 1, 2)  # (B, 3, H, W), uint8, a view
+        if self.soft_targets is not None:
+            return images, torch.from_numpy(self.soft_targets[idx])  # (B, outputs) float
         if self.targets is not None:
             return images, torch.from_numpy(self.targets[idx])
         return images, [self.ids[int(i)] for i in idx]
@@ -96,6 +110,8 @@ def collate_batch(batch):
         return batch
     images = torch.stack([b[0] for b in batch])
     second = [b[1] for b in batch]
+    if torch.is_tensor(second[0]):  # soft targets
+        return images, torch.stack(second)
     return images, (torch.tensor(second) if isinstance(second[0], int) else second)
 
 
@@ -178,7 +194,11 @@ def make_loader(
         a DataLoader of (images uint8 (B, 3, S, S), targets (B,) or ids).
 
     Example:
-        >>> images, y = next(iter(make_loader(ds, batch_size=32, shuffle=True)))   # doctest: +SKIP
+        >>> table = read_data("../shared/data/sign-digits").train
+        >>> ds = ImageDataset(table["path"], 32, targets=table["Label"].astype("category").cat.codes)
+        >>> images, y = next(iter(make_loader(ds, batch_size=16, shuffle=True)))
+        >>> images.shape, images.dtype, y.shape
+        (torch.Size([16, 3, 32, 32]), torch.uint8, torch.Size([16]))
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise OptionError("must be a whole number of at least 1", option="batch_size", value=batch_size)

@@ -54,7 +54,7 @@ def read_image(path: str | Path) -> np.ndarray:
     BadImage naming the file for anything that is not an image within the bounds (module docstring).
 
     Example:
-        >>> read_image("../shared/data/sign-digits/Images/ImageID_04I4SS8P.jpg").shape   # doctest: +SKIP
+        >>> read_image("../shared/data/sign-digits/Images/ImageID_04I4SS8P.jpg").shape
         (100, 100, 3)
     """
     return decode_image(read_bytes(path), path)

@@ -47,8 +47,13 @@ class DataTable:
         test: img_IDS, path (+ Label when labelled), else None.   layout, root: what and where.
 
     Example:
-        >>> table = read_data("../shared/data/sign-digits")    # doctest: +SKIP
-        >>> table.classes[:2], table.train.head(2)              # doctest: +SKIP
+        >>> table = read_data("../shared/data/sign-digits")
+        >>> table.classes[:2], len(table.test)
+        (['eight', 'five'], 412)
+        >>> table.train[["img_IDS", "Label"]].head(2)
+                    img_IDS  Label
+        0  ImageID_00OR7OO8    two
+        1  ImageID_03KP7H39  three
     """
 
     train: pd.DataFrame  # img_IDS, path, Label, row
@@ -316,8 +321,8 @@ def read_data(
         a DataTable (train, val, test, layout, root; `classes`).
 
     Example:
-        >>> table = read_data("../shared/data/sign-digits")          # doctest: +SKIP
-        >>> table.layout, len(table.train), table.classes[:3]        # doctest: +SKIP
+        >>> table = read_data("../shared/data/sign-digits")
+        >>> table.layout, len(table.train), table.classes[:3]
         ('zindi', 1650, ['eight', 'five', 'four'])
     """
     dropped = [] if dropped is None else dropped

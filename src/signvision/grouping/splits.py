@@ -42,8 +42,12 @@ class SplitInfo:
         train_only_classes: classes whose images are all one group, kept in training.
 
     Example:
-        >>> split, info = signvision.split("../shared/data/sign-digits")   # doctest: +SKIP
-        >>> print(info.describe())                                          # doctest: +SKIP
+        >>> split, info = signvision.split("../shared/data/sign-digits")
+        >>> print(info.describe())
+        split by near-copies: 70 of 1650 images are near copies or neighbouring frames, in 24 groups
+        (largest 17), each kept on one side
+        leak check: 0.0% of the 555 validation images have a near copy in training; memory baseline
+        (1-nearest-neighbour on thumbnails) accuracy 0.692
     """
 
     split_by: str  # near-copies | random | file | folders
@@ -339,9 +343,9 @@ def split(
     images were grouped, the largest group, and the leak check. It unpacks as `table, info`.
 
     Example:
-        >>> table, info = split("../shared/data/sign-digits", val_fraction=0.33, seed=0)   # doctest: +SKIP
-        >>> table["fold"].value_counts()["val"], info.leak["val_near_copy_share"]         # doctest: +SKIP
-        (545, 0.0)
+        >>> table, info = split("../shared/data/sign-digits", val_fraction=0.33, seed=0)
+        >>> int(table["fold"].value_counts()["val"]), info.leak["val_near_copy_share"]
+        (555, 0.0)
     """
     from signvision.config import typed
     from signvision.data.tables import read_data

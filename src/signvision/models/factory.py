@@ -163,8 +163,9 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
         {"loaded", "dropped", "dropped_what" (in words), "new", "unknown", "remapped"}.
 
     Example:
-        >>> model = build_model("tf_efficientnet_lite0", 10)                          # doctest: +SKIP
-        >>> load_weights(model, "efficientnet-lite0.pth")["dropped_what"]              # doctest: +SKIP
+        >>> from signvision.config import packaged_weights
+        >>> model = build_model("tf_efficientnet_lite0", 10)          # a new 10-class head
+        >>> load_weights(model, packaged_weights("tf_efficientnet_lite0"))["dropped_what"]   # ImageNet's 1,000 classes
         'the old head'
     """
     state = read_state_dict(path)

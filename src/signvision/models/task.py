@@ -97,10 +97,19 @@ class Task:
         return labels.map(index).to_numpy().astype(np.int64)
 
     def one_hot(self, y: torch.Tensor) -> torch.Tensor:
-        """(B,) integer labels -> (B, num_outputs) float targets."""
+        """(B,) integer labels -> (B, num_outputs) float targets; soft targets (B, num_outputs), a distilled
+        run's, pass as they are."""
+        if y.is_floating_point():
+            return y
         if self.binary:
             return y.float().unsqueeze(1)
         return torch.nn.functional.one_hot(y, len(self.classes)).float()
+
+    def labels_of(self, y: torch.Tensor) -> torch.Tensor:
+        """A batch's integer labels: `y` itself, or the most probable class of soft targets (B, num_outputs)."""
+        if not y.is_floating_point():
+            return y
+        return (y[:, 0] > 0.5).long() if self.binary else y.argmax(1)
 
     def loss_fn(self, reduction: str = "mean"):
         """(logits (B, K), soft targets (B, K)) -> loss. Label smoothing applies to either loss."""

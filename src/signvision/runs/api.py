@@ -1,5 +1,5 @@
-"""The public calls of a run: `sv.train` (one run, or k folds), `sv.load_run` and `sv.evaluate_labelled`, over
-the one orchestrator (`Run`, run.py) and the folds (crossval.py)."""
+"""The public calls of a run: `sv.train` (one run, or k folds), `sv.distill`, `sv.load_run` and
+`sv.evaluate_labelled`, over the one orchestrator (`Run`, run.py) and the folds (crossval.py)."""
 
 from __future__ import annotations
 
@@ -96,6 +96,47 @@ def ensemble(runs, *, out, select: str = "log_loss", report: bool = True, log=No
 
             logger.info(f"report: {report_ensemble(Path(out))}")
     return Run.load(out)
+
+
+def distill(teacher, data=None, *, out=None, log=None, **settings) -> Run:
+    """Knowledge distillation: train one network on a teacher's out-of-fold probabilities instead of the labels
+    (training/teacher.py), so that `predict`, `serve` and `export` run one model instead of the teacher's ten or
+    fifteen. The run is an ordinary run (`train --teacher TEACHER`): its validation images are scored against
+    their labels as always.
+
+    Args:
+        teacher: a finished `--folds` run or ensemble (its oof.csv gives every training image's targets).
+        data: the images: the teacher's data unless given.   out: a new folder for the run.
+        settings: as for `train`; the defaults differ in one: `label_smoothing` 0 (the teacher's probabilities
+            are already soft and calibrated). `model` is LeNet unless given; `folds=5` gives the distilled
+            recipe's own out-of-fold figures.
+
+    Returns:
+        the trained `Run`.
+
+    Example:
+        >>> student = sv.distill("runs/ksl-ensemble", out="runs/ksl-distilled")                  # doctest: +SKIP
+        >>> student.predict("~/zindi-ksl").to_csv("submission.csv")                              # doctest: +SKIP
+    """
+    from signvision.config import SOURCE
+    from signvision.training.finished import check_run_folder, is_cv_run, is_ensemble
+
+    folder = check_run_folder(teacher)
+    if not (is_cv_run(folder) or is_ensemble(folder)):
+        raise OptionError(
+            "is not a --folds run or an ensemble (their out-of-fold probabilities are what a student learns)",
+            option="teacher",
+            value=teacher,
+        )
+    data = settings.pop("data", None) if data is None else data
+    if data is None and settings.get("csv") is None:
+        taught = TrainConfig.load(folder / "config.json")  # the teacher's images, audit and task
+        data = taught.data
+        for name in (*SOURCE, "audit", "target"):
+            if name != "data":
+                settings.setdefault(name, getattr(taught, name))
+    settings.setdefault("label_smoothing", 0.0)
+    return train(data, out=out, teacher=str(folder), log=log, **settings)
 
 
 def lr_find(

@@ -97,7 +97,7 @@ def train_one_epoch(
         total_loss += value * n
         seen += n
         probs.append(task.probs(logits.detach()).cpu())
-        labels.append(y.cpu())
+        labels.append(task.labels_of(y).cpu())
         bar.update(n)
         bar.set_postfix(loss=f"{total_loss / seen:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
     bar.close()

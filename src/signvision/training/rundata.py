@@ -37,6 +37,7 @@ class RunData:
     dropped: list[str]
     image_size: int
     info: SplitInfo | None = None  # how the split was made, what it leaks
+    teacher: np.ndarray | None = None  # (N, outputs) float32 targets of a distilled run (training/teacher.py)
 
     def rows(self, fold: str) -> np.ndarray:
         folds = self.split.set_index("img_IDS")["fold"]
@@ -60,6 +61,7 @@ class RunData:
             part["path"].tolist(),
             self.image_size,
             targets=self.task.encode(part["Label"]),
+            soft_targets=self.teacher[rows] if self.teacher is not None and fold == "train" else None,
             ids=part["img_IDS"].tolist(),
             images=images,
             transform=transform,
@@ -230,6 +232,8 @@ def prepare_run_data(
     if cfg.pseudo_labels and pseudo:
         extra = without_labelled_images(read_pseudo_labels(cfg.pseudo_labels, table.classes), table.train, cfg)
         table.train = pd.concat([table.train, extra], ignore_index=True)
+    task = Task(table.classes, cfg.target, loss=cfg.loss, label_smoothing=cfg.label_smoothing)
+    teacher = teacher_targets(cfg.teacher, table.train, task) if cfg.teacher else None  # checked before decoding
     check_cache_fits(len(table.train), cfg)
     paths = table.train["path"].tolist()
     images, bad, messages = decode_all(paths, cfg.image_size, cache=cfg.cache, cache_dir=cfg.cache_dir, rank=rank)
@@ -241,9 +245,10 @@ def prepare_run_data(
         table.train = table.train.iloc[keep_rows].reset_index(drop=True)
         if images is not None:
             images = images[keep_rows]
+        if teacher is not None:
+            teacher = teacher[keep_rows]
     if len(table.train) == 0:
         raise DataError(f"every image was dropped ({len(dropped)}); first: {dropped[0]}", option="skip_bad_images")
-    task = Task(table.classes, cfg.target, loss=cfg.loss, label_smoothing=cfg.label_smoothing)
     fingerprints = None
     labelled = replace(table, train=table.train[~table.train["img_IDS"].str.startswith(PSEUDO)])
     if split_file is not None:
@@ -255,7 +260,7 @@ def prepare_run_data(
             labelled, split_by=cfg.split_by, val_fraction=cfg.val_fraction, seed=cfg.seed, dups=dups
         )
     split = with_pseudo_rows(split, table.train)
-    data = RunData(table, task, split, images, dropped, cfg.image_size, info)
+    data = RunData(table, task, split, images, dropped, cfg.image_size, info, teacher)
     if split_file is not None:
         check_split(data, option="split", value=split_file)
     elif given is not None:  # the layout's own validation folder (val/)
@@ -265,6 +270,23 @@ def prepare_run_data(
     if leak_check:  # what reached training, pseudo-labelled images included
         check_leaks(table.train, split, info, None if len(table.train) > len(labelled.train) else fingerprints)
     return data
+
+
+def teacher_targets(teacher: str, train: pd.DataFrame, task: Task) -> np.ndarray:
+    """A distilled run's training targets, row for row with `train`: the teacher's out-of-fold probabilities
+    (training/teacher.py), and the label itself for a pseudo-labelled image (the teacher never saw it)."""
+    from signvision.training.teacher import read_teacher
+
+    pseudo = train["img_IDS"].str.startswith(PSEUDO).to_numpy()
+    targets = np.zeros((len(train), task.num_outputs), np.float32)
+    labels = task.encode(train["Label"])
+    if task.binary:
+        targets[:, 0] = labels
+    else:
+        targets[np.arange(len(train)), labels] = 1.0
+    if (~pseudo).any():
+        targets[~pseudo] = read_teacher(teacher, train["img_IDS"][~pseudo], task)
+    return targets
 
 
 def check_split(data: RunData, remedy: str = "use a larger `val_fraction`", **blame) -> None:
