@@ -92,6 +92,14 @@ def test_submit_stages_a_kill_a_larger_budget_and_the_same_command_again(
         f"Submission: {out}" in said[-1] and "ensemble-2" in said[-1] and not any(x.startswith("stage ") for x in said)
     )
     assert out.read_bytes() == before
+    assert main(argv + ["--distill"]) == 0  # one network to serve, trained on what predicts; OUT as it was
+    said = capsys.readouterr().out.strip().splitlines()
+    distilled = json.loads((work / "stages.json").read_text())["distilled"]
+    assert distilled["teacher"] == "ensemble-2" and 0 <= distilled["accuracy"] <= 1
+    config = json.loads((work / "distilled" / "config.json").read_text())
+    assert config["teacher"] == str((work / "ensemble-2").resolve()) and config["model"] == "lenet"
+    assert f"One network to serve: {work / 'distilled'}" in said[-1] and out.read_bytes() == before
+    assert "One network to serve and export: <code>distilled</code>" in (work / "submit.html").read_text()
     other = tmp_path / "other-data"
     shutil.copytree(tiny_zindi, other)  # the job's folder names its data: other data is another job
     assert main(["submit", "--data", str(other), "--time", "1m", "--out", str(out)]) == 2

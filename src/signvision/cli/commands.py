@@ -223,7 +223,15 @@ def cmd_submit(args) -> int:
     import signvision as sv
 
     settings = {"seed": args.seed, "device": args.device} | ({"audit": args.audit} if args.audit else {})
-    sv.submit(args.data, time=args.time, out=args.out, work=args.work, overwrite=args.overwrite, **settings)
+    sv.submit(
+        args.data,
+        time=args.time,
+        out=args.out,
+        work=args.work,
+        overwrite=args.overwrite,
+        distill=args.distill,
+        **settings,
+    )
     return 0
 
 

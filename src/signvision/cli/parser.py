@@ -262,6 +262,11 @@ def options_submit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="the submission CSV (replaced only if this job wrote it)")
     p.add_argument("--work", help="the job's folder (default: OUT's name + -job); the same command continues it")
     p.add_argument("--overwrite", action="store_true", help="replace an OUT this job did not write")
+    p.add_argument(
+        "--distill",
+        action="store_true",
+        help="also train one LeNet on the job's out-of-fold probabilities (WORK/distilled), to serve and export",
+    )
     p.add_argument("--audit", help="an audit folder: train on its clean.csv, its groups kept in one fold")
     p.add_argument("--seed", type=int, default=TrainConfig.seed, help="seed of the folds and of every stage")
     p.add_argument("--device", default=TrainConfig.device, help="auto|cpu|cuda|cuda:N")

@@ -71,6 +71,16 @@ def write_submit_page(path: Path, record: dict) -> Path:
     body = [f"<p>{escape(used)}; submission: <code>{escape(record.get('submission', '(none)'))}</code></p>"]
     if stages:
         body += [stage_table(stages), img_tag(time_plot(stages), "log loss against time")]
+    distilled = record.get("distilled")
+    if distilled:
+        lo, hi = distilled["log_loss_ci"]
+        body.append(
+            f"<p>One network to serve and export: <code>{escape(distilled['folder'])}</code>, a LeNet trained on the "
+            f"out-of-fold probabilities of <code>{escape(distilled['teacher'])}</code> in "
+            f"{distilled['seconds'] / 60:.1f} min; validation (against the labels) log loss "
+            f"{distilled['log_loss']:.4f} [{lo:.4f}, {hi:.4f}], accuracy {distilled['accuracy']:.4f}. The submission "
+            "above stays the ensemble's.</p>"
+        )
     body.append(
         "<p>Every figure is out of fold: each image scored by models that never trained on it, copies and clips "
         "kept in one fold; the intervals are over those groups. A paired gain is the ensemble's log loss minus "

@@ -8,6 +8,7 @@ that every other command takes:
     WORK/lite0          stage 2: EfficientNet-Lite0 from its packaged ImageNet weights, the same folds
     WORK/lenet30        stage 3: LeNet for 30 epochs (where Lite0 did not fit, it still may)
     WORK/ensemble-N     the N finished stages combined, weights fitted out of fold (`signvision ensemble`)
+    WORK/distilled      with `distill`: one LeNet trained on what predicts (`signvision distill`), to serve
     WORK/submit.json    what the job is (the data, the recipes: the same command must name the same job)
     WORK/stages.json    each stage's time, out-of-fold figures with intervals over groups, and paired gain
     WORK/submit.html    the same, as a page
@@ -41,6 +42,7 @@ STAGES = {
     "lite0": {"model": "tf_efficientnet_lite0", "weights": "imagenet", "lr": 2e-3, "epochs": 6, "image_size": 128},
     "lenet30": {"model": "lenet", "epochs": 30},  # where Lite0 does not fit: alone 0.229 against LeNet's 0.281
 }
+DISTILLED = {"model": "lenet"}  # `distill`: the one network trained on the job's out-of-fold probabilities
 OVERHEAD = 1.25  # a stage's time over its training steps' alone (validation, decoding, calibration, pages) ...
 SHORTEST_EPOCHS = 4  # ... and the fewest epochs the first stage is cut to when the budget is short
 
@@ -234,6 +236,7 @@ def submit(
     out: str | Path = "submission.csv",
     work: str | Path | None = None,
     overwrite: bool = False,
+    distill: bool = False,
     log=None,
     **settings,
 ) -> dict:
@@ -245,6 +248,8 @@ def submit(
         time: the budget: "30m", "1h30m", "90s", or minutes as a number.
         out: the submission CSV (replaced only if this job wrote it, or with `overwrite`).
         work: the job's folder (default: OUT's name + "-job" beside it); the same call again continues it.
+        distill: also train WORK/distilled, one LeNet on the out-of-fold probabilities of what predicts, if it
+            fits in the time left: one network to serve and export (the submission stays the ensemble's).
         log: where its lines go instead of the "signvision" logger.
         settings: training settings every stage shares (`seed`, `device`, `audit`, `workers`, ...).
 
@@ -260,10 +265,10 @@ def submit(
     check_log(log)
     budget = parse_time(time)
     with log_to(log):
-        return run_job(Path(data), budget, Path(out), work, overwrite, settings)
+        return run_job(Path(data), budget, Path(out), work, overwrite, settings, distill)
 
 
-def run_job(data: Path, budget: float, out: Path, work, overwrite: bool, settings: dict) -> dict:
+def run_job(data: Path, budget: float, out: Path, work, overwrite: bool, settings: dict, distill=False) -> dict:
     """`submit`'s work, once its arguments are checked."""
     from signvision.data.tables import read_data
     from signvision.runs.jobs import job_folder
@@ -315,6 +320,8 @@ def run_job(data: Path, budget: float, out: Path, work, overwrite: bool, setting
             record.update(digest=digest, submission=str(out), predicts_with=predicting.name)
             write_json(work / "stages.json", record)
             logger.info(f"stage {name}: wrote {out} ({describe_row(record['stages'][-1])})")
+        if distill and done and "distilled" not in record:
+            distil_stage(job, record, len(table.train), len(table.classes))
         record["seconds"] = round(time.monotonic() - started, 1)
         record["budget_seconds"] = budget
         write_json(work / "stages.json", record)
@@ -323,6 +330,43 @@ def run_job(data: Path, budget: float, out: Path, work, overwrite: bool, setting
         write_submit_page(work / "submit.html", record)
     logger.info(closing_lines(record, work))
     return record
+
+
+def distil_stage(job: Job, record: dict, n_images: int, n_classes: int) -> None:
+    """WORK/distilled: one LeNet trained on the out-of-fold probabilities of what predicts (runs/api.py:
+    distill), if it fits in the time left; its validation figures go into the record."""
+    from signvision.config import TrainConfig
+    from signvision.runs.api import distill
+
+    settings = {**job.settings, **DISTILLED}
+    rate = job.rates.get("lenet") or training_rate(settings, n_classes, job.settings.get("device", "auto"))
+    needed = OVERHEAD * TrainConfig.epochs * n_images * (1 - TrainConfig.val_fraction) / rate * job.pace
+    if needed > max(job.left, 0.0) and not (job.work / "distilled" / "config.json").is_file():
+        logger.info(f"distilled: skipped (about {needed / 60:.1f} min needed, {max(job.left, 0) / 60:.1f} left)")
+        return
+    started = time.monotonic()
+    teacher = job.work / record["predicts_with"]
+    folder = job.work / "distilled"
+    if (folder / "summary.json").is_file():  # finished, then killed before the record was written
+        from signvision.runs.run import load_run
+
+        student = load_run(folder)
+    elif (folder / "config.json").is_file():  # interrupted: continued
+        from signvision.runs.api import train
+
+        student = train(resume=folder)
+    else:
+        student = distill(teacher, job.data, out=folder, **settings)
+    s = student.summary
+    record["distilled"] = {
+        "folder": folder.name,
+        "teacher": teacher.name,
+        "seconds": round(time.monotonic() - started, 1),
+        **{
+            k.removeprefix("val_"): s[k] for k in ("val_log_loss", "val_log_loss_ci", "val_accuracy", "val_accuracy_ci")
+        },
+    }
+    write_json(job.work / "stages.json", record)
 
 
 def recipe_part(cfg) -> dict:
@@ -364,8 +408,15 @@ def closing_lines(record: dict, work: Path) -> str:
     timing = f"{record['seconds'] / 60:.1f} min of {record['budget_seconds'] / 60:.1f}" + (
         f" (over by {over / 60:.1f} min)" if over > 0 else ""
     )
+    distilled = record.get("distilled")
+    served = (
+        f" One network to serve: {work / distilled['folder']} (LeNet distilled from {distilled['teacher']}: "
+        f"validation log loss {distilled['log_loss']:.3f}, accuracy {distilled['accuracy']:.3f})."
+        if distilled
+        else ""
+    )
     return (
         f"{timing}. Submission: {record['submission']}, from {last['predicts_with']} "
         f"({', '.join(r['stage'] for r in record['stages'])}): {describe_row(last)}. That is what it expects on "
-        f"images like the training capture; a new capture usually scores worse. Page: {work / 'submit.html'}"
+        f"images like the training capture; a new capture usually scores worse.{served} Page: {work / 'submit.html'}"
     )
