@@ -56,7 +56,17 @@ def train_one_epoch(
         {"loss": mean loss, "roc_auc": of the batches seen, "images_per_s", "seconds"}.
 
     Example:
-        >>> stats = train_one_epoch(model, loader, optimizer, scheduler, runtime, task, epoch=0)  # doctest: +SKIP
+        >>> table = read_data("../shared/data/sign-digits").train[:64]
+        >>> task = Task(sorted(table["Label"].unique()), None)
+        >>> dataset = ImageDataset(table["path"], 32, targets=task.encode(table["Label"]))
+        >>> loader = make_loader(dataset, batch_size=32, shuffle=True)
+        >>> model = build_model("lenet", task.num_outputs, image_size=32)
+        >>> runtime = Runtime.create(torch.device("cpu"), (0.5,) * 3, (0.5,) * 3)
+        >>> optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+        >>> scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        >>> stats = train_one_epoch(model, loader, optimizer, scheduler, runtime, task, epoch=0)
+        >>> sorted(stats), stats["loss"] > 0
+        (['images_per_s', 'loss', 'roc_auc', 'seconds'], True)
     """
     model.train()
     loss_fn = task.loss_fn()
@@ -166,8 +176,15 @@ def predict_batches(
         Outputs: probabilities, the batches' second items (labels or ids), logits (no TTA), the summed loss.
 
     Example:
-        >>> outputs = predict_batches(model, test_loader, runtime, task)     # doctest: +SKIP
-        >>> outputs.probs.shape, outputs.keys[:3]                            # doctest: +SKIP
+        >>> table = read_data("../shared/data/sign-digits").train[:64]
+        >>> task = Task(sorted(table["Label"].unique()), None)
+        >>> dataset = ImageDataset(table["path"], 32, targets=task.encode(table["Label"]))
+        >>> loader = make_loader(dataset, batch_size=32, shuffle=True)
+        >>> model = build_model("lenet", task.num_outputs, image_size=32)
+        >>> runtime = Runtime.create(torch.device("cpu"), (0.5,) * 3, (0.5,) * 3)
+        >>> outputs = predict_batches(model, loader, runtime, task)
+        >>> outputs.probs.shape, len(outputs.keys), outputs.logits.shape
+        ((64, 10), 64, (64, 10))
     """
     model.eval()
     if tta is not None and tta.spec == "none":
@@ -219,8 +236,15 @@ def evaluate_loader(
         (metrics: compute_metrics's dict + "loss", outputs: Outputs (probs, keys, logits), labels (N,)).
 
     Example:
-        >>> metrics, outputs, y = evaluate_loader(model, val_loader, runtime, task)   # doctest: +SKIP
-        >>> metrics["roc_auc"], metrics["loss"]                                # doctest: +SKIP
+        >>> table = read_data("../shared/data/sign-digits").train[:64]
+        >>> task = Task(sorted(table["Label"].unique()), None)
+        >>> dataset = ImageDataset(table["path"], 32, targets=task.encode(table["Label"]))
+        >>> loader = make_loader(dataset, batch_size=32, shuffle=True)
+        >>> model = build_model("lenet", task.num_outputs, image_size=32)
+        >>> runtime = Runtime.create(torch.device("cpu"), (0.5,) * 3, (0.5,) * 3)
+        >>> metrics, outputs, y = evaluate_loader(model, loader, runtime, task)
+        >>> sorted(metrics), outputs.probs.shape, y.shape
+        (['accuracy', 'ece', 'log_loss', 'loss', 'n', 'per_class_roc_auc', 'roc_auc'], (64, 10), (64,))
     """
     out = predict_batches(model, loader, runtime, task, temperature=temperature, tta=tta, desc="validate")
     if world > 1:  # each rank holds a disjoint shard (ShardSampler): gather them all, exactly once
