@@ -122,7 +122,7 @@ def test_a_users_file_is_never_replaced_and_no_test_images_is_one_line(tiny_zind
 def test_the_job_chooses_the_most_folds_with_which_every_stage_fits(monkeypatch):
     """A short budget gets fewer folds of the full recipes, not under-trained models, and every stage has the same
     folds; where only the first stage fits, the most folds for it; where not even that, the first stage is cut
-    to fewer epochs, never skipped, and a later stage that does not fit is skipped."""
+    to fewer epochs, never skipped; a later stage is cut if 2/3 of its epochs fit, else skipped."""
     import time
 
     from signvision.runs.submit import OVERHEAD, Job, choose_folds, plan_stage
@@ -144,7 +144,11 @@ def test_the_job_chooses_the_most_folds_with_which_every_stage_fits(monkeypatch)
     short.folds = 2
     settings, estimate = plan_stage(short, "lenet", 1000, 3, first=True)
     assert settings["folds"] == 2 and settings["epochs"] == 10 and estimate == pytest.approx(unit)
-    assert plan_stage(short, "lite0", 1000, 3, first=False) is None  # 2 units needed, 1.5 left
+    settings, estimate = plan_stage(short, "lite0", 1000, 3, first=False)  # 2 units needed, 1.5 left ...
+    assert settings["epochs"] == 7 and estimate == pytest.approx(0.7 * 2 * unit)  # ... 7 of 10 epochs fit
+    shorter = job(1.2)
+    shorter.folds = 2
+    assert plan_stage(shorter, "lite0", 1000, 3, first=False) is None  # 6 of 10 epochs: under 2/3, skipped
     tiny = job(0.3)
     tiny.folds = choose_folds(tiny, 1000, 3)
     settings, _ = plan_stage(tiny, "lenet", 1000, 3, first=True)

@@ -23,6 +23,7 @@ on a withheld real capture the second round did not carry, docs/results.md).
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ STAGES = {
 DISTILLED = {"model": "lenet"}  # `distill`: the one network trained on the job's out-of-fold probabilities
 OVERHEAD = 1.25  # a stage's time over its training steps' alone (validation, decoding, calibration, pages) ...
 SHORTEST_EPOCHS = 4  # ... and the fewest epochs the first stage is cut to when the budget is short
+SHORTEST_SHARE = 2 / 3  # a later stage runs with fewer epochs if at least this share of them fits, else is skipped
 
 
 def parse_time(text) -> float:
@@ -159,7 +161,8 @@ def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
 def plan_stage(job: Job, name: str, n_images: int, n_classes: int, first: bool) -> tuple[dict, float] | None:
     """(the settings of stage `name`, folds included, and its estimated seconds before the learnt pace) if it
     fits in the time left; None: skip it. The first stage is cut to fewer epochs if it does not fit, and runs
-    even so (the job must hold a submission)."""
+    even so (the job must hold a submission); a later one is cut if at least SHORTEST_SHARE of its epochs fit,
+    else skipped."""
     from signvision.config import TrainConfig
 
     settings = {**job.settings, **STAGES[name], "folds": job.folds}
@@ -168,10 +171,17 @@ def plan_stage(job: Job, name: str, n_images: int, n_classes: int, first: bool) 
     if raw * job.pace <= left:
         logger.info(f"stage {name}: {job.folds} folds, about {raw * job.pace / 60:.1f} min of {left / 60:.1f}")
         return settings, raw
+    epochs = settings.get("epochs", TrainConfig.epochs)
     if not first:
+        fitted = int(epochs * left / (raw * job.pace))
+        if fitted >= math.ceil(epochs * SHORTEST_SHARE):  # a little short: fewer epochs rather than time unused
+            logger.info(
+                f"stage {name}: {job.folds} folds of {epochs} epochs need about {raw * job.pace / 60:.1f} min, "
+                f"{left / 60:.1f} left: {fitted} epochs"
+            )
+            return {**settings, "epochs": fitted}, raw * fitted / epochs
         logger.info(f"stage {name}: skipped (about {raw * job.pace / 60:.1f} min needed, {left / 60:.1f} left)")
         return None
-    epochs = settings.get("epochs", TrainConfig.epochs)
     fitted = min(epochs, max(SHORTEST_EPOCHS, int(epochs * left / (raw * job.pace))))
     logger.info(
         f"stage {name}: {job.folds} folds of {epochs} epochs need about {raw * job.pace / 60:.1f} min, "
