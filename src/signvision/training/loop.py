@@ -1,6 +1,7 @@
 """The training loop, written out: one epoch of training, one pass of prediction, one evaluation.
 
     train_one_epoch   one pass over the training loader (AMP, MixUp/CutMix, gradient clipping, EMA)
+    backward_and_step one optimizer step from a loss (the fp16 scaler, gradient clipping)
     view_probs        one batch -> probabilities, merged over test-time views: the one forward pass that
                       validation, prediction, evaluation and serving all use
     predict_batches   view_probs over a loader (with the logits and the loss for labelled batches)
@@ -29,6 +30,24 @@ from signvision.models.task import Task
 from signvision.progress import progress_bar
 from signvision.training.metrics import compute_metrics
 from signvision.training.runtime import Runtime, unwrap
+
+
+def backward_and_step(model: nn.Module, loss: torch.Tensor, optimizer, scaler=None, grad_clip: float = 0.0) -> None:
+    """One optimizer step from a batch's loss: the gradients (scaled by the fp16 `scaler` when given, so that small
+    gradients survive), clipped to the norm `grad_clip` when > 0, then the step."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:  # fp16 on older GPUs
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    if grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
 
 
 def train_one_epoch(
@@ -82,19 +101,7 @@ def train_one_epoch(
         with runtime.autocast():
             logits = model(x)  # (B, K) or (B, 1)
             loss = loss_fn(logits.float(), target)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:  # fp16 on older GPUs: scale the loss so small gradients survive
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        if grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
+        backward_and_step(model, loss, optimizer, scaler, grad_clip)
         scheduler.step()
         if ema is not None:
             ema.update_parameters(unwrap(model))
