@@ -43,7 +43,7 @@ STAGES = {
     "lite0": {"model": "tf_efficientnet_lite0", "weights": "imagenet", "lr": 2e-3, "epochs": 6, "image_size": 128},
     "lenet30": {"model": "lenet", "epochs": 30},  # where Lite0 does not fit: alone 0.229 against LeNet's 0.281
 }
-DISTILLED = {"model": "lenet"}  # `distill`: the one network trained on the job's out-of-fold probabilities
+DISTILLED = STAGES["lenet"]  # `distill`: the one network trained on the job's out-of-fold probabilities
 OVERHEAD = 1.25  # a stage's time over its training steps' alone (validation, decoding, calibration, pages) ...
 SHORTEST_EPOCHS = 4  # ... and the fewest epochs the first stage is cut to when the budget is short
 SHORTEST_SHARE = 2 / 3  # a later stage runs with fewer epochs if at least this share of them fits, else is skipped
@@ -351,7 +351,7 @@ def distil_stage(job: Job, record: dict, n_images: int, n_classes: int) -> None:
     from signvision.runs.api import distill
 
     settings = {**job.settings, **DISTILLED}
-    rate = job.rates.get("lenet") or training_rate(settings, n_classes, job.settings.get("device", "auto"))
+    rate = rate_of(job, "lenet", n_classes)  # DISTILLED is the lenet stage's recipe: timed once a job
     needed = OVERHEAD * TrainConfig.epochs * n_images * (1 - TrainConfig.val_fraction) / rate * job.pace
     if needed > max(job.left, 0.0) and not (job.work / "distilled" / "config.json").is_file():
         logger.info(f"distilled: skipped (about {needed / 60:.1f} min needed, {max(job.left, 0) / 60:.1f} left)")
