@@ -99,4 +99,4 @@ def test_distill_command(teacher, tmp_path, capsys):
     assert "Run: " in capsys.readouterr().out and (tmp_path / "cli" / "best.pt").is_file()
     assert main(["distill", str(tmp_path / "nowhere"), *tiny_args(1), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "nowhere" in err[0] and not (tmp_path / "x").exists()
+    assert len(err) == 1 and "--teacher" in err[0] and "nowhere" in err[0] and not (tmp_path / "x").exists()

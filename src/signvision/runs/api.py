@@ -121,7 +121,7 @@ def distill(teacher, data=None, *, out=None, log=None, **settings) -> Run:
     from signvision.config import SOURCE
     from signvision.training.finished import check_run_folder, is_cv_run, is_ensemble
 
-    folder = check_run_folder(teacher)
+    folder = check_run_folder(teacher, "teacher")
     if not (is_cv_run(folder) or is_ensemble(folder)):
         raise OptionError(
             "is not a --folds run or an ensemble (their out-of-fold probabilities are what a student learns)",

@@ -108,14 +108,14 @@ def fold_folders(run: Path) -> list[Path]:
     return folders
 
 
-def check_run_folder(run: str | Path) -> Path:
+def check_run_folder(run: str | Path, option: str = "run") -> Path:
     """The run folder exists and is finished: trained, calibrated and summarised (one line otherwise; a run
-    stopped part way would predict uncalibrated probabilities from an early epoch)."""
+    stopped part way would predict uncalibrated probabilities from an early epoch). `option`: what errors name."""
     if not isinstance(run, (str, os.PathLike)):
-        raise OptionError(f"expected a run folder, not {type(run).__name__}", option="run", value=run)
+        raise OptionError(f"expected a run folder, not {type(run).__name__}", option=option, value=run)
     run = Path(run)
     if not run.is_dir():
-        raise MissingError("folder not found", option="run", value=run)
+        raise MissingError("folder not found", option=option, value=run)
     if is_ensemble(run):
         again, what = "run the same ensemble command again to finish it", "ensemble not finished"
     elif is_cv_run(run):
@@ -123,14 +123,14 @@ def check_run_folder(run: str | Path) -> Path:
         again = "run the same train command again to finish it"
         what = "cross-validation not finished (no out-of-fold summary yet)"
     elif not (run / "best.pt").is_file():
-        raise RunError("no best.pt (not a signvision run, or no epoch finished yet)", option="run", value=run)
+        raise RunError("no best.pt (not a signvision run, or no epoch finished yet)", option=option, value=run)
     else:
         again, what = f"continue it with signvision train --resume {run}", "unfinished run"
     summary = run / "summary.json"
     status = read_json(summary).get("status") if summary.is_file() else None
     if status != "finished":
         done = f"stopped ({status})" if status else "not summarised"
-        raise RunError(f"{what}: {done}; {again}", option="run", value=run)
+        raise RunError(f"{what}: {done}; {again}", option=option, value=run)
     if is_ensemble(run):
         ensemble_runs(run)
     return run
