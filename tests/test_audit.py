@@ -269,6 +269,18 @@ def test_train_with_audit_uses_clean_table(tmp_path):
 
 
 @pytest.mark.slow
+def test_the_mislabel_models_epochs_count_a_clip_of_frames_once():
+    """12 passes over the distinct pictures: distinct photos get 12 epochs, 5,700 frames of 1,319 clips 3 (what
+    docs/audit.md measured equal to 12), very large sets fewer by the image-step cap, never under 2."""
+    from signvision.auditing.labels import auto_epochs
+
+    assert auto_epochs(2062) == 12
+    assert auto_epochs(2062, 1960) == 12  # a few copies change nothing
+    assert auto_epochs(5700, 1319) == 3
+    assert auto_epochs(6000, 2000) == 4
+    assert auto_epochs(60_000) == 3 and auto_epochs(400_000) == 2
+
+
 def test_drop_suspects_removes_exactly_the_flagged_images(tmp_path):
     from helpers import make_zindi
 

@@ -316,7 +316,7 @@ class AuditConfig(ImageSource):
     weak_model_accuracy: float = 0.8  # below this out-of-fold accuracy, mislabel suspects are not findings
     label_model: str = "lenet"  # the mislabel model: lenet (k-fold, from scratch) | features (ImageNet features)
     folds: int = 5  # cross-validation folds for the mislabel model
-    epochs: int = 0  # lenet: epochs per fold; 0 = 12 for small data, fewer for large (>= 2)
+    epochs: int = 0  # lenet: epochs per fold; 0 = 12 passes over the distinct pictures (a clip counts once), 3-12
     image_size: int = 0  # image side of the mislabel model; 0 = 32 for lenet (48 if > 10 classes), 96 for features
     drop_suspects: bool = False  # clean.csv also drops likely mislabelled images
     skip_label_issues: bool = False  # skip the (slowest) mislabel search

@@ -150,21 +150,26 @@ def subject_agreement(region: np.ndarray, template: np.ndarray, blocks: int = BL
     minus its Gaussian blur). A shared wall, light or frame is smooth or the same in both; a hand is
     detail, so two different hands before one background disagree in some tile (about 0 or below),
     while a copy agrees in every tile (0.75 or more after re-encoding, resizing, zooming)."""
-    detail_a = region - cv2.GaussianBlur(region, (0, 0), 2.0)
-    detail_b = template - cv2.GaussianBlur(template, (0, 0), 2.0)
+    detail_a = (region - cv2.GaussianBlur(region, (0, 0), 2.0)).astype(np.float64)
+    detail_b = (template - cv2.GaussianBlur(template, (0, 0), 2.0)).astype(np.float64)
     floor = 0.25 * max(float(detail_a.std()), float(detail_b.std()), 1e-6)
     h, w = detail_a.shape
-    lowest = 1.0
-    for i in range(blocks):
-        for j in range(blocks):
-            ta = detail_a[i * h // blocks : (i + 1) * h // blocks, j * w // blocks : (j + 1) * w // blocks].ravel()
-            tb = detail_b[i * h // blocks : (i + 1) * h // blocks, j * w // blocks : (j + 1) * w // blocks].ravel()
-            if ta.size < 4 or (ta.std() < floor and tb.std() < floor):
-                continue  # a flat tile in both: nothing to compare
-            if ta.std() < 1e-6 or tb.std() < 1e-6:
-                return 0.0  # detail in one image only
-            lowest = min(lowest, float(np.corrcoef(ta, tb)[0, 1]))
-    return lowest
+    rows = np.array([i * h // blocks for i in range(blocks)])  # each tile's first row and column
+    cols = np.array([j * w // blocks for j in range(blocks)])
+    n = np.outer(np.diff(rows, append=h), np.diff(cols, append=w))  # (blocks, blocks) pixels per tile
+
+    def tile_sums(x: np.ndarray) -> np.ndarray:  # (blocks, blocks) sum over each tile
+        return np.add.reduceat(np.add.reduceat(x, rows, axis=0), cols, axis=1)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_a, mean_b = tile_sums(detail_a) / n, tile_sums(detail_b) / n
+        sd_a = np.sqrt(np.maximum(tile_sums(detail_a * detail_a) / n - mean_a**2, 0))
+        sd_b = np.sqrt(np.maximum(tile_sums(detail_b * detail_b) / n - mean_b**2, 0))
+        compared = (n >= 4) & ~((sd_a < floor) & (sd_b < floor))  # a flat tile in both: nothing to compare
+        if (compared & ((sd_a < 1e-6) | (sd_b < 1e-6))).any():
+            return 0.0  # detail in one image only
+        corr = (tile_sums(detail_a * detail_b) / n - mean_a * mean_b) / (sd_a * sd_b)
+    return float(min(1.0, np.clip(corr[compared], -1, 1).min(initial=1.0)))
 
 
 def verify_pair(
