@@ -99,6 +99,26 @@ def test_binary_target_one_output(tiny_zindi, tmp_path):
     assert evaluation["without_tta"]["log_loss"] == pytest.approx(summary["val_log_loss"], abs=1e-6)
 
 
+def test_scoring_a_run_again_decodes_its_validation_images_only_and_once(tiny_zindi, tmp_path, monkeypatch):
+    """evaluate rebuilds a finished run's validation side from split.csv: only those images are decoded, and
+    choose_tta decodes and scores them once for all the modes it tries."""
+    import signvision.training.rundata as rundata
+    from signvision.inference.tta_choice import choose_tta
+
+    fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=1))
+    decoded, decode_all = [], rundata.decode_all
+    monkeypatch.setattr(
+        rundata, "decode_all", lambda paths, *a, **k: decoded.append(list(paths)) or decode_all(paths, *a, **k)
+    )
+    split = pd.read_csv(tmp_path / "run" / "split.csv", dtype=str)
+    val = set(split.loc[split["fold"] == "val", "img_IDS"])
+    assert evaluate_run(tmp_path / "run", device="cpu")["images"] == len(val)
+    assert len(decoded) == 1 and {Path(p).stem for p in decoded[0]} == val
+    decoded.clear()
+    assert set(choose_tta(tmp_path / "run", device="cpu")["gains"]) == {"hflip", "capture"}
+    assert len(decoded) == 1
+
+
 def test_skip_bad_images_drops_and_lists(tiny_zindi, tmp_path):
     (tiny_zindi / "Images" / "ImageID_0002.jpg").write_bytes(b"\xff\xd8broken")
     with pytest.raises(SignvisionError, match="ImageID_0002.jpg.*skip_bad_images"):

@@ -11,19 +11,8 @@ import pandas as pd
 
 from signvision.inference.members import Members, RunModel, input_size, load_members, validation_set
 from signvision.inference.predict import predict_images
-from signvision.inference.results import (
-    VALIDATION,
-    describe_columns,
-    describe_gain,
-    headline_figures,
-    output_folder,
-    write_result,
-)
-from signvision.logs import get_logger
+from signvision.inference.results import VALIDATION, output_folder, scored_figures, write_result
 from signvision.models.augment import TTA, as_tta
-from signvision.training.metrics import compute_metrics, paired_bootstrap
-
-logger = get_logger(__name__)
 
 
 def ensemble_oof(members: Members, *, tta: TTA | None = None, device: str = "auto", batch_size: int = 128):
@@ -56,21 +45,10 @@ def evaluate_ensemble(run: Path, *, tta: TTA | str | None = None, device: str = 
     members = load_members(run)
     views = as_tta(tta, image_size=input_size(members), seed=members[0].cfg.seed)
     table, y, probs = ensemble_oof(members, device=device, batch_size=batch_size)
-    names = members[0].task.names
-    columns = {"calibrated": compute_metrics(y, probs, names)}
-    result = {"cross_validated": True, "ensemble": True, "images": int(len(y)), "temperature": members.temperature}
-    result |= {
-        "tta": views.spec if views is not None else "none",
-        "without_tta": headline_figures(columns["calibrated"]),
-    }
-    if views is not None:
-        with_tta = ensemble_oof(members, tta=views, device=device, batch_size=batch_size)[2]
-        columns[f"TTA {views.spec}"] = compute_metrics(y, with_tta, names)
-        result["with_tta"] = headline_figures(columns[f"TTA {views.spec}"])
-        result["tta_gain"] = paired_bootstrap(y, with_tta, probs, ensemble_groups(Path(run), table["img_IDS"]))
-    logger.info(describe_columns(columns, members, len(y)))
-    if views is not None:
-        logger.info(describe_gain(result["tta_gain"], views.spec))
+    with_tta = ensemble_oof(members, tta=views, device=device, batch_size=batch_size)[2] if views is not None else None
+    groups = ensemble_groups(Path(run), table["img_IDS"])
+    figures = scored_figures(y, probs, members, groups, with_tta=with_tta, tta=views)
+    result = {"cross_validated": True, "ensemble": True, "temperature": members.temperature, **figures}
     result["run"] = str(run)
     write_result(output_folder(run, VALIDATION, views), result)
     return result

@@ -3,9 +3,10 @@ split, or every training image once by the fold model that did not train on it),
 uncalibrated, calibrated and with test-time views.
 
     score_members      each member on its own labelled loader: what evaluate, the report and the CV summary share
+    scored_set, table_scored_set   what a page shows of scored images (reports/run_report.py: ScoredSet)
     evaluate_members   their figures uncalibrated, calibrated and with test-time views (`Run.evaluate()`)
     evaluate_run       the same for a run folder, kept in RUN/evaluations/run-validation[-tta-<mode>]/ (an
-                       ensemble: ensemble_scores.py)
+                       ensemble: ensemble_scores.py); evaluate_scored: from members already scored
 
 The other stories of scoring have files of their own: tta_choice.py (which views pay), ensemble_scores.py (an
 ensemble out of fold), labelled.py (labelled images the run never trained on, and the leak check), report.py
@@ -21,24 +22,13 @@ import numpy as np
 import pandas as pd
 
 from signvision.data.dataset import ImageDataset, make_loader
-from signvision.inference.members import RunModel, load_members, runtime_for, validation_set
-from signvision.inference.results import (
-    VALIDATION,
-    describe_columns,
-    describe_gain,
-    headline_figures,
-    output_folder,
-    write_result,
-)
-from signvision.logs import get_logger
+from signvision.inference.members import RunModel, input_size, load_members, runtime_for, validation_set
+from signvision.inference.results import VALIDATION, output_folder, scored_figures, write_result
 from signvision.models.augment import TTA, as_tta
 from signvision.models.probs import scaled_probs
 from signvision.reports.run_report import ScoredSet
 from signvision.training.loop import Outputs, evaluate_loader
-from signvision.training.metrics import compute_metrics, paired_bootstrap
 from signvision.training.runtime import Runtime, pick_device
-
-logger = get_logger(__name__)
 
 
 @dataclass
@@ -96,6 +86,29 @@ def scored_set(scored: list[Scored]) -> ScoredSet:
     )
 
 
+def table_scored_set(members: list[RunModel], table: pd.DataFrame, y, probs, groups, *, raw=None, device="auto"):
+    """What a page shows of the images of a table (img_IDS, path) scored by `members` (a labelled test set, an
+    ensemble's out-of-fold images): each picture decoded at the run's size when shown, explained by them all."""
+    from signvision.data.images import load_resized
+    from signvision.inference.explain import explainer
+
+    size = input_size(members)
+
+    def picture(i: int) -> np.ndarray:
+        return load_resized(table["path"].iloc[i], size)
+
+    return ScoredSet(
+        y=y,
+        probs=probs,
+        raw=raw,
+        names=members[0].task.names,
+        picture=picture,
+        caption=lambda i: str(table["img_IDS"].iloc[i]),
+        groups=list(groups),
+        explain=explainer(members, picture, device),
+    )
+
+
 def scored_explainer(scored: list[Scored]):
     """`explain(indices, classes)` over scored members' pooled images: each image explained by the member that
     scored it (an out-of-fold image by the fold model that never trained on it)."""
@@ -123,37 +136,26 @@ def scored_explainer(scored: list[Scored]):
 def evaluate_members(scored: list[Scored], tta: TTA | None = None) -> dict:
     """Figures of scored members pooled: uncalibrated, calibrated, and calibrated with `tta`'s views."""
     members = [s.member for s in scored]
-    y = np.concatenate([s.y for s in scored])
-    names = members[0].task.names
-    columns = {
-        "uncalibrated": compute_metrics(y, np.concatenate([s.outputs.probs for s in scored]), names),
-        "calibrated": compute_metrics(y, np.concatenate([s.calibrated for s in scored]), names),
-    }
+    with_tta = None
     if tta is not None:
-        views = [
-            evaluate_loader(
-                s.member.model, s.loader, s.runtime, s.member.task, temperature=s.member.temperature, tta=tta
-            )
-            for s in scored
-        ]
-        columns[f"TTA {tta.spec}"] = compute_metrics(y, np.concatenate([o.probs for _, o, _ in views]), names)
-    result = {
-        "cross_validated": len(members) > 1,
-        "images": int(len(y)),
-        "temperature": members[0].temperature,
-        "tta": tta.spec if tta is not None else "none",
-        "uncalibrated": headline_figures(columns["uncalibrated"]),
-        "without_tta": headline_figures(columns["calibrated"]),
-    }
-    if tta is not None:
-        result["with_tta"] = headline_figures(columns[f"TTA {tta.spec}"])
-        with_tta = np.concatenate([o.probs for _, o, _ in views])
-        calibrated = np.concatenate([s.calibrated for s in scored])
-        result["tta_gain"] = paired_bootstrap(y, with_tta, calibrated, validation_groups(scored))
-    logger.info(describe_columns(columns, members, len(y)))
-    if tta is not None:
-        logger.info(describe_gain(result["tta_gain"], tta.spec))
-    return result
+        with_tta = np.concatenate(
+            [
+                evaluate_loader(
+                    s.member.model, s.loader, s.runtime, s.member.task, temperature=s.member.temperature, tta=tta
+                )[1].probs
+                for s in scored
+            ]
+        )
+    figures = scored_figures(
+        np.concatenate([s.y for s in scored]),
+        np.concatenate([s.calibrated for s in scored]),
+        members,
+        validation_groups(scored),
+        uncalibrated=np.concatenate([s.outputs.probs for s in scored]),
+        with_tta=with_tta,
+        tta=tta,
+    )
+    return {"cross_validated": len(members) > 1, "temperature": members[0].temperature, **figures}
 
 
 def validation_groups(scored: list[Scored]) -> list[str]:
@@ -189,6 +191,12 @@ def evaluate_run(
     if is_ensemble(run):
         return evaluate_ensemble(run, tta=tta, device=device, batch_size=batch_size)
     members, scored = score_validation(run, data, device, batch_size, skip_bad_images)
+    return evaluate_scored(run, members, scored, tta)
+
+
+def evaluate_scored(run: str | Path, members: list[RunModel], scored: list[Scored], tta: TTA | str | None) -> dict:
+    """`evaluate_run`'s figures from members already scored on their validation images (`score_validation`),
+    so that `choose_tta` scores them once and tries each mode's views on the same pass."""
     views = as_tta(tta, image_size=members[0].cfg.image_size, seed=members[0].cfg.seed)
     result = {**evaluate_members(scored, views), "run": str(run)}
     write_result(output_folder(run, VALIDATION, views), result)

@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 
 from signvision.errors import DataError
+from signvision.inference.evaluate import table_scored_set
 from signvision.inference.members import RunModel, input_size
 from signvision.inference.predict import predict_images
 from signvision.inference.results import data_name, output_folder
 from signvision.logs import get_logger
 from signvision.models.augment import TTA, as_tta
 from signvision.reports.evaluation_page import describe_labelled, write_evaluation
-from signvision.reports.run_report import ScoredSet
 from signvision.training.metrics import compute_metrics, group_bootstrap
 
 logger = get_logger(__name__)
@@ -93,7 +93,6 @@ def score_labelled(
     from signvision.data.tables import read_labelled
     from signvision.grouping.groups import group_keys
     from signvision.grouping.nearcopies import fingerprint_images, group_near_copies
-    from signvision.inference.explain import explainer
 
     data = Path(data)
     views = as_tta(tta, image_size=input_size(members), seed=members[0].cfg.seed)
@@ -121,23 +120,7 @@ def score_labelled(
     }
     logger.info(describe_labelled(result))
     if folder is not None:
-        scored = ScoredSet(
-            y=y,
-            probs=probs,
-            raw=None,
-            names=task.names,
-            picture=lambda i: load_at_size(labelled["path"].iloc[i], input_size(members)),
-            caption=lambda i: str(labelled["img_IDS"].iloc[i]),
-            groups=list(groups),
-            explain=explainer(members, lambda i: load_at_size(labelled["path"].iloc[i], input_size(members)), device),
-        )
+        scored = table_scored_set(members, labelled, y, probs, groups, device=device)
         page = write_evaluation(output_folder(folder, data_name(data), views), result, scored)
         logger.info(f"page: {page}")
     return result
-
-
-def load_at_size(path: str, size: int) -> np.ndarray:
-    """An image file decoded at the run's size (what the pages show and explain)."""
-    from signvision.data.images import load_resized
-
-    return load_resized(path, size)

@@ -96,7 +96,8 @@ def load_members(run: str | Path) -> Members:
 
 
 def validation_set(member: RunModel, data: str | None, skip_bad_images: bool = False) -> ImageDataset:
-    """The member's own validation images, rebuilt from its split.csv (and `data` if they moved)."""
+    """The member's own validation images, rebuilt from its split.csv (and `data` if they moved): only they are
+    decoded."""
     from dataclasses import replace
 
     from signvision.training.rundata import prepare_run_data
@@ -107,7 +108,8 @@ def validation_set(member: RunModel, data: str | None, skip_bad_images: bool = F
         skip_bad_images=member.cfg.skip_bad_images or skip_bad_images,
         **({"data": data, "csv": None} if data is not None else {}),
     )
-    return prepare_run_data(cfg, member.folder / "split.csv", classes=member.task.classes, pseudo=False).subset("val")
+    run_data = prepare_run_data(cfg, member.folder / "split.csv", classes=member.task.classes, pseudo=False, side="val")
+    return run_data.subset("val")
 
 
 def input_size(members: list[RunModel]) -> int:

@@ -11,11 +11,10 @@ import pandas as pd
 
 from signvision.files import read_json
 from signvision.inference.ensemble_scores import ensemble_groups, ensemble_oof
-from signvision.inference.evaluate import score_validation, scored_set
-from signvision.inference.labelled import load_at_size
-from signvision.inference.members import input_size, load_members
+from signvision.inference.evaluate import score_validation, scored_set, table_scored_set
+from signvision.inference.members import load_members
 from signvision.models.probs import merge_probs
-from signvision.reports.run_report import ScoredSet, write_report
+from signvision.reports.run_report import write_report
 
 
 def report_run(run: str | Path, *, data: str | None = None, device: str = "auto") -> Path:
@@ -43,24 +42,12 @@ def report_run(run: str | Path, *, data: str | None = None, device: str = "auto"
 
 def report_ensemble(run: Path, *, device: str = "auto") -> Path:
     """report.html of an ensemble: its out-of-fold images scored by the merged runs, and its weights."""
-    from signvision.inference.explain import explain_arrays
-
     members = load_members(run)
     table, y, probs = ensemble_oof(members, device=device)
-    size = input_size(members)
     t = members.temperature  # the merged runs before it: p^T renormalised undoes p^(1/T) (merge_probs)
-    scored = ScoredSet(
-        y=y,
-        probs=probs,
-        raw=merge_probs([probs], merge="geometric", temperature=1 / t) if t else None,
-        names=members[0].task.names,
-        picture=lambda i: load_at_size(table["path"].iloc[i], size),
-        caption=lambda i: str(table["img_IDS"].iloc[i]),
-        groups=ensemble_groups(run, table["img_IDS"]),
-        explain=lambda idx, c: explain_arrays(
-            members, [load_at_size(table["path"].iloc[i], size) for i in idx], list(c)
-        )[0],
-    )
+    raw = merge_probs([probs], merge="geometric", temperature=1 / t) if t else None
+    groups = ensemble_groups(run, table["img_IDS"])
+    scored = table_scored_set(members, table, y, probs, groups, raw=raw, device=device)
     summary = read_json(run / "summary.json")
     return write_report(
         run,

@@ -3,6 +3,8 @@ RUN/evaluations/<name>[-tta-<mode>]/evaluation.json (+ the page of a labelled se
 prints.
 
     output_folder, data_name, write_result   the layout
+    scored_figures                           the figures of a scored set, with and without test-time views and
+                                             their paired gain: what a run's and an ensemble's evaluation share
     describe_columns, describe_gain          the printed table (one column per set of probabilities) and the
                                              paired gain of test-time views
 """
@@ -13,9 +15,14 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from signvision.files import atomic_write
+from signvision.logs import get_logger
 from signvision.models.augment import TTA
-from signvision.training.metrics import SCORES
+from signvision.training.metrics import SCORES, compute_metrics, paired_bootstrap
+
+logger = get_logger(__name__)
 
 VALIDATION = "run-validation"  # the name of a run's own validation images under RUN/evaluations/
 
@@ -38,6 +45,37 @@ def write_result(folder: Path, result: dict) -> Path:
     with atomic_write(folder / "evaluation.json") as f:
         f.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     return folder / "evaluation.json"
+
+
+def scored_figures(
+    y: np.ndarray,
+    calibrated: np.ndarray,
+    members,
+    groups: list,
+    *,
+    uncalibrated: np.ndarray | None = None,
+    with_tta: np.ndarray | None = None,
+    tta: TTA | None = None,
+) -> dict:
+    """The figures of one scored set (labels `y`, the members' calibrated probabilities, optionally before
+    calibration and with `tta`'s views), its TTA gain paired over `groups` of near copies, printed as the table
+    `evaluate` shows. What a run's validation (`evaluate_members`) and an ensemble's out-of-fold images
+    (`evaluate_ensemble`) are both scored by."""
+    names = members[0].task.names
+    columns = {"uncalibrated": compute_metrics(y, uncalibrated, names)} if uncalibrated is not None else {}
+    columns["calibrated"] = compute_metrics(y, calibrated, names)
+    result: dict = {"images": int(len(y)), "tta": tta.spec if tta is not None else "none"}
+    if uncalibrated is not None:
+        result["uncalibrated"] = headline_figures(columns["uncalibrated"])
+    result["without_tta"] = headline_figures(columns["calibrated"])
+    if with_tta is not None and tta is not None:
+        columns[f"TTA {tta.spec}"] = compute_metrics(y, with_tta, names)
+        result["with_tta"] = headline_figures(columns[f"TTA {tta.spec}"])
+        result["tta_gain"] = paired_bootstrap(y, with_tta, calibrated, groups)
+    logger.info(describe_columns(columns, members, len(y)))
+    if "tta_gain" in result:
+        logger.info(describe_gain(result["tta_gain"], tta.spec))
+    return result
 
 
 def describe_columns(columns: dict, members, n: int) -> str:

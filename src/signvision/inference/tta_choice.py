@@ -11,8 +11,9 @@ from pathlib import Path
 
 from signvision.errors import DataError, OptionError
 from signvision.files import atomic_write, read_json
-from signvision.inference.evaluate import evaluate_run
+from signvision.inference.evaluate import evaluate_run, evaluate_scored, score_validation
 from signvision.logs import get_logger
+from signvision.training.finished import is_ensemble, run_digest
 
 logger = get_logger(__name__)
 
@@ -26,13 +27,13 @@ def choose_tta(run: str | Path, *, modes=TTA_CANDIDATES, device: str = "auto", b
     none if no mode is. Written to RUN/evaluations/tta-choice.json, which `predict --tta auto` and
     `serve --tta auto` read. Returns {"chosen": mode, "gains": {mode: paired gain}}."""
     run = Path(run)
-    gains = {}
-    for mode in modes:
-        gains[mode] = evaluate_run(run, tta=mode, device=device, batch_size=batch_size)["tta_gain"]
+    if is_ensemble(run):
+        gains = {m: evaluate_run(run, tta=m, device=device, batch_size=batch_size)["tta_gain"] for m in modes}
+    else:  # the images decoded and scored without views once, for every mode
+        members, scored = score_validation(run, device=device, batch_size=batch_size)
+        gains = {m: evaluate_scored(run, members, scored, m)["tta_gain"] for m in modes}
     paying = {m: g for m, g in gains.items() if g["log_loss_ci"] and g["log_loss_ci"][1] < 0}
     chosen = min(paying, key=lambda m: paying[m]["log_loss"]) if paying else "none"
-    from signvision.training.finished import run_digest
-
     choice = {"chosen": chosen, "gains": gains, "rule": "the largest log loss gain whose 95% interval is below 0"}
     choice["run_digest"] = run_digest(run)  # the checkpoints it was measured on: a retrained run must choose again
     (run / "evaluations").mkdir(parents=True, exist_ok=True)
@@ -45,8 +46,6 @@ def choose_tta(run: str | Path, *, modes=TTA_CANDIDATES, device: str = "auto", b
 def chosen_tta(run: str | Path | None) -> str:
     """The TTA mode `choose_tta` kept for RUN (what `--tta auto` means), if it was chosen on the run's current
     checkpoints (after `train --resume` replaced best.pt, or an ensemble refitted, it must be chosen again)."""
-    from signvision.training.finished import run_digest
-
     path = Path(run) / "evaluations" / TTA_CHOICE if run is not None else None
     again = f"signvision evaluate --run {run} --tta choose"
     if path is None or not path.is_file():

@@ -35,6 +35,7 @@ from signvision.training.calibrate import fit_temperature
 from signvision.training.folder import write_data_csv
 from signvision.training.metrics import compute_metrics
 from signvision.training.rundata import read_pseudo_labels, read_training_table
+from signvision.training.summary import summary_record
 
 logger = get_logger(__name__)
 
@@ -180,28 +181,25 @@ def summarise_folds(out: Path, cfg: TrainConfig, folds: pd.DataFrame) -> tuple[d
     with atomic_write(out / "oof.csv", newline="") as f:
         oof.to_csv(f, index=False, float_format="%.6f")
     fold_table = pd.DataFrame(per_fold)
-    summary = {
-        "status": "finished",
-        "cross_validated": True,
-        "folds": cfg.folds,
-        "classes": task.classes,
-        "target": cfg.target,
-        "model": cfg.model,
-        "loss": cfg.loss,
-        "epochs": cfg.epochs,
-        "train_seconds": round(sum(s.get("train_seconds", 0) for s in fold_summaries), 2),
-        "oof_images": int(len(y_all)),
-        "temperature": temperature,
-        "val_roc_auc": pooled["roc_auc"],
-        "val_log_loss": pooled["log_loss"],
-        "val_accuracy": pooled["accuracy"],
-        "val_ece": pooled["ece"],
-        "val_log_loss_uncalibrated": raw["log_loss"],
-        "val_ece_uncalibrated": raw["ece"],
-        "fold_mean": {k: float(fold_table[k].mean()) for k in SUMMARY_KEYS if fold_table[k].notna().all()},
-        "fold_std": {k: float(fold_table[k].std(ddof=1)) for k in SUMMARY_KEYS if fold_table[k].notna().all()},
-        "per_fold": per_fold,
-    }
+    summary = summary_record(
+        status="finished",
+        classes=task.classes,
+        target=cfg.target,
+        model=cfg.model,
+        train_seconds=sum(s.get("train_seconds", 0) for s in fold_summaries),
+        figures=pooled,
+        cross_validated=True,
+        folds=cfg.folds,
+        loss=cfg.loss,
+        epochs=cfg.epochs,
+        oof_images=int(len(y_all)),
+        temperature=temperature,
+        val_log_loss_uncalibrated=raw["log_loss"],
+        val_ece_uncalibrated=raw["ece"],
+        fold_mean={k: float(fold_table[k].mean()) for k in SUMMARY_KEYS if fold_table[k].notna().all()},
+        fold_std={k: float(fold_table[k].std(ddof=1)) for k in SUMMARY_KEYS if fold_table[k].notna().all()},
+        per_fold=per_fold,
+    )
     write_json(out / "summary.json", summary)
     m, s = summary["fold_mean"], summary["fold_std"]
     logger.info(

@@ -355,31 +355,31 @@ def write_files(out: Path, read: list[OofRun], base: pd.DataFrame, task, probs: 
 
 def ensemble_summary(read, members, fit, pooled, gain, best, n) -> dict:
     """summary.json of an ensemble: what `compare`, `serve` and `evaluate` read like a run's."""
-    return {
-        "status": "finished",
-        "cross_validated": True,
-        "folds": read[0].summary.get("folds"),
-        "classes": read[0].summary.get("classes"),
-        "target": read[0].summary.get("target"),
-        "model": " + ".join(f"{m['model']} {m['weight']:.2f}" for m in members if m["weight"] > 0),
-        "train_seconds": round(sum(m["train_seconds"] or 0 for m in members if m["weight"] > 0), 2),
-        "oof_images": n,
-        "temperature": fit["temperature"],
-        "val_roc_auc": pooled["roc_auc"],
-        "val_log_loss": pooled["log_loss"],
-        "val_accuracy": pooled["accuracy"],
-        "val_ece": pooled["ece"],
-        "val_log_loss_ci": pooled["log_loss_ci"],
-        "val_accuracy_ci": pooled["accuracy_ci"],
-        "val_groups": gain["groups"],
-        "ensemble": {
+    from signvision.training.summary import summary_record
+
+    weighed = [m for m in members if m["weight"] > 0]
+    return summary_record(
+        status="finished",
+        classes=read[0].summary.get("classes"),
+        target=read[0].summary.get("target"),
+        model=" + ".join(f"{m['model']} {m['weight']:.2f}" for m in weighed),
+        train_seconds=sum(m["train_seconds"] or 0 for m in weighed),
+        figures=pooled,
+        cross_validated=True,
+        folds=read[0].summary.get("folds"),
+        oof_images=n,
+        temperature=fit["temperature"],
+        val_log_loss_ci=pooled["log_loss_ci"],
+        val_accuracy_ci=pooled["accuracy_ci"],
+        val_groups=gain["groups"],
+        ensemble={
             "merge": fit["merge"],
             "temperature": fit["temperature"],
             "runs": members,
             "best_run": members[best]["run"],
             "gain_over_best_run": gain,
         },
-    }
+    )
 
 
 def describe_ensemble(summary: dict) -> str:

@@ -156,7 +156,7 @@ def train_and_validate(run) -> tuple[str, dict | None]:
 
 def finish(run, status: str, figures: dict | None, report: bool) -> None:
     """Summarise; record the summary (and the temperature, once); the run's model; its report."""
-    from signvision.training.setup import memory_warning, summarise
+    from signvision.training.summary import memory_warning, summarise
     from signvision.training.trainer import describe_validation
 
     s = run._session

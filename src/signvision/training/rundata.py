@@ -216,11 +216,14 @@ def prepare_run_data(
     leak_check: bool = False,
     table: DataTable | None = None,
     pseudo: bool = True,
+    side: str | None = None,
 ) -> RunData:
     """Read the table, drop what the audit or bad files say, add the `pseudo_labels` images (unless not
     `pseudo`: evaluating needs only the labelled ones), decode (cache) every image, split.
     `classes`: the classes the data must have (a resumed or evaluated run's), checked before decoding.
-    `leak_check`: also measure what the split leaks (RunData.info.leak). `table`: data already read."""
+    `leak_check`: also measure what the split leaks (RunData.info.leak). `table`: data already read.
+    `side`: "val" keeps only that side of `split_file` (the images a finished run is scored on: only they are
+    decoded; the split is not checked again)."""
     dropped: list[str] = []
     table, dups, given = read_training_table(cfg, dropped, table)
     if classes is not None and table.classes != list(classes):
@@ -232,6 +235,10 @@ def prepare_run_data(
     if cfg.pseudo_labels and pseudo:
         extra = without_labelled_images(read_pseudo_labels(cfg.pseudo_labels, table.classes), table.train, cfg)
         table.train = pd.concat([table.train, extra], ignore_index=True)
+    if side is not None:
+        folds = read_split(split_file, table.train["img_IDS"])  # the whole file checked, then one side kept
+        table.train = table.train[table.train["img_IDS"].isin(folds.loc[folds["fold"] == side, "img_IDS"])]
+        table.train = table.train.reset_index(drop=True)
     task = Task(table.classes, cfg.target, loss=cfg.loss, label_smoothing=cfg.label_smoothing)
     teacher = teacher_targets(cfg.teacher, table.train, task) if cfg.teacher else None  # checked before decoding
     check_cache_fits(len(table.train), cfg)
@@ -261,7 +268,9 @@ def prepare_run_data(
         )
     split = with_pseudo_rows(split, table.train)
     data = RunData(table, task, split, images, dropped, cfg.image_size, info, teacher)
-    if split_file is not None:
+    if side is not None:
+        pass  # one side of a finished run's split: checked when the run was trained
+    elif split_file is not None:
         check_split(data, option="split", value=split_file)
     elif given is not None:  # the layout's own validation folder (val/)
         check_split(data, remedy="the val/ folder needs images of two classes or more")

@@ -22,8 +22,6 @@ from torch.utils.data import DistributedSampler
 
 from signvision.config import TrainConfig, packaged_weights
 from signvision.data.dataset import ShardSampler, auto_workers, make_loader
-from signvision.grouping.nearcopies import measures_memory
-from signvision.grouping.splits import SplitInfo
 from signvision.models.augment import build_augment
 from signvision.models.factory import build_model, load_weights, model_norm
 from signvision.training.rundata import PSEUDO, RunData, prepare_run_data
@@ -147,38 +145,6 @@ def describe_run(cfg: TrainConfig, data: RunData, model: nn.Module, device, worl
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------------------------------
-# The summary
-# ----------------------------------------------------------------------------------------------------
-def summarise(
-    cfg: TrainConfig, data: RunData, history, best_epoch, figures: dict | None, *, status: str, seconds: float
-) -> dict:
-    """summary.json: the validation figures of the best epoch, calibrated (when `figures` has them), with
-    their intervals, and what the split leaks."""
-    task = data.task
-    summary: dict = {
-        "status": status,
-        "classes": task.classes,
-        "target": cfg.target,
-        "model": cfg.model,
-        "loss": cfg.loss,
-        "select": cfg.select,
-        "epochs": int(len(history)),
-        "train_seconds": round(seconds, 2),
-        "dropped_images": len(data.dropped),
-        "train_images": int(len(data.rows("train"))),
-        "val_images": int(len(data.rows("val"))),
-    }
-    rows = history[history["epoch"] == best_epoch] if best_epoch is not None and len(history) else []
-    if len(rows):
-        best = rows.iloc[0]
-        summary["best_epoch"] = int(best_epoch)
-        summary.update({k: float(best[k]) for k in ("val_roc_auc", "val_log_loss", "val_accuracy")})
-    summary.update(figures or {"temperature": None})
-    summary.update(leak_summary(data.info, summary.get("val_accuracy")))
-    return summary
-
-
 FEW_STEPS = 120  # a network from scratch given fewer optimiser steps than this learns little (README: measured)
 
 
@@ -193,27 +159,3 @@ def few_steps_note(cfg: TrainConfig, steps_per_epoch: int) -> str | None:
         f"{steps_per_epoch} batches), few for a network that starts from nothing: a smaller --batch-size (more "
         f"steps per epoch) or more --epochs learns more (README: 'A timm model from scratch in a few epochs')"
     )
-
-
-def memory_warning(summary: dict) -> str:
-    """The line a run prints when remembering the nearest training image scores about as well as the model."""
-    return (
-        f"warning: this validation figure measures memory: a 1-nearest-neighbour on thumbnails (no learning) "
-        f"scores accuracy {summary['memory_accuracy']:.3f} against the model's {summary['val_accuracy']:.3f}, and "
-        f"{summary['val_near_copy_share']:.0%} of the validation images have a near copy in training"
-        + ("; the split was random: drop `split_by` random" if summary.get("split_by") == "random" else "")
-    )
-
-
-def leak_summary(info: SplitInfo | None, val_accuracy: float | None) -> dict:
-    """The split's leak figures for summary.json, and whether the validation accuracy measures memory."""
-    leak = (info.leak if info is not None else None) or {}
-    grouping = (info.grouping if info is not None else None) or {}
-    return {
-        "split_by": info.split_by if info is not None else None,
-        "grouped_images": grouping.get("grouped_images"),
-        "largest_group": grouping.get("largest_group"),
-        "val_near_copy_share": leak.get("val_near_copy_share"),
-        "memory_accuracy": leak.get("memory_accuracy"),
-        "measures_memory": measures_memory(leak, val_accuracy),
-    }
