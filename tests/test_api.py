@@ -30,21 +30,60 @@ def test_import_loads_nothing_heavy():
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("name", sv.__all__)
-def test_every_public_name_is_documented_with_a_running_example(name, monkeypatch):
+# names whose examples train, audit or read trained runs: run in the whole suite (`make test`), not the fast tier
+SLOW_EXAMPLES = {"train", "Run", "Audit", "audit", "Predictions", "load_run", "compare_runs", "ensemble", "distill"}
+SLOW_EXAMPLES |= {"pseudo_labels", "lr_find"}
+NEEDS_RUNS = {"Predictions", "load_run", "compare_runs", "ensemble", "distill", "pseudo_labels"}  # example_runs
+SIGN_DIGITS_ARGS = {"model": "lenet", "epochs": 2, "image_size": 32, "log": lambda *_: None}
+
+
+@pytest.fixture(scope="module")
+def examples_folder(tmp_path_factory) -> Path:
+    """A working folder whose ../shared is the workplace's (the examples' paths), for the files they write."""
+    root = tmp_path_factory.mktemp("examples")
+    if SIGN_DIGITS.is_dir():
+        (root / "shared").symlink_to(SIGN_DIGITS.parents[1])
+    (root / "work").mkdir()
+    return root / "work"
+
+
+@pytest.fixture(scope="module")
+def example_runs(examples_folder) -> Path:
+    """The runs the examples name, trained small on sign-digits once (~40 s): runs/lenet, two 2-fold runs
+    (runs/ksl-lenet, runs/ksl-lenet-plain: no augmentation), their ensemble runs/ksl-ensemble; and photo.jpg."""
+    import shutil
+
+    runs = examples_folder / "runs"
+    sv.train(SIGN_DIGITS, out=runs / "lenet", **SIGN_DIGITS_ARGS)
+    sv.train(SIGN_DIGITS, out=runs / "ksl-lenet", folds=2, **SIGN_DIGITS_ARGS)
+    sv.train(SIGN_DIGITS, out=runs / "ksl-lenet-plain", folds=2, augment="none", **SIGN_DIGITS_ARGS)
+    sv.ensemble([runs / "ksl-lenet", runs / "ksl-lenet-plain"], out=runs / "ksl-ensemble", log=lambda *_: None)
+    shutil.copy(next((SIGN_DIGITS / "Images").glob("*.jpg")), examples_folder / "photo.jpg")
+    return runs
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_EXAMPLES else n for n in sv.__all__]
+)
+def test_every_public_name_is_documented_with_a_running_example(name, examples_folder, request, monkeypatch):
+    from signvision.logs import silenced
+
     obj = getattr(sv, name)
     doc = inspect.getdoc(obj) or ""
     if "../shared/data/sign-digits" in doc and not SIGN_DIGITS.is_dir():
         pytest.skip(f"{name}'s example reads {SIGN_DIGITS}, absent (a clone outside the signvision workplace)")
-    monkeypatch.chdir(ROOT)  # the examples' ../shared is beside the repository
+    if name in NEEDS_RUNS:
+        request.getfixturevalue("example_runs")
+    monkeypatch.chdir(examples_folder)  # ../shared is the workplace's; what the examples write stays here
     assert "Example" in doc and ">>>" in doc, f"{name}: no example in its docstring"
     if inspect.isfunction(obj):
         assert "Args:" in doc or "Returns" in doc or len(inspect.signature(obj).parameters) <= 2, f"{name}: no Args"
-    globs = {"np": np, "torch": torch, "signvision": sv, **{n: getattr(sv, n) for n in sv.__all__}}
+    globs = {"np": np, "torch": torch, "signvision": sv, "sv": sv, **{n: getattr(sv, n) for n in sv.__all__}}
     finder = doctest.DocTestFinder(recurse=False)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    for test in finder.find(obj, name, globs=globs):
-        runner.run(test)
+    with silenced():  # the progress lines of training are not the example's output
+        for test in finder.find(obj, name, globs=globs):
+            runner.run(test)
     assert runner.failures == 0, f"{name}: its example fails"
 
 

@@ -69,8 +69,11 @@ class Predictions:
     the run's class order: a submission's rows). In a notebook it shows each image with its top classes.
 
     Example:
-        >>> preds = run.predict("../shared/data/sign-digits")       # doctest: +SKIP
-        >>> preds.top(3).head(); preds.to_csv("submission.csv")     # doctest: +SKIP
+        >>> preds = load_run("runs/lenet").predict("../shared/data/sign-digits")   # Test.csv's images
+        >>> len(preds), preds.classes[:3]
+        (412, ['eight', 'five', 'four'])
+        >>> preds.to_csv("submission.csv")
+        PosixPath('submission.csv')
     """
 
     def __init__(self, frame: pd.DataFrame, paths: list[str] | None = None, arrays: list[np.ndarray] | None = None):

@@ -42,9 +42,10 @@ def pseudo_labels(
         first; `.attrs["images"]` says how many images were labelled in all.
 
     Example:
-        >>> first = sv.load_run("runs/ensemble")                                     # doctest: +SKIP
-        >>> table = pseudo_labels(first, "~/zindi-ksl", threshold=0.9)               # doctest: +SKIP
-        >>> table.to_csv("pseudo.csv", index=False)                                  # doctest: +SKIP
+        >>> first = sv.load_run("runs/ksl-ensemble")
+        >>> table = pseudo_labels(first, "../shared/data/sign-digits", threshold=0.9)   # Test.csv's images
+        >>> table.to_csv("pseudo.csv", index=False); list(table.columns)
+        ['img_IDS', 'path', ...]
     """
     from signvision.inference.predict import image_table
 

@@ -43,9 +43,10 @@ class Run:
     `Run.resume(folder).fit()` or `load_run`.
 
     Example:
-        >>> run = Run.new("../shared/data/sign-digits", epochs=10)   # doctest: +SKIP
-        >>> run.fit()  # Ctrl-C stops it; run.fit() again continues from the last finished epoch  # doctest: +SKIP
-        >>> run.summary["val_accuracy"], run.history.tail(1)          # doctest: +SKIP
+        >>> run = Run.new("../shared/data/sign-digits", epochs=2, image_size=32)
+        >>> run = run.fit()  # Ctrl-C stops it; run.fit() again continues from the last finished epoch
+        >>> run.summary["val_accuracy"], list(run.history["epoch"])
+        (0..., [1, 2])
     """
 
     def __init__(self, cfg: TrainConfig, *, members=None, summary=None, history=None, folder=None, table=None):
@@ -385,7 +386,9 @@ def load_run(folder: str | Path) -> Run:
     """A saved run folder as a `Run` (a `--folds` run too: its folds are averaged when predicting).
 
     Example:
-        >>> run = load_run("runs/lenet"); run.predict(["photo.jpg"]).top()   # doctest: +SKIP
+        >>> run = load_run("runs/lenet"); run.predict(["photo.jpg"]).top()
+             img_IDS class_1       p_1 class_2 ...
+        0  photo.jpg ...
     """
     from signvision.imports import import_heavy
     from signvision.training.finished import check_run_folder
