@@ -118,3 +118,21 @@ def test_a_class_that_is_one_clip_trains_in_every_fold(tmp_path):
     oof = pd.read_csv(tmp_path / "cv" / "oof.csv", dtype={"Label": str})
     assert lone not in set(oof["Label"]) and len(oof) == (folds["fold"] != "0").sum()
     assert any(repr(lone) in line and "every fold's training images" in line for line in said)
+
+
+@pytest.mark.slow
+def test_a_folds_job_decodes_each_image_once(tiny_zindi, tmp_path, monkeypatch):
+    """Every fold trains and is scored out of fold on the images decoded once for the job (the memory cache),
+    and an evaluation in the same process decodes nothing again."""
+    import signvision.data.cache as cache
+
+    cache._decoded.clear()
+    decoded = []
+    load_resized = cache.load_resized
+    monkeypatch.setattr(cache, "load_resized", lambda path, size: decoded.append(path) or load_resized(path, size))
+    fit_folds(tiny_config(tiny_zindi, tmp_path / "cv", folds=3, epochs=1))
+    train_ids = pd.read_csv(tiny_zindi / "Train.csv")["img_IDS"]
+    assert sorted(decoded) == sorted(str(tiny_zindi / "Images" / f"{i}.jpg") for i in train_ids)
+    decoded.clear()
+    evaluate_run(tmp_path / "cv", device="cpu")
+    assert decoded == []

@@ -99,13 +99,16 @@ def test_binary_target_one_output(tiny_zindi, tmp_path):
     assert evaluation["without_tta"]["log_loss"] == pytest.approx(summary["val_log_loss"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_scoring_a_run_again_decodes_its_validation_images_only_and_once(tiny_zindi, tmp_path, monkeypatch):
-    """evaluate rebuilds a finished run's validation side from split.csv: only those images are decoded, and
-    choose_tta decodes and scores them once for all the modes it tries."""
+    """evaluate rebuilds a finished run's validation side from split.csv: in a new process only those images
+    are decoded, and choose_tta decodes and scores them once for all the modes it tries."""
+    import signvision.data.cache as cache
     import signvision.training.rundata as rundata
     from signvision.inference.tta_choice import choose_tta
 
     fit(tiny_config(tiny_zindi, tmp_path / "run", epochs=1))
+    cache._decoded.clear()  # as in a new process (in the one that trained, every image is decoded already)
     decoded, decode_all = [], rundata.decode_all
     monkeypatch.setattr(
         rundata, "decode_all", lambda paths, *a, **k: decoded.append(list(paths)) or decode_all(paths, *a, **k)

@@ -30,6 +30,19 @@ def cache_key(paths: Sequence[str], size: int) -> str:
     return h.hexdigest()[:16]
 
 
+def already_decoded(paths: Sequence[str], size: int, cache: str = "memory", cache_dir=None) -> bool:
+    """Whether `decode_all` would decode nothing: these images at this size are kept in this process's memory,
+    or in a finished disk cache. (A file that cannot be read: False, and decoding says which.)"""
+    try:
+        key = cache_key(paths, size)
+    except OSError:
+        return False
+    if cache == "memory":
+        return key in _decoded
+    folder = Path(cache_dir or Path.home() / ".cache" / "signvision")
+    return cache == "disk" and (folder / f"images-{key}-{len(paths)}x{size}.json").is_file()
+
+
 def decode_all(
     paths: Sequence[str],
     size: int,

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from signvision.config import TrainConfig
-from signvision.data.cache import decode_all
+from signvision.data.cache import already_decoded, decode_all
 from signvision.data.dataset import ImageDataset
 from signvision.data.tables import DataTable, read_csv, read_data_of
 from signvision.errors import DataError, MissingError, OptionError
@@ -222,8 +222,8 @@ def prepare_run_data(
     `pseudo`: evaluating needs only the labelled ones), decode (cache) every image, split.
     `classes`: the classes the data must have (a resumed or evaluated run's), checked before decoding.
     `leak_check`: also measure what the split leaks (RunData.info.leak). `table`: data already read.
-    `side`: "val" keeps only that side of `split_file` (the images a finished run is scored on: only they are
-    decoded; the split is not checked again)."""
+    `side`: "val": only that side of `split_file` is decoded (the images a finished run is scored on), unless
+    every image is decoded already (the cache); the split is not checked again."""
     dropped: list[str] = []
     table, dups, given = read_training_table(cfg, dropped, table)
     if classes is not None and table.classes != list(classes):
@@ -235,7 +235,8 @@ def prepare_run_data(
     if cfg.pseudo_labels and pseudo:
         extra = without_labelled_images(read_pseudo_labels(cfg.pseudo_labels, table.classes), table.train, cfg)
         table.train = pd.concat([table.train, extra], ignore_index=True)
-    if side is not None:
+    decoded = already_decoded(table.train["path"].tolist(), cfg.image_size, cfg.cache, cfg.cache_dir)
+    if side is not None and not decoded:  # (all of them decoded already, e.g. by the folds' training: kept)
         folds = read_split(split_file, table.train["img_IDS"])  # the whole file checked, then one side kept
         table.train = table.train[table.train["img_IDS"].isin(folds.loc[folds["fold"] == side, "img_IDS"])]
         table.train = table.train.reset_index(drop=True)
