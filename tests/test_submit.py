@@ -153,3 +153,31 @@ def test_the_job_chooses_the_most_folds_with_which_every_stage_fits(monkeypatch)
     tiny.folds = choose_folds(tiny, 1000, 3)
     settings, _ = plan_stage(tiny, "lenet", 1000, 3, first=True)
     assert tiny.folds == 2 and settings["epochs"] == 4  # the fewest epochs: it says it will go over
+
+
+def test_the_pace_is_learnt_from_the_share_of_a_stage_this_call_trained(tmp_path, monkeypatch):
+    """A stage continued after a kill has only its rest to time: half of it trained here in 150 s, against an
+    estimate of 300 s for the whole stage, is a pace of 1.0, not 0.5 (which made the next stage overrun)."""
+    from types import SimpleNamespace
+
+    import signvision.runs.api as api
+
+    clock = [0.0]
+    monkeypatch.setattr(submit_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    work = tmp_path / "job"
+    for fold, rows in ((1, 10), (2, 5)):  # what the killed call finished: 15 of 3 x 10 epochs
+        (work / "lenet" / f"fold{fold}").mkdir(parents=True)
+        (work / "lenet" / f"fold{fold}" / "metrics.csv").write_text("epoch\n" + "".join(f"{e}\n" for e in range(rows)))
+
+    def train_the_rest(data, out, folds, epochs, **settings):
+        for fold in range(1, folds + 1):
+            metrics = out / f"fold{fold}" / "metrics.csv"
+            metrics.parent.mkdir(parents=True, exist_ok=True)
+            done = len(metrics.read_text().splitlines()) - 1 if metrics.is_file() else 0
+            metrics.write_text("epoch\n" + "".join(f"{e}\n" for e in range(epochs)))
+            clock[0] += 10.0 * (epochs - done)  # 10 s an epoch
+
+    monkeypatch.setattr(api, "train_folds", train_the_rest)
+    job = submit_module.Job(data=tmp_path, work=work, out=tmp_path / "s.csv", deadline=1e9, settings={})
+    submit_module.train_stage(job, "lenet", {"model": "lenet", "folds": 3, "epochs": 10}, estimate=300.0)
+    assert clock[0] == 150.0 and job.pace == pytest.approx(1.0)

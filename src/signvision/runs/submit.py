@@ -389,15 +389,31 @@ def recipe_part(cfg) -> dict:
     return {k: getattr(cfg, k) for k in (*SOURCE, *RECIPE) if k not in ("data", "folds")}
 
 
+def epochs_trained(run: Path) -> int:
+    """Epochs finished so far in a `--folds` run's folds (the rows of their metrics.csv)."""
+    rows = 0
+    for metrics in run.glob("fold*/metrics.csv"):
+        try:
+            rows += max(0, len(metrics.read_text().splitlines()) - 1)
+        except OSError:
+            pass
+    return rows
+
+
 def train_stage(job: Job, name: str, settings: dict, estimate: float | None) -> None:
     """Train stage `name` (a `--folds` run in WORK/name; continued if it was interrupted), and learn the pace:
-    how long stages take here against their estimate."""
+    how long stages take here against their estimate, from the share of the stage this call trained (a stage
+    continued after a kill has only its rest to time: against the whole stage's estimate it would make the
+    next stages look three times faster than they are)."""
+    from signvision.config import TrainConfig
     from signvision.runs.api import train_folds
 
-    started = time.monotonic()
+    before, started = epochs_trained(job.work / name), time.monotonic()
     train_folds(job.data, out=job.work / name, **settings)
-    if estimate:
-        job.pace = (time.monotonic() - started) / estimate
+    total = settings["folds"] * settings.get("epochs", TrainConfig.epochs)
+    share = (epochs_trained(job.work / name) - before) / total
+    if estimate and share >= 0.25:  # too little of it trained here says little about the pace
+        job.pace = (time.monotonic() - started) / (estimate * share)
 
 
 def describe_row(row: dict) -> str:
