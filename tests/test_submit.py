@@ -181,3 +181,13 @@ def test_the_pace_is_learnt_from_the_share_of_a_stage_this_call_trained(tmp_path
     job = submit_module.Job(data=tmp_path, work=work, out=tmp_path / "s.csv", deadline=1e9, settings={})
     submit_module.train_stage(job, "lenet", {"model": "lenet", "folds": 3, "epochs": 10}, estimate=300.0)
     assert clock[0] == 150.0 and job.pace == pytest.approx(1.0)
+
+
+def test_one_network_at_one_size_is_timed_once_a_job(tmp_path, monkeypatch):
+    """LeNet for 15 and for 30 epochs take the same time a step: one probe, so that the pace learnt on the first
+    stage holds for the third."""
+    probes = []
+    monkeypatch.setattr(submit_module, "training_rate", lambda s, *a, **k: probes.append(s["model"]) or 100.0)
+    job = submit_module.Job(data=tmp_path, work=tmp_path, out=tmp_path / "s.csv", deadline=1e9, settings={})
+    rates = {name: submit_module.rate_of(job, name, 10) for name in ("lenet", "lenet30", "lite0", "lenet")}
+    assert probes == ["lenet", "tf_efficientnet_lite0"] and set(rates.values()) == {100.0}

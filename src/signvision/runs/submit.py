@@ -86,7 +86,7 @@ class Job:
     settings: dict  # settings every stage shares (seed, device, audit, ...)
     pace: float = 1.0  # measured time / estimate of the stages run so far
     folds: int | None = None  # chosen before the first stage
-    rates: dict = field(default_factory=dict)  # training images/s of each stage's recipe here
+    rates: dict = field(default_factory=dict)  # training images/s here of each network and size
 
     @property
     def left(self) -> float:
@@ -127,12 +127,18 @@ def estimate_seconds(settings: dict, n_images: int, rate: float, folds: int) -> 
     return OVERHEAD * epochs * n_images * (folds - 1) / rate
 
 
+UNTIMED = ("epochs", "lr", "folds", "seed")  # settings that do not change a training step's time
+
+
 def rate_of(job: Job, name: str, n_classes: int) -> float:
-    """Training images/s of stage `name`'s recipe here (measured once a job)."""
-    if name not in job.rates:
-        settings = {**job.settings, **STAGES[name]}
-        job.rates[name] = training_rate(settings, n_classes, job.settings.get("device", "auto"))
-    return job.rates[name]
+    """Training images/s of stage `name`'s recipe here, measured once a job for each network and size (LeNet
+    for 15 or 30 epochs is one measurement: two probes of one network read 375 and 481 images/s, and the
+    pace learnt on one then misjudged the other by a quarter)."""
+    settings = {**job.settings, **STAGES[name]}
+    step = repr(sorted((k, str(v)) for k, v in settings.items() if k not in UNTIMED))
+    if step not in job.rates:
+        job.rates[step] = training_rate(settings, n_classes, job.settings.get("device", "auto"))
+    return job.rates[step]
 
 
 def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
