@@ -39,8 +39,13 @@ def already_decoded(paths: Sequence[str], size: int, cache: str = "memory", cach
         return False
     if cache == "memory":
         return key in _decoded
-    folder = Path(cache_dir or Path.home() / ".cache" / "signvision")
-    return cache == "disk" and (folder / f"images-{key}-{len(paths)}x{size}.json").is_file()
+    return cache == "disk" and disk_cache_file(cache_dir, key, len(paths), size).with_suffix(".json").is_file()
+
+
+def disk_cache_file(cache_dir, key: str, n: int, size: int) -> Path:
+    """The memmap of `n` images at `size` with `cache_key` `key` under `cache_dir` (~/.cache/signvision when None);
+    a .json beside it marks it finished."""
+    return Path(cache_dir or Path.home() / ".cache" / "signvision") / f"images-{key}-{n}x{size}.u8"
 
 
 def decode_all(
@@ -70,10 +75,8 @@ def decode_all(
             return _decoded[key]
         arr = np.empty((n, size, size, 3), dtype=np.uint8)
     elif cache == "disk":
-        cache_dir = Path(cache_dir or Path.home() / ".cache" / "signvision")
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        key = cache_key(paths, size)
-        file = cache_dir / f"images-{key}-{n}x{size}.u8"
+        file = disk_cache_file(cache_dir, cache_key(paths, size), n, size)
+        file.parent.mkdir(parents=True, exist_ok=True)
         done_marker = file.with_suffix(".json")
         if done_marker.is_file() and file.is_file():
             info = json.loads(done_marker.read_text())

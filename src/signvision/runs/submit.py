@@ -178,17 +178,12 @@ def plan_stage(job: Job, name: str, n_images: int, n_classes: int, first: bool) 
         logger.info(f"stage {name}: {job.folds} folds, about {raw * job.pace / 60:.1f} min of {left / 60:.1f}")
         return settings, raw
     epochs = settings.get("epochs", TrainConfig.epochs)
-    if not first:
-        fitted = int(epochs * left / (raw * job.pace))
-        if fitted >= math.ceil(epochs * SHORTEST_SHARE):  # a little short: fewer epochs rather than time unused
-            logger.info(
-                f"stage {name}: {job.folds} folds of {epochs} epochs need about {raw * job.pace / 60:.1f} min, "
-                f"{left / 60:.1f} left: {fitted} epochs"
-            )
-            return {**settings, "epochs": fitted}, raw * fitted / epochs
+    fitted = int(epochs * left / (raw * job.pace))  # the epochs that fit
+    if first:
+        fitted = min(epochs, max(SHORTEST_EPOCHS, fitted))
+    elif fitted < math.ceil(epochs * SHORTEST_SHARE):  # a later stage: cut a little, else skipped
         logger.info(f"stage {name}: skipped (about {raw * job.pace / 60:.1f} min needed, {left / 60:.1f} left)")
         return None
-    fitted = min(epochs, max(SHORTEST_EPOCHS, int(epochs * left / (raw * job.pace))))
     logger.info(
         f"stage {name}: {job.folds} folds of {epochs} epochs need about {raw * job.pace / 60:.1f} min, "
         f"{left / 60:.1f} left: {fitted} epochs"

@@ -235,8 +235,9 @@ def prepare_run_data(
     if cfg.pseudo_labels and pseudo:
         extra = without_labelled_images(read_pseudo_labels(cfg.pseudo_labels, table.classes), table.train, cfg)
         table.train = pd.concat([table.train, extra], ignore_index=True)
-    decoded = already_decoded(table.train["path"].tolist(), cfg.image_size, cfg.cache, cfg.cache_dir)
-    if side is not None and not decoded:  # (all of them decoded already, e.g. by the folds' training: kept)
+    # one side of a finished run's split alone, unless every image is decoded already (by the folds' training
+    # in this process, say: then all are kept and nothing is decoded again)
+    if side is not None and not already_decoded(table.train["path"].tolist(), cfg.image_size, cfg.cache, cfg.cache_dir):
         folds = read_split(split_file, table.train["img_IDS"])  # the whole file checked, then one side kept
         table.train = table.train[table.train["img_IDS"].isin(folds.loc[folds["fold"] == side, "img_IDS"])]
         table.train = table.train.reset_index(drop=True)

@@ -24,12 +24,11 @@ def summary_record(
     *, status: str, classes: list, target, model: str, train_seconds: float, figures: dict, **details
 ) -> dict:
     """summary.json of a run, a cross-validated run or an ensemble, in one shape: what `compare`, `serve`,
-    `evaluate`, `submit` and `ensemble` read alike. `figures`: validation metrics (`compute_metrics`' keys, or
-    a metrics.csv row's val_<key>), kept as val_<key>; `details`: what each kind adds, after the head."""
+    `evaluate`, `submit` and `ensemble` read alike. `figures`: validation metrics under `compute_metrics`' keys
+    (those present), kept as val_<key>; `details`: what each kind adds, after the head."""
     head = {"status": status, "classes": classes, "target": target, "model": model}
     head["train_seconds"] = round(float(train_seconds), 2)
-    found = {k: figures.get(k, figures.get(f"val_{k}")) for k in VALIDATION_FIGURES}
-    return {**head, **details, **{f"val_{k}": float(v) for k, v in found.items() if v is not None}}
+    return {**head, **details, **{f"val_{k}": float(figures[k]) for k in VALIDATION_FIGURES if k in figures}}
 
 
 def summarise(
