@@ -37,6 +37,9 @@ RECIPES = {
         "--image-size",
         "128",
     ],
+    # the same, its stem and first two stages kept at the ImageNet weights (no backward pass there: faster)
+    "lite0-frozen": ["--model", "tf_efficientnet_lite0", "--weights", "LITE0", "--lr", "2e-3", "--epochs", "6"]
+    + ["--image-size", "128", "--freeze-blocks", "2"],
 }
 
 
@@ -70,17 +73,18 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="a folder for the runs (kept between calls)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds")
     p.add_argument("--recipes", default="lenet15,lenet30,lite0", help=f"comma-separated, of {', '.join(RECIPES)}")
+    p.add_argument("--folds", type=int, default=5, help="folds of every recipe (runs of other than 5 are named -fK)")
     p.add_argument("--no-ensembles", action="store_true")
     args = p.parse_args(argv)
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "commands.log"
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
-    rows = []
+    rows, tag = [], "" if args.folds == 5 else f"-f{args.folds}"
     for seed in [int(s) for s in args.seeds.split(",")]:
         runs = {}
         for name in recipes:
-            run = out / f"{name}-s{seed}"
+            run = out / f"{name}{tag}-s{seed}"
             if (
                 not (run / "summary.json").is_file()
                 or json.loads((run / "summary.json").read_text()).get("status") != "finished"
@@ -91,7 +95,7 @@ def main(argv=None) -> int:
                     "--data",
                     str(data / "train"),
                     "--folds",
-                    "5",
+                    str(args.folds),
                     "--seed",
                     str(seed),
                     "--out",
@@ -106,7 +110,7 @@ def main(argv=None) -> int:
             else [c for k in range(2, len(recipes) + 1) for c in itertools.combinations(recipes, k)]
         )
         for combo in combos:
-            e = out / f"ensemble-{'+'.join(combo)}-s{seed}"
+            e = out / f"ensemble-{'+'.join(combo)}{tag}-s{seed}"
             if not (e / "summary.json").is_file():
                 signvision("ensemble", *[str(runs[n]) for n in combo], "--out", str(e), log=log)
             runs["+".join(combo)] = e
@@ -116,7 +120,8 @@ def main(argv=None) -> int:
             weights = ""
             if "ensemble" in s:
                 weights = " ".join(
-                    f"{Path(r['run']).name.rsplit('-s', 1)[0]}:{r['weight']:.2f}" for r in s["ensemble"]["runs"]
+                    f"{Path(r['run']).name.rsplit('-s', 1)[0].removesuffix(tag)}:{r['weight']:.2f}"
+                    for r in s["ensemble"]["runs"]
                 )
             rows.append(
                 (

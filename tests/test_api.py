@@ -32,8 +32,8 @@ def test_import_loads_nothing_heavy():
 
 # names whose examples train, audit or read trained runs: run in the whole suite (`make test`), not the fast tier
 SLOW_EXAMPLES = {"train", "Run", "Audit", "audit", "Predictions", "load_run", "compare_runs", "ensemble", "distill"}
-SLOW_EXAMPLES |= {"pseudo_labels", "lr_find"}
-NEEDS_RUNS = {"Predictions", "load_run", "compare_runs", "ensemble", "distill", "pseudo_labels"}  # example_runs
+SLOW_EXAMPLES |= {"pseudo_labels", "lr_find", "evaluate_labelled"}
+NEEDS_RUNS = {"Predictions", "load_run", "compare_runs", "ensemble", "distill", "pseudo_labels", "evaluate_labelled"}
 SIGN_DIGITS_ARGS = {"model": "lenet", "epochs": 2, "image_size": 32, "log": lambda *_: None}
 
 
@@ -50,8 +50,11 @@ def examples_folder(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def example_runs(examples_folder) -> Path:
     """The runs the examples name, trained small on sign-digits once (~40 s): runs/lenet, two 2-fold runs
-    (runs/ksl-lenet, runs/ksl-lenet-plain: no augmentation), their ensemble runs/ksl-ensemble; and photo.jpg."""
+    (runs/ksl-lenet, runs/ksl-lenet-plain: no augmentation), their ensemble runs/ksl-ensemble; photo.jpg; and
+    held-out/, a folder of class sub-folders of 30 images runs/lenet never trained on (its validation side)."""
     import shutil
+
+    import pandas as pd
 
     runs = examples_folder / "runs"
     sv.train(SIGN_DIGITS, out=runs / "lenet", **SIGN_DIGITS_ARGS)
@@ -59,6 +62,10 @@ def example_runs(examples_folder) -> Path:
     sv.train(SIGN_DIGITS, out=runs / "ksl-lenet-plain", folds=2, augment="none", **SIGN_DIGITS_ARGS)
     sv.ensemble([runs / "ksl-lenet", runs / "ksl-lenet-plain"], out=runs / "ksl-ensemble", log=lambda *_: None)
     shutil.copy(next((SIGN_DIGITS / "Images").glob("*.jpg")), examples_folder / "photo.jpg")
+    split = pd.read_csv(runs / "lenet" / "split.csv").merge(pd.read_csv(SIGN_DIGITS / "Train.csv"), on="img_IDS")
+    for name, label in split.loc[split["fold"] == "val", ["img_IDS", "Label"]].head(30).itertuples(index=False):
+        (examples_folder / "held-out" / str(label)).mkdir(parents=True, exist_ok=True)
+        shutil.copy(SIGN_DIGITS / "Images" / f"{name}.jpg", examples_folder / "held-out" / str(label))
     return runs
 
 

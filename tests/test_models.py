@@ -14,6 +14,7 @@ from signvision.models.factory import (
     LeNet,
     available_models,
     build_model,
+    freeze_first_blocks,
     load_weights,
     model_norm,
     set_backbone_trainable,
@@ -82,6 +83,32 @@ def test_freeze_backbone_leaves_head_trainable():
     assert trainable == ["fc.weight", "fc.bias"]
     set_backbone_trainable(model, True)
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_freezing_the_first_stages_stops_their_learning_and_their_statistics():
+    model = build_model("resnet18", 4, image_size=32)
+    frozen = freeze_first_blocks(model, 2)  # resnet18: stem (conv1, bn1), layer1, layer2
+    assert frozen[:2] == ["conv1", "bn1"] and any(n.startswith("layer2.") for n in frozen)
+    assert not any(n.startswith("layer3.") for n in frozen)
+    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"layer3", "layer4", "fc"}
+    before = model.bn1.running_mean.clone(), model.layer3[0].bn1.running_mean.clone()
+    model.train()  # the trainer calls this each epoch: the frozen BatchNorm layers stay in evaluation mode
+    assert not model.bn1.training and not model.layer2[0].bn1.training and model.layer3[0].bn1.training
+    model(torch.randn(8, 3, 32, 32) * 3 + 1).sum().backward()
+    assert torch.equal(model.bn1.running_mean, before[0])  # stored statistics kept
+    assert not torch.equal(model.layer3[0].bn1.running_mean, before[1])  # a training stage's move
+    assert model.conv1.weight.grad is None and model.layer3[0].conv1.weight.grad is not None
+    set_backbone_trainable(model, True)  # --freeze-backbone-epochs ending leaves these frozen
+    assert not model.conv1.weight.requires_grad and model.layer3[0].conv1.weight.requires_grad
+    assert sorted(model.state_dict()) == sorted(build_model("resnet18", 4).state_dict())  # checkpoints alike
+
+
+def test_freezing_asks_for_a_backbone_with_stages():
+    with pytest.raises(SignvisionError, match="freeze_blocks.*LeNet has none"):
+        freeze_first_blocks(build_model("lenet", 3), 1)
+    with pytest.raises(SignvisionError, match="4 stages"):
+        freeze_first_blocks(build_model("resnet18", 3), 5)
 
 
 def test_weights_under_other_key_names_are_matched_by_order(tmp_path):

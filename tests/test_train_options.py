@@ -121,6 +121,22 @@ def test_finetune_from_a_run_with_other_classes(tiny_zindi, tmp_path):
     assert not torch.equal(tuned["fc.bias"], torch.zeros(1))
 
 
+def test_frozen_first_stages_keep_the_loaded_weights_through_training(tiny_zindi, tmp_path):
+    from signvision.models.factory import build_model
+
+    torch.save(build_model("resnet18", 3).state_dict(), tmp_path / "start.pth")
+    weights = str(tmp_path / "start.pth")
+    fit(tiny_config(tiny_zindi, tmp_path / "fz", model="resnet18", image_size=32, weights=weights, freeze_blocks=1))
+    start, tuned = torch.load(tmp_path / "start.pth"), load_checkpoint(tmp_path / "fz" / "best.pt")["model"]
+    for key in ("conv1.weight", "bn1.running_mean", "bn1.running_var", "layer1.0.conv1.weight"):
+        assert torch.equal(tuned[key], start[key]), key  # the stem and the first stage: as loaded
+    for key in ("layer2.0.conv1.weight", "layer2.0.bn1.running_mean"):
+        assert not torch.equal(tuned[key], start[key]), key  # the later stages learnt
+    assert 0 <= evaluate_run(tmp_path / "fz", device="cpu")["uncalibrated"]["log_loss"] < 10  # it loads as any other
+    with pytest.raises(SignvisionError, match="freeze_blocks"):
+        fit(tiny_config(tiny_zindi, tmp_path / "lenet", freeze_blocks=1))
+
+
 def test_pretrained_offline_points_at_weights(tiny_zindi, tmp_path, monkeypatch):
     import huggingface_hub.constants
 

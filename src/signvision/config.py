@@ -54,6 +54,7 @@ class Recipe:
     pretrained: bool = False  # timm hub weights (needs network)
     weights: str | None = None  # local weights: timm .safetensors/.pth, a signvision best.pt, or "imagenet" (Lite0-2)
     freeze_backbone_epochs: int = 0  # train only the new head for this many first epochs
+    freeze_blocks: int = 0  # keep a timm backbone's stem and first N stages at their loaded weights (faster)
     backbone_lr_scale: float = 1.0  # the backbone's learning rate is lr x this (fine-tuning: e.g. 0.1)
     # --- optimisation
     loss: str = "ce"  # ce (softmax cross-entropy) | bce (one-vs-rest sigmoids, the course's: learns slower)
@@ -159,7 +160,14 @@ class TrainConfig(Machine, Recipe, DataSource):
             )
         if not 0 < self.backbone_lr_scale <= 10:
             raise OptionError("must be in (0, 10]", option="backbone_lr_scale", value=self.backbone_lr_scale)
-        for name in ("freeze_backbone_epochs", "mix_off_epochs", "weight_decay", "warmup_epochs", "grad_clip"):
+        for name in (
+            "freeze_backbone_epochs",
+            "freeze_blocks",
+            "mix_off_epochs",
+            "weight_decay",
+            "warmup_epochs",
+            "grad_clip",
+        ):
             if getattr(self, name) < 0:
                 raise OptionError("must not be negative", option=name, value=getattr(self, name))
         if not 0 < self.ema_decay < 1:

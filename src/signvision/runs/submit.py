@@ -98,13 +98,15 @@ def training_rate(settings: dict, n_classes: int, device: str = "auto", steps: i
     import torch
 
     from signvision.config import TrainConfig
-    from signvision.models.factory import build_model
+    from signvision.models.factory import build_model, freeze_first_blocks
     from signvision.training.runtime import pick_device
     from signvision.training.trainer import adamw
 
     cfg = TrainConfig(**settings)
     dev = pick_device(device)
-    model = build_model(cfg.model, n_classes, image_size=cfg.image_size).to(dev).train()
+    model = build_model(cfg.model, n_classes, image_size=cfg.image_size)
+    freeze_first_blocks(model, cfg.freeze_blocks)  # their backward pass skipped, as in training
+    model = model.to(dev).train()
     optimizer = adamw(model.parameters(), dev, lr=1e-3)  # as training makes it
     # (B, 3, S, S) laid out as the loop's batches are: views of (B, S, S, 3) images (NHWC in memory), which
     # oneDNN keeps through the network; an NCHW probe made Lite0 look 1.5 times slower than it trains

@@ -23,7 +23,7 @@ from torch.utils.data import DistributedSampler
 from signvision.config import TrainConfig, packaged_weights
 from signvision.data.dataset import ShardSampler, auto_workers, make_loader
 from signvision.models.augment import build_augment
-from signvision.models.factory import build_model, load_weights, model_norm
+from signvision.models.factory import build_model, freeze_first_blocks, load_weights, model_norm
 from signvision.training.rundata import PSEUDO, RunData, prepare_run_data
 from signvision.training.runtime import Runtime, pick_device, precision_name
 from signvision.training.trainer import (
@@ -55,6 +55,7 @@ def build_run_model(cfg: TrainConfig, num_outputs: int) -> tuple[nn.Module, dict
     )
     weights = packaged_weights(cfg.model) if cfg.weights == "imagenet" else cfg.weights
     report = load_weights(model, weights) if weights else None
+    freeze_first_blocks(model, cfg.freeze_blocks)
     return model, report
 
 
