@@ -36,8 +36,9 @@ def main(argv=None) -> int:
     classes = sv.load_run(args.a).classes
     y = test["Label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     groups = group_keys(group_near_copies(fingerprint_images(test["path"].tolist())), test["img_IDS"])
-    probs = {name: test_probs(Path(run), test) for name, run in (("A", args.a), ("B", args.b))}
+    probs = {}
     for name, run in (("A", args.a), ("B", args.b)):
+        probs[name] = test_probs(Path(run), test)
         print(f"{name} {run}: {figures(y, probs[name])}")
     print(f"B - A: {paired(y, probs['A'], probs['B'], groups)}")
     return 0

@@ -37,10 +37,9 @@ RECIPES = {
         "--image-size",
         "128",
     ],
-    # the same, its stem and first two stages kept at the ImageNet weights (no backward pass there: faster)
-    "lite0-frozen": ["--model", "tf_efficientnet_lite0", "--weights", "LITE0", "--lr", "2e-3", "--epochs", "6"]
-    + ["--image-size", "128", "--freeze-blocks", "2"],
 }
+# Lite0's recipe with its stem and first two stages kept at the ImageNet weights (no backward pass there: faster)
+RECIPES["lite0-frozen"] = [*RECIPES["lite0"], "--freeze-blocks", "2"]
 
 
 def lite0_weights() -> str:

@@ -328,6 +328,12 @@ CASES = [
     ("checkpoint of another model", foreign_checkpoint(other_model), "best.pt: its weights do not fit"),
     ("empty --split", lambda e: e.train("--split", _write(e.tmp / "s.csv", ""), "--out", e.tmp / "r"), "is empty"),
     ("--lr inf", lambda e: e.train("--lr", "inf", "--out", e.tmp / "r"), "--lr inf"),
+    ("--freeze-blocks on LeNet", lambda e: e.train("--freeze-blocks", "1", "--out", e.tmp / "r"), "LeNet has none"),
+    (
+        "--freeze-blocks past the stages",
+        lambda e: e.train("--model", "resnet18", "--freeze-blocks", "5", "--folds", "2", "--out", e.tmp / "r"),
+        "--freeze-blocks 5: this backbone has 4 stages",
+    ),
     ("--seed -1", lambda e: e.train("--seed", "-1", "--out", e.tmp / "r"), "--seed -1"),
     ("--weight-decay nan", lambda e: e.train("--weight-decay", "nan", "--out", e.tmp / "r"), "--weight-decay nan"),
     ("--mix-alpha nan", lambda e: e.train("--mix-alpha", "nan", "--out", e.tmp / "r"), "--mix-alpha nan"),

@@ -65,6 +65,17 @@ def check_model_name(name: str) -> None:
         raise OptionError(f"unknown model{hint}", option="model", value=name)
 
 
+def check_model(cfg: TrainConfig) -> None:
+    """A checked config's model settings, before any data is read: the name (close matches named), and
+    `freeze_blocks` against the backbone's stages (its skeleton built on PyTorch's meta device: no memory, no
+    weights, a fraction of a second)."""
+    check_model_name(cfg.model)
+    if cfg.freeze_blocks > 0:
+        with torch.device("meta"):
+            model = build_model(cfg.model, 2, image_size=cfg.image_size, lenet_width=cfg.lenet_width)
+        freeze_first_blocks(model, cfg.freeze_blocks)
+
+
 def build_model(
     name: str,
     num_outputs: int,

@@ -56,17 +56,17 @@ def train_folds(data=None, *, out=None, config: TrainConfig | None = None, log=N
     """k-fold cross-validation into `out` (one run per fold, the out-of-fold ensemble and its report): the
     `Run` of the folder, its folds averaged when predicting."""
     from signvision.imports import import_heavy
-    from signvision.models.factory import check_model_name
+    from signvision.models.factory import check_model
 
     import_heavy()  # a Ctrl-C during the first imports would leave them half done
     cfg, table = config_and_data(data, out, config, settings)
     if cfg.out is None:
         raise OptionError("k-fold training writes one run per fold: give `out`", option="folds", value=cfg.folds)
-    check_model_name(cfg.model)
+    check_model(cfg.check())
     from signvision.runs.crossval import fit_folds  # here: `sv.train` answers before PyTorch is loaded
 
     with log_to(log):
-        fit_folds(cfg.check(), table=table, report=True)
+        fit_folds(cfg, table=table, report=True)
     return Run.load(cfg.out)
 
 
@@ -179,13 +179,13 @@ def lr_find(
     check_log(log)
     if out is not None:
         check_lr_find_out(Path(out), overwrite)
-    from signvision.models.factory import check_model_name
+    from signvision.models.factory import check_model
     from signvision.training.lrfind import lr_sweep
     from signvision.training.setup import prepare_training
 
     cfg, table = config_and_data(data, None, config, settings)
-    check_model_name(cfg.model)
-    prepared = prepare_training(cfg.check(), leak_check=False, table=table)
+    check_model(cfg.check())
+    prepared = prepare_training(cfg, leak_check=False, table=table)
     found = lr_sweep(
         prepared.model,
         prepared.train_loader,

@@ -122,7 +122,7 @@ class Run:
         """Train, or continue after an interruption; then calibrate, score and summarise, and for a run with a
         folder write summary.json and (unless `report` is off) report.html. Returns the run. Progress lines go
         to the "signvision" logger (signvision/logs.py), or to `log` when given (`lambda *_: None`: none)."""
-        from signvision.models.factory import check_model_name
+        from signvision.models.factory import check_model
 
         if not self._to_train:
             raise RunError(
@@ -130,7 +130,7 @@ class Run:
                 option="run",
                 value=self.folder,
             )
-        check_model_name(self.cfg.model)
+        check_model(self.cfg)
         with log_to(log):
             status = fit_once(self, report)
         if status == "interrupted":
