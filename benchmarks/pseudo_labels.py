@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from submissions import RECIPES, lite0_weights, signvision  # noqa: E402
+from submissions import RECIPES, signvision  # noqa: E402
 from submissions import main as submissions_main  # noqa: E402
 
 
@@ -37,9 +37,8 @@ def finished(run: Path) -> bool:
 def train_second_round(name: str, seed: int, data: Path, out: Path, pseudo: Path, log: Path) -> Path:
     run = out / f"{name}-pl-s{seed}"
     if not finished(run):
-        options = [lite0_weights() if a == "LITE0" else a for a in RECIPES[name]]
         train = ["train", "--data", str(data / "train"), "--folds", "5", "--seed", str(seed), "--out", str(run)]
-        signvision(*train, "--pseudo-labels", str(pseudo), *options, log=log)
+        signvision(*train, "--pseudo-labels", str(pseudo), *RECIPES[name], log=log)
     return run
 
 

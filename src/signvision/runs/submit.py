@@ -84,9 +84,10 @@ class Job:
     out: Path
     deadline: float
     settings: dict  # settings every stage shares (seed, device, audit, ...)
-    pace: float = 1.0  # measured time / estimate of the stages run so far
     folds: int | None = None  # chosen before the first stage
-    rates: dict = field(default_factory=dict)  # training images/s here of each network and size
+    rates: dict = field(default_factory=dict)  # training images/s here of each network and size (probed)
+    paces: dict = field(default_factory=dict)  # each network and size: a stage's time / its estimate (1.0 untried)
+    after: float = 0.0  # seconds each finished stage adds to writing a submission (ensembling, predicting)
 
     @property
     def left(self) -> float:
@@ -132,15 +133,29 @@ def estimate_seconds(settings: dict, n_images: int, rate: float, folds: int) -> 
 UNTIMED = ("epochs", "lr", "folds", "seed")  # settings that do not change a training step's time
 
 
+def step_of(job: Job, name: str) -> str:
+    """What sets the time of a training step of stage `name`: its network, size and the rest, not its epochs."""
+    settings = {**job.settings, **STAGES[name]}
+    return repr(sorted((k, str(v)) for k, v in settings.items() if k not in UNTIMED))
+
+
 def rate_of(job: Job, name: str, n_classes: int) -> float:
     """Training images/s of stage `name`'s recipe here, measured once a job for each network and size (LeNet
     for 15 or 30 epochs is one measurement: two probes of one network read 375 and 481 images/s, and the
     pace learnt on one then misjudged the other by a quarter)."""
-    settings = {**job.settings, **STAGES[name]}
-    step = repr(sorted((k, str(v)) for k, v in settings.items() if k not in UNTIMED))
+    step = step_of(job, name)
     if step not in job.rates:
+        settings = {**job.settings, **STAGES[name]}
         job.rates[step] = training_rate(settings, n_classes, job.settings.get("device", "auto"))
     return job.rates[step]
+
+
+def pace_of(job: Job, name: str) -> float:
+    """How long stage `name` takes here against its estimate: learnt on an earlier stage of the same network
+    and size, else 1.0. One pace for all networks misjudged the next by up to 1.5x (LeNet's loader and
+    calibration are a larger share of its stage than Lite0's: a pace of 1.3 learnt on LeNet put Lite0 at 14
+    minutes where it took 11, then Lite0's pace put a 30-epoch LeNet at too few minutes, and the job overran)."""
+    return job.paces.get(step_of(job, name), 1.0)
 
 
 def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
@@ -153,7 +168,8 @@ def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
     def stages_that_fit(k: int) -> int:
         spent, count = 0.0, 0
         for name in STAGES:
-            spent += estimate_seconds({**job.settings, **STAGES[name]}, n_images, rates[name], k) * job.pace
+            estimate = estimate_seconds({**job.settings, **STAGES[name]}, n_images, rates[name], k)
+            spent += estimate * pace_of(job, name) + job.after * (count + 1)
             if spent > left:
                 break
             count += 1
@@ -166,30 +182,33 @@ def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
     return folds
 
 
-def plan_stage(job: Job, name: str, n_images: int, n_classes: int, first: bool) -> tuple[dict, float] | None:
-    """(the settings of stage `name`, folds included, and its estimated seconds before the learnt pace) if it
-    fits in the time left; None: skip it. The first stage is cut to fewer epochs if it does not fit, and runs
-    even so (the job must hold a submission); a later one is cut if at least SHORTEST_SHARE of its epochs fit,
-    else skipped."""
+def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: int) -> tuple[dict, float] | None:
+    """(the settings of stage `name`, folds included, and its estimated seconds of training before the learnt
+    pace) if it fits in the time left, after `done` finished stages; None: skip it. Its time is its training at
+    its network's pace, plus writing the submission of `done` + 1 stages. The first stage is cut to fewer
+    epochs if it does not fit, and runs even so (the job must hold a submission); a later one is cut if at
+    least SHORTEST_SHARE of its epochs fit, else skipped."""
     from signvision.config import TrainConfig
 
     settings = {**job.settings, **STAGES[name], "folds": job.folds}
     raw = estimate_seconds(settings, n_images, rate_of(job, name, n_classes), job.folds)
+    training, writing = raw * pace_of(job, name), job.after * (done + 1)
     left = max(job.left, 0.0)
-    if raw * job.pace <= left:
-        logger.info(f"stage {name}: {job.folds} folds, about {raw * job.pace / 60:.1f} min of {left / 60:.1f}")
+    if training + writing <= left:
+        logger.info(f"stage {name}: {job.folds} folds, about {(training + writing) / 60:.1f} min of {left / 60:.1f}")
         return settings, raw
     epochs = settings.get("epochs", TrainConfig.epochs)
-    fitted = int(epochs * left / (raw * job.pace))  # the epochs that fit
-    if first:
+    fitted = int(epochs * max(left - writing, 0.0) / training)  # the epochs that fit
+    if not done:
         fitted = min(epochs, max(SHORTEST_EPOCHS, fitted))
     elif fitted < math.ceil(epochs * SHORTEST_SHARE):  # a later stage: cut a little, else skipped
-        logger.info(f"stage {name}: skipped (about {raw * job.pace / 60:.1f} min needed, {left / 60:.1f} left)")
+        needed = (training + writing) / 60
+        logger.info(f"stage {name}: skipped (about {needed:.1f} min needed, {left / 60:.1f} left)")
         return None
     logger.info(
-        f"stage {name}: {job.folds} folds of {epochs} epochs need about {raw * job.pace / 60:.1f} min, "
+        f"stage {name}: {job.folds} folds of {epochs} epochs need about {(training + writing) / 60:.1f} min, "
         f"{left / 60:.1f} left: {fitted} epochs"
-        + (" (the fewest it runs: it will go over the budget)" if fitted * raw * job.pace / epochs > left else "")
+        + (" (the fewest it runs: it will go over the budget)" if fitted * training / epochs + writing > left else "")
     )
     return {**settings, "epochs": fitted}, raw * fitted / epochs
 
@@ -303,6 +322,7 @@ def run_job(data: Path, budget: float, out: Path, work, overwrite: bool, setting
         record = read_json(work / "stages.json") if (work / "stages.json").is_file() else {"stages": []}
         done = [row["stage"] for row in record["stages"]]
         job.folds = record.get("folds")
+        job.paces, job.after = record.get("paces", {}), record.get("after_seconds", 0.0)  # learnt by earlier calls
         for name in STAGES:
             if name in done:
                 continue
@@ -312,16 +332,17 @@ def run_job(data: Path, budget: float, out: Path, work, overwrite: bool, setting
                 plan = {**shared, **STAGES[name], "epochs": cv["config"]["epochs"], "folds": cv["folds"]}, None
             else:
                 job.folds = job.folds or choose_folds(job, len(table.train), len(table.classes))
-                plan = plan_stage(job, name, len(table.train), len(table.classes), first=not done)
+                plan = plan_stage(job, name, len(table.train), len(table.classes), done=len(done))
             if plan is None:
                 continue
             stage_started = time.monotonic()
             job.folds = record["folds"] = plan[0]["folds"]
             train_stage(job, name, *plan)
-            plan = plan[0]
+            plan, trained = plan[0], time.monotonic()
             predicting = best_so_far(job, done + [name])
             digest = write_submission(job, predicting)
             done.append(name)
+            job.after = (time.monotonic() - trained) / len(done)
             record["stages"].append(
                 {
                     "stage": name,
@@ -333,6 +354,7 @@ def run_job(data: Path, budget: float, out: Path, work, overwrite: bool, setting
                 }
             )
             record.update(digest=digest, submission=str(out), predicts_with=predicting.name)
+            record.update(paces=job.paces, after_seconds=round(job.after, 1))
             write_json(work / "stages.json", record)
             logger.info(f"stage {name}: wrote {out} ({describe_row(record['stages'][-1])})")
         if distill and done and "distilled" not in record:
@@ -355,7 +377,7 @@ def distil_stage(job: Job, record: dict, n_images: int, n_classes: int) -> None:
 
     settings = {**job.settings, **DISTILLED}
     rate = rate_of(job, "lenet", n_classes)  # DISTILLED is the lenet stage's recipe: timed once a job
-    needed = OVERHEAD * TrainConfig.epochs * n_images * (1 - TrainConfig.val_fraction) / rate * job.pace
+    needed = OVERHEAD * TrainConfig.epochs * n_images * (1 - TrainConfig.val_fraction) / rate * pace_of(job, "lenet")
     if needed > max(job.left, 0.0) and not (job.work / "distilled" / "config.json").is_file():
         logger.info(f"distilled: skipped (about {needed / 60:.1f} min needed, {max(job.left, 0) / 60:.1f} left)")
         return
@@ -404,10 +426,10 @@ def epochs_trained(run: Path) -> int:
 
 
 def train_stage(job: Job, name: str, settings: dict, estimate: float | None) -> None:
-    """Train stage `name` (a `--folds` run in WORK/name; continued if it was interrupted), and learn the pace:
-    how long stages take here against their estimate, from the share of the stage this call trained (a stage
-    continued after a kill has only its rest to time: against the whole stage's estimate it would make the
-    next stages look three times faster than they are)."""
+    """Train stage `name` (a `--folds` run in WORK/name; continued if it was interrupted), and learn its
+    network's pace: how long its stages take here against their estimate, from the share of the stage this call
+    trained (a stage continued after a kill has only its rest to time: against the whole stage's estimate it
+    would make the next stages look three times faster than they are)."""
     from signvision.config import TrainConfig
     from signvision.runs.api import train_folds
 
@@ -416,7 +438,7 @@ def train_stage(job: Job, name: str, settings: dict, estimate: float | None) -> 
     total = settings["folds"] * settings.get("epochs", TrainConfig.epochs)
     share = (epochs_trained(job.work / name) - before) / total
     if estimate and share >= 0.25:  # too little of it trained here says little about the pace
-        job.pace = (time.monotonic() - started) / (estimate * share)
+        job.paces[step_of(job, name)] = (time.monotonic() - started) / (estimate * share)
 
 
 def describe_row(row: dict) -> str:
