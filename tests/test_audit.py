@@ -281,6 +281,7 @@ def test_the_mislabel_models_epochs_count_a_clip_of_frames_once():
     assert auto_epochs(60_000) == 3 and auto_epochs(400_000) == 2
 
 
+@pytest.mark.slow
 def test_drop_suspects_removes_exactly_the_flagged_images(tmp_path):
     from helpers import make_zindi
 

@@ -197,6 +197,7 @@ def set_cell(lines: list[str], row: int, column: str, value: str) -> list[str]:
     return [*lines[: row - 1], ",".join(cells), *lines[row:]]
 
 
+@pytest.mark.slow
 def test_the_fourth_adversarial_round_damaged_run_files_are_one_line(two_recipes, tmp_path, capsys):
     """G3, G4, G15: an ensemble checks each run's oof.csv against its folds.csv and classes before fitting."""
     data, root = two_recipes
@@ -232,6 +233,7 @@ def test_the_fourth_adversarial_round_damaged_run_files_are_one_line(two_recipes
             assert not (tmp_path / "e").exists()
 
 
+@pytest.mark.slow
 def test_the_fourth_adversarial_round_members_are_recorded_and_named(two_recipes, tmp_path, capsys):
     """G5, G6, G14: an ensemble stores its runs relative to itself (a moved project works), refuses a run that
     changed after the fit, and its messages name the runs as given, never a --runs or --run option."""

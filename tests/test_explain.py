@@ -40,6 +40,7 @@ def test_a_heatmap_finds_the_one_place_that_decides():
     assert divmod(int(maps[0].argmax()), 16) == (5, 10)
 
 
+@pytest.mark.slow
 def test_run_explain_and_the_command(tiny_zindi, tmp_path, capsys):
     run = sv.train(config=tiny_config(tiny_zindi, tmp_path / "run", image_size=24), log=QUIET["log"])
     images = sorted((tiny_zindi / "Images").glob("*.jpg"))[:5]

@@ -11,6 +11,7 @@ from signvision.grouping.groups import join_groups
 from signvision.grouping.splits import make_split, read_split, single_group_classes
 
 
+@pytest.mark.slow
 def test_stratified_and_seeded():
     ids = pd.Series([f"i{k}" for k in range(300)])
     labels = pd.Series(np.repeat(["a", "b", "c"], [150, 90, 60]))

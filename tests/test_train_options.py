@@ -121,6 +121,7 @@ def test_finetune_from_a_run_with_other_classes(tiny_zindi, tmp_path):
     assert not torch.equal(tuned["fc.bias"], torch.zeros(1))
 
 
+@pytest.mark.slow
 def test_frozen_first_stages_keep_the_loaded_weights_through_training(tiny_zindi, tmp_path):
     from signvision.models.factory import build_model
 
