@@ -168,8 +168,7 @@ def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
     def stages_that_fit(k: int) -> int:
         spent, count = 0.0, 0
         for name in STAGES:
-            estimate = estimate_seconds({**job.settings, **STAGES[name]}, n_images, rates[name], k)
-            spent += estimate * pace_of(job, name) + job.after * (count + 1)
+            spent += estimate_seconds({**job.settings, **STAGES[name]}, n_images, rates[name], k) * pace_of(job, name)
             if spent > left:
                 break
             count += 1
