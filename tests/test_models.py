@@ -31,6 +31,28 @@ def test_lenet_shapes(size, chans, outputs, width):
     assert sum(isinstance(m, torch.nn.Linear) for m in model.modules()) == 3
 
 
+def test_lenet_pools_before_its_relu_and_computes_what_relu_then_pool_does():
+    torch.manual_seed(0)
+    model = LeNet(9, image_size=32)
+    conv1, pool1, relu1, conv2, pool2, relu2 = model.features
+    assert isinstance(pool1, torch.nn.MaxPool2d) and isinstance(relu1, torch.nn.ReLU)
+    textbook = torch.nn.Sequential(conv1, relu1, pool1, conv2, relu2, pool2)  # conv, ReLU, pool: the same layers
+    x = torch.randn(4, 3, 32, 32)
+    assert torch.equal(model.features(x), textbook(x))
+    grads = []
+    for features in (model.features, textbook):
+        model.zero_grad()
+        features(x).square().sum().backward()
+        grads.append([p.grad.clone() for p in model.features.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+    assert [k for k in model.state_dict() if k.startswith("features")] == [
+        "features.0.weight",
+        "features.0.bias",
+        "features.3.weight",
+        "features.3.bias",
+    ]  # the names of checkpoints written before the order changed
+
+
 def test_lenet_too_small():
     with pytest.raises(SignvisionError, match="image_size=8"):
         LeNet(3, image_size=8)
