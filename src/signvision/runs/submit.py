@@ -192,20 +192,19 @@ def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: int) ->
     settings = {**job.settings, **STAGES[name], "folds": job.folds}
     raw = estimate_seconds(settings, n_images, rate_of(job, name, n_classes), job.folds)
     training, writing = raw * pace_of(job, name), job.after * (done + 1)
-    left = max(job.left, 0.0)
-    if training + writing <= left:
-        logger.info(f"stage {name}: {job.folds} folds, about {(training + writing) / 60:.1f} min of {left / 60:.1f}")
+    needed, left = training + writing, max(job.left, 0.0)
+    if needed <= left:
+        logger.info(f"stage {name}: {job.folds} folds, about {needed / 60:.1f} min of {left / 60:.1f}")
         return settings, raw
     epochs = settings.get("epochs", TrainConfig.epochs)
     fitted = int(epochs * max(left - writing, 0.0) / training)  # the epochs that fit
     if not done:
         fitted = min(epochs, max(SHORTEST_EPOCHS, fitted))
     elif fitted < math.ceil(epochs * SHORTEST_SHARE):  # a later stage: cut a little, else skipped
-        needed = (training + writing) / 60
-        logger.info(f"stage {name}: skipped (about {needed:.1f} min needed, {left / 60:.1f} left)")
+        logger.info(f"stage {name}: skipped (about {needed / 60:.1f} min needed, {left / 60:.1f} left)")
         return None
     logger.info(
-        f"stage {name}: {job.folds} folds of {epochs} epochs need about {(training + writing) / 60:.1f} min, "
+        f"stage {name}: {job.folds} folds of {epochs} epochs need about {needed / 60:.1f} min, "
         f"{left / 60:.1f} left: {fitted} epochs"
         + (" (the fewest it runs: it will go over the budget)" if fitted * training / epochs + writing > left else "")
     )
