@@ -75,10 +75,13 @@ def main(argv=None) -> int:
     p.add_argument("--folds", type=int, default=5, help="folds of every recipe (runs of other than 5 are named -fK)")
     p.add_argument("--no-ensembles", action="store_true")
     args = p.parse_args(argv)
+    recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
+    unknown = [r for r in recipes if r not in RECIPES]
+    if unknown:
+        p.error(f"--recipes {','.join(unknown)}: expected some of {', '.join(RECIPES)}")
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "commands.log"
-    recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     rows, tag = [], "" if args.folds == 5 else f"-f{args.folds}"
     for seed in [int(s) for s in args.seeds.split(",")]:
         runs = {}
