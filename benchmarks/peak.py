@@ -7,6 +7,7 @@ matrix product on the same cores, the best a dense kernel reaches here.
     python benchmarks/peak.py                      # the three models, fp32, with the machine's peak
     python benchmarks/peak.py --amp                # the same under bf16 autocast (CPU)
     python benchmarks/peak.py --channels-last      # the same with NHWC tensors, as `train --channels-last`
+    python benchmarks/peak.py --channels-last --compile --models tf_efficientnet_lite0   # as `train --compile`
 
 The cores' threads are PyTorch's default (all of them); run it alone.
 """
@@ -57,7 +58,7 @@ def flops_per_image(model, x) -> float:
     return 3 * counter.get_total_flops() / len(x)
 
 
-def measure(name: str, size: int, batch: int, steps: int, amp: bool, channels_last: bool = False) -> dict:
+def measure(name: str, size: int, batch: int, steps: int, amp: bool, channels_last=False, compile=False) -> dict:
     torch.manual_seed(0)
     model = build_model(name, 9, image_size=size).train()
     x, y = torch.randn(batch, 3, size, size), torch.randint(0, 9, (batch,))
@@ -65,12 +66,22 @@ def measure(name: str, size: int, batch: int, steps: int, amp: bool, channels_la
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     optimizer = adamw(model.parameters(), "cpu", lr=1e-3)  # as training makes it
     flops = flops_per_image(model, x)
-    train_step(model, optimizer, x, y, amp)  # warm-up
+    stepped = torch.compile(model) if compile else model  # as `train --compile` (the optimiser's step eager)
+    warm_up = time.perf_counter()
+    train_step(stepped, optimizer, x, y, amp)  # warm-up (and, compiled, the compilation)
+    warm_up = time.perf_counter() - warm_up
     started = time.perf_counter()
     for _ in range(steps):
-        train_step(model, optimizer, x, y, amp)
+        train_step(stepped, optimizer, x, y, amp)
     per_s = steps * batch / (time.perf_counter() - started)
-    return {"model": name, "size": size, "img_s": per_s, "gflop_img": flops / 1e9, "gflop_s": per_s * flops / 1e9}
+    return {
+        "model": name,
+        "size": size,
+        "img_s": per_s,
+        "gflop_img": flops / 1e9,
+        "gflop_s": per_s * flops / 1e9,
+        "warm_up_s": warm_up,
+    }
 
 
 def main() -> None:
@@ -79,7 +90,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=10, help="timed training steps per model (after one warm-up)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast, as `train --amp` on a CPU")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format, as `train --channels-last`")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model, as `train --compile`")
+    p.add_argument("--models", default=",".join(n for n, _ in MODELS), help="comma-separated, of the three")
     a = p.parse_args()
+    chosen = [(n, s) for n, s in MODELS if n in a.models.split(",")]
+    if not chosen:
+        p.error(f"--models {a.models}: expected some of {', '.join(n for n, _ in MODELS)}")
     flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
     peak32, peak16 = gemm_peak(torch.float32), gemm_peak(torch.bfloat16)
@@ -90,13 +106,14 @@ def main() -> None:
     peak = peak16 if a.amp else peak32
     print(
         f"{'model':<24} {'px':>4} {'img/s':>8} {'GFLOP/img':>10} {'GFLOP/s':>9} {'of peak':>8}   "
-        f"({'bf16' if a.amp else 'fp32'}{', channels-last' if a.channels_last else ''})"
+        f"({'bf16' if a.amp else 'fp32'}{', channels-last' if a.channels_last else ''}"
+        f"{', compiled' if a.compile else ''})   warm-up s"
     )
-    for name, size in MODELS:
-        r = measure(name, size, a.batch_size, a.steps, a.amp, a.channels_last)
+    for name, size in chosen:
+        r = measure(name, size, a.batch_size, a.steps, a.amp, a.channels_last, a.compile)
         print(
             f"{name:<24} {size:>4} {r['img_s']:>8.0f} {r['gflop_img']:>10.3f} {r['gflop_s']:>9.1f} "
-            f"{r['gflop_s'] / peak:>8.1%}"
+            f"{r['gflop_s'] / peak:>8.1%}   {r['warm_up_s']:>9.1f}"
         )
 
 

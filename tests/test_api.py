@@ -32,7 +32,7 @@ def test_import_loads_nothing_heavy():
 
 # names whose examples train, audit or read trained runs: run in the whole suite (`make test`), not the fast tier
 SLOW_EXAMPLES = {"train", "Run", "Audit", "audit", "Predictions", "load_run", "compare_runs", "ensemble", "distill"}
-SLOW_EXAMPLES |= {"pseudo_labels", "lr_find", "evaluate_labelled"}
+SLOW_EXAMPLES |= {"pseudo_labels", "lr_find", "evaluate_labelled", "submit"}
 NEEDS_RUNS = {"Predictions", "load_run", "compare_runs", "ensemble", "distill", "pseudo_labels", "evaluate_labelled"}
 SIGN_DIGITS_ARGS = {"model": "lenet", "epochs": 2, "image_size": 32, "log": lambda *_: None}
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import signvision.runs.planner as planner_module
 import signvision.runs.submit as submit_module
 from signvision.errors import OptionError
 from signvision.runs.submit import parse_time
@@ -23,8 +24,8 @@ TINY_STAGES = {
 
 @pytest.fixture
 def tiny_job(monkeypatch):
-    monkeypatch.setattr(submit_module, "STAGES", TINY_STAGES)
-    monkeypatch.setattr(submit_module, "FOLDS", (2,))
+    monkeypatch.setattr(planner_module, "STAGES", TINY_STAGES)
+    monkeypatch.setattr(planner_module, "FOLDS", (2,))
 
 
 def test_budgets_in_words_and_numbers():
@@ -58,7 +59,7 @@ def test_submit_stages_a_kill_a_larger_budget_and_the_same_command_again(
     from signvision.cli.commands import main
 
     slow_lite0 = lambda settings, *a, **k: 1e9 if settings["model"] == "lenet" else 1e-3  # noqa: E731 (images/s)
-    monkeypatch.setattr(submit_module, "training_rate", slow_lite0)
+    monkeypatch.setattr(planner_module, "training_rate", slow_lite0)
     real_best = submit_module.best_so_far
     monkeypatch.setattr(submit_module, "best_so_far", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
     out, work, lines = tmp_path / "submission.csv", tmp_path / "submission-job", []
@@ -74,7 +75,7 @@ def test_submit_stages_a_kill_a_larger_budget_and_the_same_command_again(
     assert first["predicts_with"] == "lenet" and first["log_loss_ci"][0] <= first["log_loss"] <= first["log_loss_ci"][1]
     check_submission(out, tiny_zindi)
 
-    monkeypatch.setattr(submit_module, "training_rate", lambda *a, **k: 1e9)
+    monkeypatch.setattr(planner_module, "training_rate", lambda *a, **k: 1e9)
     argv = ["submit", "--data", str(tiny_zindi), "--time", "20m", "--out", str(out), "--device", "cpu"]
     assert main(argv) == 0  # a larger budget: the skipped stage, then the ensemble of both
     record = json.loads((work / "stages.json").read_text())
@@ -119,42 +120,6 @@ def test_a_users_file_is_never_replaced_and_no_test_images_is_one_line(tiny_zind
         sv.submit(tiny_zindi, time="1m", out=tmp_path / "other.csv")
 
 
-def test_the_job_chooses_the_most_folds_with_which_every_stage_fits(monkeypatch):
-    """A short budget gets fewer folds of the full recipes, not under-trained models, and every stage has the same
-    folds; where only the first stage fits, the most folds for it; where not even that, the first stage is cut
-    to fewer epochs, never skipped; a later stage is cut if 2/3 of its epochs fit, else skipped."""
-    import time
-
-    from signvision.runs.submit import OVERHEAD, Job, choose_folds, plan_stage
-
-    stages = {"lenet": {"model": "lenet", "epochs": 10}, "lite0": {"model": "x", "epochs": 10}}
-    monkeypatch.setattr(submit_module, "STAGES", stages)
-    monkeypatch.setattr(submit_module, "FOLDS", (5, 3, 2))
-    monkeypatch.setattr(submit_module, "training_rate", lambda s, *a, **k: 100.0 if s["model"] == "lenet" else 50.0)
-    unit = OVERHEAD * 10 * 1000 / 100.0  # LeNet's seconds per (k - 1) folds; Lite0 takes twice that
-
-    def job(budget_units):
-        return Job("d", None, None, time.monotonic() + budget_units * unit, {})
-
-    assert choose_folds(job(12.5), 1000, 3) == 5  # (4 + 8) units: both stages with 5 folds
-    assert choose_folds(job(7), 1000, 3) == 3  # (2 + 4): both with 3 folds, rather than LeNet alone with 5
-    assert choose_folds(job(4.5), 1000, 3) == 5  # only LeNet fits: with 5 folds (4 units; 2 folds of each: no)
-    short = job(1.5)
-    assert choose_folds(short, 1000, 3) == 2  # LeNet alone: 3 folds (2 units) do not fit, 2 folds (1) do
-    short.folds = 2
-    settings, estimate = plan_stage(short, "lenet", 1000, 3, done=0)
-    assert settings["folds"] == 2 and settings["epochs"] == 10 and estimate == pytest.approx(unit)
-    settings, estimate = plan_stage(short, "lite0", 1000, 3, done=1)  # 2 units needed, 1.5 left ...
-    assert settings["epochs"] == 7 and estimate == pytest.approx(0.7 * 2 * unit)  # ... 7 of 10 epochs fit
-    shorter = job(1.2)
-    shorter.folds = 2
-    assert plan_stage(shorter, "lite0", 1000, 3, done=1) is None  # 6 of 10 epochs: under 2/3, skipped
-    tiny = job(0.3)
-    tiny.folds = choose_folds(tiny, 1000, 3)
-    settings, _ = plan_stage(tiny, "lenet", 1000, 3, done=0)
-    assert tiny.folds == 2 and settings["epochs"] == 4  # the fewest epochs: it says it will go over
-
-
 def test_the_pace_is_learnt_from_the_share_of_a_stage_this_call_trained(tmp_path, monkeypatch):
     """A stage continued after a kill has only its rest to time: half of it trained here in 150 s, against an
     estimate of 300 s for the whole stage, is a pace of 1.0, not 0.5 (which made the next stage overrun)."""
@@ -178,45 +143,6 @@ def test_the_pace_is_learnt_from_the_share_of_a_stage_this_call_trained(tmp_path
             clock[0] += 10.0 * (epochs - done)  # 10 s an epoch
 
     monkeypatch.setattr(api, "train_folds", train_the_rest)
-    job = submit_module.Job(data=tmp_path, work=work, out=tmp_path / "s.csv", deadline=1e9, settings={})
+    job = planner_module.Job(data=tmp_path, work=work, out=tmp_path / "s.csv", deadline=1e9, settings={})
     submit_module.train_stage(job, "lenet", {"model": "lenet", "folds": 3, "epochs": 10}, estimate=300.0)
-    assert clock[0] == 150.0 and job.paces[submit_module.step_of(job, "lenet")] == pytest.approx(1.0)
-
-
-def test_each_network_keeps_its_own_pace_and_later_stages_leave_time_to_write_the_submission(monkeypatch):
-    """The pace learnt on LeNet (slower than its estimate) holds for the 30-epoch LeNet, not for Lite0 (untried:
-    1.0); and a later stage leaves the time that writing the submission of one more stage takes."""
-    import time
-
-    from signvision.runs.submit import OVERHEAD, Job, plan_stage, step_of
-
-    stages = {
-        "lenet": {"model": "lenet", "epochs": 10},
-        "lite0": {"model": "x", "epochs": 30},
-        "lenet30": {"model": "lenet", "epochs": 20},
-    }
-    monkeypatch.setattr(submit_module, "STAGES", stages)
-    monkeypatch.setattr(submit_module, "training_rate", lambda s, *a, **k: 100.0)
-    unit = OVERHEAD * 10 * 1000 * 2 / 100.0  # a 10-epoch stage of 3 folds at its estimate
-    job = Job("d", None, None, time.monotonic() + 3.1 * unit, {}, folds=3)
-    job.paces[step_of(job, "lenet")] = 1.5  # LeNet's first stage took 1.5 times its estimate
-    assert step_of(job, "lenet") == step_of(job, "lenet30") != step_of(job, "lite0")
-    settings, _ = plan_stage(job, "lite0", 1000, 3, done=1)
-    assert settings["epochs"] == 30  # 3 units at Lite0's own pace fit in 3.1 (at LeNet's 1.5: 20 epochs)
-    settings, _ = plan_stage(job, "lenet30", 1000, 3, done=2)
-    assert settings["epochs"] == 20  # 2 units x 1.5 = 3 units fit
-    job.after = 0.1 * unit  # each finished stage adds a tenth of a unit to writing the submission
-    settings, _ = plan_stage(job, "lenet30", 1000, 3, done=2)
-    assert settings["epochs"] == 18  # (3.1 - 0.3) / 3 of 20 epochs
-    job.paces[step_of(job, "lenet")] = 2.5
-    assert plan_stage(job, "lenet30", 1000, 3, done=2) is None  # (3.1 - 0.3) / 5 of 20 = 11 < 2/3 of 20: skipped
-
-
-def test_one_network_at_one_size_is_timed_once_a_job(tmp_path, monkeypatch):
-    """LeNet for 15 and for 30 epochs take the same time a step: one probe, so that the pace learnt on the first
-    stage holds for the third."""
-    probes = []
-    monkeypatch.setattr(submit_module, "training_rate", lambda s, *a, **k: probes.append(s["model"]) or 100.0)
-    job = submit_module.Job(data=tmp_path, work=tmp_path, out=tmp_path / "s.csv", deadline=1e9, settings={})
-    rates = {name: submit_module.rate_of(job, name, 10) for name in ("lenet", "lenet30", "lite0", "lenet")}
-    assert probes == ["lenet", "tf_efficientnet_lite0"] and set(rates.values()) == {100.0}
+    assert clock[0] == 150.0 and job.paces[planner_module.step_of(job, "lenet")] == pytest.approx(1.0)

@@ -14,39 +14,26 @@ that every other command takes:
     WORK/submit.html    the same, as a page
 
 Before a stage it times the stage's recipe on this machine (a few training steps: images/s at its size) and
-estimates the stage; a stage that does not fit in the time left is skipped and said. After each stage the
-best submission so far is written to OUT (atomically: a budget cut short or a Ctrl-C leaves a complete,
-calibrated file). The same command again skips the finished stages and continues an interrupted one; with a
-larger `--time` it goes on from where it stopped. Nothing is fitted on the test images (no pseudo-labels:
+estimates the stage (`runs/planner.py`); a stage that does not fit in the time left is skipped and said. After
+each stage the best submission so far is written to OUT (atomically: a budget cut short or a Ctrl-C leaves a
+complete, calibrated file). The same command again skips the finished stages and continues an interrupted one;
+with a larger `--time` it goes on from where it stopped. Nothing is fitted on the test images (no pseudo-labels:
 on a withheld real capture the second round did not carry, docs/results.md).
 """
 
 from __future__ import annotations
 
-import math
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from signvision.errors import OptionError
 from signvision.files import read_json, write_json
 from signvision.logs import get_logger, log_to
+from signvision.runs import planner
+from signvision.runs.planner import DISTILLED, OVERHEAD, Job, choose_folds, pace_of, plan_stage, rate_of, step_of
 
 logger = get_logger(__name__)
-
-FOLDS = (5, 3, 2)  # the job's folds: the most with which every stage's full recipe fits (every stage has the same
-# folds, so that they can be ensembled: a short budget gets fewer folds, not under-trained models)
-# the stages in order of expected value (docs/results.md, the session benchmark): name -> training settings
-STAGES = {
-    "lenet": {"model": "lenet"},  # the defaults: 64 px, 15 epochs
-    "lite0": {"model": "tf_efficientnet_lite0", "weights": "imagenet", "lr": 2e-3, "epochs": 6, "image_size": 128},
-    "lenet30": {"model": "lenet", "epochs": 30},  # where Lite0 does not fit: alone 0.229 against LeNet's 0.281
-}
-DISTILLED = STAGES["lenet"]  # `distill`: the one network trained on the job's out-of-fold probabilities
-OVERHEAD = 1.25  # a stage's time over its training steps' alone (validation, decoding, calibration, pages) ...
-SHORTEST_EPOCHS = 4  # ... and the fewest epochs the first stage is cut to when the budget is short
-SHORTEST_SHARE = 2 / 3  # a later stage runs with fewer epochs if at least this share of them fits, else is skipped
 
 
 def parse_time(text) -> float:
@@ -73,142 +60,6 @@ def parse_time(text) -> float:
     if not 0 < seconds < 7 * 24 * 3600:
         raise OptionError("must be more than 0 and under a week", option="time", value=text)
     return seconds
-
-
-@dataclass
-class Job:
-    """Where a submit job stands: its folders, its deadline and what each stage gave."""
-
-    data: str
-    work: Path
-    out: Path
-    deadline: float
-    settings: dict  # settings every stage shares (seed, device, audit, ...)
-    folds: int | None = None  # chosen before the first stage
-    rates: dict = field(default_factory=dict)  # training images/s here of each network and size (probed)
-    paces: dict = field(default_factory=dict)  # each network and size: a stage's time / its estimate (1.0 untried)
-    after: float = 0.0  # seconds each finished stage adds to writing a submission (ensembling, predicting)
-
-    @property
-    def left(self) -> float:
-        return self.deadline - time.monotonic()
-
-
-def training_rate(settings: dict, n_classes: int, device: str = "auto", steps: int = 4) -> float:
-    """Training images/s of a recipe on this machine: a few steps on a batch of random images at its size."""
-    import torch
-
-    from signvision.config import TrainConfig
-    from signvision.models.factory import build_model, freeze_first_blocks
-    from signvision.training.runtime import pick_device
-    from signvision.training.trainer import adamw
-
-    cfg = TrainConfig(**settings)
-    dev = pick_device(device)
-    model = build_model(cfg.model, n_classes, image_size=cfg.image_size)
-    freeze_first_blocks(model, cfg.freeze_blocks)  # their backward pass skipped, as in training
-    model = model.to(dev).train()
-    optimizer = adamw(model.parameters(), dev, lr=1e-3)  # as training makes it
-    # (B, 3, S, S) laid out as the loop's batches are: views of (B, S, S, 3) images (NHWC in memory), which
-    # oneDNN keeps through the network; an NCHW probe made Lite0 look 1.5 times slower than it trains
-    x = torch.randn(cfg.batch_size, cfg.image_size, cfg.image_size, 3, device=dev).permute(0, 3, 1, 2)
-    y = torch.randint(0, n_classes, (cfg.batch_size,), device=dev)
-    for step in range(steps + 1):
-        if step == 1:
-            started = time.perf_counter()  # the first step warms up
-        optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    return steps * cfg.batch_size / (time.perf_counter() - started)
-
-
-def estimate_seconds(settings: dict, n_images: int, rate: float, folds: int) -> float:
-    """A stage's time: every fold trains on (k-1)/k of the images for its epochs, plus the overhead."""
-    from signvision.config import TrainConfig
-
-    epochs = settings.get("epochs", TrainConfig.epochs)
-    return OVERHEAD * epochs * n_images * (folds - 1) / rate
-
-
-UNTIMED = ("epochs", "lr", "folds", "seed")  # settings that do not change a training step's time
-
-
-def step_of(job: Job, name: str) -> str:
-    """What sets the time of a training step of stage `name`: its network, size and the rest, not its epochs."""
-    settings = {**job.settings, **STAGES[name]}
-    return repr(sorted((k, str(v)) for k, v in settings.items() if k not in UNTIMED))
-
-
-def rate_of(job: Job, name: str, n_classes: int) -> float:
-    """Training images/s of stage `name`'s recipe here, measured once a job for each network and size (LeNet
-    for 15 or 30 epochs is one measurement: two probes of one network read 375 and 481 images/s, and the
-    pace learnt on one then misjudged the other by a quarter)."""
-    step = step_of(job, name)
-    if step not in job.rates:
-        settings = {**job.settings, **STAGES[name]}
-        job.rates[step] = training_rate(settings, n_classes, job.settings.get("device", "auto"))
-    return job.rates[step]
-
-
-def pace_of(job: Job, name: str) -> float:
-    """How long stage `name` takes here against its estimate: learnt on an earlier stage of the same network
-    and size, else 1.0. One pace for all networks misjudged the next by up to 1.5x (LeNet's loader and
-    calibration are a larger share of its stage than Lite0's: a pace of 1.3 learnt on LeNet put Lite0 at 14
-    minutes where it took 11, then Lite0's pace put a 30-epoch LeNet at too few minutes, and the job overran)."""
-    return job.paces.get(step_of(job, name), 1.0)
-
-
-def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
-    """The job's folds: those of FOLDS with which the most stages fit in the time left, in order (two or more
-    only with 3 folds or more: models trained on half the images are not worth a second recipe), the most
-    folds among them; if not even the first stage fits, the fewest (the first stage is then cut)."""
-    rates = {name: rate_of(job, name, n_classes) for name in STAGES}
-    left = max(job.left, 0.0)
-
-    def stages_that_fit(k: int) -> int:
-        spent, count = 0.0, 0
-        for name in STAGES:
-            spent += estimate_seconds({**job.settings, **STAGES[name]}, n_images, rates[name], k) * pace_of(job, name)
-            if spent > left:
-                break
-            count += 1
-        return count if k >= 3 else min(count, 1)
-
-    fits = {k: stages_that_fit(k) for k in FOLDS}
-    folds = max(FOLDS, key=lambda k: (fits[k], k)) if max(fits.values()) else FOLDS[-1]
-    said = ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items())
-    logger.info(f"training images/s here: {said}; {folds} folds ({fits[folds]} of {len(STAGES)} stages fit in turn)")
-    return folds
-
-
-def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: int) -> tuple[dict, float] | None:
-    """(the settings of stage `name`, folds included, and its estimated seconds of training before the learnt
-    pace) if it fits in the time left, after `done` finished stages; None: skip it. Its time is its training at
-    its network's pace, plus writing the submission of `done` + 1 stages. The first stage is cut to fewer
-    epochs if it does not fit, and runs even so (the job must hold a submission); a later one is cut if at
-    least SHORTEST_SHARE of its epochs fit, else skipped."""
-    from signvision.config import TrainConfig
-
-    settings = {**job.settings, **STAGES[name], "folds": job.folds}
-    raw = estimate_seconds(settings, n_images, rate_of(job, name, n_classes), job.folds)
-    training, writing = raw * pace_of(job, name), job.after * (done + 1)
-    needed, left = training + writing, max(job.left, 0.0)
-    if needed <= left:
-        logger.info(f"stage {name}: {job.folds} folds, about {needed / 60:.1f} min of {left / 60:.1f}")
-        return settings, raw
-    epochs = settings.get("epochs", TrainConfig.epochs)
-    fitted = int(epochs * max(left - writing, 0.0) / training)  # the epochs that fit
-    if not done:
-        fitted = min(epochs, max(SHORTEST_EPOCHS, fitted))
-    elif fitted < math.ceil(epochs * SHORTEST_SHARE):  # a later stage: cut a little, else skipped
-        logger.info(f"stage {name}: skipped (about {needed / 60:.1f} min needed, {left / 60:.1f} left)")
-        return None
-    logger.info(
-        f"stage {name}: {job.folds} folds of {epochs} epochs need about {needed / 60:.1f} min, "
-        f"{left / 60:.1f} left: {fitted} epochs"
-        + (" (the fewest it runs: it will go over the budget)" if fitted * training / epochs + writing > left else "")
-    )
-    return {**settings, "epochs": fitted}, raw * fitted / epochs
 
 
 def oof_figures(folder: Path) -> dict:
@@ -272,8 +123,8 @@ def submit(
     log=None,
     **settings,
 ) -> dict:
-    """The best submission this machine makes in `time`: the stages of STAGES in order, each a `--folds` run in
-    WORK, the best submission so far written to OUT after each (see the module's docstring).
+    """The best submission this machine makes in `time`: the stages of `planner.STAGES` in order, each a `--folds`
+    run in WORK, the best submission so far written to OUT after each (see the module's docstring).
 
     Args:
         data: a Zindi folder (Train.csv, Test.csv, Images/): its test images are predicted.
@@ -288,9 +139,10 @@ def submit(
     Returns:
         the job's record (stages.json): each stage's time and out-of-fold figures, the submission, the time used.
 
-    Example:
-        >>> sv.submit("~/zindi-ksl", time="20m", out="submission.csv")["submission"]   # doctest: +SKIP
-        'submission.csv'
+    Example (a one-minute job on small images: LeNet's folds fit, Lite0's stage is skipped and said):
+        >>> record = sv.submit("../shared/data/sign-digits", time="1m", out="submission.csv", image_size=32)
+        >>> record["submission"], [row["stage"] for row in record["stages"]][:1]
+        ('submission.csv', ['lenet'])
     """
     from signvision.logs import check_log
 
@@ -314,20 +166,21 @@ def run_job(data: Path, budget: float, out: Path, work, overwrite: bool, setting
     if table.test is None:
         raise OptionError("holds no test images (Test.csv) to predict", option="data", value=data)
     check_out(out, work, overwrite)
-    spec = {"data": str(data.resolve()), "folds": FOLDS, "stages": STAGES, "settings": recipe_part(shared_cfg)}
+    spec = {"data": str(data.resolve()), "folds": planner.FOLDS, "stages": planner.STAGES}
+    spec["settings"] = recipe_part(shared_cfg)
     job = Job(str(data), work, out, started + budget, shared)
     with job_folder(work, spec, "submit.json", "a submit job", option="work"):
         record = read_json(work / "stages.json") if (work / "stages.json").is_file() else {"stages": []}
         done = [row["stage"] for row in record["stages"]]
         job.folds = record.get("folds")
         job.paces, job.after = record.get("paces", {}), record.get("after_seconds", 0.0)  # learnt by earlier calls
-        for name in STAGES:
+        for name in planner.STAGES:
             if name in done:
                 continue
             started_spec = work / name / "cv.json"
             if started_spec.is_file():  # started by an earlier call: continued with the folds and epochs it had
                 cv = read_json(started_spec)
-                plan = {**shared, **STAGES[name], "epochs": cv["config"]["epochs"], "folds": cv["folds"]}, None
+                plan = {**shared, **planner.STAGES[name], "epochs": cv["config"]["epochs"], "folds": cv["folds"]}, None
             else:
                 job.folds = job.folds or choose_folds(job, len(table.train), len(table.classes))
                 plan = plan_stage(job, name, len(table.train), len(table.classes), done=len(done))

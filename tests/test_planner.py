@@ -1,0 +1,83 @@
+"""`submit`'s planner: the folds that let the most stages fit, a stage cut or skipped against the time left, each
+network's own pace, one timing probe per network and size (the training rate replaced by fixed figures here)."""
+
+from __future__ import annotations
+
+import pytest
+
+import signvision.runs.planner as planner_module
+
+
+def test_the_job_chooses_the_most_folds_with_which_every_stage_fits(monkeypatch):
+    """A short budget gets fewer folds of the full recipes, not under-trained models, and every stage has the same
+    folds; where only the first stage fits, the most folds for it; where not even that, the first stage is cut
+    to fewer epochs, never skipped; a later stage is cut if 2/3 of its epochs fit, else skipped."""
+    import time
+
+    from signvision.runs.planner import OVERHEAD, Job, choose_folds, plan_stage
+
+    stages = {"lenet": {"model": "lenet", "epochs": 10}, "lite0": {"model": "x", "epochs": 10}}
+    monkeypatch.setattr(planner_module, "STAGES", stages)
+    monkeypatch.setattr(planner_module, "FOLDS", (5, 3, 2))
+    monkeypatch.setattr(planner_module, "training_rate", lambda s, *a, **k: 100.0 if s["model"] == "lenet" else 50.0)
+    unit = OVERHEAD * 10 * 1000 / 100.0  # LeNet's seconds per (k - 1) folds; Lite0 takes twice that
+
+    def job(budget_units):
+        return Job("d", None, None, time.monotonic() + budget_units * unit, {})
+
+    assert choose_folds(job(12.5), 1000, 3) == 5  # (4 + 8) units: both stages with 5 folds
+    assert choose_folds(job(7), 1000, 3) == 3  # (2 + 4): both with 3 folds, rather than LeNet alone with 5
+    assert choose_folds(job(4.5), 1000, 3) == 5  # only LeNet fits: with 5 folds (4 units; 2 folds of each: no)
+    short = job(1.5)
+    assert choose_folds(short, 1000, 3) == 2  # LeNet alone: 3 folds (2 units) do not fit, 2 folds (1) do
+    short.folds = 2
+    settings, estimate = plan_stage(short, "lenet", 1000, 3, done=0)
+    assert settings["folds"] == 2 and settings["epochs"] == 10 and estimate == pytest.approx(unit)
+    settings, estimate = plan_stage(short, "lite0", 1000, 3, done=1)  # 2 units needed, 1.5 left ...
+    assert settings["epochs"] == 7 and estimate == pytest.approx(0.7 * 2 * unit)  # ... 7 of 10 epochs fit
+    shorter = job(1.2)
+    shorter.folds = 2
+    assert plan_stage(shorter, "lite0", 1000, 3, done=1) is None  # 6 of 10 epochs: under 2/3, skipped
+    tiny = job(0.3)
+    tiny.folds = choose_folds(tiny, 1000, 3)
+    settings, _ = plan_stage(tiny, "lenet", 1000, 3, done=0)
+    assert tiny.folds == 2 and settings["epochs"] == 4  # the fewest epochs: it says it will go over
+
+
+def test_each_network_keeps_its_own_pace_and_later_stages_leave_time_to_write_the_submission(monkeypatch):
+    """The pace learnt on LeNet (slower than its estimate) holds for the 30-epoch LeNet, not for Lite0 (untried:
+    1.0); and a later stage leaves the time that writing the submission of one more stage takes."""
+    import time
+
+    from signvision.runs.planner import OVERHEAD, Job, plan_stage, step_of
+
+    stages = {
+        "lenet": {"model": "lenet", "epochs": 10},
+        "lite0": {"model": "x", "epochs": 30},
+        "lenet30": {"model": "lenet", "epochs": 20},
+    }
+    monkeypatch.setattr(planner_module, "STAGES", stages)
+    monkeypatch.setattr(planner_module, "training_rate", lambda s, *a, **k: 100.0)
+    unit = OVERHEAD * 10 * 1000 * 2 / 100.0  # a 10-epoch stage of 3 folds at its estimate
+    job = Job("d", None, None, time.monotonic() + 3.1 * unit, {}, folds=3)
+    job.paces[step_of(job, "lenet")] = 1.5  # LeNet's first stage took 1.5 times its estimate
+    assert step_of(job, "lenet") == step_of(job, "lenet30") != step_of(job, "lite0")
+    settings, _ = plan_stage(job, "lite0", 1000, 3, done=1)
+    assert settings["epochs"] == 30  # 3 units at Lite0's own pace fit in 3.1 (at LeNet's 1.5: 20 epochs)
+    settings, _ = plan_stage(job, "lenet30", 1000, 3, done=2)
+    assert settings["epochs"] == 20  # 2 units x 1.5 = 3 units fit
+    job.after = 0.1 * unit  # each finished stage adds a tenth of a unit to writing the submission
+    settings, _ = plan_stage(job, "lenet30", 1000, 3, done=2)
+    assert settings["epochs"] == 18  # (3.1 - 0.3) / 3 of 20 epochs
+    job.paces[step_of(job, "lenet")] = 2.5
+    assert plan_stage(job, "lenet30", 1000, 3, done=2) is None  # (3.1 - 0.3) / 5 of 20 = 11 < 2/3 of 20: skipped
+
+
+def test_one_network_at_one_size_is_timed_once_a_job(tmp_path, monkeypatch):
+    """LeNet for 15 and for 30 epochs take the same time a step: one probe, so that the pace learnt on the first
+    stage holds for the third."""
+    probes = []
+    monkeypatch.setattr(planner_module, "training_rate", lambda s, *a, **k: probes.append(s["model"]) or 100.0)
+    job = planner_module.Job(data=tmp_path, work=tmp_path, out=tmp_path / "s.csv", deadline=1e9, settings={})
+    rates = {name: planner_module.rate_of(job, name, 10) for name in ("lenet", "lenet30", "lite0", "lenet")}
+    assert probes == ["lenet", "tf_efficientnet_lite0"] and set(rates.values()) == {100.0}
