@@ -248,6 +248,8 @@ def test_trainings_on_one_machine_share_its_cores(tmp_path, monkeypatch):
     import torch
 
     import signvision.training.runtime as runtime
+    from signvision.logs import log_to
+    from signvision.training.trainer import share_cores
 
     monkeypatch.setattr(runtime, "TRAININGS", tmp_path / "trainings")
     before = torch.get_num_threads()
@@ -259,6 +261,16 @@ def test_trainings_on_one_machine_share_its_cores(tmp_path, monkeypatch):
             (tmp_path / "trainings" / str(2**22 + 17)).touch()  # one that died without unregistering
             assert runtime.share_threads(4) == 2 and torch.get_num_threads() == 2
             assert not (tmp_path / "trainings" / str(2**22 + 17)).exists()
+            said = []  # the epoch that changes its threads says so (its sums differ from a run alone's)
+            with log_to(said.append):
+                assert share_cores(4, 4, epoch=2, say=True) == 2 and share_cores(4, 2, epoch=3, say=True) == 2
+                (tmp_path / "trainings" / str(os.getppid())).unlink()
+                assert share_cores(4, 2, epoch=4, say=True) == 4
+            assert said == [
+                "epoch 3: 2 of 4 threads (other trainings run on this machine; the figures differ in their last "
+                "digits from a run alone)",
+                "epoch 5: 4 threads again (alone on this machine)",
+            ]
         assert not (tmp_path / "trainings" / str(os.getpid())).exists()
     finally:
         torch.set_num_threads(before)

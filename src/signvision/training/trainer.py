@@ -272,9 +272,10 @@ def train_epochs(
         mixer = Mixer(mode=cfg.mix, alpha=cfg.mix_alpha, prob=cfg.mix_prob, seed=cfg.seed + runtime.rank)
     first_epoch, started = state.epoch, time.perf_counter()
     epoch, threads = first_epoch, torch.get_num_threads()
+    used = threads
     try:
         for epoch in range(first_epoch, cfg.epochs):
-            share_threads(threads)  # other trainings on this machine: each its share of the cores
+            used = share_cores(threads, used, epoch, is_main)  # other trainings here: each its share of the cores
             if sampler is not None:
                 sampler.set_epoch(epoch)
             torch.manual_seed(cfg.seed * 1000 + epoch)  # same shuffle, dropout and mixing after a resume
@@ -321,6 +322,20 @@ def train_epochs(
     finally:
         torch.set_num_threads(threads)
     return "finished"
+
+
+def share_cores(threads: int, before: int, epoch: int, say: bool) -> int:
+    """This epoch's threads: `threads` shared with the other trainings on this machine (`share_threads`), said
+    when they change, since sums in another order make the figures differ in their last digits from a run alone."""
+    shared = share_threads(threads)
+    if shared != before and say:
+        logger.info(
+            f"epoch {epoch + 1}: {shared} of {threads} threads (other trainings run on this machine; the figures "
+            "differ in their last digits from a run alone)"
+            if shared < threads
+            else f"epoch {epoch + 1}: {shared} threads again (alone on this machine)"
+        )
+    return shared
 
 
 def epoch_row(epoch: int, stats: dict, val: dict, lr: float) -> dict:
