@@ -140,9 +140,9 @@ def submit(
         the job's record (stages.json): each stage's time and out-of-fold figures, the submission, the time used.
 
     Example (a one-minute job on small images: LeNet's folds fit, Lite0's stage is skipped and said):
-        >>> record = sv.submit("../shared/data/sign-digits", time="1m", out="submission.csv", image_size=32)
+        >>> record = sv.submit("../shared/data/sign-digits", time="1m", out="one-minute.csv", image_size=32)
         >>> record["submission"], [row["stage"] for row in record["stages"]][:1]
-        ('submission.csv', ['lenet'])
+        ('one-minute.csv', ['lenet'])
     """
     from signvision.logs import check_log
 
