@@ -187,6 +187,10 @@ INTERRUPTED_IN_A_KERNEL = """
 import os, signal, time
 import signvision as sv
 
+# Ctrl-C raises KeyboardInterrupt, as in a Jupyter kernel, even where the suite was started in the background
+# (a shell's `make test &` starts its children with SIGINT ignored: the interrupt below was then lost)
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 def log(line):
     if line.startswith("epoch 2/") and not hasattr(log, "sent"):
         log.sent = True  # Jupyter's "interrupt kernel": SIGINT to the whole process group, loader workers too
