@@ -87,7 +87,8 @@ def ensemble(runs, *, out, select: str = "log_loss", report: bool = True, log=No
         >>> e = sv.ensemble(["runs/ksl-lenet", "runs/ksl-lenet-plain"], out="runs/my-ensemble")   # --folds runs
         >>> e.predict("../shared/data/sign-digits").to_csv("ensemble.csv")   # Test.csv's images
         PosixPath('ensemble.csv')
-        >>> e.summary["ensemble"]["merge"], len(e.summary["ensemble"]["runs"])
+        >>> weights = e.summary["ensemble"]   # how the runs were merged, and each one's weight
+        >>> weights["merge"], len(weights["runs"])
         ('...', 2)
     """
     from signvision.runs.ensemble import make_ensemble

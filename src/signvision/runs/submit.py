@@ -141,8 +141,8 @@ def submit(
 
     Example (a one-minute job on small images: LeNet's folds fit, Lite0's stage is skipped and said):
         >>> record = sv.submit("../shared/data/sign-digits", time="1m", out="one-minute.csv", image_size=32)
-        >>> record["submission"], [row["stage"] for row in record["stages"]][:1]
-        ('one-minute.csv', ['lenet'])
+        >>> record["submission"], record["predicts_with"]
+        ('one-minute.csv', 'lenet')
     """
     from signvision.logs import check_log
 
