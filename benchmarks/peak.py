@@ -93,9 +93,11 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the model, as `train --compile`")
     p.add_argument("--models", default=",".join(n for n, _ in MODELS), help="comma-separated, of the three")
     a = p.parse_args()
-    chosen = [(n, s) for n, s in MODELS if n in a.models.split(",")]
-    if not chosen:
-        p.error(f"--models {a.models}: expected some of {', '.join(n for n, _ in MODELS)}")
+    asked = [m.strip() for m in a.models.split(",") if m.strip()]
+    unknown = [m for m in asked if m not in dict(MODELS)]
+    if unknown or not asked:
+        p.error(f"--models {','.join(unknown) or a.models!r}: expected some of {', '.join(dict(MODELS))}")
+    chosen = [(n, s) for n, s in MODELS if n in asked]
     flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
     peak32, peak16 = gemm_peak(torch.float32), gemm_peak(torch.bfloat16)

@@ -30,7 +30,7 @@ from pathlib import Path
 from signvision.errors import OptionError
 from signvision.files import read_json, write_json
 from signvision.logs import get_logger, log_to
-from signvision.runs import planner
+from signvision.runs import planner  # STAGES and FOLDS read from it when used (tests replace them there)
 from signvision.runs.planner import DISTILLED, OVERHEAD, Job, choose_folds, pace_of, plan_stage, rate_of, step_of
 
 logger = get_logger(__name__)
