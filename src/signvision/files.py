@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import socket
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -186,6 +185,8 @@ def claim_folder(folder: Path, option: str = "out") -> Path:
 
 
 def _me() -> dict:
+    import socket  # here, not at the top: the command line imports this module and must answer at once
+
     return {"pid": os.getpid(), "host": socket.gethostname()}
 
 
