@@ -3,6 +3,7 @@ B - A in log loss and accuracy, with its 95% interval from a bootstrap over the 
 copies (the same groups drawn for both, so that the images' own difficulty cancels out).
 
     python benchmarks/paired_test.py runs/freeze-probe/plain runs/freeze-probe/frozen --data data/sessions
+    python benchmarks/paired_test.py A B C D --data data/sessions     # B - A, C - A, D - A: each run predicted once
 
 A log loss interval wholly below zero: B is better on a new capture beyond noise; wholly above: worse.
 """
@@ -24,7 +25,7 @@ from pseudo_labels import paired, test_probs  # noqa: E402
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("a", help="run A (the reference)")
-    p.add_argument("b", help="run B")
+    p.add_argument("b", nargs="+", help="run B (more: each compared with A)")
     p.add_argument("--data", required=True, help="the session benchmark (benchmarks/sessions.py): its test/")
     args = p.parse_args(argv)
     import signvision as sv
@@ -37,10 +38,12 @@ def main(argv=None) -> int:
     y = test["Label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     groups = group_keys(group_near_copies(fingerprint_images(test["path"].tolist())), test["img_IDS"])
     probs = {}
-    for name, run in (("A", args.a), ("B", args.b)):
+    for name, run in [("A", args.a)] + [(f"B{i}" if len(args.b) > 1 else "B", b) for i, b in enumerate(args.b, 1)]:
         probs[name] = test_probs(Path(run), test)
         print(f"{name} {run}: {figures(y, probs[name])}")
-    print(f"B - A: {paired(y, probs['A'], probs['B'], groups)}")
+    for name in probs:
+        if name != "A":
+            print(f"{name} - A: {paired(y, probs['A'], probs[name], groups)}")
     return 0
 
 

@@ -81,3 +81,30 @@ def test_one_network_at_one_size_is_timed_once_a_job(tmp_path, monkeypatch):
     job = planner_module.Job(data=tmp_path, work=tmp_path, out=tmp_path / "s.csv", deadline=1e9, settings={})
     rates = {name: planner_module.rate_of(job, name, 10) for name in ("lenet", "lenet30", "lite0", "lenet")}
     assert probes == ["lenet", "tf_efficientnet_lite0"] and set(rates.values()) == {100.0}
+
+
+def test_a_stage_the_budget_cannot_reach_is_not_timed(monkeypatch):
+    """A stage is timed only if the stages before it fit: a short job does not spend its minutes on a probe of a
+    network it could never train (each probe of a pretrained network is seconds of the budget)."""
+    import time
+
+    from signvision.runs.planner import OVERHEAD, Job, choose_folds
+
+    stages = {"lenet": {"model": "lenet"}, "lite0": {"model": "a"}, "lite1": {"model": "b"}}
+    monkeypatch.setattr(planner_module, "STAGES", stages)
+    monkeypatch.setattr(planner_module, "FOLDS", (5, 3, 2))
+    probes = []
+    rates = {"lenet": 100.0, "a": 10.0, "b": 10.0}  # Lite0 ten times LeNet's time: it does not fit
+    monkeypatch.setattr(
+        planner_module, "training_rate", lambda s, *a, **k: probes.append(s["model"]) or rates[s["model"]]
+    )
+    unit = OVERHEAD * 15 * 1000 / 100.0  # LeNet's seconds per (k - 1) folds (15 epochs, the default)
+    job = Job("d", None, None, time.monotonic() + 5 * unit, {})
+    assert choose_folds(job, 1000, 3) == 5  # LeNet alone, 4 units, with 5 folds
+    assert probes == ["lenet", "a"]  # Lite1 never timed: Lite0 before it does not fit with any folds
+    roomy = Job("d", None, None, time.monotonic() + 100 * unit, {})
+    probes.clear()
+    assert choose_folds(roomy, 1000, 3) == 5 and probes == ["lenet", "a", "b"]  # all three fit: all three timed
+    nearly_over = Job("d", None, None, time.monotonic() + 30.0, {}, folds=3)
+    probes.clear()
+    assert planner_module.plan_stage(nearly_over, "lite1", 1000, 3, done=2) is None and probes == []  # 30 s left
