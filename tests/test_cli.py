@@ -164,3 +164,23 @@ def test_a_wrong_run_is_refused_before_pytorch_loads(command, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["2", "False"], result.stdout + result.stderr
     assert "folder not found" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_parser_makes_only_the_options_of_the_command_given():
+    """`signvision --help` lists every command without making their options; `signvision train ...` makes train's
+    alone (building all nineteen commands' flags was most of `--help`'s time after the imports)."""
+    from signvision.cli.commands import HANDLERS
+    from signvision.cli.parser import build_parser
+
+    def options(parser, name):
+        sub = next(a for a in parser._actions if a.dest == "command").choices[name]
+        return {flag for a in sub._actions for flag in a.option_strings}
+
+    every = build_parser(HANDLERS)
+    assert "--epochs" in options(every, "train") and "--run" in options(every, "predict")
+    train = build_parser(HANDLERS, only="train")
+    assert "--epochs" in options(train, "train") and "--run" not in options(train, "predict")
+    listed = build_parser(HANDLERS, only=None)
+    assert options(listed, "train") == {"-h", "--help", "--debug"} and set(HANDLERS) <= set(
+        next(a for a in listed._actions if a.dest == "command").choices
+    )

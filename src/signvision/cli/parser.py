@@ -447,8 +447,10 @@ COMMANDS = [
 ]
 
 
-def build_parser(handlers: dict) -> Parser:
-    """The `signvision` parser; `handlers` maps each sub-command's name to the function that runs it."""
+def build_parser(handlers: dict, only: str | None = "") -> Parser:
+    """The `signvision` parser; `handlers` maps each sub-command's name to the function that runs it. Every
+    command is listed, but with `only` given only that command's options are made (None: no command's), so that
+    `signvision --help` and `signvision train ...` do not build the flags of seventeen commands to read one."""
     from signvision import __version__
 
     parser = Parser(
@@ -472,5 +474,6 @@ def build_parser(handlers: dict) -> Parser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.set_defaults(func=handlers[name])
-        options(p)
+        if only == "" or only == name:
+            options(p)
     return parser
