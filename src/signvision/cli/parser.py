@@ -449,8 +449,8 @@ COMMANDS = [
 
 def build_parser(handlers: dict, only: str | None = "") -> Parser:
     """The `signvision` parser; `handlers` maps each sub-command's name to the function that runs it. Every
-    command is listed, but with `only` given only that command's options are made (None: no command's), so that
-    `signvision --help` and `signvision train ...` do not build the flags of seventeen commands to read one."""
+    command is listed; the options are made for every command ("", the default), for the one named by `only`, or
+    for none (None: `signvision --help`), so that a command line does not build every command's flags to read one."""
     from signvision import __version__
 
     parser = Parser(
