@@ -178,9 +178,9 @@ def test_the_parser_makes_only_the_options_of_the_command_given():
 
     every = build_parser(HANDLERS)
     assert "--epochs" in options(every, "train") and "--run" in options(every, "predict")
-    train = build_parser(HANDLERS, only="train")
+    train = build_parser(HANDLERS, commands=["train"])
     assert "--epochs" in options(train, "train") and "--run" not in options(train, "predict")
-    listed = build_parser(HANDLERS, only=None)
+    listed = build_parser(HANDLERS, commands=[])
     assert options(listed, "train") == {"-h", "--help", "--debug"} and set(HANDLERS) <= set(
         next(a for a in listed._actions if a.dest == "command").choices
     )

@@ -351,8 +351,8 @@ HANDLERS = {
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; a user's mistake prints one line and returns 2."""
     words = sys.argv[1:] if argv is None else argv
-    command = next((w for w in words if not w.startswith("-")), None)  # the top level's options take no value
-    args = build_parser(HANDLERS, only=command).parse_args(argv)
+    named = [w for w in words if not w.startswith("-")][:1]  # the command: the top level's options take no value
+    args = build_parser(HANDLERS, commands=named).parse_args(argv)
     from signvision.logs import setup_default_logging
 
     setup_default_logging()  # the library's progress lines as plain lines on stdout

@@ -447,10 +447,10 @@ COMMANDS = [
 ]
 
 
-def build_parser(handlers: dict, only: str | None = "") -> Parser:
+def build_parser(handlers: dict, commands=None) -> Parser:
     """The `signvision` parser; `handlers` maps each sub-command's name to the function that runs it. Every
-    command is listed; the options are made for every command ("", the default), for the one named by `only`, or
-    for none (None: `signvision --help`), so that a command line does not build every command's flags to read one."""
+    command is listed, with its options made only for those named in `commands` (None: all of them; the command
+    line names the one it runs, or none for `signvision --help`, rather than build every command's flags)."""
     from signvision import __version__
 
     parser = Parser(
@@ -474,6 +474,6 @@ def build_parser(handlers: dict, only: str | None = "") -> Parser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.set_defaults(func=handlers[name])
-        if only == "" or only == name:
+        if commands is None or name in commands:
             options(p)
     return parser

@@ -21,13 +21,14 @@ logger = get_logger(__name__)
 
 FOLDS = (5, 3, 2)  # the job's folds: the most with which every stage's full recipe fits (every stage has the same
 # folds, so that they can be ensembled: a short budget gets fewer folds, not under-trained models)
+PRETRAINED = {"weights": "imagenet", "lr": 2e-3, "epochs": 6, "image_size": 128}  # the README's Lite0 recipe
 # the stages in order of expected value (docs/results.md, the session benchmark): name -> training settings
 STAGES = {
     "lenet": {"model": "lenet"},  # the defaults: 64 px, 15 epochs
-    "lite0": {"model": "tf_efficientnet_lite0", "weights": "imagenet", "lr": 2e-3, "epochs": 6, "image_size": 128},
+    "lite0": {"model": "tf_efficientnet_lite0", **PRETRAINED},
     # the same recipe on Lite1 (about 1.2x Lite0's time): a third member beside LeNet and Lite0, 3 seeds of 3
     # better (0.149 against 0.184); alone it beat Lite0 in all three (0.186 against 0.226)
-    "lite1": {"model": "tf_efficientnet_lite1", "weights": "imagenet", "lr": 2e-3, "epochs": 6, "image_size": 128},
+    "lite1": {"model": "tf_efficientnet_lite1", **PRETRAINED},
     "lenet30": {"model": "lenet", "epochs": 30},  # where Lite0 does not fit: alone 0.229 against LeNet's 0.281
 }
 DISTILLED = STAGES["lenet"]  # `distill`: the one network trained on the job's out-of-fold probabilities
