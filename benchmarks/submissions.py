@@ -46,6 +46,8 @@ RECIPES = {
 RECIPES["lite0-frozen"] = [*RECIPES["lite0"], "--freeze-blocks", "2"]
 # ... and at 96 px (0.56x the pixels, so about 0.56x the arithmetic of a step)
 RECIPES["lite0-96"] = [*RECIPES["lite0"][:-1], "96"]
+# LeNet's defaults in bf16 (autocast; on a CPU only where it has native bf16, AVX512-BF16 or AMX)
+RECIPES["lenet15-bf16"] = ["--amp"]
 
 
 def signvision(*args: str, log: Path) -> None:

@@ -83,9 +83,29 @@ def test_one_network_at_one_size_is_timed_once_a_job(tmp_path, monkeypatch):
     assert probes == ["lenet", "tf_efficientnet_lite0"] and set(rates.values()) == {100.0}
 
 
+def test_a_stage_that_does_not_fit_is_skipped_and_a_cheaper_one_after_it_counts(monkeypatch):
+    """Lite1 before Lite0 (the better member first): where Lite1 does not fit with 3 folds and Lite0 does, the job
+    takes 3 folds of LeNet and Lite0, as it will run them, rather than 5 folds of LeNet alone."""
+    import time
+
+    from signvision.runs.planner import OVERHEAD, Job, choose_folds
+
+    stages = {"lenet": {"model": "lenet"}, "lite1": {"model": "b"}, "lite0": {"model": "a"}}
+    monkeypatch.setattr(planner_module, "STAGES", stages)
+    monkeypatch.setattr(planner_module, "FOLDS", (5, 3, 2))
+    rates = {"lenet": 100.0, "a": 20.0, "b": 10.0}  # Lite0 five times LeNet's time, Lite1 ten times
+    monkeypatch.setattr(planner_module, "training_rate", lambda s, *a, **k: rates[s["model"]])
+    unit = OVERHEAD * 15 * 1000 / 100.0  # LeNet's seconds per (k - 1) folds (15 epochs, the default)
+    # with 3 folds LeNet 2 units, Lite1 20 (skipped), Lite0 10: 12 of 14; with 5 folds LeNet alone (4)
+    assert choose_folds(Job("d", None, None, time.monotonic() + 14 * unit, {}), 1000, 3) == 3
+    # with 3 folds LeNet 2 units, Lite1 20 and Lite0 10 both skipped: LeNet alone, with the most folds that fit
+    assert choose_folds(Job("d", None, None, time.monotonic() + 11 * unit, {}), 1000, 3) == 5
+
+
 def test_a_stage_the_budget_cannot_reach_is_not_timed(monkeypatch):
-    """A stage is timed only if the stages before it fit: a short job does not spend its minutes on a probe of a
-    network it could never train (each probe of a pretrained network is seconds of the budget)."""
+    """A later stage's network is timed only if a minute is left after the stages that fit before it: a short job
+    does not spend its minutes on a probe of a network it could never train (a pretrained network's probe is
+    seconds of the budget)."""
     import time
 
     from signvision.runs.planner import OVERHEAD, Job, choose_folds
@@ -94,14 +114,14 @@ def test_a_stage_the_budget_cannot_reach_is_not_timed(monkeypatch):
     monkeypatch.setattr(planner_module, "STAGES", stages)
     monkeypatch.setattr(planner_module, "FOLDS", (5, 3, 2))
     probes = []
-    rates = {"lenet": 100.0, "a": 10.0, "b": 10.0}  # Lite0 ten times LeNet's time: it does not fit
+    rates = {"lenet": 100.0, "a": 10.0, "b": 10.0}
     monkeypatch.setattr(
         planner_module, "training_rate", lambda s, *a, **k: probes.append(s["model"]) or rates[s["model"]]
     )
-    unit = OVERHEAD * 15 * 1000 / 100.0  # LeNet's seconds per (k - 1) folds (15 epochs, the default)
-    job = Job("d", None, None, time.monotonic() + 5 * unit, {})
-    assert choose_folds(job, 1000, 3) == 5  # LeNet alone, 4 units, with 5 folds
-    assert probes == ["lenet", "a"]  # Lite1 never timed: Lite0 before it does not fit with any folds
+    unit = OVERHEAD * 15 * 1000 / 100.0  # LeNet's seconds per (k - 1) folds (15 epochs, the default): 187.5
+    job = Job("d", None, None, time.monotonic() + 2.2 * unit, {})  # 3 folds of LeNet leave 37 s; 5 do not fit
+    assert choose_folds(job, 1000, 3) == 3  # LeNet alone, 2 units, with 3 folds
+    assert probes == ["lenet"]  # neither Lite timed: under a minute left after LeNet with any folds
     roomy = Job("d", None, None, time.monotonic() + 100 * unit, {})
     probes.clear()
     assert choose_folds(roomy, 1000, 3) == 5 and probes == ["lenet", "a", "b"]  # all three fit: all three timed

@@ -5,9 +5,10 @@ One job, in a folder of its own (WORK, `submission-job/` beside OUT unless given
 that every other command takes:
 
     WORK/lenet          stage 1: the README's LeNet recipe, a `--folds` run (5 folds, or 3 or 2 if short)
-    WORK/lite0          stage 2: EfficientNet-Lite0 from its packaged ImageNet weights, the same folds
-    WORK/lite1          stage 3: EfficientNet-Lite1 the same way (a longer budget's third member)
-    WORK/lenet30        stage 4: LeNet for 30 epochs (where Lite0 or Lite1 did not fit, it still may)
+    WORK/lite1          stage 2: EfficientNet-Lite1 from its packaged ImageNet weights, the same folds
+    WORK/lite0          stage 3: EfficientNet-Lite0 the same way (a third member; the second where Lite1 does
+                        not fit)
+    WORK/lenet30        stage 4: LeNet for 30 epochs (where Lite1 or Lite0 did not fit, it still may)
     WORK/ensemble-N     the N finished stages combined, weights fitted out of fold (`signvision ensemble`)
     WORK/distilled      with `distill`: one LeNet trained on what predicts (`signvision distill`), to serve
     WORK/submit.json    what the job is (the data, the recipes: the same command must name the same job)
