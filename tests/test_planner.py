@@ -45,7 +45,7 @@ def test_the_job_chooses_the_most_folds_with_which_every_stage_fits(monkeypatch)
 
 
 def test_each_network_keeps_its_own_pace_and_later_stages_leave_time_to_write_the_submission(monkeypatch):
-    """The pace learnt on LeNet (slower than its estimate) holds for the 30-epoch LeNet, not for Lite0 (untried:
+    """The pace learnt on LeNet (slower than its estimate) holds for the 30-epoch LeNet, not for Lite0 (128 px, untried:
     1.0); and a later stage leaves the time that writing the submission of one more stage takes."""
     import time
 
@@ -53,7 +53,7 @@ def test_each_network_keeps_its_own_pace_and_later_stages_leave_time_to_write_th
 
     stages = {
         "lenet": {"model": "lenet", "epochs": 10},
-        "lite0": {"model": "x", "epochs": 30},
+        "lite0": {"model": "x", "image_size": 128, "epochs": 30},
         "lenet30": {"model": "lenet", "epochs": 20},
     }
     monkeypatch.setattr(planner_module, "STAGES", stages)
@@ -71,6 +71,28 @@ def test_each_network_keeps_its_own_pace_and_later_stages_leave_time_to_write_th
     assert settings["epochs"] == 18  # (3.1 - 0.3) / 3 of 20 epochs
     job.paces[step_of(job, "lenet")] = 2.5
     assert plan_stage(job, "lenet30", 1000, 3, done=2) is None  # (3.1 - 0.3) / 5 of 20 = 11 < 2/3 of 20: skipped
+
+
+def test_an_untried_network_takes_the_pace_of_one_at_its_size(monkeypatch):
+    """Lite0 after Lite1 (both 128 px): the probe's error is the job's, so Lite0 starts from Lite1's learnt pace,
+    not 1.0; LeNet at 64 px does not lend its pace to either."""
+    import time
+
+    from signvision.runs.planner import Job, pace_of, step_of
+
+    stages = {
+        "lenet": {"model": "lenet"},
+        "lite1": {"model": "b", "image_size": 128},
+        "lite0": {"model": "a", "image_size": 128},
+    }
+    monkeypatch.setattr(planner_module, "STAGES", stages)
+    job = Job("d", None, None, time.monotonic() + 100.0, {}, folds=3)
+    job.paces[step_of(job, "lenet")] = 1.3
+    assert pace_of(job, "lite1") == pace_of(job, "lite0") == 1.0  # no 128 px network tried yet
+    job.paces[step_of(job, "lite1")] = 0.64
+    assert pace_of(job, "lite0") == 0.64 and pace_of(job, "lenet") == 1.3
+    job.paces[step_of(job, "lite0")] = 0.8
+    assert pace_of(job, "lite0") == 0.8  # its own, once learnt
 
 
 def test_one_network_at_one_size_is_timed_once_a_job(tmp_path, monkeypatch):

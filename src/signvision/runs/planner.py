@@ -124,10 +124,17 @@ def rate_of(job: Job, name: str, n_classes: int) -> float:
 
 def pace_of(job: Job, name: str) -> float:
     """How long stage `name` takes here against its estimate: learnt on an earlier stage of the same network
-    and size, else 1.0. One pace for all networks misjudged the next by up to 1.5x (LeNet's loader and
-    calibration are a larger share of its stage than Lite0's: a pace of 1.3 learnt on LeNet put Lite0 at 14
-    minutes where it took 11, then Lite0's pace put a 30-epoch LeNet at too few minutes, and the job overran)."""
-    return job.paces.get(step_of(job, name), 1.0)
+    and size, else on one of another network at the same size, else 1.0. One pace for all networks misjudged the
+    next by up to 1.5x (LeNet's loader and calibration are a larger share of its stage than Lite0's: a pace of
+    1.3 learnt on LeNet put Lite0 at 14 minutes where it took 11, then Lite0's pace put a 30-epoch LeNet at too
+    few minutes, and the job overran). Lite1's and Lite0's, both 128 px, went together (0.64 and 0.64, 0.89 and
+    0.79, 0.87 and 0.89 in three jobs): the probe's error is the job's, not the network's."""
+    step = step_of(job, name)
+    if step in job.paces:
+        return job.paces[step]
+    size = {**job.settings, **STAGES[name]}.get("image_size")
+    kin = [step_of(job, other) for other in STAGES if {**job.settings, **STAGES[other]}.get("image_size") == size]
+    return next((job.paces[k] for k in kin if k in job.paces), 1.0)
 
 
 def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
@@ -157,7 +164,7 @@ def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
     folds = max(FOLDS, key=lambda k: (fits[k], k)) if max(fits.values()) else FOLDS[-1]
     probed = {step_of(job, name): name for name in reversed(STAGES)}  # a network's first stage names its probe
     said = ", ".join(f"{probed[step]} {rate:.0f}" for step, rate in job.rates.items() if step in probed)
-    logger.info(f"training images/s here: {said}; {folds} folds ({fits[folds]} of {len(STAGES)} stages fit in turn)")
+    logger.info(f"training images/s here: {said}; {folds} folds ({fits[folds]} of {len(STAGES)} stages fit)")
     return folds
 
 
