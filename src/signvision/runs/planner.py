@@ -102,12 +102,17 @@ def estimate_seconds(settings: dict, n_images: int, rate: float, folds: int) -> 
     return OVERHEAD * epochs * n_images * (folds - 1) / rate
 
 
+def stage_settings(job: Job, name: str) -> dict:
+    """Stage `name`'s training settings in this job: the job's shared settings, then the stage's own."""
+    return {**job.settings, **STAGES[name]}
+
+
 UNTIMED = ("epochs", "lr", "folds", "seed")  # settings that do not change a training step's time
 
 
 def step_of(job: Job, name: str) -> str:
     """What sets the time of a training step of stage `name`: its network, size and the rest, not its epochs."""
-    settings = {**job.settings, **STAGES[name]}
+    settings = stage_settings(job, name)
     return repr(sorted((k, str(v)) for k, v in settings.items() if k not in UNTIMED))
 
 
@@ -117,8 +122,7 @@ def rate_of(job: Job, name: str, n_classes: int) -> float:
     pace learnt on one then misjudged the other by a quarter)."""
     step = step_of(job, name)
     if step not in job.rates:
-        settings = {**job.settings, **STAGES[name]}
-        job.rates[step] = training_rate(settings, n_classes, job.settings.get("device", "auto"))
+        job.rates[step] = training_rate(stage_settings(job, name), n_classes, job.settings.get("device", "auto"))
     return job.rates[step]
 
 
@@ -132,8 +136,12 @@ def pace_of(job: Job, name: str) -> float:
     step = step_of(job, name)
     if step in job.paces:
         return job.paces[step]
-    size = {**job.settings, **STAGES[name]}.get("image_size")
-    kin = [step_of(job, other) for other in STAGES if {**job.settings, **STAGES[other]}.get("image_size") == size]
+    from signvision.config import TrainConfig
+
+    def size(stage: str) -> int:
+        return stage_settings(job, stage).get("image_size", TrainConfig.image_size)
+
+    kin = [step_of(job, other) for other in STAGES if size(other) == size(name)]
     return next((job.paces[k] for k in kin if k in job.paces), 1.0)
 
 
@@ -153,7 +161,7 @@ def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
             if count and step_of(job, name) not in job.rates and left - spent < UNTIMED_MINIMUM:
                 continue  # too little left to be worth timing this network
             rate = rate_of(job, name, n_classes)
-            needed = estimate_seconds({**job.settings, **STAGES[name]}, n_images, rate, k) * pace_of(job, name)
+            needed = estimate_seconds(stage_settings(job, name), n_images, rate, k) * pace_of(job, name)
             if spent + needed <= left:
                 spent, count = spent + needed, count + 1
             elif not count:
@@ -179,7 +187,7 @@ def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: int) ->
     if done and step_of(job, name) not in job.rates and job.left < UNTIMED_MINIMUM:  # its probe alone takes seconds
         logger.info(f"stage {name}: skipped ({max(job.left, 0.0):.0f} s left, too little to time its network)")
         return None
-    settings = {**job.settings, **STAGES[name], "folds": job.folds}
+    settings = {**stage_settings(job, name), "folds": job.folds}
     raw = estimate_seconds(settings, n_images, rate_of(job, name, n_classes), job.folds)
     training, writing = raw * pace_of(job, name), job.after * (done + 1)
     needed, left = training + writing, max(job.left, 0.0)
