@@ -150,3 +150,23 @@ def test_a_stage_the_budget_cannot_reach_is_not_timed(monkeypatch):
     nearly_over = Job("d", None, None, time.monotonic() + 30.0, {}, folds=3)
     probes.clear()
     assert planner_module.plan_stage(nearly_over, "lite1", 1000, 3, done=2) is None and probes == []  # 30 s left
+
+
+def test_the_second_round_comes_where_asked_and_only_after_a_first(monkeypatch):
+    """`second_round` puts LeNet with pseudo-labels before the 30-epoch LeNet (last where there is none); it is
+    planned only after a finished stage, on the labelled images plus every test image at most."""
+    import time
+    from pathlib import Path
+
+    assert list(planner_module.stages_of()) == list(planner_module.STAGES)
+    assert list(planner_module.stages_of(True)) == ["lenet", "lite1", "lite0", "lenet-pl", "lenet30"]
+    assert planner_module.stages_of(True)["lenet-pl"] == planner_module.SECOND_ROUND_RECIPE
+    monkeypatch.setattr(planner_module, "STAGES", {"lenet": {"model": "lenet"}})
+    assert list(planner_module.stages_of(True)) == ["lenet", "lenet-pl"]
+    monkeypatch.setattr(planner_module, "training_rate", lambda *a, **k: 1000.0)
+    job = planner_module.Job("d", Path("w"), Path("o.csv"), time.monotonic() + 3600, {}, folds=3)
+    job.stages, job.test_images = planner_module.stages_of(True), 500
+    assert planner_module.plan_stage(job, "lenet-pl", 1000, 4, done=0) is None
+    settings, first = planner_module.plan_stage(job, "lenet", 1000, 4, done=0)
+    _, second = planner_module.plan_stage(job, "lenet-pl", 1000, 4, done=1)
+    assert second == pytest.approx(first * 1500 / 1000)

@@ -107,6 +107,40 @@ def test_submit_stages_a_kill_a_larger_budget_and_the_same_command_again(
     assert out.read_bytes() == before
 
 
+@pytest.mark.slow
+def test_the_second_round_trains_on_the_test_images_the_first_stages_are_sure_of(
+    tiny_zindi, tmp_path, tiny_job, monkeypatch
+):
+    """Asked for, the second round labels the test images with the finished stages' ensemble (kept where it is
+    sure), trains LeNet on the labelled images plus those (never validating on them), joins the ensemble and says
+    so on the page; the same folder without it is another job, refused."""
+    import signvision as sv
+    from signvision.errors import RunError
+
+    monkeypatch.setattr(planner_module, "training_rate", lambda s, *a, **k: 1e9 if s["model"] == "lenet" else 1e-3)
+    monkeypatch.setattr(planner_module, "SURE", 0.2)  # two epochs at 32 px are sure of little at 0.9
+    out, work, lines = tmp_path / "submission.csv", tmp_path / "submission-job", []
+    record = sv.submit(tiny_zindi, time="2m", out=out, device="cpu", second_round=True, log=lines.append)
+    assert [r["stage"] for r in record["stages"]] == ["lenet", "lenet-pl"], lines
+    pseudo = pd.read_csv(work / "pseudo-labels.csv")
+    test = pd.read_csv(tiny_zindi / "Test.csv")
+    second = record["stages"][1]
+    assert second["pseudo_labels"] == len(pseudo) > 0 and second["test_images"] == len(test)
+    assert set(pseudo["img_IDS"]) <= set(test["img_IDS"]) and (pseudo["confidence"] >= 0.2).all()
+    for fold in (1, 2):
+        first = json.loads((work / "lenet" / f"fold{fold}" / "summary.json").read_text())
+        again = json.loads((work / "lenet-pl" / f"fold{fold}" / "summary.json").read_text())
+        assert again["train_images"] == first["train_images"] + len(pseudo)  # the test images on the training side
+        assert again["val_images"] == first["val_images"]  # and never on the validation side
+    assert record["predicts_with"] == "ensemble-2" and second["gain_over_best_stage"]["log_loss_ci"] is not None
+    check_submission(out, tiny_zindi)
+    page = (work / "submit.html").read_text()
+    assert f"The second round (lenet-pl) trained on {len(pseudo)} of the {len(test)} test images" in page
+    assert "Nothing was fitted on the test images" not in page
+    with pytest.raises(RunError, match="other settings"):
+        sv.submit(tiny_zindi, time="2m", out=out, device="cpu")
+
+
 def test_a_users_file_is_never_replaced_and_no_test_images_is_one_line(tiny_zindi, tmp_path, tiny_job):
     import signvision as sv
 

@@ -230,6 +230,7 @@ def cmd_submit(args) -> int:
         work=args.work,
         overwrite=args.overwrite,
         distill=args.distill,
+        second_round=args.second_round,
         **settings,
     )
     return 0

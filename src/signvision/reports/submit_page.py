@@ -64,6 +64,20 @@ def stage_table(stages: list[dict]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+def test_images_fitted(stages: list[dict]) -> str:
+    """What the job fitted on the test images, in words: nothing, or the second round's pseudo-labels."""
+    second = [row for row in stages if "pseudo_labels" in row]
+    if not second:
+        return "Nothing was fitted on the test images."
+    row = second[0]
+    return (
+        f"The second round ({row['stage']}) trained on {row['pseudo_labels']} of the {row['test_images']} test "
+        "images, labelled with the guesses of the stages before it where they were sure (pseudo-labels; no test "
+        "label was read). Its out-of-fold figures are still on images a person labelled, and a little "
+        "optimistic: the first round saw those images when it made the guesses."
+    )
+
+
 def write_submit_page(path: Path, record: dict) -> Path:
     """WORK/submit.html: the job's stages, their figures and a picture, in one self-contained file."""
     stages = record["stages"]
@@ -84,7 +98,7 @@ def write_submit_page(path: Path, record: dict) -> Path:
     body.append(
         "<p>Every figure is out of fold: each image scored by models that never trained on it, copies and clips "
         "kept in one fold; the intervals are over those groups. A paired gain is the ensemble's log loss minus "
-        "its best single stage's on the same images (negative: better). Nothing was fitted on the test images. "
+        f"its best single stage's on the same images (negative: better). {test_images_fitted(stages)} "
         "A new capture session usually scores worse than out of fold.</p>"
     )
     return write_page(path, "signvision submit", "".join(body))

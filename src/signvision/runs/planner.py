@@ -3,6 +3,7 @@ time estimated from the images/s and the pace learnt on earlier stages of the sa
 that the most stages fit, and each stage cut or skipped against the time left. `runs/submit.py` runs the plan.
 
     STAGES          the stages in order of expected value, each a set of training settings
+    stages_of       a job's stages: STAGES, with the second round (pseudo-labels) where asked
     training_rate   images/s of a recipe here: a few steps on random images at its size
     choose_folds    the job's folds (5, 3 or 2): the most with which the most stages fit
     plan_stage      one stage's settings and estimated seconds, or None: skipped
@@ -15,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from signvision.config import PSEUDO_THRESHOLD
 from signvision.logs import get_logger
 
 logger = get_logger(__name__)
@@ -37,6 +39,14 @@ STAGES = {
     "lite0": {"model": "tf_efficientnet_lite0", **PRETRAINED},
     "lenet30": {"model": "lenet", "amp": True, "epochs": 30},  # where Lite0 does not fit: alone 0.229 (LeNet 0.281)
 }
+# `--second-round` (off unless asked: it trains on the test images): LeNet again, on the labelled images and the
+# test images the finished stages' ensemble is sure of (inference/pseudo.py), before the 30-epoch LeNet. The
+# session benchmark's new session: the nine commands' second round -0.055 [-0.077, -0.033] over 3 seeds; a
+# withheld real capture: +0.022 [-0.012, +0.062], not carried (docs/zindi.md)
+SECOND_ROUND = "lenet-pl"
+SECOND_ROUND_RECIPE = {"model": "lenet", "amp": True}
+SURE = PSEUDO_THRESHOLD  # the second round keeps a test image predicted at least this surely (calibrated)
+PSEUDO_LABELS = "pseudo-labels.csv"  # WORK/pseudo-labels.csv: the second round's test images and their guesses
 DISTILLED = STAGES["lenet"]  # `distill`: the one network trained on the job's out-of-fold probabilities
 OVERHEAD = 1.25  # a stage's time over its training steps' alone (validation, decoding, calibration, pages) ...
 SHORTEST_EPOCHS = 4  # ... and the fewest epochs the first stage is cut to when the budget is short
@@ -54,6 +64,9 @@ class Job:
     deadline: float
     settings: dict  # settings every stage shares (seed, device, audit, ...)
     folds: int | None = None  # chosen before the first stage
+    stages: dict = field(default_factory=lambda: dict(STAGES))  # name -> settings, in order (stages_of)
+    train_images: int = 0  # the labelled images
+    test_images: int = 0  # the images to predict: at most this many join the second round's training
     rates: dict = field(default_factory=dict)  # training images/s here of each network and size (probed)
     paces: dict = field(default_factory=dict)  # each network and size: a stage's time / its estimate (1.0 untried)
     after: float = 0.0  # seconds each finished stage adds to writing a submission (ensembling, predicting)
@@ -61,6 +74,17 @@ class Job:
     @property
     def left(self) -> float:
         return self.deadline - time.monotonic()
+
+
+def stages_of(second_round: bool = False) -> dict:
+    """A job's stages in order: STAGES, with the second round before the 30-epoch LeNet (last if there is none)
+    when `second_round`."""
+    if not second_round:
+        return dict(STAGES)
+    names = list(STAGES)
+    at = names.index("lenet30") if "lenet30" in names else len(names)
+    names.insert(at, SECOND_ROUND)
+    return {name: STAGES.get(name, SECOND_ROUND_RECIPE) for name in names}
 
 
 def training_rate(settings: dict, n_classes: int, device: str = "auto", steps: int = 4) -> float:
@@ -104,7 +128,12 @@ def estimate_seconds(settings: dict, n_images: int, rate: float, folds: int) -> 
 
 def stage_settings(job: Job, name: str) -> dict:
     """Stage `name`'s training settings in this job: the job's shared settings, then the stage's own."""
-    return {**job.settings, **STAGES[name]}
+    return {**job.settings, **job.stages[name]}
+
+
+def images_of(job: Job, name: str, n_images: int) -> int:
+    """The images stage `name` trains on: the labelled ones, and for the second round at most every test image."""
+    return n_images + (job.test_images if name == SECOND_ROUND else 0)
 
 
 UNTIMED = ("epochs", "lr", "folds", "seed")  # settings that do not change a training step's time
@@ -141,7 +170,7 @@ def pace_of(job: Job, name: str) -> float:
     def size(stage: str) -> int:
         return stage_settings(job, stage).get("image_size", TrainConfig.image_size)
 
-    kin = [step_of(job, other) for other in STAGES if size(other) == size(name)]
+    kin = [step_of(job, other) for other in job.stages if size(other) == size(name)]
     return next((job.paces[k] for k in kin if k in job.paces), 1.0)
 
 
@@ -155,13 +184,14 @@ def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
 
     def stages_that_fit(k: int) -> int:
         spent, count = 0.0, 0
-        for name in STAGES:
+        for name in job.stages:
             if k < 3 and count:  # with 2 folds, the first stage alone
                 break
             if count and step_of(job, name) not in job.rates and left - spent < UNTIMED_MINIMUM:
                 continue  # too little left to be worth timing this network
             rate = rate_of(job, name, n_classes)
-            needed = estimate_seconds(stage_settings(job, name), n_images, rate, k) * pace_of(job, name)
+            images = images_of(job, name, n_images)
+            needed = estimate_seconds(stage_settings(job, name), images, rate, k) * pace_of(job, name)
             if spent + needed <= left:
                 spent, count = spent + needed, count + 1
             elif not count:
@@ -170,16 +200,17 @@ def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
 
     fits = {k: stages_that_fit(k) for k in FOLDS}
     folds = max(FOLDS, key=lambda k: (fits[k], k)) if max(fits.values()) else FOLDS[-1]
-    probed = {step_of(job, name): name for name in reversed(STAGES)}  # a network's first stage names its probe
+    probed = {step_of(job, name): name for name in reversed(job.stages)}  # a network's first stage names its probe
     said = ", ".join(f"{probed[step]} {rate:.0f}" for step, rate in job.rates.items() if step in probed)
-    logger.info(f"training images/s here: {said}; {folds} folds ({fits[folds]} of {len(STAGES)} stages fit)")
+    logger.info(f"training images/s here: {said}; {folds} folds ({fits[folds]} of {len(job.stages)} stages fit)")
     return folds
 
 
 def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: int) -> tuple[dict, float] | None:
     """(the settings of stage `name`, folds included, and its estimated seconds of training before the learnt
     pace) if it fits in the time left, after `done` finished stages; None: skip it. Its time is its training at
-    its network's pace, plus writing the submission of `done` + 1 stages. The first stage is cut to fewer
+    its network's pace, plus writing the submission of `done` + 1 stages (and for the second round, predicting
+    the test images with the `done` before it). The second round needs a finished stage. The first stage is cut to fewer
     epochs if it does not fit, and runs even so (the job must hold a submission); a later one is cut if at
     least SHORTEST_SHARE of its epochs fit, else skipped."""
     from signvision.config import TrainConfig
@@ -187,9 +218,13 @@ def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: int) ->
     if done and step_of(job, name) not in job.rates and job.left < UNTIMED_MINIMUM:  # its probe alone takes seconds
         logger.info(f"stage {name}: skipped ({max(job.left, 0.0):.0f} s left, too little to time its network)")
         return None
+    if name == SECOND_ROUND and not done:
+        logger.info(f"stage {name}: skipped (no first round to label the test images)")
+        return None
     settings = {**stage_settings(job, name), "folds": job.folds}
-    raw = estimate_seconds(settings, n_images, rate_of(job, name, n_classes), job.folds)
-    training, writing = raw * pace_of(job, name), job.after * (done + 1)
+    raw = estimate_seconds(settings, images_of(job, name, n_images), rate_of(job, name, n_classes), job.folds)
+    labelling = job.after * done if name == SECOND_ROUND else 0.0  # the pseudo-labels: a prediction of done stages
+    training, writing = raw * pace_of(job, name), job.after * (done + 1) + labelling
     needed, left = training + writing, max(job.left, 0.0)
     if needed <= left:
         logger.info(f"stage {name}: {job.folds} folds, about {needed / 60:.1f} min of {left / 60:.1f}")

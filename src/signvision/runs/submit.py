@@ -8,6 +8,8 @@ that every other command takes:
     WORK/lite1          stage 2: EfficientNet-Lite1 from its packaged ImageNet weights, the same folds
     WORK/lite0          stage 3: EfficientNet-Lite0 the same way (a third member; the second where Lite1 does
                         not fit)
+    WORK/lenet-pl       with `second_round`: LeNet again, with the test images the stages before are sure of
+                        (WORK/pseudo-labels.csv: their guesses; off unless asked, it fits on the test images)
     WORK/lenet30        stage 4: LeNet for 30 epochs (where Lite1 or Lite0 did not fit, it still may)
     WORK/ensemble-N     the N finished stages combined, weights fitted out of fold (`signvision ensemble`)
     WORK/distilled      with `distill`: one LeNet trained on what predicts (`signvision distill`), to serve
@@ -19,8 +21,9 @@ Before a stage it times the stage's recipe on this machine (a few training steps
 estimates the stage (`runs/planner.py`); a stage that does not fit in the time left is skipped and said. After
 each stage the best submission so far is written to OUT (atomically: a budget cut short or a Ctrl-C leaves a
 complete, calibrated file). The same command again skips the finished stages and continues an interrupted one;
-with a larger `--time` it goes on from where it stopped. Nothing is fitted on the test images (no pseudo-labels:
-on a withheld real capture the second round did not carry, docs/results.md).
+with a larger `--time` it goes on from where it stopped. Nothing is fitted on the test images unless asked
+(`second_round`: pseudo-labels paid on the session benchmark's new capture, not on a withheld real one,
+docs/zindi.md).
 """
 
 from __future__ import annotations
@@ -122,6 +125,7 @@ def submit(
     work: str | Path | None = None,
     overwrite: bool = False,
     distill: bool = False,
+    second_round: bool = False,
     log=None,
     **settings,
 ) -> dict:
@@ -135,6 +139,10 @@ def submit(
         work: the job's folder (default: OUT's name + "-job" beside it); the same call again continues it.
         distill: also train WORK/distilled, one LeNet on the out-of-fold probabilities of what predicts, if it
             fits in the time left: one network to serve and export (the submission stays the ensemble's).
+        second_round: also train LeNet again on the labelled images plus the test images the finished stages are
+            sure of (pseudo-labels: their guesses, no test label read), before the 30-epoch LeNet, if it fits. It
+            fits on the test images, and paid on the session benchmark's new session but not on a withheld real
+            capture (docs/zindi.md): off unless asked.
         log: where its lines go instead of the "signvision" logger.
         settings: training settings every stage shares (`seed`, `device`, `audit`, `workers`, ...).
 
@@ -151,10 +159,12 @@ def submit(
     check_log(log)
     budget = parse_time(time)
     with log_to(log):
-        return run_job(Path(data), budget, Path(out), work, overwrite, settings, distill)
+        return run_job(Path(data), budget, Path(out), work, overwrite, settings, distill, second_round)
 
 
-def run_job(data: Path, budget: float, out: Path, work, overwrite: bool, settings: dict, distill=False) -> dict:
+def run_job(
+    data: Path, budget: float, out: Path, work, overwrite: bool, settings: dict, distill=False, second_round=False
+) -> dict:
     """`submit`'s work, once its arguments are checked."""
     from signvision.data.tables import read_data
     from signvision.runs.jobs import job_folder
@@ -168,48 +178,27 @@ def run_job(data: Path, budget: float, out: Path, work, overwrite: bool, setting
     if table.test is None:
         raise OptionError("holds no test images (Test.csv) to predict", option="data", value=data)
     check_out(out, work, overwrite)
-    spec = {"data": str(data.resolve()), "folds": planner.FOLDS, "stages": planner.STAGES}
+    job = Job(str(data), work, out, started + budget, shared, stages=planner.stages_of(second_round))
+    job.train_images, job.test_images = len(table.train), len(table.test)
+    spec = {"data": str(data.resolve()), "folds": planner.FOLDS, "stages": job.stages}
     spec["settings"] = recipe_part(shared_cfg)
-    job = Job(str(data), work, out, started + budget, shared)
     with job_folder(work, spec, "submit.json", "a submit job", option="work"):
         record = read_json(work / "stages.json") if (work / "stages.json").is_file() else {"stages": []}
         done = [row["stage"] for row in record["stages"]]
         job.folds = record.get("folds")
         job.paces, job.after = record.get("paces", {}), record.get("after_seconds", 0.0)  # learnt by earlier calls
-        for name in planner.STAGES:
+        for name in job.stages:
             if name in done:
                 continue
             started_spec = work / name / "cv.json"
             if started_spec.is_file():  # started by an earlier call: continued with the folds and epochs it had
                 cv = read_json(started_spec)
-                plan = {**shared, **planner.STAGES[name], "epochs": cv["config"]["epochs"], "folds": cv["folds"]}, None
+                plan = {**shared, **job.stages[name], "epochs": cv["config"]["epochs"], "folds": cv["folds"]}, None
             else:
                 job.folds = job.folds or choose_folds(job, len(table.train), len(table.classes))
                 plan = plan_stage(job, name, len(table.train), len(table.classes), done=len(done))
-            if plan is None:
-                continue
-            stage_started = time.monotonic()
-            job.folds = record["folds"] = plan[0]["folds"]
-            train_stage(job, name, *plan)
-            plan, trained = plan[0], time.monotonic()
-            predicting = best_so_far(job, done + [name])
-            digest = write_submission(job, predicting)
-            done.append(name)
-            job.after = (time.monotonic() - trained) / len(done)
-            record["stages"].append(
-                {
-                    "stage": name,
-                    "model": plan["model"],
-                    "epochs": plan.get("epochs"),
-                    "seconds": round(time.monotonic() - stage_started, 1),
-                    "predicts_with": predicting.name,
-                    **oof_figures(predicting),
-                }
-            )
-            record.update(digest=digest, submission=str(out), predicts_with=predicting.name)
-            record.update(paces=job.paces, after_seconds=round(job.after, 1))
-            write_json(work / "stages.json", record)
-            logger.info(f"stage {name}: wrote {out} ({describe_row(record['stages'][-1])})")
+            if plan is not None:
+                run_stage(job, name, plan, record, done)
         if distill and done and "distilled" not in record:
             distil_stage(job, record, len(table.train), len(table.classes))
         record["seconds"] = round(time.monotonic() - started, 1)
@@ -220,6 +209,62 @@ def run_job(data: Path, budget: float, out: Path, work, overwrite: bool, setting
         write_submit_page(work / "submit.html", record)
     logger.info(closing_lines(record, work))
     return record
+
+
+def run_stage(job: Job, name: str, plan: tuple[dict, float | None], record: dict, done: list[str]) -> None:
+    """Train stage `name` as planned (settings, estimated seconds), write the best submission so far to OUT, and
+    add the stage's row to the record (WORK/stages.json); `done` gains `name`."""
+    settings, estimate = plan
+    stage_started = time.monotonic()
+    extra = {}
+    if name == planner.SECOND_ROUND:  # the test images the finished stages are sure of join its training
+        settings, kept = with_pseudo_labels(job, settings, done)
+        if not kept:
+            logger.info(f"stage {name}: skipped (the first round is sure of no test image)")
+            return
+        if estimate:  # planned with every test image: the pace is learnt against the images it trains on
+            estimate *= (job.train_images + kept) / (job.train_images + job.test_images)
+        extra = {"pseudo_labels": kept, "test_images": job.test_images}
+    job.folds = record["folds"] = settings["folds"]
+    train_stage(job, name, settings, estimate)
+    trained = time.monotonic()
+    predicting = best_so_far(job, done + [name])
+    digest = write_submission(job, predicting)
+    done.append(name)
+    job.after = (time.monotonic() - trained) / len(done)
+    row = {
+        "stage": name,
+        "model": settings["model"],
+        "epochs": settings.get("epochs"),
+        "seconds": round(time.monotonic() - stage_started, 1),
+        "predicts_with": predicting.name,
+        **extra,
+        **oof_figures(predicting),
+    }
+    record["stages"].append(row)
+    record.update(digest=digest, submission=str(job.out), predicts_with=predicting.name)
+    record.update(paces=job.paces, after_seconds=round(job.after, 1))
+    write_json(job.work / "stages.json", record)
+    logger.info(f"stage {name}: wrote {job.out} ({describe_row(row)})")
+
+
+def with_pseudo_labels(job: Job, settings: dict, done: list[str]) -> tuple[dict, int]:
+    """The second round's settings: WORK/pseudo-labels.csv, the test images the ensemble of the `done` stages
+    labels with a calibrated probability of at least planner.SURE (made once: a continued job keeps it), and
+    how many it holds."""
+    import pandas as pd
+
+    from signvision.inference.pseudo import pseudo_labels, write_pseudo_labels
+    from signvision.runs.run import Run
+
+    path = job.work / planner.PSEUDO_LABELS
+    if not path.is_file():
+        first = Run.load(best_so_far(job, done))
+        table = pseudo_labels(first, job.data, threshold=planner.SURE, device=job.settings.get("device", "auto"))
+        write_pseudo_labels(table, path)
+    kept = len(pd.read_csv(path))
+    logger.info(f"stage {planner.SECOND_ROUND}: {kept} of {job.test_images} test images labelled surely ({path})")
+    return {**settings, "pseudo_labels": str(path)}, kept
 
 
 def distil_stage(job: Job, record: dict, n_images: int, n_classes: int) -> None:
