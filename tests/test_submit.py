@@ -113,15 +113,31 @@ def test_the_second_round_trains_on_the_test_images_the_first_stages_are_sure_of
 ):
     """Asked for, the second round labels the test images with the finished stages' ensemble (kept where it is
     sure), trains LeNet on the labelled images plus those (never validating on them), joins the ensemble and says
-    so on the page; the same folder without it is another job, refused."""
+    so on the page; killed after it trained, the same command keeps its labels and its training; the same folder
+    without it is another job, refused."""
     import signvision as sv
     from signvision.errors import RunError
 
     monkeypatch.setattr(planner_module, "training_rate", lambda s, *a, **k: 1e9 if s["model"] == "lenet" else 1e-3)
     monkeypatch.setattr(planner_module, "SURE", 0.2)  # two epochs at 32 px are sure of little at 0.9
     out, work, lines = tmp_path / "submission.csv", tmp_path / "submission-job", []
+    real_write, calls = submit_module.write_submission, []
+
+    def killed_after_the_second_round_trained(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_write(*args)
+
+    monkeypatch.setattr(submit_module, "write_submission", killed_after_the_second_round_trained)
+    with pytest.raises(KeyboardInterrupt):
+        sv.submit(tiny_zindi, time="2m", out=out, device="cpu", second_round=True, log=lines.append)
+    labelled = (work / "pseudo-labels.csv").read_bytes()
+    lines.clear()
     record = sv.submit(tiny_zindi, time="2m", out=out, device="cpu", second_round=True, log=lines.append)
     assert [r["stage"] for r in record["stages"]] == ["lenet", "lenet-pl"], lines
+    assert not any("training on" in line for line in lines), "the finished second round was trained again"
+    assert (work / "pseudo-labels.csv").read_bytes() == labelled  # made once: the same command keeps it
     pseudo = pd.read_csv(work / "pseudo-labels.csv")
     test = pd.read_csv(tiny_zindi / "Test.csv")
     second = record["stages"][1]
