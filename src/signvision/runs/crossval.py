@@ -122,7 +122,9 @@ def fit_folds(cfg: TrainConfig, table=None, report: bool = False) -> dict:
                 continue
             left = cfg.folds - k + 1
             eta = f", about {(time.perf_counter() - started) / trained * left:.0f} s left" if trained else ""
-            logger.info(f"fold {k}/{cfg.folds}: training on {int((folds['fold'] != k).sum())} images{eta}")
+            labelled = f"{int((folds['fold'] != k).sum())} images"
+            labelled += " and the pseudo-labelled" if cfg.pseudo_labels else ""
+            logger.info(f"fold {k}/{cfg.folds}: training on {labelled}{eta}")
             try:
                 with prefixed(f"  [fold {k}] "):
                     train_or_resume(run, replace(cfg, folds=1, out=str(run), split=str(split_file)))

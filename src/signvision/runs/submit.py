@@ -187,7 +187,7 @@ def run_job(
         done = [row["stage"] for row in record["stages"]]
         job.folds = record.get("folds")
         job.paces, job.after = record.get("paces", {}), record.get("after_seconds", 0.0)  # learnt by earlier calls
-        for name in job.stages:
+        for name in continued_first(job):
             if name in done:
                 continue
             started_spec = work / name / "cv.json"
@@ -209,6 +209,13 @@ def run_job(
         write_submit_page(work / "submit.html", record)
     logger.info(closing_lines(record, work))
     return record
+
+
+def continued_first(job: Job) -> list[str]:
+    """The job's stages in order, those an earlier call started first: a stage interrupted by a kill is finished
+    before a new one is planned (after it, the next call planned the stages before it in the time left, then
+    continued it whatever its time: a `5m` call ran 6.8 minutes)."""
+    return sorted(job.stages, key=lambda name: not (job.work / name / "cv.json").is_file())
 
 
 def run_stage(job: Job, name: str, plan: tuple[dict, float | None], record: dict, done: list[str]) -> None:
