@@ -41,8 +41,9 @@ STAGES = {
 }
 # `--second-round` (off unless asked: it trains on the test images): LeNet again, on the labelled images and the
 # test images the finished stages' ensemble is sure of (inference/pseudo.py), before the 30-epoch LeNet. The
-# session benchmark's new session: the nine commands' second round -0.055 [-0.077, -0.033] over 3 seeds; a
-# withheld real capture: +0.022 [-0.012, +0.062], not carried (docs/zindi.md)
+# session benchmark's new session: in `submit --time 20m` -0.044, -0.026, -0.017 against the job's first three
+# stages (3 seeds, each beyond noise); the nine commands' second round on a withheld real capture: +0.022
+# [-0.012, +0.062], not carried (docs/zindi.md)
 SECOND_ROUND = "lenet-pl"
 SECOND_ROUND_RECIPE = {"model": "lenet", "amp": True}
 SURE = PSEUDO_THRESHOLD  # the second round keeps a test image predicted at least this surely (calibrated)
@@ -209,8 +210,8 @@ def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
 def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: int) -> tuple[dict, float] | None:
     """(the settings of stage `name`, folds included, and its estimated seconds of training before the learnt
     pace) if it fits in the time left, after `done` finished stages; None: skip it. Its time is its training at
-    its network's pace, plus writing the submission of `done` + 1 stages (and for the second round, predicting
-    the test images with the `done` before it). The second round needs a finished stage. The first stage is cut to fewer
+    its network's pace, plus writing the submission of `done` + 1 stages (and for the second round, which needs
+    a finished stage, predicting the test images with the `done` before it). The first stage is cut to fewer
     epochs if it does not fit, and runs even so (the job must hold a submission); a later one is cut if at
     least SHORTEST_SHARE of its epochs fit, else skipped."""
     from signvision.config import TrainConfig
