@@ -160,9 +160,10 @@ def test_the_second_round_comes_where_asked_and_only_after_a_first(monkeypatch):
 
     assert list(planner_module.stages_of()) == list(planner_module.STAGES)
     assert list(planner_module.stages_of(True)) == ["lenet", "lite1", "lite0", "lenet-pl", "lenet30"]
-    assert planner_module.stages_of(True)["lenet-pl"] == planner_module.SECOND_ROUND_RECIPE
+    second = planner_module.stages_of(True)["lenet-pl"]
+    assert second == planner_module.STAGES["lenet"] == {"model": "lenet", "amp": True}
     monkeypatch.setattr(planner_module, "STAGES", {"lenet": {"model": "lenet"}})
-    assert list(planner_module.stages_of(True)) == ["lenet", "lenet-pl"]
+    assert planner_module.stages_of(True) == {"lenet": {"model": "lenet"}, "lenet-pl": {"model": "lenet"}}
     monkeypatch.setattr(planner_module, "training_rate", lambda *a, **k: 1000.0)
     job = planner_module.Job("d", Path("w"), Path("o.csv"), time.monotonic() + 3600, {}, folds=3)
     job.stages, job.test_images = planner_module.stages_of(True), 500

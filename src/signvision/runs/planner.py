@@ -45,7 +45,7 @@ STAGES = {
 # stages (3 seeds, each beyond noise); the nine commands' second round on a withheld real capture: +0.022
 # [-0.012, +0.062], not carried (docs/zindi.md)
 SECOND_ROUND = "lenet-pl"
-SECOND_ROUND_RECIPE = {"model": "lenet", "amp": True}
+SECOND_ROUND_OF = "lenet"  # the stage whose recipe the second round trains again (sharing its probe and pace)
 SURE = PSEUDO_THRESHOLD  # the second round keeps a test image predicted at least this surely (calibrated)
 PSEUDO_LABELS = "pseudo-labels.csv"  # WORK/pseudo-labels.csv: the second round's test images and their guesses
 DISTILLED = STAGES["lenet"]  # `distill`: the one network trained on the job's out-of-fold probabilities
@@ -78,14 +78,14 @@ class Job:
 
 
 def stages_of(second_round: bool = False) -> dict:
-    """A job's stages in order: STAGES, with the second round before the 30-epoch LeNet (last if there is none)
-    when `second_round`."""
+    """A job's stages in order: STAGES, with the second round (LeNet's stage's recipe again) before the 30-epoch
+    LeNet (last if there is none) when `second_round`."""
     if not second_round:
         return dict(STAGES)
     names = list(STAGES)
     at = names.index("lenet30") if "lenet30" in names else len(names)
     names.insert(at, SECOND_ROUND)
-    return {name: STAGES.get(name, SECOND_ROUND_RECIPE) for name in names}
+    return {name: STAGES[name] if name in STAGES else STAGES[SECOND_ROUND_OF] for name in names}
 
 
 def training_rate(settings: dict, n_classes: int, device: str = "auto", steps: int = 4) -> float:

@@ -36,7 +36,17 @@ from signvision.errors import OptionError
 from signvision.files import read_json, write_json
 from signvision.logs import get_logger, log_to
 from signvision.runs import planner  # STAGES and FOLDS read from it when used (tests replace them there)
-from signvision.runs.planner import DISTILLED, OVERHEAD, Job, choose_folds, pace_of, plan_stage, rate_of, step_of
+from signvision.runs.planner import (
+    DISTILLED,
+    OVERHEAD,
+    Job,
+    choose_folds,
+    pace_of,
+    plan_stage,
+    rate_of,
+    stage_settings,
+    step_of,
+)
 
 logger = get_logger(__name__)
 
@@ -193,7 +203,7 @@ def run_job(
             started_spec = work / name / "cv.json"
             if started_spec.is_file():  # started by an earlier call: continued with the folds and epochs it had
                 cv = read_json(started_spec)
-                plan = {**shared, **job.stages[name], "epochs": cv["config"]["epochs"], "folds": cv["folds"]}, None
+                plan = {**stage_settings(job, name), "epochs": cv["config"]["epochs"], "folds": cv["folds"]}, None
             else:
                 job.folds = job.folds or choose_folds(job, len(table.train), len(table.classes))
                 plan = plan_stage(job, name, len(table.train), len(table.classes), done=len(done))
