@@ -171,3 +171,11 @@ def test_the_second_round_comes_where_asked_and_only_after_a_first(monkeypatch):
     settings, first = planner_module.plan_stage(job, "lenet", 1000, 4, done=0)
     _, second = planner_module.plan_stage(job, "lenet-pl", 1000, 4, done=1)
     assert second == pytest.approx(first * 1500 / 1000)
+
+
+def test_a_finished_second_round_predicts_in_place_of_the_stage_it_trained_again():
+    """Before the second round every finished stage predicts; after it, all but the LeNet it replaces."""
+    assert planner_module.predicting(["lenet"]) == ["lenet"]
+    assert planner_module.predicting(["lenet", "lite1", "lite0"]) == ["lenet", "lite1", "lite0"]
+    assert planner_module.predicting(["lenet", "lite1", "lite0", "lenet-pl"]) == ["lite1", "lite0", "lenet-pl"]
+    assert planner_module.predicting(["lenet", "lenet-pl", "lenet30"]) == ["lenet-pl", "lenet30"]

@@ -112,9 +112,10 @@ def test_the_second_round_trains_on_the_test_images_the_first_stages_are_sure_of
     tiny_zindi, tmp_path, tiny_job, monkeypatch
 ):
     """Asked for, the second round labels the test images with the finished stages' ensemble (kept where it is
-    sure), trains LeNet on the labelled images plus those (never validating on them), joins the ensemble and says
-    so on the page; killed after it trained, the same command keeps its labels and its training, and finishes it
-    before a stage it had skipped; the same folder without it is another job, refused."""
+    sure), trains LeNet on the labelled images plus those (never validating on them), predicts in the first
+    LeNet's place from then on and says so on the page; killed after it trained, the same command keeps its
+    labels and its training, and finishes it before a stage it had skipped; the same folder without it is
+    another job, refused."""
     import signvision as sv
     from signvision.errors import RunError
 
@@ -151,8 +152,10 @@ def test_the_second_round_trains_on_the_test_images_the_first_stages_are_sure_of
         again = json.loads((work / "lenet-pl" / f"fold{fold}" / "summary.json").read_text())
         assert again["train_images"] == first["train_images"] + len(pseudo)  # the test images on the training side
         assert again["val_images"] == first["val_images"]  # and never on the validation side
-    assert second["predicts_with"] == "ensemble-2" and second["gain_over_best_stage"]["log_loss_ci"] is not None
-    assert record["predicts_with"] == "ensemble-3"
+    assert second["predicts_with"] == "lenet-pl"  # the second round replaces the LeNet it trained again ...
+    assert record["predicts_with"] == "ensemble-3"  # ... in every ensemble after it
+    members = json.loads((work / "ensemble-3" / "ensemble.json").read_text())["runs"]
+    assert members == ["../lenet-pl", "../lite0"] and record["stages"][2]["gain_over_best_stage"]["log_loss_ci"]
     check_submission(out, tiny_zindi)
     page = (work / "submit.html").read_text()
     assert f"The second round (lenet-pl) trained on {len(pseudo)} of the {len(test)} test images" in page

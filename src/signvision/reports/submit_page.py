@@ -73,8 +73,9 @@ def test_images_fitted(stages: list[dict]) -> str:
     return (
         f"The second round ({row['stage']}) trained on {row['pseudo_labels']} of the {row['test_images']} test "
         "images, labelled with the guesses of the stages before it where they were sure (pseudo-labels; no test "
-        "label was read). Its out-of-fold figures are still on images a person labelled, and a little "
-        "optimistic: the first round saw those images when it made the guesses."
+        "label was read); from then on it predicts in place of the stage it trained again. Its out-of-fold "
+        "figures are still on images a person labelled, and a little optimistic: the first round saw those images "
+        "when it made the guesses."
     )
 
 

@@ -11,7 +11,8 @@ that every other command takes:
     WORK/lenet-pl       with `second_round`: LeNet again, with the test images the stages before are sure of
                         (WORK/pseudo-labels.csv: their guesses; off unless asked, it fits on the test images)
     WORK/lenet30        stage 4: LeNet for 30 epochs (where Lite1 or Lite0 did not fit, it still may)
-    WORK/ensemble-N     the N finished stages combined, weights fitted out of fold (`signvision ensemble`)
+    WORK/ensemble-N     the N finished stages combined, weights fitted out of fold (`signvision ensemble`);
+                        after the second round, without the LeNet it replaces
     WORK/distilled      with `distill`: one LeNet trained on what predicts (`signvision distill`), to serve
     WORK/submit.json    what the job is (the data, the recipes: the same command must name the same job)
     WORK/stages.json    each stage's time, out-of-fold figures with intervals over groups, and paired gain
@@ -97,14 +98,16 @@ def oof_figures(folder: Path) -> dict:
 
 
 def best_so_far(job: Job, finished: list[str]) -> Path:
-    """The run that predicts: the one finished stage, or the ensemble of them (WORK/ensemble-N)."""
-    if len(finished) == 1:
-        return job.work / finished[0]
+    """The run that predicts after the `finished` stages: the one stage, or the ensemble of them
+    (WORK/ensemble-N after N stages; once the second round has finished, without the stage it replaces)."""
+    members = planner.predicting(finished)
+    if len(members) == 1:
+        return job.work / members[0]
     from signvision.runs.ensemble import make_ensemble
 
     folder = job.work / f"ensemble-{len(finished)}"
     if not (folder / "summary.json").is_file():
-        make_ensemble([job.work / n for n in finished], folder)
+        make_ensemble([job.work / n for n in members], folder)
     return folder
 
 
@@ -191,6 +194,8 @@ def run_job(
     job = Job(str(data), work, out, started + budget, shared, stages=planner.stages_of(second_round))
     job.train_images, job.test_images = len(table.train), len(table.test)
     spec = {"data": str(data.resolve()), "folds": planner.FOLDS, "stages": job.stages}
+    if second_round:  # a job folder of the days when the second round ensembled beside its LeNet is refused
+        spec["second_round_replaces"] = planner.SECOND_ROUND_OF
     spec["settings"] = recipe_part(shared_cfg)
     with job_folder(work, spec, "submit.json", "a submit job", option="work"):
         record = read_json(work / "stages.json") if (work / "stages.json").is_file() else {"stages": []}
