@@ -179,3 +179,30 @@ def test_a_finished_second_round_predicts_in_place_of_the_stage_it_trained_again
     assert planner_module.predicting(["lenet", "lite1", "lite0"]) == ["lenet", "lite1", "lite0"]
     assert planner_module.predicting(["lenet", "lite1", "lite0", "lenet-pl"]) == ["lite1", "lite0", "lenet-pl"]
     assert planner_module.predicting(["lenet", "lenet-pl", "lenet30"]) == ["lenet-pl", "lenet30"]
+
+
+def test_asked_for_the_second_round_goes_before_a_later_first_round_stage(monkeypatch):
+    """With a second round to come, a stage before it is planned in the time left less the second round's: cut
+    or skipped so that the second round still runs; without one, or for the first stage, nothing is kept."""
+    import time
+    from pathlib import Path
+
+    from signvision.runs.planner import OVERHEAD, Job, plan_stage
+
+    rates = {"lenet": 100.0, "a": 20.0}  # Lite0 ("a") five times LeNet's time
+    monkeypatch.setattr(planner_module, "training_rate", lambda s, *a, **k: rates[s["model"]])
+    unit = OVERHEAD * 15 * 1000 / 100.0  # LeNet's seconds per (k - 1) folds: 3 folds are 2 units, Lite0's 10
+    first_round = {"lenet": {"model": "lenet"}, "lite0": {"model": "a"}}
+    second_round = {**first_round, "lenet-pl": {"model": "lenet"}}  # 1000 + 500 images: 3 units
+
+    def job(stages, units):
+        made = Job("d", Path("w"), Path("o.csv"), time.monotonic() + units * unit, {}, folds=3, stages=stages)
+        made.test_images = 500
+        return made
+
+    assert "epochs" not in plan_stage(job(first_round, 11), "lite0", 1000, 3, done=1)[0]  # fits whole
+    cut, _ = plan_stage(job(second_round, 11.1), "lite0", 1000, 3, done=1)  # 8.1 units after the second round's 3
+    assert cut["epochs"] == 12
+    assert plan_stage(job(second_round, 9), "lite0", 1000, 3, done=1) is None  # 6 units: under 2/3 of its epochs
+    assert plan_stage(job(second_round, 9), "lenet-pl", 1000, 3, done=1) is not None  # which then fits
+    assert plan_stage(job(second_round, 2.5), "lenet", 1000, 3, done=0)[0].get("epochs") is None  # first: whole

@@ -104,6 +104,7 @@ def test_submit_stages_a_kill_a_larger_budget_and_the_same_command_again(
     other = tmp_path / "other-data"
     shutil.copytree(tiny_zindi, other)  # the job's folder names its data: other data is another job
     assert main(["submit", "--data", str(other), "--time", "1m", "--out", str(out)]) == 2
+    assert "with other settings (data); use a new folder" in capsys.readouterr().err  # names what differs
     assert out.read_bytes() == before
 
 
@@ -160,7 +161,7 @@ def test_the_second_round_trains_on_the_test_images_the_first_stages_are_sure_of
     page = (work / "submit.html").read_text()
     assert f"The second round (lenet-pl) trained on {len(pseudo)} of the {len(test)} test images" in page
     assert "Nothing was fitted on the test images" not in page
-    with pytest.raises(RunError, match="other settings"):
+    with pytest.raises(RunError, match=r"other settings \(second_round_replaces, stages.lenet-pl\)"):
         sv.submit(tiny_zindi, time="20m", out=out, device="cpu")
 
 

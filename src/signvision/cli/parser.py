@@ -270,8 +270,8 @@ def options_submit(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--second-round",
         action="store_true",
-        help="also train LeNet again with the test images the first stages are sure of (pseudo-labels: fits on the "
-        "test images; helped on one new capture, not on another: docs/zindi.md)",
+        help="also train LeNet again with the test images the first stages are sure of, in the first LeNet's place "
+        "(pseudo-labels: fits on the test images; helped on one new capture, not on another: docs/zindi.md)",
     )
     p.add_argument("--audit", help="an audit folder: train on its clean.csv, its groups kept in one fold")
     p.add_argument("--seed", type=int, default=TrainConfig.seed, help="seed of the folds and of every stage")

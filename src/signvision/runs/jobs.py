@@ -4,6 +4,7 @@ settings is refused.
 
     job_folder       claim the folder for one job (one writer at a time) and check its spec file (cv.json,
                      ablation.json): a new folder gets it, an existing one must hold the same settings
+    differing        the settings in which an existing job and the command given differ (named in the refusal)
     train_or_resume  one run of the job: skipped when finished, continued when started (even one killed
                      before its first checkpoint), trained otherwise
 """
@@ -19,6 +20,17 @@ from signvision.errors import OptionError, RunError
 from signvision.files import read_json
 
 
+def differing(held: dict, spec: dict, within: str = "") -> list[str]:
+    """The settings in which two job specs differ, as dotted names (`settings.lr`, `stages.lite0`), sorted."""
+    names = []
+    for key in sorted(set(held) | set(spec)):
+        a, b = held.get(key), spec.get(key)
+        if a != b:
+            both_dicts = isinstance(a, dict) and isinstance(b, dict)
+            names += differing(a, b, f"{within}{key}.") if both_dicts else [f"{within}{key}"]
+    return names
+
+
 @contextmanager
 def job_folder(out: Path, spec: dict, spec_name: str, what: str, option: str = "out"):
     """Claim `out` for a job described by `spec` (written as `spec_name`); yields whether the job is new.
@@ -30,8 +42,10 @@ def job_folder(out: Path, spec: dict, spec_name: str, what: str, option: str = "
     spec = json.loads(json.dumps(spec))  # as it reads back from JSON
     existing = out / spec_name
     if existing.is_file():
-        if read_json(existing) != spec:
-            raise RunError(f"holds {what} with other settings; use a new folder", option=option, value=out)
+        held = read_json(existing)
+        if held != spec:
+            named = ", ".join(differing(held, spec))
+            raise RunError(f"holds {what} with other settings ({named}); use a new folder", option=option, value=out)
     elif holds_user_files(out):
         raise OptionError(f"exists and is not {what} folder; use a new folder", option=option, value=out)
     else:

@@ -8,6 +8,7 @@ that the most stages fit, and each stage cut or skipped against the time left. `
     training_rate   images/s of a recipe here: a few steps on random images at its size
     choose_folds    the job's folds (5, 3 or 2): the most with which the most stages fit
     plan_stage      one stage's settings and estimated seconds, or None: skipped
+    kept_for_second_round   the time a stage before the second round leaves it
 """
 
 from __future__ import annotations
@@ -220,6 +221,20 @@ def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
     return folds
 
 
+def kept_for_second_round(job: Job, name: str, n_images: int, n_classes: int, done: int) -> float:
+    """Seconds a stage before the second round leaves it (its training at LeNet's pace, the labelling and the
+    submissions after it): asked for, it goes before a later first-round stage, which is cut or skipped instead
+    (on a machine 1.2 times slower, the third stage took the time and the second round was skipped). Nothing is
+    kept while the first stage is planned (it runs whatever the time) or where no second round is to come."""
+    order = list(job.stages)
+    if not done or SECOND_ROUND not in order or order.index(name) >= order.index(SECOND_ROUND):
+        return 0.0
+    settings = {**stage_settings(job, SECOND_ROUND), "folds": job.folds}
+    rate = rate_of(job, SECOND_ROUND, n_classes)  # LeNet's probe: measured for the first stage
+    training = estimate_seconds(settings, images_of(job, SECOND_ROUND, n_images), rate, job.folds)
+    return training * pace_of(job, SECOND_ROUND) + job.after * (2 * done + 3)  # labels after done + 1, writes + 2
+
+
 def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: int) -> tuple[dict, float] | None:
     """(the settings of stage `name`, folds included, and its estimated seconds of training before the learnt
     pace) if it fits in the time left, after `done` finished stages; None: skip it. Its time is its training at
@@ -239,20 +254,22 @@ def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: int) ->
     raw = estimate_seconds(settings, images_of(job, name, n_images), rate_of(job, name, n_classes), job.folds)
     labelling = job.after * done if name == SECOND_ROUND else 0.0  # the pseudo-labels: a prediction of done stages
     training, writing = raw * pace_of(job, name), job.after * (done + 1) + labelling
-    needed, left = training + writing, max(job.left, 0.0)
+    kept = kept_for_second_round(job, name, n_images, n_classes, done)
+    needed, left = training + writing, max(job.left - kept, 0.0)
+    of = f"{left / 60:.1f}" + (f" ({kept / 60:.1f} more kept for the second round)" if kept else "")
     if needed <= left:
-        logger.info(f"stage {name}: {job.folds} folds, about {needed / 60:.1f} min of {left / 60:.1f}")
+        logger.info(f"stage {name}: {job.folds} folds, about {needed / 60:.1f} min of {of}")
         return settings, raw
     epochs = settings.get("epochs", TrainConfig.epochs)
     fitted = int(epochs * max(left - writing, 0.0) / training)  # the epochs that fit
     if not done:
         fitted = min(epochs, max(SHORTEST_EPOCHS, fitted))
     elif fitted < math.ceil(epochs * SHORTEST_SHARE):  # a later stage: cut a little, else skipped
-        logger.info(f"stage {name}: skipped (about {needed / 60:.1f} min needed, {left / 60:.1f} left)")
+        logger.info(f"stage {name}: skipped (about {needed / 60:.1f} min needed, {of} left)")
         return None
     logger.info(
         f"stage {name}: {job.folds} folds of {epochs} epochs need about {needed / 60:.1f} min, "
-        f"{left / 60:.1f} left: {fitted} epochs"
+        f"{of} left: {fitted} epochs"
         + (" (the fewest it runs: it will go over the budget)" if fitted * training / epochs + writing > left else "")
     )
     return {**settings, "epochs": fitted}, raw * fitted / epochs

@@ -153,9 +153,9 @@ def submit(
         distill: also train WORK/distilled, one LeNet on the out-of-fold probabilities of what predicts, if it
             fits in the time left: one network to serve and export (the submission stays the ensemble's).
         second_round: also train LeNet again on the labelled images plus the test images the finished stages are
-            sure of (pseudo-labels: their guesses, no test label read), before the 30-epoch LeNet, if it fits. It
-            fits on the test images, and paid on the session benchmark's new session but not on a withheld real
-            capture (docs/zindi.md): off unless asked.
+            sure of (pseudo-labels: their guesses, no test label read), before the 30-epoch LeNet, if it fits;
+            from then on it predicts in the first LeNet's place. It fits on the test images, and paid on the
+            session benchmark's new session but not on a withheld real capture (docs/zindi.md): off unless asked.
         log: where its lines go instead of the "signvision" logger.
         settings: training settings every stage shares (`seed`, `device`, `audit`, `workers`, ...).
 
