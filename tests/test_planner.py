@@ -1,5 +1,6 @@
-"""`submit`'s planner: the folds that let the most stages fit, a stage cut or skipped against the time left, each
-network's own pace, one timing probe per network and size (the training rate replaced by fixed figures here)."""
+"""`submit`'s planner: the folds that let the most valuable stages fit, a stage cut or skipped against the time
+left, each network's own pace, one timing probe per network and size (the training rate replaced by fixed
+figures here)."""
 
 from __future__ import annotations
 
@@ -206,3 +207,22 @@ def test_asked_for_the_second_round_goes_before_a_later_first_round_stage(monkey
     assert plan_stage(job(second_round, 9), "lite0", 1000, 3, done=1) is None  # 6 units: under 2/3 of its epochs
     assert plan_stage(job(second_round, 9), "lenet-pl", 1000, 3, done=1) is not None  # which then fits
     assert plan_stage(job(second_round, 2.5), "lenet", 1000, 3, done=0)[0].get("epochs") is None  # first: whole
+
+
+def test_the_folds_are_those_with_which_the_most_valuable_stages_fit(monkeypatch):
+    """An earlier stage outweighs any number of later ones: 3 folds of LeNet, Lite1 and one more LeNet stage
+    beat 5 folds of three LeNet stages without Lite1 (counted alike, the 5 folds were chosen)."""
+    import time
+
+    from signvision.runs.planner import OVERHEAD, Job, choose_folds
+
+    stages = {"lenet": {"model": "lenet"}, "lite1": {"model": "b"}, "again": {"model": "lenet", "lr": 1e-3}}
+    stages["longer"] = {"model": "lenet", "epochs": 15, "lr": 3e-3}
+    monkeypatch.setattr(planner_module, "STAGES", stages)
+    rates = {"lenet": 100.0, "b": 10.0}  # Lite1 ten times LeNet's time
+    monkeypatch.setattr(planner_module, "training_rate", lambda s, *a, **k: rates[s["model"]])
+    unit = OVERHEAD * 15 * 1000 / 100.0  # LeNet's seconds per (k - 1) folds
+    # 3 folds: LeNet 2 units, Lite1 20, again 2 (24; longer does not fit); 5 folds: 4, Lite1 40 (skipped), 4, 4
+    job = Job("d", None, None, time.monotonic() + 25 * unit, {})
+    assert choose_folds(job, 1000, 3) == 3
+    assert choose_folds(Job("d", None, None, time.monotonic() + 13 * unit, {}), 1000, 3) == 5  # Lite1 never fits

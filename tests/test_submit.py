@@ -157,6 +157,7 @@ def test_the_second_round_trains_on_the_test_images_the_first_stages_are_sure_of
     assert record["predicts_with"] == "ensemble-3"  # ... in every ensemble after it
     members = json.loads((work / "ensemble-3" / "ensemble.json").read_text())["runs"]
     assert members == ["../lenet-pl", "../lite0"] and record["stages"][2]["gain_over_best_stage"]["log_loss_ci"]
+    assert "from ensemble-3 (lenet-pl, lite0): out-of-fold" in lines[-1]  # the last line names what predicts
     check_submission(out, tiny_zindi)
     page = (work / "submit.html").read_text()
     assert f"The second round (lenet-pl) trained on {len(pseudo)} of the {len(test)} test images" in page

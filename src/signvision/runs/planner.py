@@ -1,12 +1,13 @@
 """How a `submit` job plans its stages: each stage's recipe timed on this machine (a few training steps), its
 time estimated from the images/s and the pace learnt on earlier stages of the same network, the folds chosen so
-that the most stages fit, and each stage cut or skipped against the time left. `runs/submit.py` runs the plan.
+that the most valuable stages fit, and each stage cut or skipped against the time left. `runs/submit.py` runs
+the plan.
 
     STAGES          the stages in order of expected value, each a set of training settings
     stages_of       a job's stages: STAGES, with the second round (pseudo-labels) where asked
     predicting      the finished stages that predict together (the second round replaces the stage it retrains)
     training_rate   images/s of a recipe here: a few steps on random images at its size
-    choose_folds    the job's folds (5, 3 or 2): the most with which the most stages fit
+    choose_folds    the job's folds (5, 3 or 2): the most with which the most valuable stages fit
     plan_stage      one stage's settings and estimated seconds, or None: skipped
     kept_for_second_round   the time a stage before the second round leaves it
 """
@@ -190,34 +191,40 @@ def pace_of(job: Job, name: str) -> float:
 
 
 def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
-    """The job's folds: those of FOLDS with which the most stages fit in the time left, in order, a stage that
-    does not fit skipped as the job skips it (two or more only with 3 folds or more: models trained on half the
-    images are not worth a second recipe), the most folds among them; if not even the first stage fits, the
-    fewest (the first stage is then cut). A later stage's network is timed only with UNTIMED_MINIMUM left after
-    the stages that fit before it: a short job does not spend its time probing a network it cannot reach."""
+    """The job's folds: those of FOLDS with which the most valuable stages fit in the time left, tried in order
+    as the job tries them (a stage that does not fit skipped; two or more only with 3 folds or more: models
+    trained on half the images are not worth a second recipe). The stages are in order of expected value, so an
+    earlier stage outweighs any number of later ones (counted alike, 5 folds of LeNet, its second round and the
+    30-epoch LeNet outnumbered 3 folds of LeNet, Lite1 and the second round on a slow machine, and the job
+    trained no pretrained network); among folds that fit the same stages, the most. If not even the first stage
+    fits, the fewest (the first stage is then cut). A later stage's network is timed only with UNTIMED_MINIMUM
+    left after the stages that fit before it: a short job does not spend its time probing a network it cannot
+    reach."""
     left = max(job.left, 0.0)
 
-    def stages_that_fit(k: int) -> int:
-        spent, count = 0.0, 0
+    def stages_that_fit(k: int) -> tuple[bool, ...]:
+        spent, fitted = 0.0, []
         for name in job.stages:
-            if k < 3 and count:  # with 2 folds, the first stage alone
+            if k < 3 and any(fitted):  # with 2 folds, the first stage alone
                 break
-            if count and step_of(job, name) not in job.rates and left - spent < UNTIMED_MINIMUM:
-                continue  # too little left to be worth timing this network
+            if any(fitted) and step_of(job, name) not in job.rates and left - spent < UNTIMED_MINIMUM:
+                fitted.append(False)  # too little left to be worth timing this network
+                continue
             rate = rate_of(job, name, n_classes)
             images = images_of(job, name, n_images)
             needed = estimate_seconds(stage_settings(job, name), images, rate, k) * pace_of(job, name)
-            if spent + needed <= left:
-                spent, count = spent + needed, count + 1
-            elif not count:
+            fitted.append(spent + needed <= left)
+            spent += needed if fitted[-1] else 0.0
+            if not any(fitted):
                 break  # not even the first stage fits
-        return count
+        return tuple(fitted + [False] * (len(job.stages) - len(fitted)))
 
     fits = {k: stages_that_fit(k) for k in FOLDS}
-    folds = max(FOLDS, key=lambda k: (fits[k], k)) if max(fits.values()) else FOLDS[-1]
+    folds = max(FOLDS, key=lambda k: (fits[k], k)) if any(map(any, fits.values())) else FOLDS[-1]
     probed = {step_of(job, name): name for name in reversed(job.stages)}  # a network's first stage names its probe
     said = ", ".join(f"{probed[step]} {rate:.0f}" for step, rate in job.rates.items() if step in probed)
-    logger.info(f"training images/s here: {said}; {folds} folds ({fits[folds]} of {len(job.stages)} stages fit)")
+    fitting = ", ".join(name for name, fits_in in zip(job.stages, fits[folds]) if fits_in) or "none whole"
+    logger.info(f"training images/s here: {said}; {folds} folds (stages that fit: {fitting})")
     return folds
 
 

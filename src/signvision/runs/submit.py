@@ -390,6 +390,7 @@ def closing_lines(record: dict, work: Path) -> str:
     )
     return (
         f"{timing}. Submission: {record['submission']}, from {last['predicts_with']} "
-        f"({', '.join(r['stage'] for r in record['stages'])}): {describe_row(last)}. That is what it expects on "
-        f"images like the training capture; a new capture usually scores worse.{served} Page: {work / 'submit.html'}"
+        f"({', '.join(planner.predicting([r['stage'] for r in record['stages']]))}): {describe_row(last)}. That is "
+        f"what it expects on images like the training capture; a new capture usually scores worse.{served} "
+        f"Page: {work / 'submit.html'}"
     )
