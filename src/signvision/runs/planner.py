@@ -9,6 +9,7 @@ the plan.
     training_rate   images/s of a recipe here: a few steps on random images at its size
     choose_folds    the job's folds (5, 3 or 2): the most with which the most valuable stages fit
     plan_stage      one stage's settings and estimated seconds, or None: skipped
+    stage_seconds   a stage's estimated seconds: its training, at its network's pace, and writing its submission
     kept_for_second_round   the time a stage before the second round leaves it
 """
 
@@ -229,6 +230,16 @@ def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
     return folds
 
 
+def stage_seconds(job: Job, name: str, n_images: int, n_classes: int, done: int) -> tuple[float, float, float]:
+    """Stage `name` after `done` finished stages: its seconds of training as estimated, the same at its network's
+    pace, and the seconds of writing the submission of `done` + 1 stages (for the second round, which needs a
+    finished stage, also of predicting the test images with the `done` before it: its pseudo-labels)."""
+    rate = rate_of(job, name, n_classes)
+    raw = estimate_seconds(stage_settings(job, name), images_of(job, name, n_images), rate, job.folds)
+    labelling = job.after * done if name == SECOND_ROUND else 0.0
+    return raw, raw * pace_of(job, name), job.after * (done + 1) + labelling
+
+
 def kept_for_second_round(job: Job, name: str, n_images: int, n_classes: int, done: int) -> float:
     """Seconds a stage before the second round leaves it (its training at LeNet's pace, the labelling and the
     submissions after it): asked for, it goes before a later first-round stage, which is cut or skipped instead
@@ -237,19 +248,16 @@ def kept_for_second_round(job: Job, name: str, n_images: int, n_classes: int, do
     order = list(job.stages)
     if not done or SECOND_ROUND not in order or order.index(name) >= order.index(SECOND_ROUND):
         return 0.0
-    settings = {**stage_settings(job, SECOND_ROUND), "folds": job.folds}
-    rate = rate_of(job, SECOND_ROUND, n_classes)  # LeNet's probe: measured for the first stage
-    training = estimate_seconds(settings, images_of(job, SECOND_ROUND, n_images), rate, job.folds)
-    return training * pace_of(job, SECOND_ROUND) + job.after * (2 * done + 3)  # labels after done + 1, writes + 2
+    _, training, writing = stage_seconds(job, SECOND_ROUND, n_images, n_classes, done + 1)  # after this stage
+    return training + writing
 
 
 def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: int) -> tuple[dict, float] | None:
     """(the settings of stage `name`, folds included, and its estimated seconds of training before the learnt
     pace) if it fits in the time left, after `done` finished stages; None: skip it. Its time is its training at
-    its network's pace, plus writing the submission of `done` + 1 stages (and for the second round, which needs
-    a finished stage, predicting the test images with the `done` before it). The first stage is cut to fewer
-    epochs if it does not fit, and runs even so (the job must hold a submission); a later one is cut if at
-    least SHORTEST_SHARE of its epochs fit, else skipped."""
+    its network's pace plus writing (stage_seconds), in the time left less what the second round keeps. The first
+    stage is cut to fewer epochs if it does not fit, and runs even so (the job must hold a submission); a later
+    one is cut if at least SHORTEST_SHARE of its epochs fit, else skipped."""
     from signvision.config import TrainConfig
 
     if done and step_of(job, name) not in job.rates and job.left < UNTIMED_MINIMUM:  # its probe alone takes seconds
@@ -259,9 +267,7 @@ def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: int) ->
         logger.info(f"stage {name}: skipped (no first round to label the test images)")
         return None
     settings = {**stage_settings(job, name), "folds": job.folds}
-    raw = estimate_seconds(settings, images_of(job, name, n_images), rate_of(job, name, n_classes), job.folds)
-    labelling = job.after * done if name == SECOND_ROUND else 0.0  # the pseudo-labels: a prediction of done stages
-    training, writing = raw * pace_of(job, name), job.after * (done + 1) + labelling
+    raw, training, writing = stage_seconds(job, name, n_images, n_classes, done)
     kept = kept_for_second_round(job, name, n_images, n_classes, done)
     needed, left = training + writing, max(job.left - kept, 0.0)
     of = f"{left / 60:.1f}" + (f" ({kept / 60:.1f} more kept for the second round)" if kept else "")
