@@ -205,3 +205,21 @@ def test_the_pace_is_learnt_from_the_share_of_a_stage_this_call_trained(tmp_path
     job = planner_module.Job(data=tmp_path, work=work, out=tmp_path / "s.csv", deadline=1e9, settings={})
     submit_module.train_stage(job, "lenet", {"model": "lenet", "folds": 3, "epochs": 10}, estimate=300.0)
     assert clock[0] == 150.0 and job.paces[planner_module.step_of(job, "lenet")] == pytest.approx(1.0)
+
+
+def test_the_last_line_says_when_a_second_round_asked_for_did_not_run(tmp_path):
+    """A job with its folds fixed at 5 skipped the second round it was asked for, 3.1 minutes before the budget's
+    end, and said so only in the middle of its log: the last line now says it, and nothing where it ran or where
+    it was not asked for."""
+    from signvision.runs.submit import closing_lines
+
+    row = {"log_loss": 0.138, "log_loss_ci": [0.071, 0.225], "accuracy": 0.959, "predicts_with": "ensemble-2"}
+    record = {"stages": [{**row, "stage": "lenet"}, {**row, "stage": "lite0"}], "submission": "s.csv"}
+    record.update(seconds=1012.9, budget_seconds=1200.0)
+    said = closing_lines(record, tmp_path, asked_second_round=True)
+    assert "16.9 min of 20.0" in said and "The second round asked for did not run" in said
+    assert "larger --time" in said and said.endswith(f"Page: {tmp_path / 'submit.html'}")
+    assert "second round" not in closing_lines(record, tmp_path)  # not asked for
+    record["stages"].append({**row, "stage": "lenet-pl", "predicts_with": "ensemble-3"})
+    ran = closing_lines(record, tmp_path, asked_second_round=True)
+    assert "did not run" not in ran and "(lite0, lenet-pl)" in ran  # it ran: in the first LeNet's place

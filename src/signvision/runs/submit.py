@@ -222,7 +222,7 @@ def run_job(
         from signvision.reports.submit_page import write_submit_page
 
         write_submit_page(work / "submit.html", record)
-    logger.info(closing_lines(record, work))
+    logger.info(closing_lines(record, work, asked_second_round=planner.SECOND_ROUND in job.stages))
     return record
 
 
@@ -372,14 +372,23 @@ def describe_row(row: dict) -> str:
     return text
 
 
-def closing_lines(record: dict, work: Path) -> str:
-    """The job's last lines: the submission, what it expects of it, and the time against the budget."""
+def closing_lines(record: dict, work: Path, asked_second_round: bool = False) -> str:
+    """The job's last lines: the submission, what it expects of it, the time against the budget, and a second
+    round asked for that did not run (a job with its folds fixed at 5 ended 3.1 minutes early without it, said
+    only in a line in the middle of the log)."""
     if not record["stages"]:
         return f"no stage fitted in the budget; nothing written. The job: {work}"
     last = record["stages"][-1]
     over = record["seconds"] - record["budget_seconds"]
     timing = f"{record['seconds'] / 60:.1f} min of {record['budget_seconds'] / 60:.1f}" + (
         f" (over by {over / 60:.1f} min)" if over > 0 else ""
+    )
+    finished = [r["stage"] for r in record["stages"]]
+    missing = (
+        f" The second round asked for did not run (the line 'stage {planner.SECOND_ROUND}: skipped' says why); where "
+        "time was short, the same command with a larger --time adds it."
+        if asked_second_round and planner.SECOND_ROUND not in finished
+        else ""
     )
     distilled = record.get("distilled")
     served = (
@@ -390,7 +399,7 @@ def closing_lines(record: dict, work: Path) -> str:
     )
     return (
         f"{timing}. Submission: {record['submission']}, from {last['predicts_with']} "
-        f"({', '.join(planner.predicting([r['stage'] for r in record['stages']]))}): {describe_row(last)}. That is "
-        f"what it expects on images like the training capture; a new capture usually scores worse.{served} "
-        f"Page: {work / 'submit.html'}"
+        f"({', '.join(planner.predicting(finished))}): {describe_row(last)}. That is "
+        f"what it expects on images like the training capture; a new capture usually scores worse.{served}"
+        f"{missing} Page: {work / 'submit.html'}"
     )
