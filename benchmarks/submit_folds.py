@@ -19,7 +19,9 @@ import sys
 
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[0] != "--folds" or argv[1] not in ("2", "3", "5"):
-        sys.exit("usage: submit_folds.py --folds {2,3,5} submit --data DIR --time T ... (a signvision command line)")
+        print("usage: submit_folds.py --folds {2,3,5} submit --data DIR --time T ... (a signvision command line)",
+              file=sys.stderr)  # fmt: skip
+        return 2  # a usage error, as the console script's
     import signvision.runs.planner as planner
     from signvision.cli.commands import main as signvision
 

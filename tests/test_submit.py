@@ -208,9 +208,9 @@ def test_the_pace_is_learnt_from_the_share_of_a_stage_this_call_trained(tmp_path
 
 
 def test_the_last_line_says_when_a_second_round_asked_for_did_not_run(tmp_path):
-    """A job with its folds fixed at 5 skipped the second round it was asked for, 3.1 minutes before the budget's
-    end, and said so only in the middle of its log: the last line now says it, and nothing where it ran or where
-    it was not asked for."""
+    """A `20m --second-round` job skipped the second round it was asked for (the stage before it overran), 1.8
+    minutes before the budget's end, and said so only in the middle of its log: the last line now says it, and
+    nothing where it ran or where it was not asked for."""
     from signvision.runs.submit import closing_lines
 
     row = {"log_loss": 0.138, "log_loss_ci": [0.071, 0.225], "accuracy": 0.959, "predicts_with": "ensemble-2"}

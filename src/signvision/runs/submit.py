@@ -374,8 +374,8 @@ def describe_row(row: dict) -> str:
 
 def closing_lines(record: dict, work: Path, asked_second_round: bool = False) -> str:
     """The job's last lines: the submission, what it expects of it, the time against the budget, and a second
-    round asked for that did not run (a job with its folds fixed at 5 ended 3.1 minutes early without it, said
-    only in a line in the middle of the log)."""
+    round asked for that did not run (a `20m --second-round` job whose Lite0 overran its estimate ended 1.8
+    minutes early without it, said only in a line in the middle of the log; docs/zindi.md)."""
     if not record["stages"]:
         return f"no stage fitted in the budget; nothing written. The job: {work}"
     last = record["stages"][-1]
