@@ -32,16 +32,16 @@ def test_the_job_chooses_the_most_folds_with_which_every_stage_fits(monkeypatch)
     short = job(1.5)
     assert choose_folds(short, 1000, 3) == 2  # LeNet alone: 3 folds (2 units) do not fit, 2 folds (1) do
     short.folds = 2
-    settings, estimate = plan_stage(short, "lenet", 1000, 3, done=0)
+    settings, estimate = plan_stage(short, "lenet", 1000, 3, done=[])
     assert settings["folds"] == 2 and settings["epochs"] == 10 and estimate == pytest.approx(unit)
-    settings, estimate = plan_stage(short, "lite0", 1000, 3, done=1)  # 2 units needed, 1.5 left ...
+    settings, estimate = plan_stage(short, "lite0", 1000, 3, done=["lenet"])  # 2 units needed, 1.5 left ...
     assert settings["epochs"] == 7 and estimate == pytest.approx(0.7 * 2 * unit)  # ... 7 of 10 epochs fit
     shorter = job(1.2)
     shorter.folds = 2
-    assert plan_stage(shorter, "lite0", 1000, 3, done=1) is None  # 6 of 10 epochs: under 2/3, skipped
+    assert plan_stage(shorter, "lite0", 1000, 3, done=["lenet"]) is None  # 6 of 10 epochs: under 2/3, skipped
     tiny = job(0.3)
     tiny.folds = choose_folds(tiny, 1000, 3)
-    settings, _ = plan_stage(tiny, "lenet", 1000, 3, done=0)
+    settings, _ = plan_stage(tiny, "lenet", 1000, 3, done=[])
     assert tiny.folds == 2 and settings["epochs"] == 4  # the fewest epochs: it says it will go over
 
 
@@ -63,15 +63,17 @@ def test_each_network_keeps_its_own_pace_and_later_stages_leave_time_to_write_th
     job = Job("d", None, None, time.monotonic() + 3.1 * unit, {}, folds=3)
     job.paces[step_of(job, "lenet")] = 1.5  # LeNet's first stage took 1.5 times its estimate
     assert step_of(job, "lenet") == step_of(job, "lenet30") != step_of(job, "lite0")
-    settings, _ = plan_stage(job, "lite0", 1000, 3, done=1)
+    settings, _ = plan_stage(job, "lite0", 1000, 3, done=["lenet"])
     assert settings["epochs"] == 30  # 3 units at Lite0's own pace fit in 3.1 (at LeNet's 1.5: 20 epochs)
-    settings, _ = plan_stage(job, "lenet30", 1000, 3, done=2)
+    settings, _ = plan_stage(job, "lenet30", 1000, 3, done=["lenet", "lite0"])
     assert settings["epochs"] == 20  # 2 units x 1.5 = 3 units fit
-    job.after = 0.1 * unit  # each finished stage adds a tenth of a unit to writing the submission
-    settings, _ = plan_stage(job, "lenet30", 1000, 3, done=2)
+    job.writing[step_of(job, "lenet")] = 0.1 * unit  # a LeNet member adds a tenth of a unit to writing; Lite0,
+    # not learnt and of no LeNet's size, counts as the dearest learnt
+    settings, _ = plan_stage(job, "lenet30", 1000, 3, done=["lenet", "lite0"])
     assert settings["epochs"] == 18  # (3.1 - 0.3) / 3 of 20 epochs
     job.paces[step_of(job, "lenet")] = 2.5
-    assert plan_stage(job, "lenet30", 1000, 3, done=2) is None  # (3.1 - 0.3) / 5 of 20 = 11 < 2/3 of 20: skipped
+    # (3.1 - 0.3) / 5 of 20 = 11 < 2/3 of 20: skipped
+    assert plan_stage(job, "lenet30", 1000, 3, done=["lenet", "lite0"]) is None
 
 
 def test_an_untried_network_takes_the_pace_of_one_at_its_size(monkeypatch):
@@ -150,7 +152,8 @@ def test_a_stage_the_budget_cannot_reach_is_not_timed(monkeypatch):
     assert choose_folds(roomy, 1000, 3) == 5 and probes == ["lenet", "a", "b"]  # all three fit: all three timed
     nearly_over = Job("d", None, None, time.monotonic() + 30.0, {}, folds=3)
     probes.clear()
-    assert planner_module.plan_stage(nearly_over, "lite1", 1000, 3, done=2) is None and probes == []  # 30 s left
+    assert planner_module.plan_stage(nearly_over, "lite1", 1000, 3, done=["lenet"]) is None  # 30 s left
+    assert probes == []
 
 
 def test_the_second_round_comes_where_asked_and_only_after_a_first(monkeypatch):
@@ -168,9 +171,9 @@ def test_the_second_round_comes_where_asked_and_only_after_a_first(monkeypatch):
     monkeypatch.setattr(planner_module, "training_rate", lambda *a, **k: 1000.0)
     job = planner_module.Job("d", Path("w"), Path("o.csv"), time.monotonic() + 3600, {}, folds=3)
     job.stages, job.test_images = planner_module.stages_of(True), 500
-    assert planner_module.plan_stage(job, "lenet-pl", 1000, 4, done=0) is None
-    settings, first = planner_module.plan_stage(job, "lenet", 1000, 4, done=0)
-    _, second = planner_module.plan_stage(job, "lenet-pl", 1000, 4, done=1)
+    assert planner_module.plan_stage(job, "lenet-pl", 1000, 4, done=[]) is None
+    settings, first = planner_module.plan_stage(job, "lenet", 1000, 4, done=[])
+    _, second = planner_module.plan_stage(job, "lenet-pl", 1000, 4, done=["lenet"])
     assert second == pytest.approx(first * 1500 / 1000)
 
 
@@ -201,12 +204,63 @@ def test_asked_for_the_second_round_goes_before_a_later_first_round_stage(monkey
         made.test_images = 500
         return made
 
-    assert "epochs" not in plan_stage(job(first_round, 11), "lite0", 1000, 3, done=1)[0]  # fits whole
-    cut, _ = plan_stage(job(second_round, 11.1), "lite0", 1000, 3, done=1)  # 8.1 units after the second round's 3
+    assert "epochs" not in plan_stage(job(first_round, 11), "lite0", 1000, 3, done=["lenet"])[0]  # fits whole
+    cut, _ = plan_stage(job(second_round, 11.1), "lite0", 1000, 3, done=["lenet"])  # 8.1 units after the 3 kept
     assert cut["epochs"] == 12
-    assert plan_stage(job(second_round, 9), "lite0", 1000, 3, done=1) is None  # 6 units: under 2/3 of its epochs
-    assert plan_stage(job(second_round, 9), "lenet-pl", 1000, 3, done=1) is not None  # which then fits
-    assert plan_stage(job(second_round, 2.5), "lenet", 1000, 3, done=0)[0].get("epochs") is None  # first: whole
+    assert plan_stage(job(second_round, 9), "lite0", 1000, 3, done=["lenet"]) is None  # 6 units: under 2/3
+    assert plan_stage(job(second_round, 9), "lenet-pl", 1000, 3, done=["lenet"]) is not None  # which then fits
+    assert plan_stage(job(second_round, 2.5), "lenet", 1000, 3, done=[])[0].get("epochs") is None  # first: whole
+
+
+def test_with_a_second_round_to_come_a_borrowed_pace_is_counted_longer(monkeypatch):
+    """Lite0 at Lite1's pace took up to 1.15 times its estimate: before a second round it is planned PACE_MARGIN
+    longer (cut, so that an overrun does not cost the second round); not at its own pace, nor without one."""
+    import time
+    from pathlib import Path
+
+    from signvision.runs.planner import OVERHEAD, PACE_MARGIN, Job, plan_stage, step_of
+
+    rates = {"lenet": 100.0, "a": 20.0, "b": 20.0}  # Lite1 ("b") and Lite0 ("a") five times LeNet's time
+    monkeypatch.setattr(planner_module, "training_rate", lambda s, *a, **k: rates[s["model"]])
+    unit = OVERHEAD * 15 * 1000 / 100.0  # LeNet's seconds per (k - 1) folds: 3 folds are 2 units, Lite0's 10
+    first_round = {"lenet": {"model": "lenet"}, "lite1": {"model": "b", "image_size": 128}}
+    first_round["lite0"] = {"model": "a", "image_size": 128}
+    second_round = {**first_round, "lenet-pl": {"model": "lenet"}}  # 1000 + 500 images: 3 units
+
+    def job(stages, own=False):
+        made = Job("d", Path("w"), Path("o.csv"), time.monotonic() + 13.5 * unit, {}, folds=3, stages=stages)
+        made.test_images = 500
+        made.paces[step_of(made, "lite1")] = 1.0  # learnt on Lite1: Lite0 borrows it
+        if own:
+            made.paces[step_of(made, "lite0")] = 1.0
+        return made
+
+    assert PACE_MARGIN == pytest.approx(1.15)
+    done = ["lenet", "lite1"]
+    cut, _ = plan_stage(job(second_round), "lite0", 1000, 3, done=done)  # 10 units fit in 10.5; 11.5 do not
+    assert cut["epochs"] == 13  # 15 x 10.5 / 11.5
+    assert "epochs" not in plan_stage(job(second_round, own=True), "lite0", 1000, 3, done=done)[0]
+    assert "epochs" not in plan_stage(job(first_round), "lite0", 1000, 3, done=done)[0]
+
+
+def test_writing_a_submission_costs_what_each_member_s_network_was_seen_to_cost():
+    """Each network's cost is what a submission took beyond the other members' learnt costs; a network not yet
+    seen costs as one at its size (Lite0 as Lite1), else as the dearest; after the second round its LeNet replaces
+    the first (one LeNet member, not two)."""
+    from pathlib import Path
+
+    from signvision.runs.planner import Job, learn_writing, stages_of, writing_seconds
+
+    stages = stages_of(True)
+    job = Job("d", Path("w"), Path("o.csv"), 1e9, {}, folds=3, stages=stages)
+    assert writing_seconds(job, ["lenet", "lite1"]) == 0.0  # nothing learnt yet
+    learn_writing(job, ["lenet"], 2.0)
+    learn_writing(job, ["lenet", "lite1"], 12.0)  # Lite1 costs 10
+    assert writing_seconds(job, ["lenet", "lite1", "lite0"]) == pytest.approx(22.0)  # Lite0 as Lite1
+    learn_writing(job, ["lenet", "lite1", "lite0"], 20.0)  # Lite0 costs 8
+    assert writing_seconds(job, ["lenet", "lite1", "lite0", "lenet-pl"]) == pytest.approx(20.0)  # 10 + 8 + 2
+    learn_writing(job, ["lenet", "lite1", "lite0", "lenet-pl"], 21.0)  # LeNet's cost relearnt: 3
+    assert writing_seconds(job, ["lenet", "lenet30"]) == pytest.approx(6.0)  # two LeNet members
 
 
 def test_the_folds_are_those_with_which_the_most_valuable_stages_fit(monkeypatch):

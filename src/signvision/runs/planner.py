@@ -10,6 +10,7 @@ the plan.
     choose_folds    the job's folds (5, 3 or 2): the most with which the most valuable stages fit
     plan_stage      one stage's settings and estimated seconds, or None: skipped
     stage_seconds   a stage's estimated seconds: its training, at its network's pace, and writing its submission
+    writing_seconds a submission's writing: each member's network's cost, learnt when it joined (learn_writing)
     kept_for_second_round   the time a stage before the second round leaves it
 """
 
@@ -58,6 +59,9 @@ OVERHEAD = 1.25  # a stage's time over its training steps' alone (validation, de
 SHORTEST_EPOCHS = 4  # ... and the fewest epochs the first stage is cut to when the budget is short
 SHORTEST_SHARE = 2 / 3  # a later stage runs with fewer epochs if at least this share of them fits, else is skipped
 UNTIMED_MINIMUM = 60.0  # seconds: with less left, a later stage whose network is not yet timed is skipped untimed
+PACE_MARGIN = 1.15  # with a second round to come, a stage at a pace learnt on another network is counted this much
+# longer: Lite0 at Lite1's pace took 0.89 to 1.15 times its estimate in 10 jobs, and 1.14 (0.7 min over) left a
+# `20m --second-round` job's second round 0.8 min short (docs/zindi.md)
 
 
 @dataclass
@@ -75,7 +79,9 @@ class Job:
     test_images: int = 0  # the images to predict: at most this many join the second round's training
     rates: dict = field(default_factory=dict)  # training images/s here of each network and size (probed)
     paces: dict = field(default_factory=dict)  # each network and size: a stage's time / its estimate (1.0 untried)
-    after: float = 0.0  # seconds each finished stage adds to writing a submission (ensembling, predicting)
+    writing: dict = field(default_factory=dict)  # each network and size: seconds a member adds to writing a
+    # submission (predicting the test images with its folds); one figure for all put Lite0's at LeNet's, and the
+    # second round's time, counting on it, came out 0.7 min short after Lite0
 
     @property
     def left(self) -> float:
@@ -183,13 +189,45 @@ def pace_of(job: Job, name: str) -> float:
     step = step_of(job, name)
     if step in job.paces:
         return job.paces[step]
+    return next((job.paces[k] for k in kin_of(job, name) if k in job.paces), 1.0)
+
+
+def kin_of(job: Job, name: str) -> list[str]:
+    """The steps (step_of) of the job's stages at stage `name`'s image size, its own among them."""
     from signvision.config import TrainConfig
 
     def size(stage: str) -> int:
         return stage_settings(job, stage).get("image_size", TrainConfig.image_size)
 
-    kin = [step_of(job, other) for other in job.stages if size(other) == size(name)]
-    return next((job.paces[k] for k in kin if k in job.paces), 1.0)
+    return [step_of(job, other) for other in job.stages if size(other) == size(name)]
+
+
+def borrows_pace(job: Job, name: str) -> bool:
+    """Whether stage `name` is planned at a pace learnt on another network (its own not yet learnt)."""
+    return step_of(job, name) not in job.paces and any(k in job.paces for k in kin_of(job, name))
+
+
+def member_seconds(job: Job, name: str) -> float:
+    """Seconds stage `name` adds, as a member, to writing a submission: learnt when a stage of its network joined;
+    else as one at its size (Lite0 as Lite1); else as the dearest learnt (nothing learnt: 0)."""
+    known = [job.writing[k] for k in [step_of(job, name), *kin_of(job, name)] if k in job.writing]
+    return known[0] if known else max(job.writing.values(), default=0.0)
+
+
+def writing_seconds(job: Job, finished: list[str]) -> float:
+    """Seconds to write the submission of the `finished` stages (or to label the test images with them): the sum
+    of what predicts' members cost."""
+    return sum(member_seconds(job, name) for name in predicting(finished))
+
+
+def learn_writing(job: Job, finished: list[str], seconds: float) -> None:
+    """The submission of the `finished` stages took `seconds` to write: the newest stage's network costs what the
+    other members' learnt costs leave of it (shared among the members of its network)."""
+    step = step_of(job, finished[-1])
+    members = predicting(finished)
+    same = [m for m in members if step_of(job, m) == step]
+    others = sum(member_seconds(job, m) for m in members if step_of(job, m) != step)
+    job.writing[step] = max(seconds - others, 0.0) / max(len(same), 1)
 
 
 def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
@@ -230,17 +268,17 @@ def choose_folds(job: Job, n_images: int, n_classes: int) -> int:
     return folds
 
 
-def stage_seconds(job: Job, name: str, n_images: int, n_classes: int, done: int) -> tuple[float, float, float]:
-    """Stage `name` after `done` finished stages: its seconds of training as estimated, the same at its network's
-    pace, and the seconds of writing the submission of `done` + 1 stages (for the second round, which needs a
+def stage_seconds(job: Job, name: str, n_images: int, n_classes: int, done: list[str]) -> tuple[float, float, float]:
+    """Stage `name` after the finished stages `done`: its seconds of training as estimated, the same at its
+    network's pace, and the seconds of writing the submission with it (for the second round, which needs a
     finished stage, also of predicting the test images with the `done` before it: its pseudo-labels)."""
     rate = rate_of(job, name, n_classes)
     raw = estimate_seconds(stage_settings(job, name), images_of(job, name, n_images), rate, job.folds)
-    labelling = job.after * done if name == SECOND_ROUND else 0.0
-    return raw, raw * pace_of(job, name), job.after * (done + 1) + labelling
+    labelling = writing_seconds(job, done) if name == SECOND_ROUND else 0.0
+    return raw, raw * pace_of(job, name), writing_seconds(job, [*done, name]) + labelling
 
 
-def kept_for_second_round(job: Job, name: str, n_images: int, n_classes: int, done: int) -> float:
+def kept_for_second_round(job: Job, name: str, n_images: int, n_classes: int, done: list[str]) -> float:
     """Seconds a stage before the second round leaves it (its training at LeNet's pace, the labelling and the
     submissions after it): asked for, it goes before a later first-round stage, which is cut or skipped instead
     (on a machine 1.2 times slower, the third stage took the time and the second round was skipped). Nothing is
@@ -248,16 +286,17 @@ def kept_for_second_round(job: Job, name: str, n_images: int, n_classes: int, do
     order = list(job.stages)
     if not done or SECOND_ROUND not in order or order.index(name) >= order.index(SECOND_ROUND):
         return 0.0
-    _, training, writing = stage_seconds(job, SECOND_ROUND, n_images, n_classes, done + 1)  # after this stage
+    _, training, writing = stage_seconds(job, SECOND_ROUND, n_images, n_classes, [*done, name])  # after this one
     return training + writing
 
 
-def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: int) -> tuple[dict, float] | None:
+def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: list[str]) -> tuple[dict, float] | None:
     """(the settings of stage `name`, folds included, and its estimated seconds of training before the learnt
-    pace) if it fits in the time left, after `done` finished stages; None: skip it. Its time is its training at
-    its network's pace plus writing (stage_seconds), in the time left less what the second round keeps. The first
-    stage is cut to fewer epochs if it does not fit, and runs even so (the job must hold a submission); a later
-    one is cut if at least SHORTEST_SHARE of its epochs fit, else skipped."""
+    pace) if it fits in the time left, after the finished stages `done`; None: skip it. Its time is its training
+    at its network's pace plus writing (stage_seconds), in the time left less what the second round keeps (and
+    with a second round to come, a borrowed pace counted PACE_MARGIN longer). The first stage is cut to fewer
+    epochs if it does not fit, and runs even so (the job must hold a submission); a later one is cut if at least
+    SHORTEST_SHARE of its epochs fit, else skipped."""
     from signvision.config import TrainConfig
 
     if done and step_of(job, name) not in job.rates and job.left < UNTIMED_MINIMUM:  # its probe alone takes seconds
@@ -269,8 +308,11 @@ def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: int) ->
     settings = {**stage_settings(job, name), "folds": job.folds}
     raw, training, writing = stage_seconds(job, name, n_images, n_classes, done)
     kept = kept_for_second_round(job, name, n_images, n_classes, done)
+    spare = kept and borrows_pace(job, name)  # an overrun would cost the second round, not a little of a later stage
+    training *= PACE_MARGIN if spare else 1.0
     needed, left = training + writing, max(job.left - kept, 0.0)
     of = f"{left / 60:.1f}" + (f" ({kept / 60:.1f} more kept for the second round)" if kept else "")
+    of += f" (counted {PACE_MARGIN - 1:.0%} longer: its pace is another network's)" if spare else ""
     if needed <= left:
         logger.info(f"stage {name}: {job.folds} folds, about {needed / 60:.1f} min of {of}")
         return settings, raw

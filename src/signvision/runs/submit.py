@@ -201,7 +201,7 @@ def run_job(
         record = read_json(work / "stages.json") if (work / "stages.json").is_file() else {"stages": []}
         done = [row["stage"] for row in record["stages"]]
         job.folds = record.get("folds")
-        job.paces, job.after = record.get("paces", {}), record.get("after_seconds", 0.0)  # learnt by earlier calls
+        job.paces, job.writing = record.get("paces", {}), record.get("writing", {})  # learnt by earlier calls
         for name in continued_first(job):
             if name in done:
                 continue
@@ -211,7 +211,7 @@ def run_job(
                 plan = {**stage_settings(job, name), "epochs": cv["config"]["epochs"], "folds": cv["folds"]}, None
             else:
                 job.folds = job.folds or choose_folds(job, len(table.train), len(table.classes))
-                plan = plan_stage(job, name, len(table.train), len(table.classes), done=len(done))
+                plan = plan_stage(job, name, len(table.train), len(table.classes), done=list(done))
             if plan is not None:
                 run_stage(job, name, plan, record, done)
         if distill and done and "distilled" not in record:
@@ -253,7 +253,7 @@ def run_stage(job: Job, name: str, plan: tuple[dict, float | None], record: dict
     predicting = best_so_far(job, done + [name])
     digest = write_submission(job, predicting)
     done.append(name)
-    job.after = (time.monotonic() - trained) / len(done)
+    planner.learn_writing(job, done, time.monotonic() - trained)
     row = {
         "stage": name,
         "model": settings["model"],
@@ -265,7 +265,7 @@ def run_stage(job: Job, name: str, plan: tuple[dict, float | None], record: dict
     }
     record["stages"].append(row)
     record.update(digest=digest, submission=str(job.out), predicts_with=predicting.name)
-    record.update(paces=job.paces, after_seconds=round(job.after, 1))
+    record.update(paces=job.paces, writing={k: round(v, 1) for k, v in job.writing.items()})
     write_json(job.work / "stages.json", record)
     logger.info(f"stage {name}: wrote {job.out} ({describe_row(row)})")
 
