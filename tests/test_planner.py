@@ -218,6 +218,7 @@ def test_with_a_second_round_to_come_a_borrowed_pace_is_counted_longer(monkeypat
     import time
     from pathlib import Path
 
+    from signvision.logs import log_to
     from signvision.runs.planner import OVERHEAD, PACE_MARGIN, Job, plan_stage, step_of
 
     rates = {"lenet": 100.0, "a": 20.0, "b": 20.0}  # Lite1 ("b") and Lite0 ("a") five times LeNet's time
@@ -237,10 +238,44 @@ def test_with_a_second_round_to_come_a_borrowed_pace_is_counted_longer(monkeypat
 
     assert PACE_MARGIN == pytest.approx(1.15)
     done = ["lenet", "lite1"]
-    cut, _ = plan_stage(job(second_round), "lite0", 1000, 3, done=done)  # 10 units fit in 10.5; 11.5 do not
+    lines = []
+    with log_to(lines.append):
+        cut, _ = plan_stage(job(second_round), "lite0", 1000, 3, done=done)  # 10 units fit in 10.5; 11.5 do not
     assert cut["epochs"] == 13  # 15 x 10.5 / 11.5
+    assert "kept for the second round; counted 15% longer at another network's pace): 13 epochs" in lines[-1]
     assert "epochs" not in plan_stage(job(second_round, own=True), "lite0", 1000, 3, done=done)[0]
     assert "epochs" not in plan_stage(job(first_round), "lite0", 1000, 3, done=done)[0]
+
+
+def test_the_job_that_missed_its_second_round_now_leaves_it_the_time(monkeypatch):
+    """`submit --time 20m --second-round --seed 0` of session 21, replayed at its Lite0 stage with that job's
+    figures (probes, LeNet's and Lite1's paces, 8.0 min left) and the writing costs a later job learnt: it cut
+    Lite0 to 4 epochs (the line below, word for word but for the margin's note), which ran at pace 1.05, and the
+    second round was skipped with 1.8 of its 2.6 min. Now Lite0 does not fit and the second round does."""
+    import time
+    from pathlib import Path
+
+    from signvision.logs import log_to
+    from signvision.runs.planner import Job, plan_stage, stages_of, step_of
+
+    rates = {"lenet": 960.0, "tf_efficientnet_lite1": 41.0, "tf_efficientnet_lite0": 54.0}
+    monkeypatch.setattr(planner_module, "training_rate", lambda s, *a, **k: rates[s["model"]])
+
+    def job(writing: dict) -> Job:
+        made = Job("d", Path("w"), Path("o.csv"), time.monotonic() + 8.0 * 60, {}, folds=3, stages=stages_of(True))
+        made.train_images, made.test_images = 1800, 600
+        made.paces = {step_of(made, "lenet"): 1.23, step_of(made, "lite1"): 0.92}
+        made.writing = {step_of(made, name): seconds for name, seconds in writing.items()}
+        return made
+
+    lines = []
+    with log_to(lines.append), monkeypatch.context() as old:
+        old.setattr(planner_module, "PACE_MARGIN", 1.0)  # as it was: no margin, one writing cost (about 6 s)
+        assert plan_stage(job({"lenet": 6.0, "lite1": 6.0}), "lite0", 1800, 9, ["lenet", "lite1"])[0]["epochs"] == 4
+    assert "6 epochs need about 8.0 min, 5.5 left (2.5 more kept for the second round" in lines[-1]
+    now = job({"lenet": 1.9, "lite1": 11.1})
+    assert plan_stage(now, "lite0", 1800, 9, ["lenet", "lite1"]) is None
+    assert plan_stage(now, "lenet-pl", 1800, 9, ["lenet", "lite1"]) is not None
 
 
 def test_writing_a_submission_costs_what_each_member_s_network_was_seen_to_cost():

@@ -311,21 +311,22 @@ def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: list[st
     spare = kept and borrows_pace(job, name)  # an overrun would cost the second round, not a little of a later stage
     training *= PACE_MARGIN if spare else 1.0
     needed, left = training + writing, max(job.left - kept, 0.0)
-    of = f"{left / 60:.1f}" + (f" ({kept / 60:.1f} more kept for the second round)" if kept else "")
-    of += f" (counted {PACE_MARGIN - 1:.0%} longer: its pace is another network's)" if spare else ""
+    notes = [f"{kept / 60:.1f} more kept for the second round"] * bool(kept)
+    notes += [f"counted {PACE_MARGIN - 1:.0%} longer at another network's pace"] * bool(spare)
+    why = f" ({'; '.join(notes)})" if notes else ""
     if needed <= left:
-        logger.info(f"stage {name}: {job.folds} folds, about {needed / 60:.1f} min of {of}")
+        logger.info(f"stage {name}: {job.folds} folds, about {needed / 60:.1f} min of {left / 60:.1f}{why}")
         return settings, raw
     epochs = settings.get("epochs", TrainConfig.epochs)
     fitted = int(epochs * max(left - writing, 0.0) / training)  # the epochs that fit
     if not done:
         fitted = min(epochs, max(SHORTEST_EPOCHS, fitted))
     elif fitted < math.ceil(epochs * SHORTEST_SHARE):  # a later stage: cut a little, else skipped
-        logger.info(f"stage {name}: skipped (about {needed / 60:.1f} min needed, {of} left)")
+        logger.info(f"stage {name}: skipped (about {needed / 60:.1f} min needed, {left / 60:.1f} left{why})")
         return None
     logger.info(
         f"stage {name}: {job.folds} folds of {epochs} epochs need about {needed / 60:.1f} min, "
-        f"{of} left: {fitted} epochs"
+        f"{left / 60:.1f} left{why}: {fitted} epochs"
         + (" (the fewest it runs: it will go over the budget)" if fitted * training / epochs + writing > left else "")
     )
     return {**settings, "epochs": fitted}, raw * fitted / epochs
