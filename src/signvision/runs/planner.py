@@ -308,7 +308,7 @@ def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: list[st
     settings = {**stage_settings(job, name), "folds": job.folds}
     raw, training, writing = stage_seconds(job, name, n_images, n_classes, done)
     kept = kept_for_second_round(job, name, n_images, n_classes, done)
-    spare = kept and borrows_pace(job, name)  # an overrun would cost the second round, not a little of a later stage
+    spare = bool(kept) and borrows_pace(job, name)  # an overrun would cost the second round
     training *= PACE_MARGIN if spare else 1.0
     needed, left = training + writing, max(job.left - kept, 0.0)
     notes = [f"{kept / 60:.1f} more kept for the second round"] * bool(kept)
