@@ -311,8 +311,11 @@ def plan_stage(job: Job, name: str, n_images: int, n_classes: int, done: list[st
     spare = bool(kept) and borrows_pace(job, name)  # an overrun would cost the second round
     training *= PACE_MARGIN if spare else 1.0
     needed, left = training + writing, max(job.left - kept, 0.0)
-    notes = [f"{kept / 60:.1f} more kept for the second round"] * bool(kept)
-    notes += [f"counted {PACE_MARGIN - 1:.0%} longer at another network's pace"] * bool(spare)
+    notes = []
+    if kept:
+        notes.append(f"{kept / 60:.1f} more kept for the second round")
+    if spare:
+        notes.append(f"counted {PACE_MARGIN - 1:.0%} longer at another network's pace")
     why = f" ({'; '.join(notes)})" if notes else ""
     if needed <= left:
         logger.info(f"stage {name}: {job.folds} folds, about {needed / 60:.1f} min of {left / 60:.1f}{why}")

@@ -211,7 +211,7 @@ def run_job(
                 plan = {**stage_settings(job, name), "epochs": cv["config"]["epochs"], "folds": cv["folds"]}, None
             else:
                 job.folds = job.folds or choose_folds(job, len(table.train), len(table.classes))
-                plan = plan_stage(job, name, len(table.train), len(table.classes), done=list(done))
+                plan = plan_stage(job, name, len(table.train), len(table.classes), done=done)
             if plan is not None:
                 run_stage(job, name, plan, record, done)
         if distill and done and "distilled" not in record:
