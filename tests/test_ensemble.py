@@ -231,6 +231,12 @@ def test_the_fourth_adversarial_round_damaged_run_files_are_one_line(two_recipes
             assert code == 2 and words in err and len(err.strip().splitlines()) == 1, f"{name}: {err}"
             assert f"{b}/oof.csv" in err and "--run" not in err and "Traceback" not in err, err
             assert not (tmp_path / "e").exists()
+    b = damaged(root / "b", tmp_path, "no_config", lambda lines: lines)  # found in session 23: a traceback, and
+    (Path(b) / "config.json").unlink()  # a half-made ensemble folder left behind
+    code = main(["ensemble", a, b, "--out", str(tmp_path / "e")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{b}/config.json: file not found" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "e").exists()
 
 
 @pytest.mark.slow

@@ -81,6 +81,10 @@ def read_oof_run(run: str | Path) -> OofRun:
             f"{given}: is not a --folds run: an ensemble's weights are fitted on out-of-fold predictions; train "
             "each recipe with --folds K (the same K, data and seed)"
         )
+    if not (folder / "config.json").is_file():  # the heaviest run's settings become the ensemble's
+        raise MissingError(
+            f"{Path(given) / 'config.json'}: file not found (the run's settings, which the ensemble keeps)"
+        )
     folds = read_csv(folder / "folds.csv", ["img_IDS", "Label", "fold"]).drop(columns="row")
     oof = read_csv(folder / "oof.csv", ["img_IDS", "Label", "fold"])
     summary = read_json(folder / "summary.json")
