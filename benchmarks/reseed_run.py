@@ -14,10 +14,9 @@ An experiment, not a user option.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-from dataclasses import asdict, fields
+from dataclasses import asdict, replace
 from pathlib import Path
 
 os.environ.setdefault("SIGNVISION_PROGRESS", "0")
@@ -39,14 +38,12 @@ def main(argv=None) -> int:
     from signvision.files import write_json
     from signvision.runs.crossval import fit_folds
 
-    names = {f.name for f in fields(TrainConfig)}
-    settings = {k: v for k, v in json.loads((run / "config.json").read_text()).items() if k in names}
-    cfg = TrainConfig(**{**settings, "seed": args.seed, "out": str(out)})
+    cfg = replace(TrainConfig.load(run / "config.json"), seed=args.seed, out=str(out))
     cfg.absolute_paths()
     out.mkdir(parents=True)
-    shutil.copy(run / "folds.csv", out / "folds.csv")  # fit_folds keeps a folds.csv it finds
-    write_json(out / "config.json", asdict(cfg))
-    write_json(out / "cv.json", json.loads(json.dumps({"folds": cfg.folds, "config": cfg.experiment()})))
+    shutil.copy(run / "folds.csv", out / "folds.csv")  # fit_folds keeps a folds.csv it finds ...
+    write_json(out / "config.json", asdict(cfg))  # ... and writes config.json only with folds it draws
+    write_json(out / "cv.json", {"folds": cfg.folds, "config": cfg.experiment()})  # the job fit_folds continues
     fit_folds(cfg)
     return 0
 
