@@ -8,6 +8,8 @@ matrix product on the same cores, the best a dense kernel reaches here.
     python benchmarks/peak.py --amp                # the same under bf16 autocast (CPU)
     python benchmarks/peak.py --channels-last      # the same with NHWC tensors, as `train --channels-last`
     python benchmarks/peak.py --channels-last --compile --models tf_efficientnet_lite0   # as `train --compile`
+    python benchmarks/peak.py --channels-last --amp --depthwise-fp32 --profile --models tf_efficientnet_lite0
+                                                   # bf16 but the depthwise layers; the operators that take the time
 
 The cores' threads are PyTorch's default (all of them); run it alone.
 """
@@ -58,9 +60,46 @@ def flops_per_image(model, x) -> float:
     return 3 * counter.get_total_flops() / len(x)
 
 
-def measure(name: str, size: int, batch: int, steps: int, amp: bool, channels_last=False, compile=False) -> dict:
+def depthwise_in_fp32(model: torch.nn.Module) -> int:
+    """Run each depthwise (grouped) convolution outside bf16 autocast, in fp32, forward and backward: an
+    experiment on where bf16 loses time in a depthwise network. Returns how many layers it changed."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    for layer in layers:
+        conv = layer.forward
+
+        def forward(x, conv=conv):
+            with torch.autocast("cpu", enabled=False):
+                return conv(x.float())
+
+        layer.forward = forward
+    return len(layers)
+
+
+def top_operators(stepped, optimizer, x, y, amp: bool, rows: int = 6) -> str:
+    """PyTorch's profiler over three training steps: the operators that take the most time, as a table."""
+    from torch.profiler import profile
+
+    with profile() as prof:
+        for _ in range(3):
+            train_step(stepped, optimizer, x, y, amp)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
+def measure(
+    name: str,
+    size: int,
+    batch: int,
+    steps: int,
+    amp: bool,
+    channels_last=False,
+    compile=False,
+    depthwise_fp32=False,
+    profile=False,
+) -> dict:
     torch.manual_seed(0)
     model = build_model(name, 9, image_size=size).train()
+    if depthwise_fp32:
+        depthwise_in_fp32(model)
     x, y = torch.randn(batch, 3, size, size), torch.randint(0, 9, (batch,))
     if channels_last:  # NHWC weights and batches, as `train --channels-last` makes them
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
@@ -74,6 +113,8 @@ def measure(name: str, size: int, batch: int, steps: int, amp: bool, channels_la
     for _ in range(steps):
         train_step(stepped, optimizer, x, y, amp)
     per_s = steps * batch / (time.perf_counter() - started)
+    if profile:
+        print(top_operators(stepped, optimizer, x, y, amp))
     return {
         "model": name,
         "size": size,
@@ -91,6 +132,8 @@ def main() -> None:
     p.add_argument("--amp", action="store_true", help="bf16 autocast, as `train --amp` on a CPU")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format, as `train --channels-last`")
     p.add_argument("--compile", action="store_true", help="torch.compile the model, as `train --compile`")
+    p.add_argument("--depthwise-fp32", action="store_true", help="depthwise layers in fp32 under --amp")
+    p.add_argument("--profile", action="store_true", help="print the operators that take the most time")
     p.add_argument("--models", default=",".join(n for n, _ in MODELS), help="comma-separated, of the three")
     a = p.parse_args()
     asked = [m.strip() for m in a.models.split(",") if m.strip()]
@@ -109,10 +152,10 @@ def main() -> None:
     print(
         f"{'model':<24} {'px':>4} {'img/s':>8} {'GFLOP/img':>10} {'GFLOP/s':>9} {'of peak':>8}   "
         f"({'bf16' if a.amp else 'fp32'}{', channels-last' if a.channels_last else ''}"
-        f"{', compiled' if a.compile else ''})   warm-up s"
+        f"{', compiled' if a.compile else ''}{', depthwise in fp32' if a.depthwise_fp32 else ''})   warm-up s"
     )
     for name, size in chosen:
-        r = measure(name, size, a.batch_size, a.steps, a.amp, a.channels_last, a.compile)
+        r = measure(name, size, a.batch_size, a.steps, a.amp, a.channels_last, a.compile, a.depthwise_fp32, a.profile)
         print(
             f"{name:<24} {size:>4} {r['img_s']:>8.0f} {r['gflop_img']:>10.3f} {r['gflop_s']:>9.1f} "
             f"{r['gflop_s'] / peak:>8.1%}   {r['warm_up_s']:>9.1f}"
