@@ -10,7 +10,8 @@ that every other command takes:
                         not fit)
     WORK/lenet-pl       with `second_round`: LeNet again, with the test images the stages before are sure of
                         (WORK/pseudo-labels.csv: their guesses; off unless asked, it fits on the test images)
-    WORK/lenet30        stage 4: LeNet for 30 epochs (where Lite1 or Lite0 did not fit, it still may)
+    WORK/lenet30        stage 4: LeNet for 30 epochs (where Lite1 or Lite0 did not fit, it still may); with
+                        `second_round` the second round takes its place
     WORK/ensemble-N     the N finished stages combined, weights fitted out of fold (`signvision ensemble`);
                         after the second round, without the LeNet it replaces
     WORK/distilled      with `distill`: one LeNet trained on what predicts (`signvision distill`), to serve
@@ -153,7 +154,7 @@ def submit(
         distill: also train WORK/distilled, one LeNet on the out-of-fold probabilities of what predicts, if it
             fits in the time left: one network to serve and export (the submission stays the ensemble's).
         second_round: also train LeNet again on the labelled images plus the test images the finished stages are
-            sure of (pseudo-labels: their guesses, no test label read), before the 30-epoch LeNet, if it fits;
+            sure of (pseudo-labels: their guesses, no test label read), in the 30-epoch LeNet's place, if it fits;
             from then on it predicts in the first LeNet's place. It fits on the test images, and paid on the
             session benchmark's new session but not on a withheld real capture (docs/zindi.md): off unless asked.
         log: where its lines go instead of the "signvision" logger.
