@@ -60,9 +60,9 @@ def flops_per_image(model, x) -> float:
     return 3 * counter.get_total_flops() / len(x)
 
 
-def depthwise_in_fp32(model: torch.nn.Module) -> int:
+def depthwise_in_fp32(model: torch.nn.Module) -> None:
     """Run each depthwise (grouped) convolution outside bf16 autocast, in fp32, forward and backward: an
-    experiment on where bf16 loses time in a depthwise network. Returns how many layers it changed."""
+    experiment on where bf16 loses time in a depthwise network."""
     layers = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
     for layer in layers:
         conv = layer.forward
@@ -72,7 +72,6 @@ def depthwise_in_fp32(model: torch.nn.Module) -> int:
                 return conv(x.float())
 
         layer.forward = forward
-    return len(layers)
 
 
 def top_operators(stepped, optimizer, x, y, amp: bool, rows: int = 6) -> str:
